@@ -1,0 +1,166 @@
+"""Image to video with SVD: denoise to latents, decode in chunks, and recover from running out of GPU memory.
+
+Denoising and decoding are split (`output_type="latent"`, then `decode_latents`), which reproduces a plain pipeline
+call exactly and lets an out-of-memory error in the decode be retried alone, with a smaller chunk, instead of
+throwing away minutes of denoising.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from svd_demo.errors import GenerationCancelled, UserFacingError
+from svd_demo.memory import decode_chunk, step_down
+from svd_demo.params import VideoParams
+from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
+
+# progress(fraction in [0, 1], description)
+ProgressFn = Callable[[float, str], None]
+
+
+class OutOfMemory(UserFacingError):
+    """Even the smallest settings did not fit in GPU memory."""
+
+
+@dataclass
+class Frames:
+    """The frames of one generation and what it took to make them."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    params: VideoParams  # fully resolved: seed drawn, model defaults filled
+    memory_profile: str
+    decode_chunk_size: int
+    memory_changes: list[str] = field(default_factory=list)  # what the out-of-memory recovery changed, for the user
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _step_callback(total: int, progress: ProgressFn | None, cancel: threading.Event | None) -> Callable[..., dict]:
+    """Reports each denoising step and stops the pipeline at the next step once `cancel` is set."""
+
+    def callback(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled("Cancelled. The GPU is free for the next request.")
+        if progress is not None:
+            progress(0.05 + 0.85 * (step + 1) / total, f"Denoising step {step + 1}/{total}")
+        return callback_kwargs
+
+    return callback
+
+
+def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, progress: ProgressFn | None = None,
+            cancel: threading.Event | None = None) -> Any:
+    """Run the denoising loop and return latents (batch, frames, channels, h/8, w/8)."""
+    import torch
+
+    generator = torch.Generator(device="cpu").manual_seed(params.seed)  # per call: never global state
+    with torch.inference_mode():
+        return loaded.pipe(
+            image,
+            height=image.height,
+            width=image.width,
+            num_frames=params.num_frames,
+            num_inference_steps=params.num_inference_steps,
+            min_guidance_scale=params.min_guidance_scale,
+            max_guidance_scale=params.max_guidance_scale,
+            fps=params.fps,  # the pipeline conditions on fps - 1 itself
+            motion_bucket_id=params.motion_bucket_id,
+            noise_aug_strength=params.noise_aug_strength,
+            generator=generator,
+            output_type="latent",
+            callback_on_step_end=_step_callback(params.num_inference_steps, progress, cancel),
+        ).frames
+
+
+def decode(loaded: LoadedPipeline, latents: Any, num_frames: int, chunk: int) -> np.ndarray:
+    """Latents to (T, H, W, 3) float frames in [0, 1], `chunk` frames through the VAE at a time."""
+    import torch
+
+    pipe = loaded.pipe
+    with torch.inference_mode():
+        video = pipe.decode_latents(latents, num_frames, chunk)
+        frames = pipe.video_processor.postprocess_video(video=video, output_type="np")
+    pipe.maybe_free_model_hooks()
+    return np.asarray(frames[0])
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Float frames to 8 bits, refusing NaN/inf (fp16 overflow) instead of writing a black video."""
+    if not np.isfinite(frames).all():
+        bad = int((~np.isfinite(frames)).reshape(len(frames), -1).any(axis=1).sum())
+        raise UserFacingError(f"The model produced invalid values (NaN) in {bad} of {len(frames)} frames, which "
+                              "would be black. This is a known fp16 overflow: try another seed, or start the app "
+                              "with --dtype bf16 or --dtype fp32.")
+    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *,
+                    progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> Frames:
+    """Generate the frames of one clip, retrying out-of-memory failures as the memory profiles allow.
+
+    Denoising out of memory: step down one profile and retry once. Decode out of memory: halve the chunk and retry
+    the decode alone, down to one frame. Whatever changed is listed in `memory_changes`; the pipeline goes back to
+    its normal profile afterwards, so one unlucky request does not slow down everybody after it.
+    """
+    changes: list[str] = []
+    timings: dict[str, float] = {}
+    normal_profile = loaded.current_profile
+    try:
+        start = time.perf_counter()
+        try:
+            latents = denoise(loaded, image, params, progress=progress, cancel=cancel)
+        except Exception as exc:
+            lower = step_down(loaded.current_profile) if _is_oom(exc) else None
+            if lower is None:
+                if _is_oom(exc):
+                    raise OutOfMemory("Out of GPU memory even with the smallest memory profile. Lower the "
+                                      "resolution or the number of frames.") from exc
+                raise
+            del exc  # the traceback holds GPU tensors
+            free_memory(loaded.device)
+            changes.append(f"Out of GPU memory while denoising: retried with the '{lower}' memory profile "
+                           f"instead of '{loaded.current_profile}'.")
+            cache.use_profile(loaded, lower)
+            start = time.perf_counter()
+            latents = denoise(loaded, image, params, progress=progress, cancel=cancel)
+        timings["denoise_s"] = time.perf_counter() - start
+
+        chunk = decode_chunk(params.decode_chunk_size, loaded.plan, params.num_frames)
+        if progress is not None:
+            progress(0.92, f"Decoding {params.num_frames} frames, {chunk} at a time")
+        start = time.perf_counter()
+        while True:
+            try:
+                float_frames = decode(loaded, latents, params.num_frames, chunk)
+                break
+            except Exception as exc:
+                if not _is_oom(exc) or chunk == 1:
+                    if _is_oom(exc):
+                        raise OutOfMemory("Out of GPU memory while decoding even one frame at a time. Lower the "
+                                          "resolution.") from exc
+                    raise
+                del exc
+                free_memory(loaded.device)
+                changes.append(f"Out of GPU memory while decoding {chunk} frames at once: retried with "
+                               f"{chunk // 2}.")
+                chunk //= 2
+        timings["decode_s"] = time.perf_counter() - start
+        profile_used = loaded.current_profile
+    finally:
+        if loaded.current_profile != normal_profile:
+            cache.use_profile(loaded, normal_profile)
+    return Frames(frames=to_uint8(float_frames), params=params, memory_profile=profile_used,
+                  decode_chunk_size=chunk, memory_changes=changes, timings=timings)

@@ -1,0 +1,53 @@
+"""The models the app offers, and the defaults that follow each of them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A known model: where it lives and the settings it was trained with."""
+
+    label: str
+    model_id: str
+    num_frames: int
+    fps: int
+
+
+SVD_PRESETS: tuple[ModelPreset, ...] = (
+    ModelPreset("SVD (14 frames)", "stabilityai/stable-video-diffusion-img2vid", 14, 7),
+    ModelPreset("SVD-XT (25 frames)", "stabilityai/stable-video-diffusion-img2vid-xt", 25, 7),
+    # SVD-XT 1.1 was fine-tuned at a fixed 6 fps and motion bucket 127: other values stray from its training.
+    ModelPreset("SVD-XT 1.1 (25 frames)", "stabilityai/stable-video-diffusion-img2vid-xt-1-1", 25, 6),
+)
+DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
+
+
+def model_page(model_ref: str) -> str:
+    """Where a person accepts a licence or checks a hub id (empty for local folders)."""
+    return "" if Path(model_ref).exists() else f"https://huggingface.co/{model_ref}"
+
+
+def svd_defaults(model_ref: str) -> tuple[int, int]:
+    """(num_frames, fps) the model was trained for: a preset's, or a local folder's UNet config, else SVD's 14/7."""
+    for preset in SVD_PRESETS:
+        if preset.model_id == model_ref:
+            return preset.num_frames, preset.fps
+    config = Path(model_ref) / "unet" / "config.json"
+    if config.is_file():
+        try:
+            return int(json.loads(config.read_text()).get("num_frames") or 14), 7
+        except (ValueError, OSError):
+            pass  # an unreadable config shows up as a clear load error later; the defaults only fill the form
+    return 14, 7
+
+
+def svd_choices(extra: str | None = None) -> list[tuple[str, str]]:
+    """(label, model reference) pairs for the model picker; a model given on the command line comes first."""
+    choices = [(p.label, p.model_id) for p in SVD_PRESETS]
+    if extra and extra not in {ref for _, ref in choices}:
+        choices.insert(0, (f"{Path(extra).name or extra} (from settings)", extra))
+    return choices

@@ -1,0 +1,119 @@
+"""Output files: unique names, loops, the extra formats, the JSON sidecar, and removal of old files.
+
+Every run writes `<time>-<kind>-<seed>-<random>.mp4` (never a counter: two servers or two requests in the same
+second cannot collide) plus a `.json` sidecar holding everything needed to reproduce it. The same parameters go into
+the MP4's own metadata, so a file that travels alone still says how it was made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svd_demo import __version__
+from svd_demo.media import VideoInfo, parameters_tag, write_video
+
+LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "gradio", "imageio-ffmpeg", "opencv-python-headless")
+
+
+@dataclass
+class OutputFiles:
+    """What one run wrote."""
+
+    video: Path
+    info: VideoInfo
+    sidecar: Path
+    extras: dict[str, Path] = field(default_factory=dict)  # format -> path (gif, webm)
+
+
+def output_stem(output_dir: Path, kind: str, seed: int | None = None) -> Path:
+    """A unique path without suffix, e.g. .../20261121-101502-video-s42-3f9a1c0b."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    seed_part = f"-s{seed}" if seed is not None else ""
+    return Path(output_dir) / f"{stamp}-{kind}{seed_part}-{uuid.uuid4().hex[:8]}"
+
+
+def apply_loop(frames: np.ndarray, loop: str) -> np.ndarray:
+    """ping-pong appends the clip backwards without repeating the end frames, so it loops without a stutter."""
+    if loop == "ping-pong" and len(frames) > 2:
+        return np.concatenate([frames, frames[-2:0:-1]])
+    return frames
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what made the video, read from package metadata (nothing is imported)."""
+    versions = {"svd-demo": __version__, "python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_outputs(frames: np.ndarray, stem: Path, fps: float, record: dict[str, Any], *,
+                  extra_formats: tuple[str, ...] = (), started: float | None = None) -> OutputFiles:
+    """MP4 (always), the extra formats, and the sidecar; if any of them fails, none of them is left behind.
+
+    `record["timings"]` gains `encode_s`, and `total_s` counted from `started` (a `time.perf_counter()` value).
+    """
+    written: list[Path] = []
+    encode_start = time.perf_counter()
+    try:
+        tags = parameters_tag(record.get("parameters", {}))
+        info = write_video(frames, stem.with_suffix(".mp4"), fps, metadata=tags)
+        written.append(info.path)
+        extras = {}
+        for fmt in extra_formats:
+            extras[fmt] = write_video(frames, stem.with_suffix(f".{fmt}"), fps, metadata=tags).path
+            written.append(extras[fmt])
+        sidecar = stem.with_suffix(".json")
+        timings = {**record.get("timings", {}), "encode_s": round(time.perf_counter() - encode_start, 3)}
+        if started is not None:
+            timings["total_s"] = round(time.perf_counter() - started, 3)
+        record.update(
+            timings=timings,
+            files={"mp4": info.path.name, **{k: v.name for k, v in extras.items()}},
+            video={"width": info.width, "height": info.height, "frames": info.num_frames, "fps": fps,
+                   "codec": info.codec, "pix_fmt": info.pix_fmt},
+        )
+        write_json_atomic(sidecar, record)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return OutputFiles(video=info.path, info=info, sidecar=sidecar, extras=extras)
+
+
+def remove_old_outputs(output_dir: Path, ttl_seconds: int, now: float | None = None) -> int:
+    """Delete files in `output_dir` older than `ttl_seconds` (0 keeps everything); returns how many went."""
+    if ttl_seconds <= 0 or not Path(output_dir).is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - ttl_seconds
+    removed = 0
+    for path in Path(output_dir).iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue  # removed by another worker meanwhile, or not ours to remove
+    return removed

@@ -1,0 +1,173 @@
+"""Generation parameters: every default, range and help text declared once, read by the UI, the CLI and the API.
+
+`VideoParams.from_raw` is the single gate for numbers coming from outside (a slider, a CLI flag, an API call): it
+coerces, checks ranges and finiteness, and raises `InputError` with a message that names the value and its range.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from svd_demo.errors import InputError
+
+ASPECT_MODES = ("crop", "pad", "native")
+LOOP_MODES = ("none", "ping-pong")
+EXTRA_FORMATS = ("gif", "webm")  # MP4 is always written
+MAX_SEED = 2**32 - 1  # torch.Generator takes 64 bits; 32 keep seeds short enough to read out and type
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Range, step and help of one parameter; `default` None means "follow the chosen model"."""
+
+    name: str
+    label: str
+    help: str
+    default: Any
+    kind: type = float
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] | None = None
+
+
+SPECS: dict[str, Spec] = {s.name: s for s in [
+    Spec("seed", "Seed", "Same seed, same image and settings: the same video.", 42, int, 0, MAX_SEED, 1),
+    Spec("randomize_seed", "Randomize seed", "Pick a new seed for every run; the seed used is shown.", True, bool),
+    Spec("resolution", "Resolution (long side, px)",
+         "The video's long side. 1024 is the trained size; smaller is faster and needs less memory.",
+         1024, int, 256, 1024, 64),
+    Spec("aspect_mode", "Aspect", "crop: 16:9 like the trained 1024x576, centre crop. pad: fit inside 16:9 with "
+         "bars. native: keep the photo's shape (portrait stays portrait).", "crop", str, choices=ASPECT_MODES),
+    Spec("num_frames", "Frames", "Frames to generate. SVD was trained on 14, SVD-XT on 25; memory grows with it.",
+         None, int, 2, 50, 1),
+    Spec("num_inference_steps", "Steps", "Denoising steps: more is slower and a little sharper.", 25, int, 1, 100, 1),
+    Spec("motion_bucket_id", "Motion amount (motion_bucket_id)",
+         "How much the scene moves: low values are calm, high values lively (trained on 1-255).",
+         127, int, 1, 255, 1),
+    Spec("fps", "Conditioning fps (motion hint)",
+         "The frame rate the model is told the clip has: lower means more motion between frames. Not the file's "
+         "playback rate.", None, int, 2, 30, 1),
+    Spec("noise_aug_strength", "Noise augmentation",
+         "Noise added to the input image: more lets the video drift further from it.", 0.02, float, 0.0, 1.0, 0.01),
+    Spec("min_guidance_scale", "Min guidance", "Guidance for the first frame; it rises linearly to the max for "
+         "the last.", 1.0, float, 0.0, 20.0, 0.1),
+    Spec("max_guidance_scale", "Max guidance", "Guidance for the last frame.", 3.0, float, 0.0, 20.0, 0.1),
+    Spec("decode_chunk_size", "Decode chunk size",
+         "Frames decoded at once: lower needs less memory and changes the pixels slightly. 0 = set by the memory "
+         "profile.", 0, int, 0, 50, 1),
+    Spec("playback_fps", "Playback fps", "The frame rate of the written file. 0 = the conditioning fps.",
+         0, float, 0, 60, 1),
+    Spec("loop", "Loop", "ping-pong plays the clip forward then backward, so it loops without a jump.", "none",
+         str, choices=LOOP_MODES),
+]}
+
+
+def _coerce(spec: Spec, value: Any) -> Any:
+    """One raw value to its declared type, within its range; raises InputError naming the parameter."""
+    rng = f"between {spec.minimum:g} and {spec.maximum:g}" if spec.minimum is not None else ""
+    if spec.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "false", "0", "no"}:
+            return value.strip().lower() in {"true", "1", "yes"}
+        raise InputError(f"`{spec.name}` must be true or false, got {value!r}.")
+    if spec.kind is str:
+        if not isinstance(value, str) or value not in (spec.choices or ()):
+            raise InputError(f"`{spec.name}` must be one of {', '.join(spec.choices or ())}; got {value!r}.")
+        return value
+    if isinstance(value, bool) or value is None:
+        raise InputError(f"`{spec.name}` must be a number {rng}; got {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"`{spec.name}` must be a number {rng}; got {value!r}.") from None
+    if not math.isfinite(number):
+        raise InputError(f"`{spec.name}` must be a finite number {rng}; got {value!r}.")
+    if spec.kind is int:
+        if number != int(number):
+            raise InputError(f"`{spec.name}` must be a whole number {rng}; got {value!r}.")
+        number = int(number)
+    if (spec.minimum is not None and number < spec.minimum) or (spec.maximum is not None and number > spec.maximum):
+        raise InputError(f"`{spec.name}` must be {rng}; got {value!r}.")
+    return number
+
+
+@dataclass(frozen=True)
+class VideoParams:
+    """Everything that decides an image-to-video result. `None` for frames/fps means the model's own default."""
+
+    seed: int = SPECS["seed"].default
+    randomize_seed: bool = SPECS["randomize_seed"].default
+    resolution: int = SPECS["resolution"].default
+    aspect_mode: str = SPECS["aspect_mode"].default
+    num_frames: int | None = SPECS["num_frames"].default
+    num_inference_steps: int = SPECS["num_inference_steps"].default
+    motion_bucket_id: int = SPECS["motion_bucket_id"].default
+    fps: int | None = SPECS["fps"].default
+    noise_aug_strength: float = SPECS["noise_aug_strength"].default
+    min_guidance_scale: float = SPECS["min_guidance_scale"].default
+    max_guidance_scale: float = SPECS["max_guidance_scale"].default
+    decode_chunk_size: int = SPECS["decode_chunk_size"].default
+    playback_fps: float = SPECS["playback_fps"].default
+    loop: str = SPECS["loop"].default
+    extra_formats: tuple[str, ...] = ()
+
+    @classmethod
+    def from_raw(cls, values: Mapping[str, Any]) -> VideoParams:
+        """Validate raw values (strings, floats from sliders, JSON from the API); unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InputError(f"Unknown parameter(s): {', '.join(unknown)}. Known: {', '.join(sorted(names))}.")
+        clean: dict[str, Any] = {}
+        for name, value in values.items():
+            if name == "extra_formats":
+                clean[name] = parse_formats(value)
+            elif value is None and SPECS[name].default is None:
+                clean[name] = None  # follow the model
+            else:
+                clean[name] = _coerce(SPECS[name], value)
+        params = cls(**clean)
+        if params.min_guidance_scale > params.max_guidance_scale:
+            raise InputError(f"`min_guidance_scale` ({params.min_guidance_scale:g}) must not be larger than "
+                             f"`max_guidance_scale` ({params.max_guidance_scale:g}).")
+        return params
+
+    def resolved(self, *, num_frames: int, fps: int) -> VideoParams:
+        """Fill model-dependent defaults and draw a seed if asked; the result fully describes a run."""
+        seed = random.SystemRandom().randint(0, MAX_SEED) if self.randomize_seed else self.seed
+        return VideoParams(**{**asdict(self), "seed": seed, "randomize_seed": False,
+                              "num_frames": self.num_frames or num_frames, "fps": self.fps or fps})
+
+    @property
+    def effective_playback_fps(self) -> float:
+        """The written file's frame rate: the playback control, or the conditioning fps when it is 0."""
+        return float(self.playback_fps or self.fps or 7)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "extra_formats": list(self.extra_formats)}
+
+
+def parse_formats(value: Any) -> tuple[str, ...]:
+    """Extra output formats from a list or a comma-separated string; MP4 is always written and may be named."""
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise InputError(f"`extra_formats` must be a list of {', '.join(EXTRA_FORMATS)}; got {value!r}.")
+    out = []
+    for item in items:
+        name = str(item).strip().lower().lstrip(".")
+        if name == "mp4" or not name:
+            continue
+        if name not in EXTRA_FORMATS:
+            raise InputError(f"Unknown output format {item!r}: choose from mp4 (always written), "
+                             f"{', '.join(EXTRA_FORMATS)}.")
+        if name not in out:
+            out.append(name)
+    return tuple(out)

@@ -1,0 +1,175 @@
+"""The pipeline cache: each pipeline is loaded lazily, once, behind one lock, and switched or freed on demand.
+
+Pipelines are not thread-safe (shared between threads, a tiny SVD failed 19-29 of 45 calls), so the same lock that
+guards loading also guards every generation: `with cache.gpu_lock:` around a whole run.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from svd_demo.errors import ModelLoadError
+from svd_demo.memory import PLANS, MemoryPlan, apply_plan, choose_profile, gpu_memory, resolve_device, resolve_dtype
+from svd_demo.models import SVD_PRESETS, model_page
+from svd_demo.settings import Settings
+
+log = logging.getLogger("svd_demo")
+
+TINY_MARKER = "svd_demo_tiny.json"  # written by `python -m svd_demo tiny-models`; its pipelines have random weights
+
+
+@dataclass
+class LoadedPipeline:
+    """A loaded pipeline and how it was set up."""
+
+    kind: str  # "svd" | "sdxl"
+    model_ref: str
+    pipe: Any
+    device: str
+    dtype: Any
+    profile: str  # the profile chosen at load; `current_profile` may be lower after an out-of-memory retry
+    load_seconds: float
+    revision: str | None
+    random_weights: bool
+    current_profile: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> MemoryPlan:
+        return PLANS[self.current_profile]
+
+
+def _revision(pipe: Any) -> str | None:
+    """The hub commit a pipeline came from (its snapshot folder's name), or None for local folders."""
+    path = str(getattr(pipe, "name_or_path", "") or pipe.config.get("_name_or_path", ""))
+    match = re.search(r"snapshots/([0-9a-f]{40})", path)
+    return match.group(1) if match else None
+
+
+def explain_load_error(kind: str, model_ref: str, exc: BaseException) -> ModelLoadError:
+    """Turn whatever `from_pretrained` raised into a message that says what to do."""
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    name = {"svd": "video (SVD)", "sdxl": "image (SDXL)"}.get(kind, kind)
+    page = model_page(model_ref)
+    local = Path(model_ref).exists()
+    if isinstance(exc, GatedRepoError):
+        msg = (f"The {name} model '{model_ref}' is gated: accept its licence at {page} with your Hugging Face "
+               "account, then set the HF_TOKEN environment variable to a token of that account and restart.")
+    elif isinstance(exc, RepositoryNotFoundError):
+        msg = (f"The {name} model '{model_ref}' was not found on the Hugging Face hub ({page}). Check the id; for a "
+               "private model set HF_TOKEN. A local folder must exist on this machine.")
+    elif isinstance(exc, LocalEntryNotFoundError) or "connect" in str(exc).lower() and not local:
+        msg = (f"The {name} model '{model_ref}' could not be downloaded: the hub is not reachable from this machine "
+               f"and the model is not in the local cache. Download it where there is network access "
+               f"(`hf download {model_ref}`) or pass a local folder; gated models also need HF_TOKEN ({page}).")
+    elif local and not (Path(model_ref) / "model_index.json").is_file():
+        msg = (f"The folder '{model_ref}' does not hold a diffusers pipeline (no model_index.json). Point the "
+               "setting at the folder that `save_pretrained` wrote, e.g. DIR/svd from `python -m svd_demo "
+               "tiny-models DIR`.")
+    elif local:
+        msg = (f"The {name} model in '{model_ref}' is incomplete or its weights are corrupt "
+               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}). "
+               "Save or download it again.")
+    else:
+        msg = (f"The {name} model '{model_ref}' could not be loaded ({type(exc).__name__}: "
+               f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}). See {page}; gated models need "
+               "HF_TOKEN.")
+    return ModelLoadError(msg)
+
+
+class PipelineCache:
+    """Holds at most one pipeline per kind; loading a different model frees the previous one first."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.gpu_lock = threading.RLock()
+        self._loaded: dict[str, LoadedPipeline] = {}
+        self.loads = 0  # how many times a pipeline was read from disk (tests and the benchmark read it)
+
+    @property
+    def device(self) -> str:
+        return resolve_device(self.settings.device)
+
+    def loaded(self, kind: str) -> LoadedPipeline | None:
+        return self._loaded.get(kind)
+
+    def get(self, kind: str, model_ref: str) -> LoadedPipeline:
+        """The pipeline for `model_ref`, loading it on first use. Call with `gpu_lock` held (it is re-entrant)."""
+        with self.gpu_lock:
+            device = self.device
+            dtype = resolve_dtype(self.settings.dtype, device)
+            current = self._loaded.get(kind)
+            if current and (current.model_ref, current.device, current.dtype) == (model_ref, device, dtype):
+                return current
+            if current is not None:
+                self.unload(kind)
+            loaded = self._load(kind, model_ref, device, dtype)
+            self._loaded[kind] = loaded
+            return loaded
+
+    def _load(self, kind: str, model_ref: str, device: str, dtype: Any) -> LoadedPipeline:
+        import torch
+
+        if kind == "svd":
+            from diffusers import StableVideoDiffusionPipeline as cls
+        elif kind == "sdxl":
+            from diffusers import StableDiffusionXLPipeline as cls
+        else:
+            raise ValueError(f"Unknown pipeline kind {kind!r}.")
+        kwargs: dict[str, Any] = {"torch_dtype": dtype}
+        # The official SVD repos ship fp16 weight files: half the download. Local folders and other ids may not.
+        if dtype == torch.float16 and model_ref in {p.model_id for p in SVD_PRESETS}:
+            kwargs["variant"] = "fp16"
+        start = time.perf_counter()
+        try:
+            pipe = cls.from_pretrained(model_ref, **kwargs)
+        except Exception as exc:  # from_pretrained raises many types; each is explained, none is swallowed
+            raise explain_load_error(kind, model_ref, exc) from exc
+        pipe.set_progress_bar_config(disable=True)
+        memory = gpu_memory(device)
+        profile = choose_profile(self.settings.memory_profile, device, memory)
+        apply_plan(pipe, PLANS[profile], device)
+        seconds = time.perf_counter() - start
+        self.loads += 1
+        log.info("Loaded %s pipeline from %s in %.2f s", kind, model_ref, seconds)
+        if memory is not None:
+            log.info("GPU memory: %.1f GiB free of %.1f GiB; memory profile %s", memory[1] / 2**30,
+                     memory[0] / 2**30, profile)
+        return LoadedPipeline(kind=kind, model_ref=model_ref, pipe=pipe, device=device, dtype=dtype, profile=profile,
+                              load_seconds=seconds, revision=_revision(pipe),
+                              random_weights=(Path(model_ref) / TINY_MARKER).is_file(), current_profile=profile)
+
+    def use_profile(self, loaded: LoadedPipeline, profile: str) -> None:
+        """Switch a loaded pipeline to another memory profile in place (no reload)."""
+        with self.gpu_lock:
+            if loaded.current_profile != profile:
+                apply_plan(loaded.pipe, PLANS[profile], loaded.device)
+                loaded.current_profile = profile
+                free_memory(loaded.device)
+
+    def unload(self, kind: str) -> None:
+        """Drop a pipeline and give its memory back."""
+        with self.gpu_lock:
+            loaded = self._loaded.pop(kind, None)
+            if loaded is not None:
+                loaded.pipe.remove_all_hooks()
+                device = loaded.device
+                del loaded
+                free_memory(device)
+
+
+def free_memory(device: str) -> None:
+    """Return cached GPU blocks to the driver so another model (or another process) can use them."""
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()

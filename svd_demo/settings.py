@@ -1,0 +1,101 @@
+"""App settings: each one a command-line option with an environment variable, so Spaces and Docker can set it.
+
+Precedence: command line > environment > default. `python app.py --help` lists every option with its variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from svd_demo.models import DEFAULT_SVD_MODEL
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "fp16", "bf16", "fp32")
+MEMORY_PROFILES = ("auto", "high", "balanced", "low", "minimal")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the app runs (not what one generation does: that is `params.VideoParams`)."""
+
+    svd_model: str = DEFAULT_SVD_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    memory_profile: str = "auto"
+    output_dir: Path = Path(tempfile.gettempdir()) / "svd-demo-outputs"
+    output_ttl: int = 3600
+    max_image_pixels: int = 25_000_000
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    queue_size: int = 20
+    max_file_size: str = "50mb"
+    preload: bool = False
+
+
+# option -> (environment variable, help). Gradio's own variables are reused where Gradio already reads them.
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "svd_model": ("SVD_DEMO_SVD_MODEL", "SVD model: a hub id or a local folder (e.g. one written by "
+                  "`python -m svd_demo tiny-models DIR`, then DIR/svd). Offered first in the model picker."),
+    "device": ("SVD_DEMO_DEVICE", "Where to run: auto picks cuda, then mps, then cpu."),
+    "dtype": ("SVD_DEMO_DTYPE", "Weights precision: auto is fp16 on CUDA/MPS and fp32 on CPU; bf16 is an option."),
+    "memory_profile": ("SVD_DEMO_MEMORY_PROFILE", "GPU memory profile; auto picks from the GPU's memory "
+                       "(thresholds in README)."),
+    "output_dir": ("SVD_DEMO_OUTPUT_DIR", "Folder for generated files."),
+    "output_ttl": ("SVD_DEMO_OUTPUT_TTL", "Seconds before generated files are deleted (0 keeps them)."),
+    "max_image_pixels": ("SVD_DEMO_MAX_IMAGE_PIXELS", "Largest input image, in pixels, checked before decoding."),
+    "host": ("GRADIO_SERVER_NAME", "Address to listen on; 0.0.0.0 for Docker and Spaces."),
+    "port": ("GRADIO_SERVER_PORT", "Port to listen on."),
+    "share": ("SVD_DEMO_SHARE", "Create a public gradio.live link."),
+    "queue_size": ("SVD_DEMO_QUEUE_SIZE", "Requests that may wait in the queue; more get a 'busy' message."),
+    "max_file_size": ("SVD_DEMO_MAX_FILE_SIZE", "Largest upload (e.g. 50mb); larger ones get HTTP 413."),
+    "preload": ("SVD_DEMO_PRELOAD", "Load the SVD pipeline at start-up instead of on the first request."),
+}
+_CHOICES = {"device": DEVICES, "dtype": DTYPES, "memory_profile": MEMORY_PROFILES}
+
+
+def _parse_bool(text: str) -> bool:
+    if text.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.strip().lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
+    """Add one option per setting, its default taken from the environment when the variable is set."""
+    environ = os.environ if environ is None else environ
+    defaults = Settings()
+    for field in fields(Settings):
+        env, help_text = _OPTIONS[field.name]
+        default = getattr(defaults, field.name)
+        kind = {bool: _parse_bool, int: int, Path: Path}.get(type(default), str)
+        if env in environ:
+            try:
+                default = kind(environ[env])
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                parser.error(f"environment variable {env}={environ[env]!r} is not valid: {exc}")
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, default=default,
+                                help=f"{help_text} [env {env}; default {default}]")
+        else:
+            parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(field.name),
+                                help=f"{help_text} [env {env}; default {default}]")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
+
+
+def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+                   prog: str = "app.py") -> Settings:
+    """Settings from the command line and environment, as `python app.py` reads them."""
+    parser = argparse.ArgumentParser(prog=prog, description="svd-demo: a browser studio for Stable Video Diffusion.")
+    add_settings_arguments(parser, environ)
+    return settings_from_args(parser.parse_args(argv))
