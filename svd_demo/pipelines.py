@@ -19,10 +19,9 @@ from svd_demo.errors import ModelLoadError
 from svd_demo.memory import PLANS, MemoryPlan, apply_plan, choose_profile, gpu_memory, resolve_device, resolve_dtype
 from svd_demo.models import SVD_PRESETS, model_page
 from svd_demo.settings import Settings
+from svd_demo.tiny_models import is_tiny_model
 
 log = logging.getLogger("svd_demo")
-
-TINY_MARKER = "svd_demo_tiny.json"  # written by `python -m svd_demo tiny-models`; its pipelines have random weights
 
 
 @dataclass
@@ -145,7 +144,7 @@ class PipelineCache:
                      memory[0] / 2**30, profile)
         return LoadedPipeline(kind=kind, model_ref=model_ref, pipe=pipe, device=device, dtype=dtype, profile=profile,
                               load_seconds=seconds, revision=_revision(pipe),
-                              random_weights=(Path(model_ref) / TINY_MARKER).is_file(), current_profile=profile)
+                              random_weights=is_tiny_model(model_ref), current_profile=profile)
 
     def use_profile(self, loaded: LoadedPipeline, profile: str) -> None:
         """Switch a loaded pipeline to another memory profile in place (no reload)."""

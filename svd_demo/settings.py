@@ -67,11 +67,17 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None) -> None:
-    """Add one option per setting, its default taken from the environment when the variable is set."""
+MODEL_SETTINGS = ("svd_model", "device", "dtype", "memory_profile", "max_image_pixels")  # what a CLI run needs
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None,
+                           only: Sequence[str] | None = None) -> None:
+    """Add one option per setting (or those in `only`), defaulting to its environment variable when set."""
     environ = os.environ if environ is None else environ
     defaults = Settings()
     for field in fields(Settings):
+        if only is not None and field.name not in only:
+            continue
         env, help_text = _OPTIONS[field.name]
         default = getattr(defaults, field.name)
         kind = {bool: _parse_bool, int: int, Path: Path}.get(type(default), str)
@@ -90,7 +96,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
+    """Settings from parsed options; settings the parser did not offer keep their defaults."""
+    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)})
 
 
 def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,

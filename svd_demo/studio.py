@@ -81,8 +81,12 @@ class Studio:
         return prepare_image(loaded.image, resolution, aspect_mode), loaded
 
     def image_to_video(self, source: Any, params: VideoParams, *, model_ref: str | None = None,
-                       progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> VideoResult:
-        """Generate a video from an image and write it (MP4 + requested formats + sidecar)."""
+                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                       out_stem: Path | None = None) -> VideoResult:
+        """Generate a video from an image and write it (MP4 + requested formats + sidecar).
+
+        Files go to the output folder under a unique name, or to `out_stem` + suffix when given (the CLI's --out).
+        """
         started = time.perf_counter()
         timings: dict[str, float] = {}
         model_ref = model_ref or self.settings.svd_model
@@ -117,10 +121,11 @@ class Studio:
             "versions": library_versions(),
             "timings": {k: round(v, 3) for k, v in timings.items()},
         }
-        stem = output_stem(self.settings.output_dir, "video", params.seed)
+        stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
         files = write_outputs(apply_loop(result.frames, params.loop), stem, params.effective_playback_fps, record,
                               extra_formats=params.extra_formats, started=started)
-        remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
+        if out_stem is None:  # only our own folder is swept: never delete files next to a user's --out
+            remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
         notices = [*original.notices, *prepared.notices, *result.memory_changes]
         return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record)
 

@@ -17,14 +17,6 @@ from svd_demo.tiny_models import TINY_MARKER, build_tiny_sdxl, is_tiny_model, sa
 HEIGHT, WIDTH = 144, 256
 
 
-@pytest.fixture(scope="session")
-def tiny_models_dir(tmp_path_factory) -> pathlib.Path:
-    """A dir holding ``svd/`` and ``sdxl/`` tiny pipelines, written once per test session."""
-    directory = tmp_path_factory.mktemp("tiny_models")
-    save_tiny_models(directory)
-    return directory
-
-
 @pytest.fixture(scope="module")
 def svd_pipe(tiny_models_dir):
     from diffusers import StableVideoDiffusionPipeline

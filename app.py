@@ -1,0 +1,19 @@
+"""svd-demo web app: `python app.py --help` lists every option and its environment variable."""
+
+import logging
+
+from svd_demo.settings import parse_settings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    settings = parse_settings()
+    from svd_demo.ui import build_demo, launch_kwargs  # after --help, which should not wait for gradio
+
+    demo = build_demo(settings)
+    demo.queue(max_size=settings.queue_size)
+    demo.launch(**launch_kwargs(settings))
+
+
+if __name__ == "__main__":
+    main()

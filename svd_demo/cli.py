@@ -1,0 +1,117 @@
+"""Command line: `python -m svd_demo SUBCOMMAND ...`. Each subcommand imports only what it needs.
+
+Every generation flag is built from `params.SPECS`, so its default, range and help are the UI's and the API's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from svd_demo.errors import UserFacingError
+from svd_demo.params import EXTRA_FORMATS, SPECS, Spec
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, specs: Sequence[Spec]) -> None:
+    """One flag per parameter; the default is None so that only what the user typed reaches the validator."""
+    for spec in specs:
+        default = "the model's" if spec.default is None else spec.default
+        rng = f" Range {spec.minimum:g}-{spec.maximum:g}." if spec.minimum is not None else ""
+        help_text = f"{spec.help}{rng} [default {default}]"
+        if spec.kind is bool:
+            parser.add_argument(_flag(spec.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(_flag(spec.name), default=None, choices=spec.choices, help=help_text,
+                                metavar=None if spec.choices else spec.name.upper())
+
+
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _progress(fraction: float, text: str) -> None:
+    print(f"\r[{fraction:4.0%}] {text:<60}", end="", file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace):
+    from svd_demo.settings import settings_from_args
+
+    return settings_from_args(args)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from svd_demo.params import VideoParams
+    from svd_demo.studio import Studio
+
+    values = _given(args, [s for s in SPECS])
+    if "seed" in values and "randomize_seed" not in values:
+        values["randomize_seed"] = False  # an explicit seed means "this seed": the same seed gives the same frames
+    if args.extra_formats:
+        values["extra_formats"] = args.extra_formats
+    params = VideoParams.from_raw(values)
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise UserFacingError(f"--out must end in .mp4 (got {out.name}); GIF/WebM come with --extra-formats.")
+    studio = Studio(_settings(args))
+    result = studio.image_to_video(args.image, params, model_ref=args.svd_model, progress=_progress,
+                                   out_stem=out.with_suffix(""))
+    print(file=sys.stderr)
+    for notice in result.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    print(f"Wrote {result.files.video} ({result.files.info.num_frames} frames, {result.files.info.width}x"
+          f"{result.files.info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
+    return 0
+
+
+def cmd_tiny_models(args: argparse.Namespace) -> int:
+    from svd_demo.tiny_models import save_tiny_models
+
+    paths = save_tiny_models(args.directory, which=tuple(args.which))
+    for kind, path in paths.items():
+        print(f"Wrote tiny random-weight {kind} pipeline to {path}")
+    if "svd" in paths:
+        print(f"Run the app on them: python app.py --svd-model {paths['svd']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from svd_demo.settings import MODEL_SETTINGS, add_settings_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m svd_demo", description="svd-demo from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="Image to video with SVD.",
+                         description="Animate an image with Stable Video Diffusion and write an MP4 (+ sidecar).")
+    gen.add_argument("--image", required=True, help="Input image (PNG, JPEG, WebP, ...).")
+    gen.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
+    add_spec_arguments(gen, list(SPECS.values()))
+    gen.add_argument("--extra-formats", default=None,
+                     help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
+    add_settings_arguments(gen, only=MODEL_SETTINGS)
+    gen.set_defaults(func=cmd_generate)
+
+    tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
+    tiny.add_argument("directory", help="Folder to write DIR/svd and DIR/sdxl into.")
+    tiny.add_argument("--which", nargs="+", default=["svd", "sdxl"], choices=["svd", "sdxl"])
+    tiny.set_defaults(func=cmd_tiny_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserFacingError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

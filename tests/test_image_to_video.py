@@ -1,0 +1,265 @@
+"""Image to video on tiny pipelines loaded through the app's own cache: shapes, determinism, sizes, caching,
+concurrency, out-of-memory recovery, cancel, and bad input that never reaches the model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+from conftest import FAST
+from PIL import Image
+
+from svd_demo.errors import GenerationCancelled, InputError, ModelLoadError, UserFacingError
+from svd_demo.image_to_video import generate_frames, to_uint8
+from svd_demo.media import probe_video, read_metadata
+from svd_demo.params import VideoParams
+from svd_demo.settings import Settings
+from svd_demo.studio import Studio
+
+
+def read_frames(path) -> np.ndarray:
+    gen = imageio_ffmpeg.read_frames(str(path))
+    meta = next(gen)
+    w, h = meta["size"]
+    return np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in gen])
+
+
+def run(studio: Studio, image, **overrides):
+    return studio.image_to_video(image, VideoParams.from_raw({**FAST, **overrides}))
+
+
+def test_generates_a_playable_video_with_sidecar(studio, photo):
+    result = run(studio, photo, seed=7)
+    info = probe_video(result.files.video)
+    assert (info.codec, info.pix_fmt, info.width, info.height, info.num_frames) == ("h264", "yuv420p", 256, 144, 4)
+    assert result.seed == 7
+    record = json.loads(result.files.sidecar.read_text())
+    assert record["parameters"]["seed"] == 7 and record["parameters"]["num_frames"] == 4
+    assert record["model"]["random_weights"] is True
+    assert {"denoise_s", "decode_s", "encode_s", "total_s"} <= set(record["timings"])
+    assert record["versions"]["diffusers"]
+    # The same parameters travel inside the MP4 itself.
+    assert json.loads(read_metadata(result.files.video)["comment"])["seed"] == 7
+
+
+def test_frames_are_finite_uint8_of_the_prepared_size(studio, photo):
+    loaded = studio.cache.get("svd", studio.settings.svd_model)
+    params = VideoParams.from_raw({**FAST, "seed": 1}).resolved(num_frames=14, fps=7)
+    prepared, _ = studio.prepare(photo, 256, "crop")
+    frames = generate_frames(studio.cache, loaded, prepared.image, params)
+    assert frames.frames.shape == (4, 144, 256, 3) and frames.frames.dtype == np.uint8
+    assert frames.frames.std() > 0  # not a constant (black) video
+
+
+def test_same_seed_same_frames_other_seed_other_frames(studio, photo):
+    a = read_frames(run(studio, photo, seed=3).files.video)
+    b = read_frames(run(studio, photo, seed=3).files.video)
+    c = read_frames(run(studio, photo, seed=4).files.video)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_randomized_seed_is_reported(studio, photo):
+    result = run(studio, photo, randomize_seed=True)
+    record = json.loads(result.files.sidecar.read_text())
+    assert record["parameters"]["seed"] == result.seed
+    assert record["parameters"]["randomize_seed"] is False  # the record replays exactly
+
+
+@pytest.mark.parametrize(("size", "mode", "expected"), [
+    ((400, 300), "crop", (256, 144)),
+    ((400, 300), "pad", (256, 144)),
+    ((300, 400), "native", (192, 256)),  # portrait stays portrait
+    ((400, 300), "native", (256, 192)),
+])
+def test_aspect_modes_give_the_expected_video_size(studio, tmp_path, size, mode, expected):
+    path = tmp_path / "in.png"
+    Image.new("RGB", size, (120, 60, 200)).save(path)
+    info = run(studio, path, aspect_mode=mode).files.info
+    assert (info.width, info.height) == expected
+
+
+def test_ping_pong_and_extra_formats(studio, photo):
+    result = run(studio, photo, loop="ping-pong", extra_formats=["gif", "webm"], playback_fps=12)
+    assert result.files.info.num_frames == 6  # 4 forward + 2 back (the ends are not repeated)
+    assert result.files.info.fps == pytest.approx(12)
+    assert probe_video(result.files.extras["gif"]).num_frames == 6
+    assert probe_video(result.files.extras["webm"]).codec == "vp9"
+
+
+def test_the_pipeline_loads_once_across_many_calls(tiny_settings, photo, caplog, tmp_path):
+    fresh = Studio(Settings(**{**tiny_settings.__dict__, "output_dir": tmp_path / "out"}))
+    with caplog.at_level(logging.INFO, logger="svd_demo"):
+        for seed in range(3):
+            run(fresh, photo, seed=seed)
+    assert fresh.cache.loads == 1
+    assert sum(m.startswith("Loaded svd pipeline from") for m in caplog.messages) == 1
+
+
+def test_concurrent_calls_all_succeed(studio, photo):
+    results, errors = [], []
+
+    def worker(seed: int) -> None:
+        try:
+            results.append(run(studio, photo, seed=seed))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert sorted(r.seed for r in results) == [0, 1, 2, 3]
+    assert len({r.files.video for r in results}) == 4  # unique names, nothing overwritten
+
+
+def _raise_oom(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_decode_out_of_memory_halves_the_chunk(studio, photo, monkeypatch):
+    vae = studio.cache.get("svd", studio.settings.svd_model).pipe.vae
+    real_decode = vae.decode
+    sizes = []
+
+    def decode(latents, *args, **kwargs):
+        sizes.append(latents.shape[0])
+        if latents.shape[0] > 1:
+            _raise_oom()
+        return real_decode(latents, *args, **kwargs)
+
+    monkeypatch.setattr(vae, "decode", decode)
+    result = run(studio, photo, decode_chunk_size=4)
+    assert sizes[:3] == [4, 2, 1]
+    assert result.files.info.num_frames == 4
+    assert any("decoding 4 frames" in c for c in result.record["memory_changes"])
+    assert json.loads(result.files.sidecar.read_text())["runtime"]["decode_chunk_size"] == 1
+
+
+def test_denoise_out_of_memory_steps_down_a_profile_once(studio, photo, monkeypatch):
+    loaded = studio.cache.get("svd", studio.settings.svd_model)
+    unet = loaded.pipe.unet
+    real_forward = unet.forward
+    calls = {"n": 0}
+
+    def forward(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            _raise_oom()
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(unet, "forward", forward)
+    result = run(studio, photo)
+    assert result.record["runtime"]["memory_profile"] == "balanced"
+    assert "'balanced' memory profile instead of 'high'" in result.record["memory_changes"][0]
+    assert loaded.current_profile == "high"  # the next request starts from the normal profile
+
+
+def test_denoise_out_of_memory_twice_is_a_clear_error(studio, photo, monkeypatch):
+    unet = studio.cache.get("svd", studio.settings.svd_model).pipe.unet
+    monkeypatch.setattr(unet, "forward", _raise_oom)
+    with pytest.raises(torch.OutOfMemoryError):
+        run(studio, photo)
+    monkeypatch.undo()
+    assert run(studio, photo).files.info.num_frames == 4  # and the app keeps working
+
+
+def test_cancel_stops_within_a_step_and_frees_the_lock(studio, photo):
+    cancel = threading.Event()
+    steps = []
+
+    def progress(fraction: float, text: str) -> None:
+        steps.append(text)
+        if text.startswith("Denoising step 1/"):
+            cancel.set()
+
+    with pytest.raises(GenerationCancelled):
+        studio.image_to_video(photo, VideoParams.from_raw({**FAST, "num_inference_steps": 10}), progress=progress,
+                              cancel=cancel)
+    assert sum(s.startswith("Denoising") for s in steps) == 1
+    assert studio.cache.gpu_lock.acquire(timeout=1)
+    studio.cache.gpu_lock.release()
+    assert run(studio, photo).files.info.num_frames == 4
+
+
+def test_nan_frames_are_refused_not_written_black():
+    frames = np.zeros((3, 8, 8, 3), np.float32)
+    frames[1, 2, 2, 0] = np.nan
+    with pytest.raises(UserFacingError, match="NaN"):
+        to_uint8(frames)
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not an image", "1x1"])
+def test_bad_images_are_refused_before_any_model_loads(tmp_path, content):
+    path = tmp_path / "in.png"
+    if content == "1x1":
+        Image.new("RGB", (1, 1)).save(path)
+    elif content is not None:
+        path.write_bytes(content)
+    studio = Studio(Settings(svd_model=str(tmp_path / "no-such-model"), output_dir=tmp_path / "out"))
+    with pytest.raises(InputError):
+        run(studio, None if content is None else path)
+    assert studio.cache.loads == 0 and studio.cache.loaded("svd") is None
+
+
+def test_a_header_claiming_20000x20000_is_refused_without_decoding(tmp_path):
+    import struct
+    import zlib
+
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (16, 16)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = bytearray(data[12:29])
+    ihdr[4:12] = struct.pack(">II", 20000, 20000)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+    studio = Studio(Settings(svd_model=str(tmp_path / "none"), output_dir=tmp_path / "out"))
+    with pytest.raises(InputError, match="megapixels"):
+        run(studio, path)
+
+
+def test_missing_model_folder_gives_a_clear_message(tmp_path, photo):
+    (tmp_path / "empty").mkdir()
+    studio = Studio(Settings(svd_model=str(tmp_path / "empty"), output_dir=tmp_path / "out"))
+    with pytest.raises(ModelLoadError, match="model_index.json"):
+        run(studio, photo)
+
+
+def test_corrupt_weights_give_a_clear_message(tiny_models_dir, tmp_path, photo):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_models_dir / "svd", broken)
+    for weights in (broken / "unet").glob("*.safetensors"):
+        weights.write_bytes(b"\x00" * 100)
+    studio = Studio(Settings(svd_model=str(broken), output_dir=tmp_path / "out"))
+    with pytest.raises(ModelLoadError, match="incomplete or its weights are corrupt"):
+        run(studio, photo)
+
+
+def test_hub_model_without_network_names_the_page_and_token(tmp_path, photo, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    studio = Studio(Settings(svd_model="stabilityai/stable-video-diffusion-img2vid-xt-1-1",
+                             output_dir=tmp_path / "out"))
+    with pytest.raises(ModelLoadError) as info:
+        run(studio, photo)
+    assert "huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt-1-1" in str(info.value)
+    assert "HF_TOKEN" in str(info.value)
+
+
+def test_a_failed_encode_leaves_nothing(studio, photo, monkeypatch):
+    import svd_demo.media as media
+
+    monkeypatch.setitem(media._CODEC_ARGS, "mp4", ["-c:v", "no-such-codec"])
+    before = set(studio.settings.output_dir.iterdir())
+    with pytest.raises(media.EncodeError):
+        run(studio, photo)
+    assert set(studio.settings.output_dir.iterdir()) == before
