@@ -175,7 +175,10 @@ class VideoWriter:
             self._proc.wait()
         if self._proc is not None and self._proc.stderr:
             self._proc.stderr.close()
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the folder itself is missing or unusable: there is nothing to clean up
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

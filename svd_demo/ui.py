@@ -29,6 +29,20 @@ footer {visibility: hidden}
 """
 
 
+class UploadedImage(gr.Image):
+    """An image input that hands the uploaded file to our loader untouched.
+
+    gr.Image opens every upload with PIL before returning its path, so a corrupt file, an SVG or a decompression
+    bomb would get Gradio's generic 400 instead of our message; and its RGB conversion would drop transparency and
+    clip 16-bit images. `images.load_image` does all of that properly.
+    """
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None or (payload.url or "").startswith("data:"):
+            return super().preprocess(payload)  # inline base64 from API callers: Gradio writes it to a file
+        return str(payload.path) if payload.path else None
+
+
 def _user_error(exc: BaseException) -> gr.Error:
     """What the person sees: our own messages verbatim (escaped: they may quote user text), never internals."""
     if isinstance(exc, UserFacingError):
@@ -102,9 +116,7 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
             with gr.Tab("Image to video", id="image_to_video"):
                 with gr.Row():
                     with gr.Column():
-                        # image_mode=None and filepath: the file reaches our loader untouched, so EXIF rotation,
-                        # transparency and 16-bit images are handled by `images.load_image`, not flattened here.
-                        image = gr.Image(label="Input image", type="filepath", image_mode=None,
+                        image = UploadedImage(label="Input image", type="filepath", image_mode=None,
                                          sources=["upload", "clipboard"], height=320)
                         prepared = gr.Image(label="What the model will see", interactive=False, height=240,
                                             format="png")

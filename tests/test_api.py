@@ -1,0 +1,96 @@
+"""The app as a client sees it: a launched demo on loopback, driven through gradio_client (Gradio's own style)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+import pytest
+from conftest import FAST
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError, ValidationError
+
+from svd_demo.media import probe_video
+from svd_demo.ui import build_demo, launch_kwargs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(studio, tiny_settings, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+    demo = build_demo(tiny_settings, studio)
+    demo.queue(max_size=tiny_settings.queue_size)
+    kwargs = {**launch_kwargs(tiny_settings), "server_port": _free_port(), "max_file_size": "1mb"}
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server, verbose=False)
+
+
+def test_api_names_and_keyword_parameters(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = [p["parameter_name"] for p in api["/image_to_video"]["parameters"]]
+    assert names[:1] == ["image"]
+    for name in ["seed", "randomize_seed", "resolution", "num_frames", "num_inference_steps", "motion_bucket_id",
+                 "fps", "noise_aug_strength", "min_guidance_scale", "max_guidance_scale", "decode_chunk_size",
+                 "playback_fps", "aspect_mode", "loop"]:
+        assert name in names
+
+
+def test_image_to_video_through_the_api(client, photo, studio):
+    video, seed, prepared, notes, files = client.predict(image=handle_file(str(photo)), seed=11, **FAST,
+                                                         api_name="/image_to_video")
+    info = probe_video(video)
+    assert (info.codec, info.pix_fmt, info.num_frames, info.width, info.height) == ("h264", "yuv420p", 4, 256, 144)
+    assert seed == 11
+    sidecar = next(f for f in files if f.endswith(".json"))
+    assert json.loads(open(sidecar).read())["parameters"]["seed"] == 11
+    assert "Cropped" in notes
+
+
+def test_prepare_image_preview(client, photo):
+    image, notes = client.predict(handle_file(str(photo)), 512, "native", api_name="/prepare_image")
+    assert "512x384" in notes
+
+
+def test_missing_image_is_refused_before_the_queue(client):
+    with pytest.raises(ValidationError, match="upload an image"):
+        client.predict(image=None, api_name="/image_to_video")
+
+
+def test_out_of_range_numbers_are_refused_and_the_server_keeps_serving(client, photo, server):
+    for bad in [{"num_frames": 0}, {"num_frames": 10000}, {"num_inference_steps": -1}, {"fps": 0}]:
+        with pytest.raises((ValidationError, AppError, httpx.HTTPStatusError)):
+            client.predict(image=handle_file(str(photo)), **{**FAST, **bad}, api_name="/image_to_video")
+    # NaN cannot even be sent as JSON by the client; a raw request gets a 400, not a crash.
+    raw = '{"data": [null, "", NaN, false, 256, "crop", 4, 2, 127, 7, 0.02, 1, 3, 0, 0, "none", []]}'
+    response = httpx.post(f"{server}gradio_api/call/image_to_video", content=raw,
+                          headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422)
+    video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
+    assert probe_video(video).num_frames == 4
+
+
+def test_a_corrupt_upload_gets_a_clear_message(client, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    with pytest.raises(AppError, match="could not be read as an image|not a valid|cannot be read"):
+        client.predict(image=handle_file(str(bad)), **FAST, api_name="/image_to_video")

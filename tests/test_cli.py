@@ -1,0 +1,52 @@
+"""The command line: `python -m svd_demo ...` in a subprocess, as a person runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from test_image_to_video import read_frames
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "svd_demo", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_generate_twice_with_the_same_seed_gives_the_same_frames(tiny_models_dir, photo, tmp_path):
+    common = ["generate", "--image", str(photo), "--svd-model", str(tiny_models_dir / "svd"), "--resolution", "256",
+              "--num-frames", "4", "--num-inference-steps", "2", "--seed", "5", "--device", "cpu"]
+    first = cli(*common, "--out", str(tmp_path / "a.mp4"), "--extra-formats", "gif")
+    assert first.returncode == 0, first.stderr
+    second = cli(*common, "--out", str(tmp_path / "b.mp4"))
+    assert second.returncode == 0, second.stderr
+    assert np.array_equal(read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4"))
+    record = json.loads((tmp_path / "a.json").read_text())
+    assert record["parameters"]["seed"] == 5 and record["files"]["gif"] == "a.gif"
+    assert (tmp_path / "a.gif").exists()
+
+
+def test_bad_input_exits_with_a_clear_message(tiny_models_dir, photo, tmp_path):
+    result = cli("generate", "--image", str(photo), "--out", str(tmp_path / "x.mp4"), "--num-frames", "0",
+                 "--svd-model", str(tiny_models_dir / "svd"))
+    assert result.returncode == 2
+    assert "`num_frames` must be between 2 and 50" in result.stderr
+    assert not (tmp_path / "x.mp4").exists()
+    result = cli("generate", "--image", str(tmp_path / "missing.png"), "--out", str(tmp_path / "x.mp4"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_help_lists_every_api_parameter():
+    out = " ".join(cli("generate", "--help").stdout.split())
+    for flag in ["--num-frames", "--num-inference-steps", "--motion-bucket-id", "--fps", "--noise-aug-strength",
+                 "--min-guidance-scale", "--max-guidance-scale", "--decode-chunk-size", "--playback-fps",
+                 "--aspect-mode", "--loop", "--seed", "--randomize-seed", "--resolution", "--svd-model"]:
+        assert flag in out
+
+
+def test_interpolate_subcommand_does_not_import_the_diffusion_stack():
+    code = ("import sys, svd_demo.cli as c; p = c.build_parser(); "
+            "print(sorted(m for m in ('torch', 'diffusers', 'gradio', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
