@@ -72,11 +72,15 @@ def load_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     background: Color = (255, 255, 255),
+    min_side: int | None = None,
 ) -> LoadedImage:
     """Decode a path, bytes or PIL image into an upright RGB image; InputError if it is unusable.
 
     The pixel cap is enforced from the header before any pixel is decoded. Transparent areas are
     composited onto ``background``. A PIL input is never modified; the result is always a new image.
+    With ``min_side`` (the video's long side), a large JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT
+    domain, several times faster, as long as both of its sides stay at least ``min_side``: every crop and
+    resize afterwards still shrinks, never enlarges.
     """
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < MIN_SIDE * MIN_SIDE:
         raise ValueError(f"max_pixels must be an int >= {MIN_SIDE * MIN_SIDE}, got {max_pixels!r}")
@@ -84,7 +88,7 @@ def load_image(
     if isinstance(source, Image.Image):
         return _decode(source, _describe(source), max_pixels, bg, owned=False)
     with _open(source, max_pixels) as (im, what):
-        return _decode(im, what, max_pixels, bg, owned=True)
+        return _decode(im, what, max_pixels, bg, owned=True, min_side=min_side)
 
 
 def read_image_header(source: ImageSource | None) -> tuple[int, int, str]:
@@ -146,7 +150,13 @@ def _resolve_source(source: ImageSource | None) -> tuple[str, str | io.BytesIO]:
 
 
 def _decode(
-    im: Image.Image, what: str, max_pixels: int, background: tuple[int, int, int], *, owned: bool
+    im: Image.Image,
+    what: str,
+    max_pixels: int,
+    background: tuple[int, int, int],
+    *,
+    owned: bool,
+    min_side: int | None = None,
 ) -> LoadedImage:
     """Check the header size, decode the first frame, make it upright and convert it to RGB."""
     w, h = im.size
@@ -164,6 +174,10 @@ def _decode(
         if im.size != (w, h):  # a first frame bigger than the header announced must not dodge the cap
             _check_size(what, *im.size, max_pixels)
         reduced_16 = _has_16_bit_samples(im)
+        original_size = _upright_size(im)
+        if min_side and _format_name(im) == "JPEG" and min(im.size) >= 2 * min_side:
+            scale = min_side / min(im.size)
+            im.draft(im.mode, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
         im.load()
         upright = _exif_transpose(im, notices)  # always a new image, so the caller's PIL input is never touched
         rgb = _to_rgb(upright, background, notices, reduced_16=reduced_16)
@@ -176,7 +190,7 @@ def _decode(
     finally:
         if not owned and im.tell() != frame:
             im.seek(frame)  # leave the caller's image on the frame it was on
-    return LoadedImage(image=rgb, notices=tuple(notices), original_size=rgb.size)
+    return LoadedImage(image=rgb, notices=tuple(notices), original_size=original_size)
 
 
 def _n_frames(im: Image.Image) -> int:

@@ -72,12 +72,9 @@ class Studio:
         self.cancels = CancelTokens()
         settings.output_dir.mkdir(parents=True, exist_ok=True)
 
-    def load_input(self, source: Any) -> LoadedImage:
-        return load_image(source, max_pixels=self.settings.max_image_pixels)
-
     def prepare(self, source: Any, resolution: int, aspect_mode: str) -> tuple[PreparedImage, LoadedImage]:
         """The image exactly as the model will see it (CPU only, fast): for the preview and for generation."""
-        loaded = self.load_input(source)
+        loaded = load_image(source, max_pixels=self.settings.max_image_pixels, min_side=int(resolution))
         return prepare_image(loaded.image, resolution, aspect_mode), loaded
 
     def image_to_video(self, source: Any, params: VideoParams, *, model_ref: str | None = None,

@@ -564,3 +564,13 @@ def test_prepare_bad_arguments() -> None:
         prepare_image(im, 1024, "pad", pad_color="not-a-colour")
     with pytest.raises(TypeError):
         prepare_image(np.zeros((8, 8, 3)), 1024, "crop")  # type: ignore[arg-type]
+
+
+def test_large_jpeg_decodes_at_reduced_scale_but_never_below_min_side(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (4096, 3072), (10, 120, 200)).save(path, quality=90)
+    loaded = load_image(path, min_side=1024)
+    assert loaded.image.size == (2048, 1536)  # 1/2 scale: 1/4 would give a 768 px short side, below 1024
+    assert loaded.original_size == (4096, 3072)
+    assert load_image(path).image.size == (4096, 3072)
+    assert prepare_image(loaded.image, 1024, "crop").image.size == (1024, 576)
