@@ -8,9 +8,13 @@ from svd_demo.settings import parse_settings
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = parse_settings()
+    from svd_demo.studio import Studio
     from svd_demo.ui import build_demo, launch_kwargs  # after --help, which should not wait for gradio
 
-    demo = build_demo(settings)
+    studio = Studio(settings)
+    if settings.preload:  # load before serving, e.g. where the first visitor should not wait for a download
+        studio.cache.get("svd", settings.svd_model)
+    demo = build_demo(settings, studio)
     demo.queue(max_size=settings.queue_size)
     demo.launch(**launch_kwargs(settings))
 

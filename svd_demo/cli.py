@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from svd_demo.errors import UserFacingError
-from svd_demo.params import EXTRA_FORMATS, SPECS, Spec
+from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS, Spec
 
 
 def _flag(name: str) -> str:
@@ -70,14 +70,66 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_params(args: argparse.Namespace):
+    from svd_demo.params import ImageParams
+
+    values = {"prompt": args.prompt, "negative_prompt": args.negative_prompt,
+              **_given(args, [*IMAGE_SPECS, "seed", "randomize_seed", "resolution"])}
+    if "seed" in values and "randomize_seed" not in values:
+        values["randomize_seed"] = False
+    return ImageParams.from_raw(values)
+
+
+def _checked_out(path: str, suffix: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() != suffix:
+        raise UserFacingError(f"The output must end in {suffix} (got {out.name}).")
+    return out
+
+
+def cmd_text_to_image(args: argparse.Namespace) -> int:
+    from svd_demo.studio import Studio
+
+    params = _image_params(args)
+    out = _checked_out(args.out, ".png")
+    result = Studio(_settings(args)).text_to_image(params, progress=_progress, out_path=out)
+    print(file=sys.stderr)
+    for notice in result.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    print(f"Wrote {result.path} ({result.image.width}x{result.image.height}, seed {result.seed}); parameters in "
+          f"{result.sidecar}")
+    return 0
+
+
+def cmd_text_to_video(args: argparse.Namespace) -> int:
+    from svd_demo.params import VideoParams
+    from svd_demo.studio import Studio
+
+    image_params = _image_params(args)
+    values = _given(args, [s for s in SPECS if s not in ("seed", "randomize_seed", "resolution")])
+    if args.extra_formats:
+        values["extra_formats"] = args.extra_formats
+    video_params = VideoParams.from_raw(values)  # seed: the still's, so one --seed reproduces both stages
+    out = _checked_out(args.out, ".mp4")
+    still_path = _checked_out(args.still, ".png") if args.still else out.with_suffix(".still.png")
+    still, video = Studio(_settings(args)).text_to_video(image_params, video_params, progress=_progress,
+                                                         out_stem=out.with_suffix(""), still_path=still_path)
+    print(file=sys.stderr)
+    for notice in video.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    print(f"Wrote {still.path} and {video.files.video} ({video.files.info.num_frames} frames, seed {video.seed}); "
+          f"parameters in {video.files.sidecar}")
+    return 0
+
+
 def cmd_tiny_models(args: argparse.Namespace) -> int:
     from svd_demo.tiny_models import save_tiny_models
 
     paths = save_tiny_models(args.directory, which=tuple(args.which))
     for kind, path in paths.items():
         print(f"Wrote tiny random-weight {kind} pipeline to {path}")
-    if "svd" in paths:
-        print(f"Run the app on them: python app.py --svd-model {paths['svd']}")
+    if {"svd", "sdxl"} <= set(paths):
+        print(f"Run the app on them: python app.py --svd-model {paths['svd']} --sdxl-model {paths['sdxl']}")
     return 0
 
 
@@ -96,6 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
     add_settings_arguments(gen, only=MODEL_SETTINGS)
     gen.set_defaults(func=cmd_generate)
+
+    for name, func, suffix, what in [("text-to-image", cmd_text_to_image, ".png", "Prompt to a still with SDXL."),
+                                     ("text-to-video", cmd_text_to_video, ".mp4",
+                                      "Prompt to a still with SDXL, animated with SVD.")]:
+        cmd = sub.add_parser(name, help=what, description=what)
+        cmd.add_argument("--prompt", required=True, help="What the still shows.")
+        cmd.add_argument("--negative-prompt", default="", help="What it should not show.")
+        cmd.add_argument("--out", required=True, help=f"Output {suffix}; a .json sidecar is written beside it.")
+        add_spec_arguments(cmd, list(IMAGE_SPECS.values()))
+        if name == "text-to-video":
+            cmd.add_argument("--still", default=None, help="Where to write the still (default: OUT.still.png).")
+            add_spec_arguments(cmd, list(SPECS.values()))
+            cmd.add_argument("--extra-formats", default=None,
+                             help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
+        else:
+            add_spec_arguments(cmd, [SPECS["seed"], SPECS["randomize_seed"], SPECS["resolution"]])
+        add_settings_arguments(cmd, only=MODEL_SETTINGS)
+        cmd.set_defaults(func=func)
 
     tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
     tiny.add_argument("directory", help="Folder to write DIR/svd and DIR/sdxl into.")

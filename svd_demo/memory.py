@@ -15,10 +15,18 @@ if TYPE_CHECKING:
 PROFILE_ORDER = ("high", "balanced", "low", "minimal")  # each step trades speed for memory
 
 GIB = 1024**3
-# `auto` picks the first profile whose need fits the GPU's free memory. Estimates for SVD-XT in fp16 at 1024x576,
-# 25 frames (weights 4.5 GB): high keeps everything on the GPU and decodes 8 frames at once; balanced offloads idle
-# models to the CPU; low adds forward chunking and decodes 2 frames at once; minimal streams layer by layer.
-AUTO_THRESHOLDS_GIB = {"high": 24.0, "balanced": 14.0, "low": 7.0}
+# `auto` picks the first profile whose need fits the GPU's free memory (GiB). SVD: estimates for SVD-XT in fp16 at
+# 1024x576, 25 frames (weights 4.5 GB): high keeps everything on the GPU and decodes 8 frames at once; balanced
+# offloads idle models to the CPU; low adds forward chunking and decodes 2 frames at once; minimal streams layer by
+# layer. SDXL at 1024x576 (weights 7 GB in fp16) needs far less working memory than a 25-frame clip.
+AUTO_THRESHOLDS_GIB = {
+    "svd": {"high": 24.0, "balanced": 14.0, "low": 7.0},
+    "sdxl": {"high": 12.0, "balanced": 8.0, "low": 5.0},
+}
+# fp16 weights (GiB) and the working memory a `high` run needs on top of them, for the residency policy.
+WEIGHTS_GIB = {"svd": 4.5, "sdxl": 7.0}
+WORKING_GIB = {"svd": 13.0, "sdxl": 3.0}
+MARGIN_GIB = 1.5  # CUDA context, allocator fragmentation
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ def gpu_memory(device: str) -> tuple[int, int] | None:
     return total, free
 
 
-def choose_profile(setting: str, device: str, memory: tuple[int, int] | None) -> str:
+def choose_profile(setting: str, device: str, memory: tuple[int, int] | None, kind: str = "svd") -> str:
     """The profile to use: the setting itself, or for `auto` the fastest one the free GPU memory allows."""
     if setting != "auto":
         if setting not in PLANS:
@@ -85,10 +93,24 @@ def choose_profile(setting: str, device: str, memory: tuple[int, int] | None) ->
     if memory is None:  # CPU and MPS share system memory: offloading would only add copies
         return "high"
     _, free = memory
-    for profile, need in AUTO_THRESHOLDS_GIB.items():
+    for profile, need in AUTO_THRESHOLDS_GIB[kind].items():
         if free >= need * GIB:
             return profile
     return "minimal"
+
+
+def keep_both_on_gpu(total_bytes: int, svd_profile: str, sdxl_profile: str, dtype_bytes: int = 2) -> bool:
+    """Whether the SVD and SDXL pipelines can both stay resident on a GPU of `total_bytes`.
+
+    Offloading profiles keep idle models in CPU memory anyway, so only two `high` pipelines compete for the GPU:
+    they stay together when both sets of weights plus the larger working memory fit; otherwise the idle one
+    leaves the GPU before the other runs (and comes back when it is needed).
+    """
+    if svd_profile != "high" or sdxl_profile != "high":
+        return True
+    scale = dtype_bytes / 2  # the estimates are for 16-bit weights
+    need = (WEIGHTS_GIB["svd"] + WEIGHTS_GIB["sdxl"]) * scale + max(WORKING_GIB.values()) + MARGIN_GIB
+    return total_bytes >= need * GIB
 
 
 def step_down(profile: str) -> str | None:

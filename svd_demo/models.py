@@ -45,9 +45,37 @@ def svd_defaults(model_ref: str) -> tuple[int, int]:
     return 14, 7
 
 
-def svd_choices(extra: str | None = None) -> list[tuple[str, str]]:
-    """(label, model reference) pairs for the model picker; a model given on the command line comes first."""
-    choices = [(p.label, p.model_id) for p in SVD_PRESETS]
+def model_choices(presets: tuple[ModelPreset, ...] | tuple[ImageModelPreset, ...],
+                  extra: str | None = None) -> list[tuple[str, str]]:
+    """(label, model reference) pairs for a model picker; a model given on the command line comes first."""
+    choices = [(p.label, p.model_id) for p in presets]
     if extra and extra not in {ref for _, ref in choices}:
         choices.insert(0, (f"{Path(extra).name or extra} (from settings)", extra))
     return choices
+
+
+@dataclass(frozen=True)
+class ImageModelPreset:
+    """A known text-to-image model and the settings it wants."""
+
+    label: str
+    model_id: str
+    steps: int
+    guidance_scale: float
+
+
+SDXL_PRESETS: tuple[ImageModelPreset, ...] = (
+    ImageModelPreset("SDXL base 1.0", "stabilityai/stable-diffusion-xl-base-1.0", 30, 5.0),
+    # Turbo is distilled for 1-4 steps without classifier-free guidance: guidance must be 0.
+    ImageModelPreset("SDXL-Turbo (1-4 steps)", "stabilityai/sdxl-turbo", 4, 0.0),
+)
+DEFAULT_SDXL_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
+
+
+def sdxl_defaults(model_ref: str) -> tuple[int, float]:
+    """(steps, guidance) for an SDXL model: a preset's, or SDXL base's for anything else."""
+    for preset in SDXL_PRESETS:
+        if preset.model_id == model_ref:
+            return preset.steps, preset.guidance_scale
+    return SDXL_PRESETS[0].steps, SDXL_PRESETS[0].guidance_scale
+

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from svd_demo import __version__
 from svd_demo.media import VideoInfo, parameters_tag, write_video
@@ -64,6 +65,21 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_png(image: Image.Image, path: Path, parameters: dict[str, Any]) -> None:
+    """A PNG with the parameters in a text chunk (as other SD tools do), written under a temporary name first."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", json.dumps(parameters, sort_keys=True, default=str))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        image.save(tmp, format="PNG", pnginfo=info)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

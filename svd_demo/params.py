@@ -171,3 +171,69 @@ def parse_formats(value: Any) -> tuple[str, ...]:
         if name not in out:
             out.append(name)
     return tuple(out)
+
+
+# --- Text to image (the SDXL stage) -----------------------------------------------------------------------------
+
+ORIENTATIONS = ("landscape", "portrait", "square")
+MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens (~300 characters); far longer text is a mistake or an attack
+
+IMAGE_SPECS: dict[str, Spec] = {s.name: s for s in [
+    Spec("sdxl_steps", "Image steps", "Denoising steps for the still. SDXL-Turbo needs only 1-4.", 30, int, 1, 100, 1),
+    Spec("sdxl_guidance_scale", "Image guidance", "How closely the still follows the prompt. SDXL-Turbo uses 0.",
+         5.0, float, 0.0, 20.0, 0.5),
+    Spec("orientation", "Orientation", "The still is rendered straight at the video size for this orientation, so "
+         "nothing is cropped afterwards.", "landscape", str, choices=ORIENTATIONS),
+]}
+
+
+def clean_prompt(text: Any, name: str = "prompt", *, required: bool = True) -> str:
+    """A prompt as the model should get it: control characters removed, length checked; empty refused if required."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError(f"`{name}` must be text, got {type(text).__name__}.")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InputError(f"The {name.replace('_', ' ')} is {len(text)} characters long; the limit is "
+                         f"{MAX_PROMPT_CHARS} (the text encoder reads only about 300). Please shorten it.")
+    cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text).strip()
+    if required and not cleaned:
+        raise InputError("Please write a prompt: describe the scene you want to see.")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    """Everything that decides an SDXL still. `seed`/`randomize_seed`/`resolution` are shared with the video."""
+
+    prompt: str
+    negative_prompt: str = ""
+    sdxl_steps: int = IMAGE_SPECS["sdxl_steps"].default
+    sdxl_guidance_scale: float = IMAGE_SPECS["sdxl_guidance_scale"].default
+    orientation: str = IMAGE_SPECS["orientation"].default
+    seed: int = SPECS["seed"].default
+    randomize_seed: bool = SPECS["randomize_seed"].default
+    resolution: int = SPECS["resolution"].default
+
+    @classmethod
+    def from_raw(cls, values: Mapping[str, Any]) -> ImageParams:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InputError(f"Unknown parameter(s): {', '.join(unknown)}. Known: {', '.join(sorted(names))}.")
+        clean: dict[str, Any] = {"prompt": clean_prompt(values.get("prompt")),
+                                 "negative_prompt": clean_prompt(values.get("negative_prompt"), "negative_prompt",
+                                                                 required=False)}
+        for name, value in values.items():
+            if name in clean:
+                continue
+            spec = IMAGE_SPECS.get(name) or SPECS[name]
+            clean[name] = _coerce(spec, value)
+        return cls(**clean)
+
+    def resolved(self) -> ImageParams:
+        seed = random.SystemRandom().randint(0, MAX_SEED) if self.randomize_seed else self.seed
+        return ImageParams(**{**asdict(self), "seed": seed, "randomize_seed": False})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

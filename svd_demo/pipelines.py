@@ -11,13 +11,22 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from svd_demo.errors import ModelLoadError
-from svd_demo.memory import PLANS, MemoryPlan, apply_plan, choose_profile, gpu_memory, resolve_device, resolve_dtype
-from svd_demo.models import SVD_PRESETS, model_page
+from svd_demo.memory import (
+    PLANS,
+    MemoryPlan,
+    apply_plan,
+    choose_profile,
+    gpu_memory,
+    keep_both_on_gpu,
+    resolve_device,
+    resolve_dtype,
+)
+from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_page
 from svd_demo.settings import Settings
 from svd_demo.tiny_models import is_tiny_model
 
@@ -38,7 +47,7 @@ class LoadedPipeline:
     revision: str | None
     random_weights: bool
     current_profile: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    resident: bool = True  # weights where the profile puts them; False while moved out to make room for the other
 
     @property
     def plan(self) -> MemoryPlan:
@@ -123,18 +132,28 @@ class PipelineCache:
             from diffusers import StableDiffusionXLPipeline as cls
         else:
             raise ValueError(f"Unknown pipeline kind {kind!r}.")
-        kwargs: dict[str, Any] = {"torch_dtype": dtype}
-        # The official SVD repos ship fp16 weight files: half the download. Local folders and other ids may not.
-        if dtype == torch.float16 and model_ref in {p.model_id for p in SVD_PRESETS}:
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        # The official repos ship fp16 weight files: half the download. Local folders and other ids may not.
+        if dtype == torch.float16 and model_ref in {p.model_id for p in (*SVD_PRESETS, *SDXL_PRESETS)}:
             kwargs["variant"] = "fp16"
         start = time.perf_counter()
+        vae_ref = self.settings.sdxl_vae if kind == "sdxl" else ""
+        try:
+            if vae_ref:
+                from diffusers import AutoencoderKL
+
+                kwargs["vae"] = AutoencoderKL.from_pretrained(vae_ref, dtype=dtype)
+        except Exception as exc:
+            raise explain_load_error(kind, vae_ref, exc) from exc
         try:
             pipe = cls.from_pretrained(model_ref, **kwargs)
         except Exception as exc:  # from_pretrained raises many types; each is explained, none is swallowed
             raise explain_load_error(kind, model_ref, exc) from exc
         pipe.set_progress_bar_config(disable=True)
         memory = gpu_memory(device)
-        profile = choose_profile(self.settings.memory_profile, device, memory)
+        if memory is not None:  # judge each pipeline as if alone: `make_resident` arbitrates between the two
+            memory = (memory[0], memory[1] + torch.cuda.memory_allocated())
+        profile = choose_profile(self.settings.memory_profile, device, memory, kind)
         apply_plan(pipe, PLANS[profile], device)
         seconds = time.perf_counter() - start
         self.loads += 1
@@ -146,12 +165,32 @@ class PipelineCache:
                               load_seconds=seconds, revision=_revision(pipe),
                               random_weights=is_tiny_model(model_ref), current_profile=profile)
 
+    def make_resident(self, kind: str) -> None:
+        """Before running `kind`: if the two pipelines do not fit the GPU together, move the other one out first."""
+        with self.gpu_lock:
+            loaded = self._loaded[kind]
+            if loaded.device != "cuda":
+                return
+            other = self._loaded.get("sdxl" if kind == "svd" else "svd")
+            if other is not None and other.resident and other.current_profile == "high":
+                svd, sdxl = (loaded, other) if kind == "svd" else (other, loaded)
+                total = gpu_memory("cuda")[0]  # type: ignore[index]
+                if not keep_both_on_gpu(total, svd.current_profile, sdxl.current_profile, loaded.dtype.itemsize):
+                    other.pipe.to("cpu")
+                    other.resident = False
+                    free_memory("cuda")
+                    log.info("Moved the %s pipeline to the CPU to make room for %s", other.kind, kind)
+            if not loaded.resident:
+                apply_plan(loaded.pipe, loaded.plan, loaded.device)
+                loaded.resident = True
+
     def use_profile(self, loaded: LoadedPipeline, profile: str) -> None:
         """Switch a loaded pipeline to another memory profile in place (no reload)."""
         with self.gpu_lock:
             if loaded.current_profile != profile:
                 apply_plan(loaded.pipe, PLANS[profile], loaded.device)
                 loaded.current_profile = profile
+                loaded.resident = True
                 free_memory(loaded.device)
 
     def unload(self, kind: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from svd_demo.models import DEFAULT_SVD_MODEL
+from svd_demo.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
@@ -24,6 +24,8 @@ class Settings:
     """How the app runs (not what one generation does: that is `params.VideoParams`)."""
 
     svd_model: str = DEFAULT_SVD_MODEL
+    sdxl_model: str = DEFAULT_SDXL_MODEL
+    sdxl_vae: str = ""
     device: str = "auto"
     dtype: str = "auto"
     memory_profile: str = "auto"
@@ -42,6 +44,10 @@ class Settings:
 _OPTIONS: dict[str, tuple[str, str]] = {
     "svd_model": ("SVD_DEMO_SVD_MODEL", "SVD model: a hub id or a local folder (e.g. one written by "
                   "`python -m svd_demo tiny-models DIR`, then DIR/svd). Offered first in the model picker."),
+    "sdxl_model": ("SVD_DEMO_SDXL_MODEL", "Text-to-image model for the text tab: a hub id or a local folder "
+                   "(e.g. DIR/sdxl from `python -m svd_demo tiny-models DIR`)."),
+    "sdxl_vae": ("SVD_DEMO_SDXL_VAE", "Optional replacement SDXL VAE (hub id or folder), e.g. an fp16-safe one such "
+                 "as madebyollin/sdxl-vae-fp16-fix; empty uses the model's own (upcast to fp32 to decode)."),
     "device": ("SVD_DEMO_DEVICE", "Where to run: auto picks cuda, then mps, then cpu."),
     "dtype": ("SVD_DEMO_DTYPE", "Weights precision: auto is fp16 on CUDA/MPS and fp32 on CPU; bf16 is an option."),
     "memory_profile": ("SVD_DEMO_MEMORY_PROFILE", "GPU memory profile; auto picks from the GPU's memory "
@@ -67,7 +73,8 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-MODEL_SETTINGS = ("svd_model", "device", "dtype", "memory_profile", "max_image_pixels")  # what a CLI run needs
+MODEL_SETTINGS = ("svd_model", "sdxl_model", "sdxl_vae", "device", "dtype", "memory_profile",
+                  "max_image_pixels")  # what a CLI run needs
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None,
@@ -80,7 +87,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str
             continue
         env, help_text = _OPTIONS[field.name]
         default = getattr(defaults, field.name)
-        kind = {bool: _parse_bool, int: int, Path: Path}.get(type(default), str)
+        kind = Path if isinstance(default, Path) else {bool: _parse_bool, int: int}.get(type(default), str)
         if env in environ:
             try:
                 default = kind(environ[env])

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,17 @@ from PIL import Image
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.models import svd_defaults
-from svd_demo.outputs import OutputFiles, apply_loop, library_versions, output_stem, remove_old_outputs, write_outputs
-from svd_demo.params import VideoParams
+from svd_demo.outputs import (
+    OutputFiles,
+    apply_loop,
+    library_versions,
+    output_stem,
+    remove_old_outputs,
+    write_json_atomic,
+    write_outputs,
+    write_png,
+)
+from svd_demo.params import ImageParams, VideoParams
 from svd_demo.pipelines import PipelineCache
 from svd_demo.settings import Settings
 
@@ -34,6 +43,25 @@ class VideoResult:
     prepared: Image.Image
     notices: list[str]  # what was changed on the way (image conversions, crops, memory retries), for the user
     record: dict[str, Any]  # the sidecar's content
+
+
+@dataclass
+class StillResult:
+    """One finished text-to-image run: the PNG, its sidecar, and what the video stage needs to know."""
+
+    path: Path
+    sidecar: Path
+    image: Image.Image
+    seed: int
+    notices: list[str]
+    record: dict[str, Any]
+
+
+def _scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
+    """Map a stage's 0-1 progress into its share of a two-stage run."""
+    if progress is None:
+        return None
+    return lambda fraction, text: progress(start + (end - start) * fraction, text)
 
 
 @dataclass
@@ -79,10 +107,11 @@ class Studio:
 
     def image_to_video(self, source: Any, params: VideoParams, *, model_ref: str | None = None,
                        progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                       out_stem: Path | None = None) -> VideoResult:
+                       out_stem: Path | None = None, still: StillResult | None = None) -> VideoResult:
         """Generate a video from an image and write it (MP4 + requested formats + sidecar).
 
         Files go to the output folder under a unique name, or to `out_stem` + suffix when given (the CLI's --out).
+        With `still`, the text-to-image stage that made the image is recorded with the video's parameters.
         """
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -98,6 +127,7 @@ class Studio:
             report(0.0, "Loading the video model (the first run downloads it)")
             loads_before = self.cache.loads
             loaded = self.cache.get("svd", model_ref)
+            self.cache.make_resident("svd")
             if self.cache.loads != loads_before:
                 timings["load_s"] = loaded.load_seconds
             result = generate_frames(self.cache, loaded, prepared.image, params, progress=progress, cancel=cancel)
@@ -105,10 +135,15 @@ class Studio:
         timings.update(result.timings)
 
         report(0.95, "Encoding")
+        text_stage = {}
+        if still is not None:
+            text_stage = {**still.record["parameters"], "sdxl_model": still.record["model"]["id"],
+                          "still": still.path.name}
+            timings["sdxl_s"] = still.record["timings"]["sdxl_s"]
         record = {
-            "kind": "image_to_video",
+            "kind": "text_to_video" if still is not None else "image_to_video",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "parameters": {**params.to_dict(), "model": model_ref},
+            "parameters": {**text_stage, **params.to_dict(), "model": model_ref},
             "model": {"id": model_ref, "revision": loaded.revision, "random_weights": loaded.random_weights},
             "runtime": {"device": loaded.device, "dtype": str(loaded.dtype).removeprefix("torch."),
                         "memory_profile": result.memory_profile, "decode_chunk_size": result.decode_chunk_size},
@@ -123,8 +158,76 @@ class Studio:
                               extra_formats=params.extra_formats, started=started)
         if out_stem is None:  # only our own folder is swept: never delete files next to a user's --out
             remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
-        notices = [*original.notices, *prepared.notices, *result.memory_changes]
+        notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes]
         return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record)
+
+    def text_to_image(self, params: ImageParams, *, model_ref: str | None = None,
+                      progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                      out_path: Path | None = None) -> StillResult:
+        """Render an SDXL still at the video size for the chosen orientation; writes a PNG and its sidecar."""
+        from svd_demo.text_to_image import generate_still
+
+        started = time.perf_counter()
+        model_ref = model_ref or self.settings.sdxl_model
+        params = params.resolved()
+        timings: dict[str, float] = {}
+        with self.cache.gpu_lock:
+            waited = time.perf_counter()
+            if progress is not None:
+                progress(0.0, "Loading the image model (the first run downloads it)")
+            loads_before = self.cache.loads
+            loaded = self.cache.get("sdxl", model_ref)
+            self.cache.make_resident("sdxl")
+            if self.cache.loads != loads_before:
+                timings["load_s"] = loaded.load_seconds
+            still = generate_still(loaded, params, progress=progress, cancel=cancel)
+            timings["gpu_section_s"] = time.perf_counter() - waited
+        timings["sdxl_s"] = still.seconds
+        record = {
+            "kind": "text_to_image",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "parameters": {**params.to_dict(), "sdxl_model": model_ref},
+            "model": {"id": model_ref, "revision": loaded.revision, "random_weights": loaded.random_weights},
+            "runtime": {"device": loaded.device, "dtype": str(loaded.dtype).removeprefix("torch."),
+                        "memory_profile": loaded.current_profile},
+            "notices": still.notices,
+            "versions": library_versions(),
+        }
+        path = out_path or output_stem(self.settings.output_dir, "still", params.seed).with_suffix(".png")
+        write_png(still.image, path, record["parameters"])
+        sidecar = path.with_suffix(".json")
+        timings["total_s"] = time.perf_counter() - started
+        record.update(timings={k: round(v, 3) for k, v in timings.items()}, files={"png": path.name},
+                      image={"width": still.image.width, "height": still.image.height})
+        try:
+            write_json_atomic(sidecar, record)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if out_path is None:
+            remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
+        return StillResult(path=path, sidecar=sidecar, image=still.image, seed=params.seed, notices=still.notices,
+                           record=record)
+
+    def animate_still(self, still: StillResult, params: VideoParams, *, model_ref: str | None = None,
+                      progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                      out_stem: Path | None = None) -> VideoResult:
+        """The video stage of text to video: the still is already at the video size, so it is used as is."""
+        params = replace(params, aspect_mode="native", resolution=max(still.image.size),
+                         seed=still.seed if params.randomize_seed else params.seed, randomize_seed=False)
+        return self.image_to_video(still.image, params, model_ref=model_ref, progress=progress, cancel=cancel,
+                                   out_stem=out_stem, still=still)
+
+    def text_to_video(self, image_params: ImageParams, video_params: VideoParams, *, sdxl_model: str | None = None,
+                      svd_model: str | None = None, progress: ProgressFn | None = None,
+                      cancel: threading.Event | None = None, out_stem: Path | None = None,
+                      still_path: Path | None = None) -> tuple[StillResult, VideoResult]:
+        """Prompt -> SDXL still -> SVD video. The video uses the still's seed unless it has a fixed seed of its own."""
+        still = self.text_to_image(image_params, model_ref=sdxl_model, progress=_scaled(progress, 0.0, 0.3),
+                                   cancel=cancel, out_path=still_path)
+        video = self.animate_still(still, video_params, model_ref=svd_model, progress=_scaled(progress, 0.3, 1.0),
+                                   cancel=cancel, out_stem=out_stem)
+        return still, video
 
 
 def output_path_is_ours(studio: Studio, path: str | Path) -> bool:

@@ -1,21 +1,23 @@
 """The Gradio interface: the only module (with app.py) that imports gradio.
 
-Handlers are thin: they turn component values into `VideoParams`, call the `Studio`, and turn its results and
+Handlers are thin: they turn component values into parameter objects, call the `Studio`, and turn its results and
 errors into component updates. Every GPU event shares one concurrency id with limit 1, so one GPU runs one job at a
-time whatever the tab; everything cheap (validation, the preview) runs outside that queue.
+time whatever the tab; validation runs before the queue, so bad input never waits behind someone else's video.
 """
 
 import html
 import logging
 import uuid
-from dataclasses import fields
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from svd_demo.errors import UserFacingError
-from svd_demo.models import svd_choices, svd_defaults
-from svd_demo.params import EXTRA_FORMATS, SPECS, Spec, VideoParams
+from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
+from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS, ImageParams, Spec, VideoParams, clean_prompt
 from svd_demo.settings import Settings
 from svd_demo.studio import Studio
 from svd_demo.tiny_models import is_tiny_model
@@ -23,9 +25,9 @@ from svd_demo.tiny_models import is_tiny_model
 log = logging.getLogger("svd_demo")
 
 GPU_QUEUE = "gpu"  # the one concurrency id of every event that runs a model
+VIDEO_INPUTS = list(SPECS)  # the video parameters, in the order every GPU handler receives them
 CSS = """
 .banner {padding: 0.5em 1em; border-radius: 8px; background: var(--color-accent-soft);}
-footer {visibility: hidden}
 """
 
 
@@ -45,6 +47,8 @@ class UploadedImage(gr.Image):
 
 def _user_error(exc: BaseException) -> gr.Error:
     """What the person sees: our own messages verbatim (escaped: they may quote user text), never internals."""
+    if isinstance(exc, gr.Error):
+        return exc
     if isinstance(exc, UserFacingError):
         return gr.Error(html.escape(str(exc)), print_exception=False)
     error_id = uuid.uuid4().hex[:8]
@@ -53,8 +57,16 @@ def _user_error(exc: BaseException) -> gr.Error:
                     "happening, report the error id.", print_exception=False)
 
 
+@contextmanager
+def _errors_for_user() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise _user_error(exc) from exc
+
+
 def _component(spec: Spec, value: Any = None, **kwargs: Any) -> gr.components.Component:
-    """A component for a parameter spec: its label, range, step, default and help come from `params.SPECS`."""
+    """A component for a parameter spec: its label, range, step, default and help come from `params`."""
     value = spec.default if value is None else value
     common = {"label": spec.label, "info": spec.help, **kwargs}
     if spec.kind is bool:
@@ -66,141 +78,274 @@ def _component(spec: Spec, value: Any = None, **kwargs: Any) -> gr.components.Co
     return gr.Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, **common)
 
 
+def _notes(lines: list[str] | tuple[str, ...]) -> str:
+    return "\n".join(f"- {html.escape(line)}" for line in lines)
+
+
+def _video_params(values: tuple[Any, ...]) -> VideoParams:
+    """Component values (VIDEO_INPUTS order, then extra formats) to checked parameters."""
+    named = dict(zip([*VIDEO_INPUTS, "extra_formats"], values, strict=True))
+    with _errors_for_user():
+        return VideoParams.from_raw(named)
+
+
+def _problem(check: Any, *args: Any) -> str:
+    try:
+        check(*args)
+    except (gr.Error, UserFacingError) as exc:
+        return exc.message if isinstance(exc, gr.Error) else str(exc)
+    return ""
+
+
+def _files(video: Any) -> list[str]:
+    return [str(video.files.video), *map(str, video.files.extras.values()), str(video.files.sidecar)]
+
+
+def _session(request: gr.Request | None) -> str:
+    return (request.session_hash if request else None) or uuid.uuid4().hex
+
+
+@dataclass
+class VideoControls:
+    """The video settings every tab shares: one set of components in the sidebar, not a copy per tab."""
+
+    svd_model: gr.Dropdown
+    by_name: dict[str, gr.components.Component]
+    extra_formats: gr.CheckboxGroup
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        return [self.svd_model, *(self.by_name[n] for n in VIDEO_INPUTS), self.extra_formats]
+
+
+def _video_sidebar(settings: Settings) -> VideoControls:
+    frames_default, fps_default = svd_defaults(settings.svd_model)
+    with gr.Sidebar(label="Video settings", open=True):
+        svd_model = gr.Dropdown(choices=model_choices(SVD_PRESETS, settings.svd_model), value=settings.svd_model,
+                                label="Video model", allow_custom_value=True,
+                                info="SVD makes 14 frames, SVD-XT 25. A hub id or a local folder also works.")
+        by_name: dict[str, gr.components.Component] = {}
+        for name in ("resolution", "aspect_mode", "num_frames", "motion_bucket_id", "fps"):
+            by_name[name] = _component(SPECS[name], {"num_frames": frames_default, "fps": fps_default}.get(name))
+        with gr.Accordion("Advanced", open=False):
+            for name in ("seed", "randomize_seed", "num_inference_steps", "noise_aug_strength", "min_guidance_scale",
+                         "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop"):
+                by_name[name] = _component(SPECS[name])
+            extra_formats = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
+                                             info="MP4 is always written.")
+    svd_model.change(lambda ref: [gr.update(value=v) for v in svd_defaults(ref)], inputs=svd_model,
+                     outputs=[by_name["num_frames"], by_name["fps"]], queue=False, api_visibility="private")
+    return VideoControls(svd_model, by_name, extra_formats)
+
+
+def _image_tab(studio: Studio, controls: VideoControls) -> UploadedImage:
+    with gr.Row():
+        with gr.Column():
+            image = UploadedImage(label="Input image", type="filepath", image_mode=None,
+                                  sources=["upload", "clipboard"], height=320)
+            prepared = gr.Image(label="What the model will see", interactive=False, height=240, format="png")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary")
+                cancel = gr.Button("Cancel", variant="stop")
+        with gr.Column():
+            video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+            seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+            notices = gr.Markdown()
+            files = gr.File(label="Files (video, extra formats, parameters JSON)", file_count="multiple",
+                            interactive=False)
+
+    def preview(image_path: str | None, resolution: float, aspect_mode: str) -> tuple[Any, str]:
+        if not image_path:
+            return None, ""
+        try:
+            prep, loaded = studio.prepare(image_path, int(resolution), aspect_mode)
+        except UserFacingError as exc:
+            return None, f"⚠️ {html.escape(str(exc))}"
+        w, h = prep.image.size
+        return prep.image, _notes([f"The video will be {w}x{h}.", *loaded.notices, *prep.notices])
+
+    gr.on([image.change, controls.by_name["resolution"].release, controls.by_name["aspect_mode"].change], preview,
+          inputs=[image, controls.by_name["resolution"], controls.by_name["aspect_mode"]],
+          outputs=[prepared, notices], api_name="prepare_image", concurrency_id="cpu", concurrency_limit=4,
+          show_progress="minimal")
+
+    def image_to_video(image: str | None, svd_model: str, seed: float, randomize_seed: bool, resolution: float,
+                       aspect_mode: str, num_frames: float, num_inference_steps: float, motion_bucket_id: float,
+                       fps: float, noise_aug_strength: float, min_guidance_scale: float, max_guidance_scale: float,
+                       decode_chunk_size: float, playback_fps: float, loop: str, extra_formats: list[str],
+                       request: gr.Request,
+                       progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's idiom)
+                       ) -> tuple[Any, ...]:
+        """Animate an image; returns the MP4, the seed used, the prepared image, notices and all files."""
+        values = locals()
+        params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
+        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+            result = studio.image_to_video(image, params, model_ref=svd_model or None,
+                                           progress=lambda f, text: progress(f, desc=text), cancel=token)
+        for change in result.record.get("memory_changes", []):
+            gr.Warning(change)
+        return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
+
+    def validate(image: str | None, svd_model: str, *values: Any) -> list[dict]:
+        """Runs before the queue: a missing image or a bad number is refused without waiting for the GPU."""
+        problem = _problem(_video_params, values)
+        return [gr.validate(bool(image), "Please upload an image first."), gr.validate(True, ""),
+                *(gr.validate(not problem, problem) for _ in values)]
+
+    event = generate.click(image_to_video, inputs=[image, *controls.inputs],
+                           outputs=[video, seed_used, prepared, notices, files], api_name="image_to_video",
+                           concurrency_id=GPU_QUEUE, concurrency_limit=1, validator=validate)
+    _cancel_button(studio, cancel, event)
+    return image
+
+
+def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: UploadedImage) -> None:
+    steps_default, guidance_default = sdxl_defaults(settings.sdxl_model)
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="A lighthouse on a cliff at sunset, waves "
+                                "crashing, golden light, photograph", max_length=2000)
+            negative_prompt = gr.Textbox(label="Negative prompt", value="", placeholder="blurry, low quality, text",
+                                         max_length=2000)
+            with gr.Row():
+                sdxl_model = gr.Dropdown(choices=model_choices(SDXL_PRESETS, settings.sdxl_model),
+                                         value=settings.sdxl_model, label="Image model", allow_custom_value=True)
+                orientation = _component(IMAGE_SPECS["orientation"])
+            with gr.Row():
+                sdxl_steps = _component(IMAGE_SPECS["sdxl_steps"], steps_default)
+                sdxl_guidance_scale = _component(IMAGE_SPECS["sdxl_guidance_scale"], guidance_default)
+            with gr.Row():
+                still_only = gr.Button("Still only")
+                animate = gr.Button("Animate this still")
+                to_video = gr.Button("Prompt to video", variant="primary")
+                cancel = gr.Button("Cancel", variant="stop")
+        with gr.Column():
+            still = gr.Image(label="Still", interactive=False, format="png", type="filepath")
+            video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+            with gr.Row():
+                still_seed = gr.Number(label="Still seed", precision=0, interactive=False)
+                video_seed = gr.Number(label="Video seed", precision=0, interactive=False)
+            notices = gr.Markdown()
+            files = gr.File(label="Files", file_count="multiple", interactive=False)
+    last_still = gr.State(None)  # this session's StillResult, for "Animate this still"
+    sdxl_model.change(lambda ref: [gr.update(value=v) for v in sdxl_defaults(ref)], inputs=sdxl_model,
+                      outputs=[sdxl_steps, sdxl_guidance_scale], queue=False, api_visibility="private")
+
+    def image_params(prompt: str, negative_prompt: str, sdxl_steps: float, sdxl_guidance_scale: float,
+                     orientation: str, seed: float, randomize_seed: bool, resolution: float) -> ImageParams:
+        with _errors_for_user():
+            return ImageParams.from_raw(dict(prompt=prompt, negative_prompt=negative_prompt, sdxl_steps=sdxl_steps,
+                                             sdxl_guidance_scale=sdxl_guidance_scale, orientation=orientation,
+                                             seed=seed, randomize_seed=randomize_seed, resolution=resolution))
+
+    def text_to_image(prompt: str, negative_prompt: str, sdxl_model: str, sdxl_steps: float,
+                      sdxl_guidance_scale: float, orientation: str, seed: float, randomize_seed: bool,
+                      resolution: float, request: gr.Request,
+                      progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
+                      ) -> tuple[Any, ...]:
+        """Render an SDXL still at the video size; returns the still, its seed, notices and files."""
+        params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,
+                              randomize_seed, resolution)
+        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+            result = studio.text_to_image(params, model_ref=sdxl_model or None, cancel=token,
+                                          progress=lambda f, text: progress(f, desc=text))
+        return (str(result.path), result.seed, _notes(result.notices), [str(result.path), str(result.sidecar)],
+                result)
+
+    def text_to_video(prompt: str, negative_prompt: str, sdxl_model: str, sdxl_steps: float,
+                      sdxl_guidance_scale: float, orientation: str, svd_model: str, seed: float,
+                      randomize_seed: bool, resolution: float, aspect_mode: str, num_frames: float,
+                      num_inference_steps: float, motion_bucket_id: float, fps: float, noise_aug_strength: float,
+                      min_guidance_scale: float, max_guidance_scale: float, decode_chunk_size: float,
+                      playback_fps: float, loop: str, extra_formats: list[str], request: gr.Request,
+                      progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
+                      ) -> Iterator[tuple[Any, ...]]:
+        """Prompt -> still -> video in one call; the still is shown as soon as it exists."""
+        values = locals()
+        video_params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
+        params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,
+                              randomize_seed, resolution)
+        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+            still_result = studio.text_to_image(params, model_ref=sdxl_model or None, cancel=token,
+                                                progress=lambda f, text: progress(0.3 * f, desc=text))
+            yield (str(still_result.path), None, still_result.seed, None, _notes(still_result.notices),
+                   [str(still_result.path)], still_result)
+            result = studio.animate_still(still_result, video_params, model_ref=svd_model or None, cancel=token,
+                                          progress=lambda f, text: progress(0.3 + 0.7 * f, desc=text))
+        for change in result.record.get("memory_changes", []):
+            gr.Warning(change)
+        yield (str(still_result.path), str(result.files.video), still_result.seed, result.seed,
+               _notes(result.notices), [str(still_result.path), str(still_result.sidecar), *_files(result)],
+               still_result)
+
+    def animate_this_still(still_result: Any, svd_model: str, *values: Any, request: gr.Request,
+                           progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
+                           ) -> tuple[Any, ...]:
+        if still_result is None:
+            raise gr.Error("Make a still first (Still only or Prompt to video).")
+        params = _video_params(values)
+        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+            result = studio.animate_still(still_result, params, model_ref=svd_model or None, cancel=token,
+                                          progress=lambda f, text: progress(f, desc=text))
+        return (str(result.files.video), result.seed, _notes(result.notices), _files(result),
+                str(still_result.path))  # the last one hands the still to the image tab
+
+    def validate_prompt(prompt: str, *rest: Any) -> list[dict]:
+        problem = _problem(clean_prompt, prompt)
+        return [gr.validate(not problem, problem), *(gr.validate(True, "") for _ in rest)]
+
+    text_inputs = [prompt, negative_prompt, sdxl_model, sdxl_steps, sdxl_guidance_scale, orientation]
+    shared = [controls.by_name["seed"], controls.by_name["randomize_seed"], controls.by_name["resolution"]]
+    gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": 1}
+    events = [
+        still_only.click(text_to_image, inputs=[*text_inputs, *shared],
+                         outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
+                         validator=validate_prompt, **gpu),
+        to_video.click(text_to_video, inputs=[*text_inputs, *controls.inputs],
+                       outputs=[still, video, still_seed, video_seed, notices, files, last_still],
+                       api_name="text_to_video", validator=validate_prompt, **gpu),
+        animate.click(animate_this_still, inputs=[last_still, *controls.inputs],
+                      outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
+    ]
+    _cancel_button(studio, cancel, events)
+
+
+def _cancel_button(studio: Studio, button: gr.Button, events: Any) -> None:
+    def cancel_run(request: gr.Request) -> None:
+        if studio.cancels.cancel(_session(request)):
+            gr.Info("Cancelling: the run stops at the next step.")
+
+    # The flag stops a running job at its next step; `cancels` drops this session's job if it is still queued.
+    button.click(cancel_run, None, None, queue=False, api_visibility="private",
+                 cancels=events if isinstance(events, list) else [events])
+
+
 def _banner(settings: Settings, device: str) -> str:
     notes = []
     if device == "cpu":
         notes.append("**Running on the CPU:** generation will be very slow (many minutes per clip with real "
                      "models). A CUDA GPU is strongly recommended.")
-    if is_tiny_model(settings.svd_model):
-        notes.append("**Random weights:** the loaded models are tiny test models, so the videos are noise. "
-                     "Start with `--svd-model` pointing at a real model for real results.")
+    if is_tiny_model(settings.svd_model) or is_tiny_model(settings.sdxl_model):
+        notes.append("**Random weights:** the loaded models are tiny test models, so the results are noise. "
+                     "Point `--svd-model` / `--sdxl-model` at real models for real results.")
     return "\n\n".join(notes)
-
-
-# The video parameters in the order the handler receives them (after `image` and `svd_model`).
-VIDEO_INPUTS = [name for name in SPECS]
 
 
 def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
     """The whole app. Nothing is loaded here: models load on the first request (or at launch with --preload)."""
     studio = studio or Studio(settings)
-    frames_default, fps_default = svd_defaults(settings.svd_model)
-
     with gr.Blocks(title="SVD Studio", delete_cache=_delete_cache(settings)) as demo:
-        gr.Markdown("# SVD Studio\nAnimate a photo with Stable Video Diffusion, on your own GPU or a Space.")
+        gr.Markdown("# SVD Studio\nAnimate a photo or a prompt with Stable Video Diffusion.")
         banner = _banner(settings, studio.cache.device)
         if banner:
             gr.Markdown(banner, elem_classes="banner")
-
-        # Video settings are shared by the image and the text tab: one set of components, not a copy per tab.
-        with gr.Sidebar(label="Video settings", open=True):
-            svd_model = gr.Dropdown(choices=svd_choices(settings.svd_model), value=settings.svd_model,
-                                    label="Video model", allow_custom_value=True,
-                                    info="SVD makes 14 frames, SVD-XT 25. A hub id or a local folder also works.")
-            controls: dict[str, gr.components.Component] = {}
-            for name in ("resolution", "aspect_mode", "num_frames", "motion_bucket_id", "fps"):
-                value = {"num_frames": frames_default, "fps": fps_default}.get(name)
-                controls[name] = _component(SPECS[name], value)
-            with gr.Accordion("Advanced", open=False):
-                for name in ("seed", "randomize_seed", "num_inference_steps", "noise_aug_strength",
-                             "min_guidance_scale", "max_guidance_scale", "decode_chunk_size", "playback_fps",
-                             "loop"):
-                    controls[name] = _component(SPECS[name])
-                extra_formats = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
-                                                 info="MP4 is always written.")
-        video_inputs = [controls[name] for name in VIDEO_INPUTS]
-        svd_model.change(lambda ref: [gr.update(value=v) for v in svd_defaults(ref)], inputs=svd_model,
-                         outputs=[controls["num_frames"], controls["fps"]], queue=False, api_visibility="private")
-
+        controls = _video_sidebar(settings)
         with gr.Tabs():
             with gr.Tab("Image to video", id="image_to_video"):
-                with gr.Row():
-                    with gr.Column():
-                        image = UploadedImage(label="Input image", type="filepath", image_mode=None,
-                                         sources=["upload", "clipboard"], height=320)
-                        prepared = gr.Image(label="What the model will see", interactive=False, height=240,
-                                            format="png")
-                        with gr.Row():
-                            generate = gr.Button("Generate", variant="primary")
-                            cancel = gr.Button("Cancel", variant="stop")
-                    with gr.Column():
-                        video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
-                        seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
-                        notices = gr.Markdown()
-                        files = gr.File(label="Files (video, extra formats, parameters JSON)", file_count="multiple",
-                                        interactive=False)
-
-        def preview(image_path: str | None, resolution: float, aspect_mode: str) -> tuple[Any, str]:
-            if not image_path:
-                return None, ""
-            try:
-                prep, loaded = studio.prepare(image_path, int(resolution), aspect_mode)
-            except UserFacingError as exc:
-                return None, f"⚠️ {html.escape(str(exc))}"
-            w, h = prep.image.size
-            return prep.image, _notes([f"The video will be {w}x{h}.", *loaded.notices, *prep.notices])
-
-        gr.on([image.change, controls["resolution"].release, controls["aspect_mode"].change], preview,
-              inputs=[image, controls["resolution"], controls["aspect_mode"]], outputs=[prepared, notices],
-              api_name="prepare_image", concurrency_id="cpu", concurrency_limit=4, show_progress="minimal")
-
-        def image_to_video(image: str | None, svd_model: str, seed: float, randomize_seed: bool,
-                           resolution: float, aspect_mode: str, num_frames: float, num_inference_steps: float,
-                           motion_bucket_id: float, fps: float, noise_aug_strength: float,
-                           min_guidance_scale: float, max_guidance_scale: float, decode_chunk_size: float,
-                           playback_fps: float, loop: str, extra_formats: list[str], request: gr.Request,
-                           progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's idiom)
-                           ) -> tuple[Any, ...]:
-            """Animate an image; returns the MP4, the seed used, the prepared image, notices and all files."""
-            values = locals()
-            params = _params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
-            session = request.session_hash or uuid.uuid4().hex
-            try:
-                with studio.cancels.token(session) as token:
-                    result = studio.image_to_video(image, params, model_ref=svd_model or None,
-                                                   progress=lambda f, text: progress(f, desc=text), cancel=token)
-            except Exception as exc:
-                raise _user_error(exc) from exc
-            for change in result.record.get("memory_changes", []):
-                gr.Warning(change)
-            out_files = [str(result.files.video), *map(str, result.files.extras.values()), str(result.files.sidecar)]
-            return str(result.files.video), result.seed, result.prepared, _notes(result.notices), out_files
-
-        def _params(values: tuple[Any, ...]) -> VideoParams:
-            named = dict(zip([*VIDEO_INPUTS, "extra_formats"], values, strict=True))
-            try:
-                return VideoParams.from_raw(named)
-            except UserFacingError as exc:
-                raise gr.Error(html.escape(str(exc)), print_exception=False) from exc
-
-        def validate(image: str | None, svd_model: str, *values: Any) -> list[dict]:
-            """Runs before the queue: a missing image or a bad number is refused without waiting for the GPU."""
-            checks = [gr.validate(bool(image), "Please upload an image first."), gr.validate(True, "")]
-            try:
-                _params(values)
-                problem = ""
-            except gr.Error as exc:
-                problem = exc.message
-            return checks + [gr.validate(not problem, problem) for _ in values]
-
-        gen_event = generate.click(
-            image_to_video,
-            inputs=[image, svd_model, *video_inputs, extra_formats],
-            outputs=[video, seed_used, prepared, notices, files],
-            api_name="image_to_video", concurrency_id=GPU_QUEUE, concurrency_limit=1, validator=validate,
-        )
-
-        def cancel_run(request: gr.Request) -> None:
-            if studio.cancels.cancel(request.session_hash or ""):
-                gr.Info("Cancelling: the run stops at the next step.")
-
-        # The flag stops a running job at its next step; `cancels` drops this session's job if it is still queued.
-        cancel.click(cancel_run, None, None, queue=False, api_visibility="private", cancels=[gen_event])
+                image_input = _image_tab(studio, controls)
+            with gr.Tab("Text to image to video", id="text_to_video"):
+                _text_tab(studio, settings, controls, image_input)
     return demo
-
-
-def _notes(lines: list[str] | tuple[str, ...]) -> str:
-    return "\n".join(f"- {html.escape(line)}" for line in lines)
 
 
 def _delete_cache(settings: Settings) -> tuple[int, int] | None:
@@ -220,7 +365,3 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "css": CSS,
         "footer_links": ["api"],
     }
-
-
-def settings_fields() -> list[str]:
-    return [f.name for f in fields(Settings)]

@@ -30,7 +30,8 @@ def tiny_models_dir(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def tiny_settings(tiny_models_dir, tmp_path_factory) -> Settings:
-    return Settings(svd_model=str(tiny_models_dir / "svd"), output_dir=tmp_path_factory.mktemp("outputs"),
+    return Settings(svd_model=str(tiny_models_dir / "svd"), sdxl_model=str(tiny_models_dir / "sdxl"),
+                    output_dir=tmp_path_factory.mktemp("outputs"),
                     device="cpu")
 
 

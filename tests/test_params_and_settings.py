@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,8 @@ def test_settings_from_environment_and_command_line():
                                                                                         True, 60)
     assert parse_settings(["--svd-model", "other", "--memory-profile", "low"], env).svd_model == "other"
     assert parse_settings([], {}).host == "127.0.0.1"  # private unless the environment says otherwise
+    assert parse_settings([], {"SVD_DEMO_OUTPUT_DIR": "/tmp/x"}).output_dir == Path("/tmp/x")
+    assert isinstance(parse_settings(["--output-dir", "out"], {}).output_dir, Path)
 
 
 def test_bad_environment_value_is_a_clear_error():
