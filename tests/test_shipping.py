@@ -1,0 +1,380 @@
+"""What ships: the Dockerfile (parsed, since there is no Docker engine here, and its CMD and HEALTHCHECK run for
+real), the Spaces front matter in README.md, the examples, and no tokens anywhere in the repository."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+SVD_XT = "stabilityai/stable-video-diffusion-img2vid-xt"
+SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+# Hugging Face Spaces hardware flavours (huggingface_hub.SpaceHardware is the source when it is installed).
+KNOWN_HARDWARE = {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "l4x4", "a10g-small", "a10g-large",
+                  "a10g-largex2", "a10g-largex4", "a100-large", "h100", "zero-a10g"}
+SPACES_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
+TOKEN_RE = re.compile(rb"hf_[A-Za-z0-9]{30,}")
+
+
+# --- a small Dockerfile parser --------------------------------------------------------------------------------------
+
+def parse_dockerfile(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs: continuation lines joined, comment and blank lines dropped (also inside a
+    continuation, as Docker does)."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].rstrip() + " "
+            continue
+        full = pending + line
+        pending = ""
+        keyword, _, args = full.partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+    assert not pending, "the Dockerfile ends inside a line continuation"
+    return instructions
+
+
+def _expand(value: str, variables: dict[str, str]) -> str:
+    return re.sub(r"\$(?:\{(\w+)\}|(\w+))", lambda m: variables.get(m.group(1) or m.group(2), ""), value)
+
+
+def _key_values(args: str, variables: dict[str, str]) -> dict[str, str]:
+    """ENV / ARG arguments: `K=V K2="V 2"` or the legacy `K V` form."""
+    words = shlex.split(args)
+    if words and "=" not in words[0]:
+        return {words[0]: _expand(" ".join(words[1:]), variables)}
+    pairs = {}
+    for word in words:
+        key, _, value = word.partition("=")
+        pairs[key] = _expand(value, {**variables, **pairs})
+    return pairs
+
+
+def env_of(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    """The environment the image sets (ENV after the last FROM)."""
+    start = max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM")
+    env: dict[str, str] = {}
+    for keyword, args in instructions[start:]:
+        if keyword == "ENV":
+            env.update(_key_values(args, env))
+    return env
+
+
+def exec_form(args: str) -> list[str]:
+    assert args.startswith("["), f"not exec (JSON) form: {args}"
+    argv = json.loads(args)
+    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+    return argv
+
+
+def only(instructions: list[tuple[str, str]], keyword: str) -> str:
+    found = [args for kw, args in instructions if kw == keyword]
+    assert len(found) == 1, f"expected one {keyword}, found {found}"
+    return found[0]
+
+
+def healthcheck_command(instructions: list[tuple[str, str]]) -> list[str]:
+    match = re.fullmatch(r"((?:--\S+\s+)*)CMD\s+(.+)", only(instructions, "HEALTHCHECK"), flags=re.S)
+    assert match, "HEALTHCHECK needs options followed by CMD [...]"
+    return exec_form(match.group(2))
+
+
+def test_parser_joins_continuations_and_skips_comments():
+    text = "FROM a:1\n# note\nENV A=1 \\\n    # inside\n    B=\"two words\" \\\n\n    C=${A}x\nRUN echo \\\n  hi\n"
+    parsed = parse_dockerfile(text)
+    assert parsed == [("FROM", "a:1"), ("ENV", 'A=1 B="two words" C=${A}x'), ("RUN", "echo hi")]
+    assert env_of(parsed) == {"A": "1", "B": "two words", "C": "1x"}
+    assert env_of(parse_dockerfile("FROM a\nENV LEGACY some value\n")) == {"LEGACY": "some value"}
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[tuple[str, str]]:
+    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+
+
+def _pin(package: str) -> str:
+    text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    match = re.search(rf"^{re.escape(package)}==([\w.]+)\s*$", text, flags=re.M | re.I)
+    assert match, f"requirements.txt does not pin {package}==X"
+    return match.group(1)
+
+
+def test_base_image_is_official_pytorch_cuda_runtime_with_the_pinned_torch(dockerfile):
+    args: dict[str, str] = {}
+    for keyword, value in dockerfile:
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            args.update(_key_values(value, args))
+    image = _expand(only(dockerfile, "FROM").split()[0], args)
+    match = re.fullmatch(r"pytorch/pytorch:([\d.]+)-cuda[\d.]+-cudnn\d+-runtime", image)
+    assert match, f"base image {image!r} is not an official pytorch/pytorch CUDA runtime tag"
+    assert match.group(1) == _pin("torch"), "the base image's torch is not requirements.txt's: pip would reinstall it"
+
+
+def test_runs_as_uid_1000_in_home_user_app(dockerfile):
+    runs = " ".join(args for kw, args in dockerfile if kw == "RUN")
+    assert re.search(r"useradd\b.*(--uid|-u)\s+1000\b", runs), "no user with uid 1000 is created"
+    users = [(i, args) for i, (kw, args) in enumerate(dockerfile) if kw == "USER"]
+    assert users and users[-1][1] in {"user", "1000", "user:user", "1000:1000"}
+    cmd_index = next(i for i, (kw, _) in enumerate(dockerfile) if kw == "CMD")
+    assert users[-1][0] < cmd_index
+    assert only(dockerfile, "WORKDIR") == "/home/user/app"
+
+
+def test_port_environment_and_cache_volume(dockerfile):
+    assert only(dockerfile, "EXPOSE").split() == ["7860"]
+    env = env_of(dockerfile)
+    assert env["GRADIO_SERVER_NAME"] == "0.0.0.0"
+    assert env["GRADIO_SERVER_PORT"] == "7860"
+    assert env["HF_HOME"] == "/data/hf-cache"
+    volume = only(dockerfile, "VOLUME")
+    volumes = exec_form(volume) if volume.startswith("[") else volume.split()
+    assert "/data" in volumes
+
+
+def test_no_secrets_baked_in(dockerfile):
+    for keyword, args in dockerfile:
+        if keyword in {"ARG", "ENV"}:
+            names = _key_values(args, {}).keys()
+            assert not [n for n in names if re.search(r"TOKEN|SECRET|PASSWORD|API_KEY", n, flags=re.I)], args
+    assert not TOKEN_RE.search(DOCKERFILE.read_bytes())
+
+
+def test_dependencies_install_before_the_code_is_copied(dockerfile):
+    """A code change must not invalidate the pip layer: requirements.txt alone is copied and installed first."""
+    copies = [(i, args) for i, (kw, args) in enumerate(dockerfile) if kw in {"COPY", "ADD"}]
+    first_index, first = copies[0]
+    assert [w for w in first.split() if not w.startswith("--")][0] == "requirements.txt"
+    install = next(i for i, (kw, args) in enumerate(dockerfile)
+                   if kw == "RUN" and re.search(r"pip install .*-r \S*requirements\.txt", args))
+    code = next(i for i, args in copies if [w for w in args.split() if not w.startswith("--")] == [".", "."])
+    assert first_index < install < code
+
+
+def test_cmd_and_healthcheck_forms(dockerfile):
+    assert exec_form(only(dockerfile, "CMD")) == ["python", "app.py"]
+    check = healthcheck_command(dockerfile)
+    assert check[:2] == ["python", "-c"] and "http://127.0.0.1:" in check[2]
+    assert "curl" not in only(dockerfile, "HEALTHCHECK")
+
+
+def test_dockerignore_keeps_local_state_out():
+    entries = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for needed in (".git", "**/__pycache__", ".pytest_cache", ".ruff_cache", "tiny-models", "outputs"):
+        assert needed in entries, f".dockerignore should list {needed}"
+    assert not {"examples", "svd_demo", "app.py", "requirements.txt"} & entries
+
+
+# --- the image's own command, run here -------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _local(argv: list[str], port: int) -> list[str]:
+    """The image's command on this machine: this interpreter for `python`, the test's port for 7860."""
+    return [sys.executable if a == "python" else a.replace(":7860", f":{port}") for a in argv]
+
+
+def _wait_for_http_200(url: str, proc: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the image's CMD exited with code {proc.returncode} before serving")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"nothing served HTTP 200 at {url} within the time limit")
+
+
+def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tmp_path):
+    port = _free_port()
+    env = {**os.environ, **env_of(dockerfile)}
+    env.update({
+        "GRADIO_SERVER_PORT": str(port),
+        "SVD_DEMO_SVD_MODEL": str(tiny_models_dir / "svd"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf-cache"),  # /data is the image's volume; it does not exist here
+        "TMPDIR": str(tmp_path),  # outputs and Gradio's uploads go under $TMPDIR by default
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    })
+    log = (tmp_path / "app.log").open("wb")
+    proc = subprocess.Popen(_local(exec_form(only(dockerfile, "CMD")), port), cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            _wait_for_http_200(f"http://127.0.0.1:{port}/", proc, time.monotonic() + 90)
+        except BaseException:
+            log.flush()
+            print((tmp_path / "app.log").read_text(errors="replace")[-4000:])
+            raise
+        check = subprocess.run(_local(healthcheck_command(dockerfile), port), cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
+    # and the health check does fail when nothing answers
+    dead = _free_port()
+    check = subprocess.run(_local(healthcheck_command(dockerfile), dead), cwd=ROOT,
+                           env={**env, "GRADIO_SERVER_PORT": str(dead)}, capture_output=True, timeout=30)
+    assert check.returncode != 0
+
+
+# --- no tokens in the repository ------------------------------------------------------------------------------------
+
+SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", "tiny-models", "outputs",
+             "node_modules", ".whl", ".gl"}
+
+
+def test_no_file_contains_a_hugging_face_token():
+    offenders = []
+    for directory, subdirs, files in os.walk(ROOT):
+        subdirs[:] = [d for d in subdirs if d not in SKIP_DIRS]
+        for name in files:
+            path = Path(directory, name)
+            try:
+                if path.is_symlink() or path.stat().st_size > 20_000_000:
+                    continue
+                if TOKEN_RE.search(path.read_bytes()):
+                    offenders.append(str(path.relative_to(ROOT)))
+            except OSError:
+                continue
+    assert not offenders, f"something that looks like a Hugging Face token is in: {offenders}"
+
+
+# --- Spaces front matter in README.md -------------------------------------------------------------------------------
+
+def _scalar(text: str) -> object:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if text.lower() in {"true", "false"}:
+        return text.lower() == "true"
+    return text
+
+
+def parse_front_matter_simple(block: str) -> dict[str, object]:
+    """Flat `key: value` pairs and `key:` followed by `- item` lists (all a Spaces card needs), without PyYAML."""
+    data: dict[str, object] = {}
+    key = None
+    for line in block.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        item = re.fullmatch(r"\s*-\s+(.*)", line)
+        if item and key is not None and isinstance(data[key], list):
+            data[key].append(_scalar(item.group(1)))
+            continue
+        match = re.fullmatch(r"([A-Za-z_][\w-]*):\s*(.*)", line)
+        assert match, f"cannot parse front matter line {line!r}"
+        key, value = match.group(1), match.group(2).split(" #")[0]
+        if value.strip().startswith("[") and value.strip().endswith("]"):
+            data[key] = [_scalar(v) for v in value.strip()[1:-1].split(",") if v.strip()]
+        else:
+            data[key] = _scalar(value) if value.strip() else []
+    return data
+
+
+def front_matter(text: str) -> tuple[str, dict[str, object]]:
+    match = re.match(r"---[ \t]*\n(.*?)\n---[ \t]*(\n|$)", text, flags=re.S)
+    assert match, "README.md must start with a YAML front matter block (--- ... ---)"
+    block = match.group(1)
+    try:
+        import yaml
+    except ImportError:
+        return block, parse_front_matter_simple(block)
+    return block, yaml.safe_load(block)
+
+
+def test_readme_has_spaces_front_matter():
+    _, card = front_matter((ROOT / "README.md").read_text(encoding="utf-8"))
+    for key in ("title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "python_version", "app_file",
+                "suggested_hardware", "models", "short_description", "license"):
+        assert key in card, f"front matter lacks {key}"
+    assert card["sdk"] == "gradio"
+    assert str(card["sdk_version"]) == _pin("gradio")
+    assert isinstance(card["python_version"], str) and re.fullmatch(r"3\.\d+(\.\d+)?", card["python_version"]), \
+        "python_version must be a quoted string such as \"3.11\" (unquoted 3.10 reads as 3.1)"
+    assert card["app_file"] == "app.py" and (ROOT / "app.py").is_file()
+    assert card["colorFrom"] in SPACES_COLORS and card["colorTo"] in SPACES_COLORS
+    try:
+        from huggingface_hub import SpaceHardware
+
+        hardware = {h.value for h in SpaceHardware}
+    except ImportError:
+        hardware = KNOWN_HARDWARE
+    assert card["suggested_hardware"] in hardware
+    assert isinstance(card["models"], list) and {SVD_XT, SDXL} <= set(card["models"])
+    assert isinstance(card["short_description"], str) and 0 < len(card["short_description"]) <= 60
+    assert isinstance(card["license"], str) and card["license"]
+
+
+def test_simple_front_matter_parser_agrees_with_yaml():
+    yaml = pytest.importorskip("yaml")
+    block = ('title: svd-demo\nemoji: 🎞️\nsdk_version: 6.31.0\npython_version: "3.11"\npinned: false\n'
+             "models:\n  - a/b\n  - c/d-1.0\ntags: [video, svd]\nshort_description: Photo to video  # note\n")
+    assert parse_front_matter_simple(block) == yaml.safe_load(block)
+
+
+# --- examples --------------------------------------------------------------------------------------------------------
+
+def test_example_images_are_small_licensed_jpegs():
+    images = example_images()
+    assert len(images) >= 6 and images == sorted(images)
+    listed = (EXAMPLES_DIR / "README.md").read_text(encoding="utf-8")
+    portrait = 0
+    for path in images:
+        assert path.suffix == ".jpg" and path.stat().st_size < 300_000, path.name
+        assert f"images/{path.name}" in listed, f"{path.name} has no source/licence row in examples/README.md"
+        with Image.open(path) as image:
+            assert image.format == "JPEG" and image.mode == "RGB" and max(image.size) <= 1024, path.name
+            portrait += image.height > image.width
+    assert portrait >= 1, "at least one portrait photo shows the native-aspect mode"
+
+
+def test_example_prompts():
+    prompts = example_prompts()
+    assert 6 <= len(prompts) <= 8
+    assert all(p == p.strip() and len(p) > 20 for p in prompts)
+    assert len(set(prompts)) == len(prompts)
+
+
+def test_examples_module_imports_neither_gradio_nor_torch():
+    tree = ast.parse((ROOT / "svd_demo" / "examples.py").read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"gradio", "torch", "diffusers", "skimage"}
