@@ -75,8 +75,8 @@ def bench_startup(svd_model: str, repeats: int) -> None:
 def bench_overhead(repeats: int) -> None:
     from PIL import Image
 
-    from svd_demo.images import load_image, prepare_image
     from svd_demo.image_to_video import to_uint8
+    from svd_demo.images import load_image, prepare_image
     from svd_demo.outputs import library_versions, output_stem, write_outputs
 
     out = Path(tempfile.mkdtemp(prefix="svd-bench-"))

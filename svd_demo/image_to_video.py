@@ -48,7 +48,7 @@ def _is_oom(exc: BaseException) -> bool:
         isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
 
-def _step_callback(total: int, progress: ProgressFn | None, cancel: threading.Event | None) -> Callable[..., dict]:
+def step_callback(total: int, progress: ProgressFn | None, cancel: threading.Event | None) -> Callable[..., dict]:
     """Reports each denoising step and stops the pipeline at the next step once `cancel` is set."""
 
     def callback(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
@@ -81,7 +81,7 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
             noise_aug_strength=params.noise_aug_strength,
             generator=generator,
             output_type="latent",
-            callback_on_step_end=_step_callback(params.num_inference_steps, progress, cancel),
+            callback_on_step_end=step_callback(params.num_inference_steps, progress, cancel),
         ).frames
 
 
