@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from svd_demo.errors import UserFacingError
+from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
 from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS, ImageParams, Spec, VideoParams, clean_prompt
 from svd_demo.settings import Settings
@@ -38,6 +39,9 @@ class UploadedImage(gr.Image):
     bomb would get Gradio's generic 400 instead of our message; and its RGB conversion would drop transparency and
     clip 16-bit images. `images.load_image` does all of that properly.
     """
+
+    def get_block_name(self) -> str:
+        return "image"  # the browser side is gr.Image's own
 
     def preprocess(self, payload: Any) -> str | None:
         if payload is None or (payload.url or "").startswith("data:"):
@@ -107,7 +111,7 @@ def _session(request: gr.Request | None) -> str:
 
 @dataclass
 class VideoControls:
-    """The video settings every tab shares: one set of components in the sidebar, not a copy per tab."""
+    """The video settings every tab shares: one set of components, not a copy per tab."""
 
     svd_model: gr.Dropdown
     by_name: dict[str, gr.components.Component]
@@ -118,9 +122,10 @@ class VideoControls:
         return [self.svd_model, *(self.by_name[n] for n in VIDEO_INPUTS), self.extra_formats]
 
 
-def _video_sidebar(settings: Settings) -> VideoControls:
+def _video_settings(settings: Settings) -> VideoControls:
     frames_default, fps_default = svd_defaults(settings.svd_model)
-    with gr.Sidebar(label="Video settings", open=True):
+    with gr.Column(scale=1, min_width=320):
+        gr.Markdown("### Video settings")
         svd_model = gr.Dropdown(choices=model_choices(SVD_PRESETS, settings.svd_model), value=settings.svd_model,
                                 label="Video model", allow_custom_value=True,
                                 info="SVD makes 14 frames, SVD-XT 25. A hub id or a local folder also works.")
@@ -149,10 +154,22 @@ def _image_tab(studio: Studio, controls: VideoControls) -> UploadedImage:
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
             video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
-            seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+            seed_used = gr.Number(label="Seed used", value=None, precision=0, interactive=False)
             notices = gr.Markdown()
             files = gr.File(label="Files (video, extra formats, parameters JSON)", file_count="multiple",
                             interactive=False)
+
+    def example_video(image_path: str) -> tuple[Any, ...]:
+        """Examples run once with the default settings; Gradio keeps the result for everyone after that."""
+        with _errors_for_user():
+            result = studio.image_to_video(image_path, VideoParams(randomize_seed=False))
+        return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
+
+    if example_images():
+        # Lazy: nothing runs at start-up; an example's video is made on its first click and then served from cache.
+        gr.Examples([[str(p)] for p in example_images()], inputs=[image],
+                    outputs=[video, seed_used, prepared, notices, files], fn=example_video, cache_examples=True,
+                    cache_mode="lazy", label="Example photos (public domain / CC0)")
 
     def preview(image_path: str | None, resolution: float, aspect_mode: str) -> tuple[Any, str]:
         if not image_path:
@@ -223,10 +240,12 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
             still = gr.Image(label="Still", interactive=False, format="png", type="filepath")
             video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
             with gr.Row():
-                still_seed = gr.Number(label="Still seed", precision=0, interactive=False)
-                video_seed = gr.Number(label="Video seed", precision=0, interactive=False)
+                still_seed = gr.Number(label="Still seed", value=None, precision=0, interactive=False)
+                video_seed = gr.Number(label="Video seed", value=None, precision=0, interactive=False)
             notices = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
+    if example_prompts():
+        gr.Examples([[p] for p in example_prompts()], inputs=[prompt], label="Example prompts")
     last_still = gr.State(None)  # this session's StillResult, for "Animate this still"
     sdxl_model.change(lambda ref: [gr.update(value=v) for v in sdxl_defaults(ref)], inputs=sdxl_model,
                       outputs=[sdxl_steps, sdxl_guidance_scale], queue=False, api_visibility="private")
@@ -339,12 +358,14 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
         banner = _banner(settings, studio.cache.device)
         if banner:
             gr.Markdown(banner, elem_classes="banner")
-        controls = _video_sidebar(settings)
-        with gr.Tabs():
-            with gr.Tab("Image to video", id="image_to_video"):
-                image_input = _image_tab(studio, controls)
-            with gr.Tab("Text to image to video", id="text_to_video"):
-                _text_tab(studio, settings, controls, image_input)
+        with gr.Row():
+            # Always visible, on the left: the settings every tab shares (a collapsible sidebar hid them).
+            controls = _video_settings(settings)
+            with gr.Column(scale=3), gr.Tabs():
+                with gr.Tab("Image to video", id="image_to_video"):
+                    image_input = _image_tab(studio, controls)
+                with gr.Tab("Text to image to video", id="text_to_video"):
+                    _text_tab(studio, settings, controls, image_input)
     return demo
 
 
@@ -361,7 +382,7 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "server_port": settings.port,
         "share": settings.share,
         "max_file_size": settings.max_file_size,
-        "allowed_paths": [str(settings.output_dir)],
+        "allowed_paths": [str(settings.output_dir), str(EXAMPLES_DIR)],
         "css": CSS,
         "footer_links": ["api"],
     }
