@@ -38,6 +38,7 @@ class Settings:
     queue_size: int = 20
     max_file_size: str = "50mb"
     preload: bool = False
+    auth: str = ""
 
 
 # option -> (environment variable, help). Gradio's own variables are reused where Gradio already reads them.
@@ -61,6 +62,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "queue_size": ("SVD_DEMO_QUEUE_SIZE", "Requests that may wait in the queue; more get a 'busy' message."),
     "max_file_size": ("SVD_DEMO_MAX_FILE_SIZE", "Largest upload (e.g. 50mb); larger ones get HTTP 413."),
     "preload": ("SVD_DEMO_PRELOAD", "Load the SVD pipeline at start-up instead of on the first request."),
+    "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
+             "is visible to every user of the machine."),
 }
 _CHOICES = {"device": DEVICES, "dtype": DTYPES, "memory_profile": MEMORY_PROFILES}
 
@@ -100,6 +103,16 @@ def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str
         else:
             parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(field.name),
                                 help=f"{help_text} [env {env}; default {default}]")
+
+
+def login(settings: Settings) -> tuple[str, str] | None:
+    """(user, password) from the auth setting, or None when the app is open."""
+    if not settings.auth:
+        return None
+    user, sep, password = settings.auth.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("SVD_DEMO_AUTH must look like USER:PASSWORD.")
+    return user, password
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

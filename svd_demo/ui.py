@@ -19,7 +19,7 @@ from svd_demo.errors import UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
 from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS, ImageParams, Spec, VideoParams, clean_prompt
-from svd_demo.settings import Settings
+from svd_demo.settings import Settings, login
 from svd_demo.studio import Studio
 from svd_demo.tiny_models import is_tiny_model
 
@@ -385,4 +385,5 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "allowed_paths": [str(settings.output_dir), str(EXAMPLES_DIR)],
         "css": CSS,
         "footer_links": ["api"],
+        "auth": login(settings),
     }

@@ -1,0 +1,97 @@
+"""The server's own guarantees, in the style of Gradio's route tests: limits, file access, errors without internals."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from conftest import FAST
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+from test_api import _free_port
+
+from svd_demo.settings import Settings, login, parse_settings
+from svd_demo.ui import build_demo, launch_kwargs
+
+
+@pytest.fixture(scope="module")
+def hardened(studio, tiny_settings, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio-hardening")))
+        demo = build_demo(tiny_settings, studio)
+        demo.queue(max_size=tiny_settings.queue_size)
+        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **{
+            **launch_kwargs(tiny_settings), "server_port": _free_port(), "max_file_size": "200kb"})
+        try:
+            yield url
+        finally:
+            demo.close()
+
+
+def test_an_upload_over_the_size_limit_gets_413(hardened, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 400_000)
+    with open(big, "rb") as f:
+        response = httpx.post(f"{hardened}gradio_api/upload", files={"files": ("big.png", f, "image/png")})
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../../../../etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd"])
+def test_files_outside_the_app_are_forbidden(hardened, path):
+    response = httpx.get(f"{hardened}gradio_api/file={path}")
+    assert response.status_code in (403, 404)
+    assert "root:" not in response.text
+
+
+def test_no_handler_returns_a_path_the_user_sent(hardened, photo, studio):
+    client = Client(hardened, verbose=False)
+    video, seed, prepared, notes, files = client.predict(image=handle_file(str(photo)), **FAST,
+                                                         api_name="/image_to_video")
+    for returned in [video, prepared, *files]:
+        assert str(photo) not in returned and photo.name not in returned
+
+
+def test_an_unexpected_error_is_short_and_shows_no_internals(hardened, photo, studio, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail /srv/weights/key.bin")
+
+    monkeypatch.setattr(studio, "image_to_video", broken)
+    client = Client(hardened, verbose=False)
+    with pytest.raises(AppError) as info:
+        client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
+    assert "Something went wrong on the server (error " in str(info.value)
+    assert "secret" not in str(info.value) and "Traceback" not in str(info.value)
+
+
+def test_user_text_in_messages_is_escaped(hardened, tmp_path):
+    bad = tmp_path / "<img src=x onerror=alert(1)>.png"
+    bad.write_text("not an image")
+    client = Client(hardened, verbose=False)
+    with pytest.raises(AppError) as info:
+        client.predict(image=handle_file(str(bad)), **FAST, api_name="/image_to_video")
+    assert "<img" not in str(info.value)
+
+
+def test_defaults_are_private_and_login_comes_from_the_environment():
+    settings = parse_settings([], {})
+    assert (settings.host, settings.share, login(settings)) == ("127.0.0.1", False, None)
+    assert login(parse_settings([], {"SVD_DEMO_AUTH": "ann:s3cret:x"})) == ("ann", "s3cret:x")
+    with pytest.raises(ValueError, match="USER:PASSWORD"):
+        login(Settings(auth="nopassword"))
+    assert launch_kwargs(parse_settings([], {"SVD_DEMO_AUTH": "ann:pw"}))["auth"] == ("ann", "pw")
+
+
+def test_a_password_protects_the_api(tiny_settings, studio, tmp_path):
+    from dataclasses import replace
+
+    settings = replace(tiny_settings, auth="ann:pw", port=_free_port())
+    demo = build_demo(settings, studio)
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
+    try:
+        assert httpx.get(f"{url}gradio_api/info").status_code in (401, 403)
+        Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+        client = Client(url, auth=("ann", "pw"), verbose=False)
+        assert "/image_to_video" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    finally:
+        demo.close()
