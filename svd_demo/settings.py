@@ -39,6 +39,7 @@ class Settings:
     max_file_size: str = "50mb"
     preload: bool = False
     auth: str = ""
+    zerogpu_seconds: int = 120
 
 
 # option -> (environment variable, help). Gradio's own variables are reused where Gradio already reads them.
@@ -62,6 +63,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "queue_size": ("SVD_DEMO_QUEUE_SIZE", "Requests that may wait in the queue; more get a 'busy' message."),
     "max_file_size": ("SVD_DEMO_MAX_FILE_SIZE", "Largest upload (e.g. 50mb); larger ones get HTTP 413."),
     "preload": ("SVD_DEMO_PRELOAD", "Load the SVD pipeline at start-up instead of on the first request."),
+    "zerogpu_seconds": ("SVD_DEMO_ZEROGPU_SECONDS", "On a ZeroGPU Space: the most GPU seconds one request may "
+                        "ask for; longer jobs are cut down (fewer steps) or refused before they start."),
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }

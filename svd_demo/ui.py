@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from svd_demo import zerogpu
 from svd_demo.errors import UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
@@ -109,6 +110,26 @@ def _session(request: gr.Request | None) -> str:
     return (request.session_hash if request else None) or uuid.uuid4().hex
 
 
+def _gpu_kwargs(progress: gr.Progress, token: Any, share: tuple[float, float] = (0.0, 1.0)) -> dict[str, Any]:
+    """Progress and cancel for a GPU call; none on ZeroGPU, whose worker process cannot call back into this one."""
+    if zerogpu.on_zerogpu():
+        return {}
+    start, end = share
+    return {"progress": lambda f, text: progress(start + (end - start) * f, desc=text), "cancel": token}
+
+
+def _fit_zerogpu(studio: Studio, source: Any, params: VideoParams, model_ref: str | None,
+                 size: tuple[int, int] | None = None) -> VideoParams:
+    """On ZeroGPU, cut a job to the Space's time limit (saying so) or refuse it before it starts."""
+    if not zerogpu.on_zerogpu():
+        return params
+    with _errors_for_user():
+        params, notice = zerogpu.prepare(studio, source, params, model_ref, studio.settings.zerogpu_seconds, size)
+    if notice:
+        gr.Warning(notice)
+    return params
+
+
 @dataclass
 class VideoControls:
     """The video settings every tab shares: one set of components, not a copy per tab."""
@@ -196,9 +217,9 @@ def _image_tab(studio: Studio, controls: VideoControls) -> UploadedImage:
         """Animate an image; returns the MP4, the seed used, the prepared image, notices and all files."""
         values = locals()
         params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
+        params = _fit_zerogpu(studio, image, params, svd_model or None)
         with _errors_for_user(), studio.cancels.token(_session(request)) as token:
-            result = studio.image_to_video(image, params, model_ref=svd_model or None,
-                                           progress=lambda f, text: progress(f, desc=text), cancel=token)
+            result = studio.image_to_video(image, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
         for change in result.record.get("memory_changes", []):
             gr.Warning(change)
         return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
@@ -266,8 +287,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,
                               randomize_seed, resolution)
         with _errors_for_user(), studio.cancels.token(_session(request)) as token:
-            result = studio.text_to_image(params, model_ref=sdxl_model or None, cancel=token,
-                                          progress=lambda f, text: progress(f, desc=text))
+            result = studio.text_to_image(params, model_ref=sdxl_model or None, **_gpu_kwargs(progress, token))
         return (str(result.path), result.seed, _notes(result.notices), [str(result.path), str(result.sidecar)],
                 result)
 
@@ -285,12 +305,14 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,
                               randomize_seed, resolution)
         with _errors_for_user(), studio.cancels.token(_session(request)) as token:
-            still_result = studio.text_to_image(params, model_ref=sdxl_model or None, cancel=token,
-                                                progress=lambda f, text: progress(0.3 * f, desc=text))
+            still_result = studio.text_to_image(params, model_ref=sdxl_model or None,
+                                                **_gpu_kwargs(progress, token, (0.0, 0.3)))
             yield (str(still_result.path), None, still_result.seed, None, _notes(still_result.notices),
                    [str(still_result.path)], still_result)
-            result = studio.animate_still(still_result, video_params, model_ref=svd_model or None, cancel=token,
-                                          progress=lambda f, text: progress(0.3 + 0.7 * f, desc=text))
+            video_params = _fit_zerogpu(studio, still_result.image, video_params, svd_model or None,
+                                        still_result.image.size)
+            result = studio.animate_still(still_result, video_params, model_ref=svd_model or None,
+                                          **_gpu_kwargs(progress, token, (0.3, 1.0)))
         for change in result.record.get("memory_changes", []):
             gr.Warning(change)
         yield (str(still_result.path), str(result.files.video), still_result.seed, result.seed,
@@ -302,10 +324,11 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                            ) -> tuple[Any, ...]:
         if still_result is None:
             raise gr.Error("Make a still first (Still only or Prompt to video).")
-        params = _video_params(values)
+        params = _fit_zerogpu(studio, still_result.image, _video_params(values), svd_model or None,
+                              still_result.image.size)
         with _errors_for_user(), studio.cancels.token(_session(request)) as token:
-            result = studio.animate_still(still_result, params, model_ref=svd_model or None, cancel=token,
-                                          progress=lambda f, text: progress(f, desc=text))
+            result = studio.animate_still(still_result, params, model_ref=svd_model or None,
+                                          **_gpu_kwargs(progress, token))
         return (str(result.files.video), result.seed, _notes(result.notices), _files(result),
                 str(still_result.path))  # the last one hands the still to the image tab
 

@@ -1,0 +1,70 @@
+"""ZeroGPU: durations from the job's size, jobs cut or refused before they start, and a no-op everywhere else."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+from conftest import FAST
+
+from svd_demo import zerogpu
+from svd_demo.errors import InputError
+from svd_demo.params import ImageParams, VideoParams
+
+
+def test_detection_and_no_op_elsewhere(monkeypatch):
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert not zerogpu.on_zerogpu()
+    assert zerogpu.on_zerogpu({"SPACES_ZERO_GPU": "true"})
+
+    def fn():
+        return 1
+
+    assert zerogpu.gpu(fn, lambda: 5) is fn  # `spaces` is never imported off ZeroGPU
+
+
+def test_duration_grows_with_frames_steps_and_size():
+    small = zerogpu.video_seconds(VideoParams(num_frames=14, num_inference_steps=25), 512, 288)
+    big = zerogpu.video_seconds(VideoParams(num_frames=25, num_inference_steps=25), 1024, 576)
+    more_steps = zerogpu.video_seconds(VideoParams(num_frames=25, num_inference_steps=50), 1024, 576)
+    assert small < big < more_steps
+    assert zerogpu.duration_for(big, 120) <= 120
+
+
+def test_a_job_that_fits_is_untouched_one_that_does_not_is_cut_with_a_message():
+    params = VideoParams(num_frames=25, num_inference_steps=25)
+    assert zerogpu.fit_video(params, 512, 288, 120) == (params, None)
+    cut, notice = zerogpu.fit_video(params, 1024, 576, 40)
+    assert zerogpu.MIN_STEPS <= cut.num_inference_steps < 25
+    assert f"{cut.num_inference_steps} denoising steps instead of 25" in notice
+    assert zerogpu.video_seconds(cut, 1024, 576) * zerogpu.SAFETY <= 40
+
+
+def test_a_job_that_cannot_fit_is_refused_before_it_starts():
+    with pytest.raises(InputError, match="Lower the resolution or the number of frames"):
+        zerogpu.fit_video(VideoParams(num_frames=50, num_inference_steps=25), 1024, 576, 30)
+
+
+def test_install_wraps_the_gpu_entry_points_with_per_call_durations(studio, photo, monkeypatch):
+    asked = []
+    fake = types.ModuleType("spaces")
+
+    def GPU(duration):  # noqa: N802 - the real decorator's name
+        def wrap(fn):
+            def call(*args, **kwargs):
+                asked.append(duration(*args, **kwargs))
+                return fn(*args, **kwargs)
+            return call
+        return wrap
+
+    fake.GPU = GPU
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    for name in ("image_to_video", "text_to_image"):
+        monkeypatch.setattr(studio, name, getattr(studio, name))  # restored after the test
+    zerogpu.install(studio, 120)
+    video = studio.image_to_video(photo, VideoParams.from_raw(FAST))
+    still = studio.text_to_image(ImageParams.from_raw({"prompt": "a cat", "resolution": 256, "sdxl_steps": 2}))
+    assert video.files.info.num_frames == 4 and still.image.size == (256, 144)
+    assert len(asked) == 2 and all(zerogpu.FIXED_S <= a <= 120 for a in asked)
