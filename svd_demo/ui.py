@@ -155,7 +155,7 @@ def _video_settings(settings: Settings) -> VideoControls:
             by_name[name] = _component(SPECS[name], {"num_frames": frames_default, "fps": fps_default}.get(name))
         with gr.Accordion("Advanced", open=False):
             for name in ("seed", "randomize_seed", "num_inference_steps", "noise_aug_strength", "min_guidance_scale",
-                         "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop"):
+                         "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop", "interpolate_fps"):
                 by_name[name] = _component(SPECS[name])
             extra_formats = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
                                              info="MP4 is always written.")
@@ -164,7 +164,7 @@ def _video_settings(settings: Settings) -> VideoControls:
     return VideoControls(svd_model, by_name, extra_formats)
 
 
-def _image_tab(studio: Studio, controls: VideoControls) -> UploadedImage:
+def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, gr.Video]:
     with gr.Row():
         with gr.Column():
             image = UploadedImage(label="Input image", type="filepath", image_mode=None,
@@ -210,8 +210,8 @@ def _image_tab(studio: Studio, controls: VideoControls) -> UploadedImage:
     def image_to_video(image: str | None, svd_model: str, seed: float, randomize_seed: bool, resolution: float,
                        aspect_mode: str, num_frames: float, num_inference_steps: float, motion_bucket_id: float,
                        fps: float, noise_aug_strength: float, min_guidance_scale: float, max_guidance_scale: float,
-                       decode_chunk_size: float, playback_fps: float, loop: str, extra_formats: list[str],
-                       request: gr.Request,
+                       decode_chunk_size: float, playback_fps: float, loop: str, interpolate_fps: float,
+                       extra_formats: list[str], request: gr.Request,
                        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's idiom)
                        ) -> tuple[Any, ...]:
         """Animate an image; returns the MP4, the seed used, the prepared image, notices and all files."""
@@ -233,11 +233,39 @@ def _image_tab(studio: Studio, controls: VideoControls) -> UploadedImage:
     event = generate.click(image_to_video, inputs=[image, *controls.inputs],
                            outputs=[video, seed_used, prepared, notices, files], api_name="image_to_video",
                            concurrency_id=GPU_QUEUE, concurrency_limit=1, validator=validate)
-    _cancel_button(studio, cancel, event)
-    return image
+
+    with gr.Accordion("Compare seeds", open=False):
+        gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
+                    "reuse its seed.")
+        with gr.Row():
+            num_seeds = gr.Slider(2, 8, value=4, step=1, label="Seeds", info="Starting from the seed in the "
+                                  "settings (or a random one when Randomize is on).")
+            compare = gr.Button("Compare seeds")
+        gallery = gr.Gallery(label="One clip per seed", columns=4, height="auto", interactive=False)
+
+    def compare_seeds(image: str | None, num_seeds: float, svd_model: str, *values: Any, request: gr.Request,
+                      progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
+                      ) -> list[tuple[str, str]]:
+        from svd_demo.sweep import compare_seeds as run_seeds
+
+        params = _video_params(values).resolved(num_frames=0, fps=0)  # draws the first seed if randomizing
+        params = _fit_zerogpu(studio, image, params, svd_model or None)
+        seeds = [(params.seed + i) % (2**32) for i in range(int(num_seeds))]
+        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+            results = run_seeds(studio, image, params, seeds, model_ref=svd_model or None,
+                                **_gpu_kwargs(progress, token))
+        return [(str(r.files.video), f"seed {r.seed}") for r in results]
+
+    compare_event = compare.click(compare_seeds, inputs=[image, num_seeds, *controls.inputs], outputs=gallery,
+                                  api_name="compare_seeds", concurrency_id=GPU_QUEUE, concurrency_limit=1,
+                                  validator=lambda image, *rest: [gr.validate(bool(image), "Please upload an image "
+                                                                              "first."), *(gr.validate(True, "")
+                                                                                           for _ in rest)])
+    _cancel_button(studio, cancel, [event, compare_event])
+    return image, video
 
 
-def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: UploadedImage) -> None:
+def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: UploadedImage) -> gr.Video:
     steps_default, guidance_default = sdxl_defaults(settings.sdxl_model)
     with gr.Row():
         with gr.Column():
@@ -296,7 +324,8 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                       randomize_seed: bool, resolution: float, aspect_mode: str, num_frames: float,
                       num_inference_steps: float, motion_bucket_id: float, fps: float, noise_aug_strength: float,
                       min_guidance_scale: float, max_guidance_scale: float, decode_chunk_size: float,
-                      playback_fps: float, loop: str, extra_formats: list[str], request: gr.Request,
+                      playback_fps: float, loop: str, interpolate_fps: float, extra_formats: list[str],
+                      request: gr.Request,
                       progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
                       ) -> Iterator[tuple[Any, ...]]:
         """Prompt -> still -> video in one call; the still is shown as soon as it exists."""
@@ -350,6 +379,56 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                       outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
     ]
     _cancel_button(studio, cancel, events)
+    return video
+
+
+def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
+    from svd_demo.interpolation import BACKENDS, MAX_FACTOR, MIN_FACTOR
+
+    gr.Markdown("Smooth a clip to 24-60 fps with motion-compensated interpolation (optical flow in both directions, "
+                "occlusion-aware), safe at scene cuts. Upload a video (mp4, webm, mov, gif) or take the last one "
+                "generated here.")
+    with gr.Row():
+        with gr.Column():
+            source = gr.Video(label="Original", sources=["upload"])
+            take_last = gr.Button("Use the last generated video")
+            with gr.Row():
+                factor = gr.Slider(MIN_FACTOR, MAX_FACTOR, value=2, step=1, label="Factor",
+                                   info="Frames per source frame; used when target fps is 0.")
+                target_fps = gr.Slider(0, 120, value=0, step=1, label="Target fps",
+                                       info="An exact output rate (e.g. 24 or 30); 0 = use the factor.")
+            with gr.Row():
+                slow_motion = gr.Checkbox(value=False, label="Slow motion",
+                                          info="Keep the source rate: the clip plays longer instead of smoother.")
+                backend = gr.Dropdown(sorted(BACKENDS), value="flow", label="Method",
+                                      info="flow (default), flow-hq (sharper, about 2x slower), blend (cross-fade).")
+            run = gr.Button("Interpolate", variant="primary")
+        with gr.Column():
+            result = gr.Video(label="Interpolated", autoplay=True, loop=True, interactive=False)
+            notes = gr.Markdown()
+            files = gr.File(label="Files", file_count="multiple", interactive=False)
+
+    def interpolate(video: str | None, factor: float, target_fps: float, slow_motion: bool, backend: str = "flow",
+                    progress: gr.Progress = gr.Progress(),  # noqa: B008
+                    ) -> tuple[Any, ...]:
+        """Interpolate a video by a factor (2-16) or to an exact target fps (target_fps > 0 wins)."""
+        if not video:
+            raise gr.Error("Please upload a video first (or use the last generated one).")
+        with _errors_for_user():
+            out = studio.interpolate(video, factor=None if target_fps else int(factor),
+                                     target_fps=float(target_fps) or None, slow_motion=bool(slow_motion),
+                                     backend=backend, progress=lambda f, text: progress(f, desc=text))
+        lines = [f"{out.input_frames} frames at {out.source_fps:g} fps became {out.output_frames} frames at "
+                 f"{out.output_fps:g} fps in {out.seconds:.1f} s.", *out.notes]
+        if out.cut_pairs:
+            lines.append(f"{out.cut_pairs} scene cut(s): frames were repeated there instead of blended.")
+        return str(out.output_path), _notes(lines), [str(out.output_path),
+                                                   str(out.output_path.with_suffix(".json"))]
+
+    take_last.click(lambda *videos: next((v for v in videos if v), None), inputs=last_videos, outputs=source,
+                    queue=False, api_visibility="private")
+    run.click(interpolate, inputs=[source, factor, target_fps, slow_motion, backend],
+              outputs=[result, notes, files], api_name="interpolate", concurrency_id="cpu", concurrency_limit=2)
 
 
 def _cancel_button(studio: Studio, button: gr.Button, events: Any) -> None:
@@ -386,9 +465,11 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
             controls = _video_settings(settings)
             with gr.Column(scale=3), gr.Tabs():
                 with gr.Tab("Image to video", id="image_to_video"):
-                    image_input = _image_tab(studio, controls)
+                    image_input, image_video = _image_tab(studio, controls)
                 with gr.Tab("Text to image to video", id="text_to_video"):
-                    _text_tab(studio, settings, controls, image_input)
+                    text_video = _text_tab(studio, settings, controls, image_input)
+                with gr.Tab("Frame interpolation", id="interpolate"):
+                    _interpolate_tab(studio, [image_video, text_video])
     return demo
 
 

@@ -94,3 +94,24 @@ def test_a_corrupt_upload_gets_a_clear_message(client, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     with pytest.raises(AppError, match="could not be read as an image|not a valid|cannot be read"):
         client.predict(image=handle_file(str(bad)), **FAST, api_name="/image_to_video")
+
+
+def test_interpolate_through_the_api(client, photo):
+    video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
+    out, notes, files = client.predict(video=handle_file(video), factor=3, target_fps=0,
+                                       slow_motion=False, api_name="/interpolate")
+    info = probe_video(out)
+    assert (info.num_frames, info.codec, info.pix_fmt) == (10, "h264", "yuv420p")  # (4 - 1) * 3 + 1
+    assert info.fps == pytest.approx(21)
+    assert "became 10 frames" in notes
+    out, *_ = client.predict(video=handle_file(video), factor=2, target_fps=14, slow_motion=False,
+                             api_name="/interpolate")
+    assert probe_video(out).fps == pytest.approx(14)  # an exact target fps wins over the factor
+
+
+def test_interpolate_refuses_a_non_video(client, tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(AppError):
+        client.predict(video=handle_file(str(fake)), factor=2, target_fps=0, slow_motion=False,
+                       api_name="/interpolate")

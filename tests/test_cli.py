@@ -50,3 +50,15 @@ def test_interpolate_subcommand_does_not_import_the_diffusion_stack():
             "print(sorted(m for m in ('torch', 'diffusers', 'gradio', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_interpolate_subcommand_folder_output(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "frames"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 48), (i * 80, 40, 90)).save(src / f"f{i}.png")
+    result = cli("interpolate", str(src), "--factor", "2", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5  # 2N-1, originals included

@@ -263,3 +263,10 @@ def test_a_failed_encode_leaves_nothing(studio, photo, monkeypatch):
     with pytest.raises(media.EncodeError):
         run(studio, photo)
     assert set(studio.settings.output_dir.iterdir()) == before
+
+
+def test_generated_clip_can_be_interpolated_to_a_target_fps(studio, photo):
+    result = run(studio, photo, interpolate_fps=21)  # 4 frames at 7 fps -> 10 frames at 21 fps, same duration
+    assert (result.files.info.num_frames, result.files.info.fps) == (10, pytest.approx(21))
+    record = json.loads(result.files.sidecar.read_text())
+    assert record["interpolation"]["target_fps"] == 21 and "interpolate_s" in record["timings"]

@@ -1,0 +1,438 @@
+"""Reading frames from a video file or a folder of images, as a stream, with size and length caps.
+
+``open_frames(path)`` returns a :class:`VideoSource` whose ``frames`` iterator yields one HxWx3 uint8 RGB frame at a
+time, so a long 1080p clip is never held in memory as a whole.
+
+* Video files (mp4, webm, mov, mkv, avi, gif, ...) are decoded by the ffmpeg binary shipped with ``imageio-ffmpeg``
+  (``imageio_ffmpeg.read_frames``). Audio and subtitle streams are ignored. Every decoded frame is delivered once
+  (``-fps_mode passthrough``: no frame is dropped or duplicated by ffmpeg).
+* Frame rate: the container's *average* frame rate is used (ffmpeg's ``fps`` field, i.e. ``avg_frame_rate``). For a
+  variable-frame-rate (VFR) file the frames are treated as evenly spaced at that average rate; they are not
+  resampled by their timestamps. ``VideoSource.variable_frame_rate`` is set and ``notes`` says so, so callers can
+  show it. Pass ``fps=`` to override the rate.
+* Folders: every image file in the folder (png, jpg, jpeg, webp, bmp, tif, tiff), sorted naturally (``frame2``
+  before ``frame10``); all images must have the same size; the rate is ``fps=`` (default ``DEFAULT_FOLDER_FPS``).
+
+Caps (module constants, quoted in the error messages): frames at most ``MAX_WIDTH`` x ``MAX_HEIGHT`` (either
+orientation) and at least ``MIN_SIDE`` pixels on each side, at most ``MAX_INPUT_FRAMES`` frames and
+``MAX_DURATION_S`` seconds. Every problem is reported as :class:`svd_demo.errors.InputError`.
+
+Nothing heavy is imported here (no torch): numpy, Pillow and imageio-ffmpeg only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from svd_demo.errors import InputError
+
+MAX_WIDTH = 3840
+"""Largest accepted frame width (or height, for portrait input)."""
+MAX_HEIGHT = 2160
+"""Largest accepted frame height (or width, for portrait input)."""
+MIN_SIDE = 16
+"""Smallest accepted frame side in pixels."""
+MAX_INPUT_FRAMES = 2000
+"""Largest accepted number of input frames."""
+MAX_DURATION_S = 600.0
+"""Longest accepted input video, in seconds."""
+DEFAULT_FOLDER_FPS = 8.0
+"""Frame rate assumed for a folder of images when no ``fps`` is given."""
+MAX_SOURCE_FPS = 1000.0
+"""Largest frame rate accepted as a source rate (from the container or the ``fps`` argument)."""
+VFR_TOLERANCE = 0.02
+"""Relative gap between the average rate and ffmpeg's base rate (``tbr``) above which a file is reported as VFR."""
+VFR_MEASURED_TOLERANCE = 0.1
+"""Relative gap between the header rate and frames/duration (files without audio) above which a file is VFR."""
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+
+_PROBE_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """An opened input: its geometry and rate, and a one-shot iterator over its frames (HxWx3 uint8 RGB).
+
+    ``num_frames`` is exact for folders and, for videos, the number of video packets in the container (equal to
+    the number of frames for all common codecs); ``None`` when it could not be counted. Consumers must not rely on
+    it for correctness, only for progress totals. Call :meth:`close` (or exhaust ``frames``) to stop the decoder
+    early; the source is also a context manager.
+    """
+
+    path: pathlib.Path
+    fps: float
+    width: int
+    height: int
+    num_frames: int | None
+    frames: Iterator[np.ndarray] = field(repr=False, compare=False)
+    kind: str = "video"  # "video" or "folder"
+    variable_frame_rate: bool = False
+    has_audio: bool = False
+    notes: tuple[str, ...] = ()
+
+    def close(self) -> None:
+        close = getattr(self.frames, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders embedded numbers by value: ``frame2`` < ``frame10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _caps_text() -> str:
+    return (
+        f"the limits are {MAX_WIDTH}x{MAX_HEIGHT} pixels (either orientation), at least {MIN_SIDE} pixels per side, "
+        f"{MAX_INPUT_FRAMES} frames and {MAX_DURATION_S:g} seconds"
+    )
+
+
+def check_frame_size(width: int, height: int, what: str) -> None:
+    """Raise InputError when ``width`` x ``height`` is outside the caps."""
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side > MAX_WIDTH or short_side > MAX_HEIGHT:
+        raise InputError(
+            f"{what} is {width}x{height} pixels, larger than the maximum of {MAX_WIDTH}x{MAX_HEIGHT} "
+            f"(either orientation; {_caps_text()}). Downscale it first (for example to 1920x1080) and try again."
+        )
+    if short_side < MIN_SIDE:
+        raise InputError(
+            f"{what} is {width}x{height} pixels; frames must be at least {MIN_SIDE} pixels on each side. "
+            "Use a larger video or images."
+        )
+
+
+def check_frame_count(num_frames: int, what: str) -> None:
+    """Raise InputError when ``num_frames`` is above ``MAX_INPUT_FRAMES``."""
+    if num_frames > MAX_INPUT_FRAMES:
+        raise InputError(
+            f"{what} has more than {MAX_INPUT_FRAMES} frames, the maximum ({_caps_text()}). "
+            "Trim it to a shorter clip (or split it into parts) and try again."
+        )
+
+
+def _check_fps(fps: float, what: str) -> float:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number of frames per second, got {fps!r}.") from None
+    if not math.isfinite(value) or value <= 0 or value > MAX_SOURCE_FPS:
+        raise InputError(f"{what} must be a finite number in (0, {MAX_SOURCE_FPS:g}], got {fps!r}.")
+    return value
+
+
+def open_frames(path: str | os.PathLike, *, fps: float | None = None) -> VideoSource:
+    """Open a video file or a folder of images for streaming; see the module docstring for the rules.
+
+    ``fps`` overrides the frame rate (for folders it defaults to ``DEFAULT_FOLDER_FPS``).
+    Raises InputError for a missing, unreadable, empty or oversized input.
+    """
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise InputError("No input was given: choose a video file or a folder of images.")
+    p = pathlib.Path(path).expanduser()
+    if fps is not None:
+        fps = _check_fps(fps, "The frame rate (fps)")
+    if p.is_dir():
+        return _open_folder(p, fps)
+    if not p.exists():
+        raise InputError(f"The input {str(p)!r} does not exist. Check the path and try again.")
+    if not p.is_file():
+        raise InputError(f"The input {str(p)!r} is neither a file nor a folder.")
+    if p.stat().st_size == 0:
+        raise InputError(f"The file {p.name!r} is empty (0 bytes). Choose a real video file.")
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(
+            f"{p.name!r} is a single image; interpolation needs at least 2 frames. "
+            "Give a video file or a folder that holds the frames as images."
+        )
+    return _open_video(p, fps)
+
+
+# ----------------------------------------------------------------------------------------------------------- folders
+
+
+def _list_images(folder: pathlib.Path) -> list[pathlib.Path]:
+    files = [
+        f for f in folder.iterdir()
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+    ]
+    return sorted(files, key=lambda f: natural_key(f.name))
+
+
+def _read_image(file: pathlib.Path) -> np.ndarray:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as img:
+            img = ImageOps.exif_transpose(img)
+            if img.mode != "RGB":
+                if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                    rgba = img.convert("RGBA")
+                    canvas = Image.new("RGB", rgba.size, (0, 0, 0))
+                    canvas.paste(rgba, mask=rgba.getchannel("A"))
+                    img = canvas
+                else:
+                    img = img.convert("RGB")
+            return np.asarray(img, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(
+            f"The image {file.name!r} cannot be read ({exc}). Remove or replace it and try again."
+        ) from None
+
+
+def _open_folder(folder: pathlib.Path, fps: float | None) -> VideoSource:
+    files = _list_images(folder)
+    if not files:
+        raise InputError(
+            f"The folder {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}). "
+            "Put the frames there as numbered image files."
+        )
+    check_frame_count(len(files), f"The folder {folder.name!r}")
+    first = _read_image(files[0])
+    height, width = first.shape[:2]
+    check_frame_size(width, height, f"The image {files[0].name!r}")
+
+    def frames() -> Iterator[np.ndarray]:
+        yield first
+        for file in files[1:]:
+            frame = _read_image(file)
+            if frame.shape[:2] != (height, width):
+                raise InputError(
+                    f"The image {file.name!r} is {frame.shape[1]}x{frame.shape[0]} pixels but {files[0].name!r} is "
+                    f"{width}x{height}; all frames in a folder must have the same size."
+                )
+            yield frame
+
+    rate = fps if fps is not None else DEFAULT_FOLDER_FPS
+    notes = () if fps is not None else (f"A folder of images has no frame rate; {rate:g} fps is assumed.",)
+    return VideoSource(
+        path=folder, fps=rate, width=width, height=height, num_frames=len(files), frames=frames(), kind="folder",
+        notes=notes,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------ videos
+
+
+class _FrameStream(Iterator[np.ndarray]):
+    """Iterator over decoded frames whose ``close()`` also stops the ffmpeg process, even before the first frame."""
+
+    def __init__(self, frames: Iterator[np.ndarray], decoder) -> None:
+        self._frames = frames
+        self._decoder = decoder
+
+    def __next__(self) -> np.ndarray:
+        try:
+            return next(self._frames)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._frames.close()
+        self._decoder.close()
+
+
+@dataclass
+class _Probe:
+    width: int | None = None
+    height: int | None = None
+    avg_fps: float | None = None
+    tbr: float | None = None
+    duration: float | None = None
+    has_audio: bool = False
+    codec: str | None = None
+    packets: int | None = None
+
+
+def _ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _run_ffmpeg(args: list[str], what: str) -> str:
+    try:
+        proc = subprocess.run(
+            [_ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
+            capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError(f"Reading {what} took longer than {_PROBE_TIMEOUT_S} s; the file may be damaged.") from None
+    return proc.stderr.decode("utf-8", errors="replace")
+
+
+def _parse_rate(text: str) -> float | None:
+    text = text.strip()
+    mult = 1000.0 if text.endswith("k") else 1.0
+    try:
+        value = float(text.rstrip("k")) * mult
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _probe(path: pathlib.Path) -> _Probe:
+    """Header (streams, size, rates, duration) and the number of video packets, in one ffmpeg run.
+
+    The packets are counted by a stream copy to the null muxer (no decoding: fast); the count stops past the caps.
+    """
+    text = _run_ffmpeg(
+        ["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-t", f"{MAX_DURATION_S + 1:g}",
+         "-frames:v", str(MAX_INPUT_FRAMES + 1), "-f", "null", "-"],
+        repr(path.name),
+    )
+    streams = [line for line in text.splitlines() if line.lstrip().startswith("Stream #")]
+    video = [line for line in streams if " Video: " in line and "(attached pic)" not in line]
+    if not video:
+        reason = ""
+        for line in text.splitlines():
+            if "Invalid data" in line or "moov atom not found" in line or "Error opening input" in line:
+                reason = " (ffmpeg: " + line.split("]", 1)[-1].strip() + ")"
+                break
+        if streams:
+            raise InputError(f"{path.name!r} has no video stream (only audio or other data). Choose a video file.")
+        raise InputError(
+            f"{path.name!r} is not a readable video file{reason}. It may be damaged or in an unsupported format; "
+            "re-export it as MP4 (H.264) or give a folder of images."
+        )
+    line = video[0]
+    probe = _Probe(has_audio=any(" Audio: " in s for s in streams))
+    probe.codec = line.split("Video: ", 1)[-1].split(" ", 1)[0].strip(",")
+    size = re.search(r"[ ,](\d{1,6})x(\d{1,6})[ ,\[]", line + " ")
+    if size:
+        probe.width, probe.height = int(size.group(1)), int(size.group(2))
+    fps = re.search(r"([0-9.]+k?) fps", line)
+    tbr = re.search(r"([0-9.]+k?) tbr", line)
+    probe.avg_fps = _parse_rate(fps.group(1)) if fps else None
+    probe.tbr = _parse_rate(tbr.group(1)) if tbr else None
+    dur = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
+    if dur:
+        probe.duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
+    counts = re.findall(r"frame=\s*(\d+)", text)
+    probe.packets = int(counts[-1]) if counts else None
+    return probe
+
+
+def _check_probe(probe: _Probe, what: str) -> None:
+    if probe.duration is not None and probe.duration > MAX_DURATION_S:
+        raise InputError(
+            f"{what} is {probe.duration:.0f} s long, more than the maximum of {MAX_DURATION_S:g} s "
+            f"({_caps_text()}). Trim it to a shorter clip and try again."
+        )
+    if probe.width is not None and probe.height is not None:
+        check_frame_size(probe.width, probe.height, what)
+    if probe.packets is not None:
+        check_frame_count(probe.packets, what)
+
+
+def _start_decoder(path: pathlib.Path):
+    """``imageio_ffmpeg.read_frames`` with every decoded frame delivered once; returns (generator, meta)."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(
+        str(path), pix_fmt="rgb24",
+        output_params=["-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
+    )
+    try:
+        return gen, next(gen)
+    except BaseException:
+        gen.close()
+        raise
+
+
+def _open_video(path: pathlib.Path, fps: float | None) -> VideoSource:
+    from concurrent.futures import ThreadPoolExecutor
+
+    what = f"The video {path.name!r}"
+    # The decoder starts (and parses its header) while the probe runs: both are separate ffmpeg processes.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="svd-video-open") as pool:
+        decoder = pool.submit(_start_decoder, path)
+        try:
+            probe = _probe(path)
+            _check_probe(probe, what)
+            gen, meta = decoder.result()
+        except BaseException as exc:
+            try:
+                decoder.result()[0].close()
+            except BaseException:  # the decoder failed as well: it is closed already
+                pass
+            if isinstance(exc, (OSError, RuntimeError, StopIteration, IndexError, AttributeError, KeyError)):
+                raise InputError(
+                    f"{what} cannot be decoded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). "
+                    "It may be damaged; re-export it as MP4 (H.264) or give a folder of images."
+                ) from None
+            raise
+    count = probe.packets
+    notes: list[str] = []
+    vfr = False
+    if fps is None:
+        # Frames per second of the file as a whole; only trusted without audio (audio can outlast the video).
+        measured = count / probe.duration if count and probe.duration and not probe.has_audio else None
+        rate = probe.avg_fps or probe.tbr or measured
+        if rate is None:
+            gen.close()
+            raise InputError(f"{what} has no readable frame rate. Give the rate explicitly (fps) and try again.")
+        if probe.avg_fps and probe.tbr and abs(probe.avg_fps - probe.tbr) > VFR_TOLERANCE * probe.tbr:
+            vfr = True
+        elif measured and abs(measured - rate) > VFR_MEASURED_TOLERANCE * rate:
+            vfr, rate = True, measured
+        try:
+            rate = _check_fps(rate, f"The frame rate of {path.name!r}")
+        except InputError:
+            gen.close()
+            raise
+        if vfr:
+            notes.append(
+                f"{path.name!r} has a variable frame rate; its frames are treated as evenly spaced at the average "
+                f"rate of {rate:.3f} fps (not resampled by timestamp)."
+            )
+    else:
+        rate = fps
+    if probe.has_audio:
+        notes.append(f"The audio of {path.name!r} is ignored.")
+    width, height = (int(v) for v in meta["size"])
+    try:
+        check_frame_size(width, height, what)
+    except InputError:
+        gen.close()
+        raise
+
+    def frames() -> Iterator[np.ndarray]:
+        index = 0
+        while True:
+            try:
+                raw = next(gen)
+            except StopIteration:
+                return
+            except (RuntimeError, OSError) as exc:
+                raise InputError(
+                    f"{what} is damaged: frame {index + 1} cannot be decoded "
+                    f"({str(exc).splitlines()[0]}). Re-export the video and try again."
+                ) from None
+            index += 1
+            if index > MAX_INPUT_FRAMES:
+                check_frame_count(index, what)
+            yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+
+    return VideoSource(
+        path=path, fps=rate, width=width, height=height, num_frames=count, frames=_FrameStream(frames(), gen),
+        kind="video", variable_frame_rate=vfr, has_audio=probe.has_audio, notes=tuple(notes),
+    )

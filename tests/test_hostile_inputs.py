@@ -1,0 +1,569 @@
+"""Hostile and malformed inputs against a launched app: every case gets a clear message (or a correct result where
+the input is odd but usable), and the server keeps serving afterwards.
+
+One demo for the module (tiny models, its own output folder and Gradio temp folder, a 2 MB upload limit), driven
+with gradio_client like a real API caller, and with raw HTTP where a client cannot send the input (NaN, strings where
+numbers belong, forged file paths). Every input file is made here, in tmp. Where a model actually runs it is a
+4-frame 256x144 clip with 2 steps; most cases are refused before any model runs. After every few cases a cheap
+/prepare_image request must still succeed; the last test runs a real video and a real still.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import socket
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from conftest import FAST
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError, ValidationError
+from PIL import Image
+
+from svd_demo.media import probe_video, write_video
+from svd_demo.settings import Settings
+
+TEXT_FAST = {"sdxl_steps": 2, "resolution": 256, "randomize_seed": False, "seed": 5}
+HTTP_TIMEOUT = 60.0  # no single request may hang the suite
+INTERPOLATE_MISSING = "interpolate endpoint not yet wired"
+
+
+# --------------------------------------------------------------------------------------------------------- server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def hostile_settings(tiny_models_dir, tmp_path_factory) -> Settings:
+    return Settings(svd_model=str(tiny_models_dir / "svd"), sdxl_model=str(tiny_models_dir / "sdxl"),
+                    output_dir=tmp_path_factory.mktemp("hostile_outputs"), device="cpu", max_file_size="2mb")
+
+
+@pytest.fixture(scope="module")
+def server(hostile_settings, tmp_path_factory):
+    from svd_demo.studio import Studio
+    from svd_demo.ui import build_demo, launch_kwargs
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("hostile_gradio")))
+        demo = build_demo(hostile_settings, Studio(hostile_settings))
+        demo.queue(max_size=hostile_settings.queue_size)
+        kwargs = {**launch_kwargs(hostile_settings), "server_port": _free_port()}
+        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+        try:
+            yield url
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory) -> Client:
+    return Client(server, verbose=False, download_files=str(tmp_path_factory.mktemp("hostile_downloads")))
+
+
+@pytest.fixture(scope="module")
+def endpoints(client) -> dict[str, Any]:
+    return client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hostile_files")
+
+
+@pytest.fixture(scope="module")
+def good_image(files) -> Path:
+    path = files / "good.png"
+    y, x = np.mgrid[0:150, 0:200]
+    Image.fromarray(np.stack([x, y, np.full_like(x, 90)], axis=-1).astype(np.uint8)).save(path)
+    return path
+
+
+HEALTH_EVERY = 3  # cases between health checks (each costs ~0.2 s)
+_cases_run = [0]
+
+
+@pytest.fixture(autouse=True)
+def still_serving(client, good_image):
+    """After every few cases a normal (cheap, CPU-only) request must still succeed: nothing is wedged or crashed."""
+    yield
+    _cases_run[0] += 1
+    if _cases_run[0] % HEALTH_EVERY:
+        return
+    image, notes = client.predict(handle_file(str(good_image)), 256, "native", api_name="/prepare_image")
+    assert image and "The video will be 256x192" in notes, notes
+
+
+# -------------------------------------------------------------------------------------------------------- helpers
+
+
+def _refused(call, pattern: str) -> str:
+    """The call fails with gradio_client's AppError/ValidationError carrying the server's message."""
+    with pytest.raises((AppError, ValidationError)) as info:
+        call()
+    message = str(info.value)
+    assert re.search(pattern, message, re.I | re.S), message
+    assert "Something went wrong on the server" not in message, message
+    return message
+
+
+def _upload(server: str, path: Path) -> dict[str, Any]:
+    response = httpx.post(f"{server}gradio_api/upload", timeout=HTTP_TIMEOUT,
+                          files=[("files", (path.name, path.read_bytes(), "application/octet-stream"))])
+    response.raise_for_status()
+    return {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+
+def _raw_call(server: str, endpoints: dict, api_name: str, **values: Any) -> tuple[int, str]:
+    """POST /gradio_api/call/<name> with a JSON body that may hold NaN/Infinity (gradio_client cannot send those).
+
+    Parameters not given take the endpoint's defaults from view_api. Returns (HTTP status, readable message): the
+    `detail` of a 4xx/5xx, the message of an `error` event, or "complete: <data>" for a finished run.
+    """
+    data = []
+    for param in endpoints[api_name]["parameters"]:
+        name = param["parameter_name"]
+        data.append(values.pop(name) if name in values else param["parameter_default"])
+    assert not values, f"unknown parameters {sorted(values)} for {api_name}"
+    body = json.dumps({"data": data})  # allow_nan: float("nan") becomes the (non-standard) literal NaN
+    url = f"{server}gradio_api/call/{api_name.lstrip('/')}"
+    response = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=HTTP_TIMEOUT)
+    if response.status_code != 200:
+        try:
+            detail = response.json()["detail"]
+        except (ValueError, KeyError, TypeError):
+            detail = response.text
+        if isinstance(detail, list):  # a validator's answer: one entry per parameter
+            detail = " ".join(d.get("message", "") for d in detail if not d.get("is_valid", True))
+        return response.status_code, str(detail)
+    event_id = response.json()["event_id"]
+    with httpx.stream("GET", f"{url}/{event_id}", timeout=HTTP_TIMEOUT) as stream:
+        text = "".join(stream.iter_text())
+    events = re.findall(r"event: (\w+)\ndata: (.*)", text)
+    kind, payload = events[-1] if events else ("none", text)
+    if kind == "error":
+        return 200, str((json.loads(payload) or {}).get("error") if payload != "null" else None)
+    return 200, f"{kind}: {payload}"
+
+
+def _assert_4xx(status: int, message: str, pattern: str) -> None:
+    assert 400 <= status < 500, (status, message)
+    assert re.search(pattern, message, re.I | re.S), message
+    assert "Traceback" not in message, message
+
+
+def _png_48bit(path: Path, width: int, height: int, value: int) -> None:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one), every sample `value` (0-65535)."""
+    row = b"\x00" + struct.pack(">HHH", value, value, value) * width
+    raw = zlib.compress(row * height, 9)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+
+def _prepared_pixels(client: Client, path: Path, aspect_mode: str = "native") -> tuple[np.ndarray, str]:
+    image, notes = client.predict(handle_file(str(path)), 256, aspect_mode, api_name="/prepare_image")
+    assert image, notes
+    return np.asarray(Image.open(image).convert("RGB")).astype(int), notes
+
+
+# ---------------------------------------------------------------------------------------------- unusable images
+
+
+def _truncated_png(path: Path) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(buf, "PNG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+
+
+def _truncated_jpeg(path: Path) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(buf, "JPEG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+
+
+REFUSED_IMAGES = {
+    # name: (file name, how to make it, what the message must say)
+    "truncated_png": ("cut.png", _truncated_png, r"cut off \(truncated\)"),
+    "truncated_jpeg": ("cut.jpg", _truncated_jpeg, r"cut off \(truncated\)"),
+    "zero_bytes": ("empty.png", lambda p: p.write_bytes(b""), r"empty \(0 bytes\)"),
+    "text_renamed_png": ("notes.png", lambda p: p.write_text("this is a shopping list, not a picture\n"),
+                         r"could not be read as an image"),
+    "svg": ("drawing.svg", lambda p: p.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+                                                  '<rect width="64" height="64" fill="red"/></svg>'),
+            r"SVG is a vector drawing format and is not supported"),
+    "pdf_renamed_png": ("page.png", lambda p: p.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"),
+                        r"PDF documents are not supported"),
+    "heic": ("phone.heic", lambda p: p.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\0" * 64),
+             r"HEIC/HEIF photos are not supported"),
+    "36_megapixel_bomb": ("bomb.png", lambda p: Image.new("L", (6000, 6000), 0).save(p, optimize=True),
+                          r"6000x6000 \(36\.0 megapixels\); the limit is 25\.0 megapixels"),
+    "one_pixel": ("dot.png", lambda p: Image.new("RGB", (1, 1), (9, 9, 9)).save(p),
+                  r"only 1x1 pixels; both sides must be at least 16"),
+    # The app refuses the 100000x10 strip (10 px is below the 16 px minimum side) rather than cropping it to 3:1.
+    "strip_100000x10": ("strip.png", lambda p: Image.new("RGB", (100_000, 10), (90, 90, 90)).save(p),
+                        r"only 100000x10 pixels; both sides must be at least 16"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_IMAGES))
+def test_unusable_image_is_refused_by_preview_and_generation(client, files, case):
+    name, make, pattern = REFUSED_IMAGES[case]
+    path = files / name
+    make(path)
+    if case == "36_megapixel_bomb":
+        assert path.stat().st_size < 100_000  # small on the wire, 36 MP decoded
+    image, notes = client.predict(handle_file(str(path)), 256, "native", api_name="/prepare_image")
+    assert image is None and notes.startswith("⚠️"), notes
+    assert re.search(pattern, notes), notes
+    _refused(lambda: client.predict(image=handle_file(str(path)), **FAST, api_name="/image_to_video"), pattern)
+
+
+# ------------------------------------------------------------------------------------ odd images that must work
+
+
+def test_very_wide_strip_that_is_tall_enough_becomes_3_to_1(client, files):
+    path = files / "wide.png"
+    Image.new("RGB", (100_000, 20), (30, 160, 90)).save(path)
+    pixels, notes = _prepared_pixels(client, path)
+    assert pixels.shape[:2] == (88, 256), notes  # clamped to the most extreme shape supported, 3:1 (rounded to 8)
+    assert "3:1" in notes and "most extreme shape" in notes, notes
+    assert np.abs(pixels - (30, 160, 90)).max() <= 2
+
+
+def test_16_bit_grey_png_is_not_clipped(client, files):
+    path = files / "grey16.png"
+    Image.fromarray(np.full((150, 200), 32768, dtype=np.uint16)).save(path)  # mode I;16: mid-grey
+    with Image.open(path) as im:
+        assert im.mode.startswith("I;16")
+    pixels, notes = _prepared_pixels(client, path)
+    assert np.abs(pixels - 128).max() <= 2, pixels.min()  # a naive conversion clips this to white (255)
+    assert "16 bits per channel" in notes
+
+
+def test_48_bit_rgb_png_stays_mid_grey(client, files):
+    path = files / "rgb48.png"
+    _png_48bit(path, 200, 150, 32896)  # 0x8080: 128 in either byte order
+    pixels, notes = _prepared_pixels(client, path)
+    assert np.abs(pixels - 128).max() <= 2, (pixels.min(), pixels.max())
+    assert "16 bits per channel" in notes
+
+
+def test_cmyk_jpeg_is_converted_with_a_notice(client, files):
+    path = files / "print.jpg"
+    Image.new("CMYK", (200, 150), (0, 255, 255, 0)).save(path, quality=95)  # pure red in print colours
+    pixels, notes = _prepared_pixels(client, path)
+    assert "CMYK" in notes
+    centre = pixels[pixels.shape[0] // 2, pixels.shape[1] // 2]
+    assert centre[0] > 200 and centre[1] < 60 and centre[2] < 60, centre
+
+
+def test_exif_rotated_photo_comes_out_upright(client, files):
+    stored = np.zeros((300, 400, 3), dtype=np.uint8)
+    stored[:, :200] = (220, 30, 30)  # left half red
+    stored[:, 200:] = (30, 30, 220)  # right half blue
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": the stored left edge is the top
+    path = files / "phone.jpg"
+    im.save(path, exif=exif, quality=95)
+    pixels, notes = _prepared_pixels(client, path)
+    assert pixels.shape[:2] == (256, 192), notes  # portrait
+    top, bottom = pixels[20, 96], pixels[-20, 96]
+    assert top[0] > 180 and top[2] < 80, top
+    assert bottom[2] > 180 and bottom[0] < 80, bottom
+
+
+def test_transparent_png_is_not_black_where_transparent(client, files):
+    rgba = Image.new("RGBA", (200, 150), (0, 0, 0, 0))  # transparent black: a naive RGB conversion shows black
+    rgba.paste((200, 20, 20, 255), (50, 40, 150, 110))
+    path = files / "logo.png"
+    rgba.save(path)
+    pixels, notes = _prepared_pixels(client, path)
+    assert "transparent" in notes
+    assert pixels[2, 2].min() >= 245 and pixels[-3, -3].min() >= 245, (pixels[2, 2], pixels[-3, -3])
+    centre = pixels[pixels.shape[0] // 2, pixels.shape[1] // 2]
+    assert centre[0] > 150 and centre[1] < 80, centre
+
+
+def test_animated_gif_makes_a_video_from_its_first_frame(client, files):
+    frames = [Image.new("RGB", (200, 150), c) for c in [(230, 20, 20), (20, 230, 20), (20, 20, 230)]]
+    path = files / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    video, seed, prepared, notes, out = client.predict(image=handle_file(str(path)), seed=21, **FAST,
+                                                       api_name="/image_to_video")
+    assert "animated; its first frame was used" in notes, notes
+    assert seed == 21 and probe_video(video).num_frames == 4
+    first = np.asarray(Image.open(prepared).convert("RGB")).astype(int)
+    assert first[..., 0].mean() > 180 and first[..., 1].mean() < 80  # red: frame 0, not green or blue
+
+
+# ------------------------------------------------------------------------------------- forged and oversized files
+
+
+@pytest.mark.parametrize("forged", [
+    {"path": "/etc/passwd"},
+    {"path": "../../../../etc/passwd"},
+    {"url": "data:image/png;base64,iVBORw0KGgoAAAA=", "path": None},  # inline base64 that is not an image
+])
+def test_forged_file_payloads_are_refused(server, endpoints, forged):
+    image = {**forged, "meta": {"_type": "gradio.FileData"}}
+    status, message = _raw_call(server, endpoints, "/image_to_video", image=image, **FAST)
+    assert 400 <= status < 500, (status, message)
+    assert "root:" not in message
+    assert re.search(r"not uploaded by a user|Could not preprocess input component at index 0", message), message
+
+
+def test_upload_over_max_file_size_gets_413(server):
+    blob = b"\x89PNG\r\n\x1a\n" + bytes(3 * 1024 * 1024)
+    response = httpx.post(f"{server}gradio_api/upload", files=[("files", ("big.png", blob, "image/png"))],
+                          timeout=HTTP_TIMEOUT)
+    assert response.status_code == 413
+    assert "maximum allowed size" in response.text
+
+
+@pytest.mark.parametrize("path", [
+    "gradio_api/file=/etc/passwd",
+    "gradio_api/file=..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "gradio_api/file=/tmp/../../etc/passwd",
+    "gradio_api/file=/proc/self/environ",
+])
+def test_files_outside_the_allowed_folders_are_not_served(server, path):
+    response = httpx.get(f"{server}{path}", timeout=HTTP_TIMEOUT)
+    assert response.status_code in (403, 404), (response.status_code, response.text[:200])
+    assert "root:" not in response.text and "HF_HUB_OFFLINE" not in response.text
+
+
+# --------------------------------------------------------------------------------------------- numbers and types
+
+
+NUMERIC = ["seed", "resolution", "num_frames", "num_inference_steps", "motion_bucket_id", "fps", "noise_aug_strength",
+           "min_guidance_scale", "max_guidance_scale", "decode_chunk_size", "playback_fps"]
+
+
+@pytest.fixture(scope="module")
+def uploaded_image(server, good_image) -> dict[str, Any]:
+    return _upload(server, good_image)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1, 1e12, 2**64], ids=str)
+def test_non_finite_negative_and_huge_numbers_get_4xx_for_every_parameter(server, endpoints, uploaded_image, bad):
+    for name in NUMERIC:
+        status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image,
+                                    **{**FAST, name: bad})
+        # Gradio's own range check ("Value inf is greater than maximum value 50.") or ours, which names the
+        # parameter; a NaN `seed` fails Gradio's number preprocessing, which names the component.
+        _assert_4xx(status, message, rf"{name}|Value .* (greater|less) than|a `number` component")
+
+
+@pytest.mark.parametrize("bad", ["abc", "7", None, [1, 2], {"a": 1}], ids=repr)
+def test_strings_and_other_types_where_numbers_belong(server, endpoints, uploaded_image, bad):
+    for name in NUMERIC:
+        status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image,
+                                    **{**FAST, name: bad})
+        _assert_4xx(status, message, rf"{name}|Expected a `float")
+
+
+def test_fractional_whole_numbers_are_refused_with_the_parameter_named(server, endpoints, uploaded_image):
+    for name in ["num_frames", "num_inference_steps", "motion_bucket_id", "fps", "decode_chunk_size"]:
+        status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image,
+                                    **{**FAST, name: 4.5})
+        _assert_4xx(status, message, rf"`{name}` must be a whole number")
+
+
+def test_min_guidance_above_max_guidance(client, good_image):
+    _refused(lambda: client.predict(image=handle_file(str(good_image)), **FAST, min_guidance_scale=5,
+                                    max_guidance_scale=1, api_name="/image_to_video"),
+             r"`min_guidance_scale` \(5\) must not be larger than `max_guidance_scale` \(1\)")
+
+
+@pytest.mark.parametrize("name, value", [("aspect_mode", "diagonal"), ("loop", "boomerang"),
+                                         ("extra_formats", ["exe"])])
+def test_unknown_choices_are_refused(server, endpoints, uploaded_image, name, value):
+    status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image, **{**FAST, name: value})
+    _assert_4xx(status, message, r"not in the list of choices")
+
+
+def test_missing_image(client):
+    _refused(lambda: client.predict(image=None, **FAST, api_name="/image_to_video"), r"upload an image")
+
+
+def test_non_finite_image_guidance_for_text_to_image(server, endpoints):
+    status, message = _raw_call(server, endpoints, "/text_to_image", prompt="a boat", **TEXT_FAST,
+                                sdxl_guidance_scale=math.nan)
+    assert status < 500 and "sdxl_guidance_scale" in message and "finite" in message, (status, message)
+
+
+# ------------------------------------------------------------------------------------------------------ prompts
+
+
+@pytest.mark.parametrize("prompt, pattern", [
+    ("", r"Please write a prompt"),
+    (" \n\t ", r"Please write a prompt"),
+    ("\x00\x07\x1b\x7f", r"Please write a prompt"),  # only control characters: nothing left to draw
+    ("a" * 100_000, r"100000 characters long; the limit is 2000"),
+])
+def test_empty_and_huge_prompts_are_refused_before_the_queue(client, prompt, pattern):
+    _refused(lambda: client.predict(prompt=prompt, **TEXT_FAST, api_name="/text_to_image"), pattern)
+
+
+def test_empty_prompt_for_text_to_video(client):
+    _refused(lambda: client.predict(prompt="", **TEXT_FAST, num_frames=4, num_inference_steps=2,
+                                    api_name="/text_to_video"), r"Please write a prompt")
+
+
+def test_html_and_control_characters_in_prompts_are_never_rendered(client):
+    hostile = "<script>alert(1)</script> <img src=x onerror=alert(1)> \x00\x07\x1b[31m "
+    padding = " ".join(f"word{i}" for i in range(120))  # past CLIP's 77 tokens: the notice quotes what was read
+    still, seed, notes, out = client.predict(prompt=hostile + padding, negative_prompt=hostile + padding,
+                                             **TEXT_FAST, api_name="/text_to_image")
+    assert seed == 5 and Path(still).is_file()
+    assert "the text encoder reads the first" in notes and "negative prompt" in notes, notes
+    assert "<" not in notes and ">" not in notes, notes  # escaped: &lt;script&gt; / &lt;img ...&gt;
+    assert "&lt;" in notes and "script" in notes and "onerror" in notes, notes
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", notes), repr(notes)
+    record = json.loads(Path(next(f for f in out if f.endswith(".json"))).read_text())
+    assert "\x1b" not in record["parameters"]["prompt"] and "\x00" not in record["parameters"]["prompt"]
+    assert record["parameters"]["prompt"].startswith("<script>alert(1)</script>")  # kept verbatim, minus controls
+
+
+# ------------------------------------------------------------------------------------------------------- models
+
+
+def test_unknown_svd_model_names_hf_token_and_the_page_and_the_rest_keeps_working(client, good_image):
+    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="no/such-model",
+                                              **FAST, api_name="/image_to_video"), r"no/such-model")
+    assert "HF_TOKEN" in message and "https://huggingface.co/no/such-model" in message, message
+    still, *_ = client.predict(prompt="a lighthouse", **TEXT_FAST, api_name="/text_to_image")
+    assert Path(still).is_file()
+    video, *_ = client.predict(image=handle_file(str(good_image)), **FAST, api_name="/image_to_video")
+    assert probe_video(video).num_frames == 4  # the configured model loads again
+
+
+def test_unknown_sdxl_model(client):
+    message = _refused(lambda: client.predict(prompt="a fox", sdxl_model="no/such-model", **TEXT_FAST,
+                                              api_name="/text_to_image"), r"image \(SDXL\) model .*no/such-model")
+    assert "HF_TOKEN" in message, message
+
+
+def test_html_in_a_model_name_is_escaped(client, good_image):
+    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="<img src=x onerror=1>",
+                                              **FAST, api_name="/image_to_video"), r"could not be loaded")
+    assert "<img" not in message and "&lt;img src=x onerror=1&gt;" in message, message
+
+
+def test_a_local_folder_that_is_not_a_pipeline(client, good_image, files):
+    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model=str(files), **FAST,
+                                              api_name="/image_to_video"), r"does not hold a diffusers pipeline")
+    assert "model_index.json" in message
+
+
+@pytest.mark.xfail(strict=True, reason="bug: models.py svd_defaults/model_page call Path(model_ref) on a non-string "
+                   "model (TypeError) -> generic 'Something went wrong' instead of a clear message")
+def test_a_model_that_is_not_a_string(server, endpoints, uploaded_image):
+    status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image, svd_model=123, **FAST)
+    assert status < 500 and "Something went wrong" not in message and re.search(r"model", message), message
+
+
+@pytest.mark.xfail(strict=True, reason="bug: models.py svd_defaults (config.is_file) and model_page "
+                   "(Path.exists) raise OSError 'File name too long' for a >255-character model name -> generic "
+                   "'Something went wrong' instead of a clear message")
+def test_a_model_name_longer_than_a_file_name_can_be(client, good_image):
+    _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="x" * 300, **FAST,
+                                    api_name="/image_to_video"), r"model")
+
+
+# -------------------------------------------------------------------------------------------------- interpolate
+
+
+@pytest.fixture(scope="module")
+def interpolate(endpoints):
+    if "/interpolate" not in endpoints:
+        pytest.xfail(INTERPOLATE_MISSING)
+    return "/interpolate"
+
+
+def _ffmpeg(*args: str) -> None:
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args],
+                   check=True, timeout=60)
+
+
+def _video(path: Path, frames: int, size: tuple[int, int] = (64, 48), fps: float = 8) -> Path:
+    rng = np.random.default_rng(frames)
+    write_video(rng.integers(0, 255, (frames, size[1], size[0], 3), dtype=np.uint8), path, fps)
+    return path
+
+
+def _truncated_mp4(path: Path) -> None:
+    data = _video(path.with_name("whole.mp4"), 8).read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _audio_only(path: Path) -> None:
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", str(path))
+
+
+def _no_frames(path: Path) -> None:
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=8", "-t", "0", "-pix_fmt", "yuv420p", str(path))
+
+
+def _many_frames(path: Path) -> None:  # more than video_input.MAX_INPUT_FRAMES (2000), tiny frames
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=16x16:rate=1000", "-frames:v", "2100", "-pix_fmt", "yuv420p",
+            str(path))
+
+
+REFUSED_VIDEOS = {
+    "truncated_mp4": ("cut.mp4", _truncated_mp4, r"not a readable video|cannot be decoded|damaged"),
+    "audio_only": ("sound.m4a", _audio_only, r"no video stream"),
+    "zero_frames": ("none.mp4", _no_frames, r"not a readable video|no video stream|0 frame"),
+    "one_frame": ("single.mp4", lambda p: _video(p, 1), r"1 frame\(s\); interpolation needs at least 2"),
+    "2100_frames": ("long.mp4", _many_frames, r"more than 2000 frames"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_VIDEOS))
+def test_unusable_video_is_refused_by_interpolate(client, interpolate, files, case):
+    name, make, pattern = REFUSED_VIDEOS[case]
+    make(files / name)
+    _refused(lambda: client.predict(video=handle_file(str(files / name)), factor=2, api_name=interpolate), pattern)
+
+
+@pytest.mark.parametrize("factor", [1, 17, 2.5, math.nan, -3])
+def test_bad_interpolation_factor(server, endpoints, interpolate, files, factor):
+    video = _upload(server, _video(files / "eight.mp4", 8))
+    status, message = _raw_call(server, endpoints, interpolate, video=video, factor=factor)
+    assert status < 500 and "Something went wrong" not in message, (status, message)
+    assert re.search(r"factor|Value .* (greater|less) than", message, re.I), message
+
+
+# ---------------------------------------------------------------------------------------------------- the end
+
+
+def test_after_the_corpus_real_runs_still_succeed(client, good_image, hostile_settings):
+    video, seed, prepared, notes, out = client.predict(image=handle_file(str(good_image)), seed=77, **FAST,
+                                                       api_name="/image_to_video")
+    assert seed == 77 and probe_video(video).num_frames == 4
+    record = json.loads(Path(next(f for f in out if f.endswith(".json"))).read_text())
+    assert record["parameters"]["seed"] == 77
+    still, still_seed, _, _ = client.predict(prompt="a quiet harbour", **TEXT_FAST, api_name="/text_to_image")
+    assert still_seed == 5 and Image.open(still).size == (256, 144)
+    leftovers = [p.name for p in hostile_settings.output_dir.iterdir() if ".partial-" in p.name]
+    assert not leftovers, leftovers  # refused and failed requests leave no half-written files behind
