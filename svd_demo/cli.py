@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_cli_arguments(interp)
     interp.set_defaults(func=run_cli)
 
+    # Listed here for --help; `main` hands its arguments to svd_demo.bench, which has its own parser.
+    sub.add_parser("bench", help="Speed and memory benchmarks: `python -m svd_demo bench --help`.", add_help=False)
+
     tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
     tiny.add_argument("directory", help="Folder to write DIR/svd and DIR/sdxl into.")
     tiny.add_argument("--which", nargs="+", default=["svd", "sdxl"], choices=["svd", "sdxl"])
@@ -185,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from svd_demo.bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
