@@ -7,6 +7,7 @@ time whatever the tab; validation runs before the queue, so bad input never wait
 
 import html
 import logging
+import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,16 @@ from svd_demo import zerogpu
 from svd_demo.errors import UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
-from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS, ImageParams, Spec, VideoParams, clean_prompt
+from svd_demo.params import (
+    EXTRA_FORMATS,
+    IMAGE_SPECS,
+    MAX_SEED,
+    SPECS,
+    ImageParams,
+    Spec,
+    VideoParams,
+    clean_prompt,
+)
 from svd_demo.settings import Settings, login
 from svd_demo.studio import Studio
 from svd_demo.tiny_models import is_tiny_model
@@ -248,9 +258,9 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
                       ) -> list[tuple[str, str]]:
         from svd_demo.sweep import compare_seeds as run_seeds
 
-        params = _video_params(values).resolved(num_frames=0, fps=0)  # draws the first seed if randomizing
-        params = _fit_zerogpu(studio, image, params, svd_model or None)
-        seeds = [(params.seed + i) % (2**32) for i in range(int(num_seeds))]
+        params = _fit_zerogpu(studio, image, _video_params(values), svd_model or None)
+        first = random.SystemRandom().randint(0, MAX_SEED) if params.randomize_seed else params.seed
+        seeds = [(first + i) % (MAX_SEED + 1) for i in range(int(num_seeds))]
         with _errors_for_user(), studio.cancels.token(_session(request)) as token:
             results = run_seeds(studio, image, params, seeds, model_ref=svd_model or None,
                                 **_gpu_kwargs(progress, token))
@@ -428,7 +438,8 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
     take_last.click(lambda *videos: next((v for v in videos if v), None), inputs=last_videos, outputs=source,
                     queue=False, api_visibility="private")
     run.click(interpolate, inputs=[source, factor, target_fps, slow_motion, backend],
-              outputs=[result, notes, files], api_name="interpolate", concurrency_id="cpu", concurrency_limit=2)
+              outputs=[result, notes, files], api_name="interpolate", concurrency_id="interpolate",
+              concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space
 
 
 def _cancel_button(studio: Studio, button: gr.Button, events: Any) -> None:
