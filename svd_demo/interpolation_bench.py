@@ -16,21 +16,29 @@ Clips:
 * ``camera``: a real photograph (``stereo_motorcycle``, left view) seen through a camera that pans, zooms in and
   rolls slightly (one similarity transform per frame: exact ground truth).
 
-Methods, each timed as a whole command with start-up included (the PNG folder in, a PNG folder out):
+Methods, each timed as a whole command with start-up included, through the CLI users run
+(``python -m svd_demo interpolate``), wall time and CPU time (user + system of the command and its children):
 
-* ``flow``: ``python -m svd_demo.interpolation HALF --input-fps 12 --factor 2 --out OUT --quiet``
-* ``blend``: the same with ``--backend blend``
-* ``minterpolate``: ``ffmpeg -framerate 12 -i HALF/frame_%04d.png -vf minterpolate=fps=24:mi_mode=mci
-  -frames:v 2N-1 OUT/frame_%05d.png`` (the imageio-ffmpeg binary; mc_mode obmc, me epzs: ffmpeg's defaults)
+* ``flow``: ``python -m svd_demo interpolate IN --factor 2 --out OUT --quiet`` (``--input-fps 12`` for the PNG
+  folder); ``flow-hq`` and ``blend`` add ``--backend flow-hq`` / ``--backend blend``
+* ``minterpolate``: ``ffmpeg ... -vf tpad=stop_mode=clone:stop=1,minterpolate=fps=24:mi_mode=mci -frames:v 29 ...``
+  (the imageio-ffmpeg binary; mc_mode obmc, me epzs: ffmpeg's defaults), from the same input to the same kind of
+  output (PNG folder, or H.264 MP4 with the shared encoder's settings: ``-preset veryfast -crf 18 -pix_fmt yuv420p``)
 
-The table is printed and written to ``DIR/interpolation_bench.md``.
+Timings are the best of ``--repeat`` rounds, the commands taking turns in each round; the 1-minute load average is
+sampled after every command and reported. ``--breakdown`` also times the pieces of the MP4 -> MP4 run one by one
+(interpreter start, imports, probe, decode, encode, compute) to show where the time goes.
+
+The tables are printed and written to ``DIR/interpolation_bench.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import pathlib
+import resource
 import shutil
 import subprocess
 import sys
@@ -180,6 +188,8 @@ def _read_pngs(folder: pathlib.Path) -> list[np.ndarray]:
 
 
 METHODS = ("flow", "flow-hq", "blend", "minterpolate")
+CLI = [sys.executable, "-m", "svd_demo", "interpolate"]
+"""Our command, exactly as users run it (the same entry point as ``python -m svd_demo interpolate``)."""
 
 
 def _commands(
@@ -190,8 +200,7 @@ def _commands(
 
     def ours(backend: str) -> tuple[list[str], pathlib.Path]:
         target = out / (backend if kind == "png" else f"{backend}.mp4")
-        cmd = [sys.executable, "-m", "svd_demo.interpolation", str(src), "--factor", "2", "--out", str(target),
-               "--quiet"]
+        cmd = [*CLI, str(src), "--factor", "2", "--out", str(target), "--quiet"]
         if backend != "flow":
             cmd += ["--backend", backend]
         if kind == "png":
@@ -211,42 +220,66 @@ def _commands(
     return {"flow": ours("flow"), "flow-hq": ours("flow-hq"), "blend": ours("blend"), "minterpolate": (mi, target)}
 
 
-def _run_once(cmd: list[str], target: pathlib.Path) -> float:
-    """Wall time of one run of the whole command (process start-up included), into a clean target."""
-    if target.is_dir():
-        shutil.rmtree(target)
-    elif target.exists():
-        target.unlink()
-    if "-start_number" in cmd:  # ffmpeg writes into an existing folder; ours creates its own
-        target.mkdir(parents=True)
+class _Load:
+    """The 1-minute load average, sampled after every timed command."""
+
+    samples: list[float] = []
+
+    @classmethod
+    def sample(cls) -> None:
+        cls.samples.append(os.getloadavg()[0])
+
+    @classmethod
+    def text(cls) -> str:
+        return f"{min(cls.samples):.1f}-{max(cls.samples):.1f}" if cls.samples else "?"
+
+
+def _run_once(cmd: list[str], target: pathlib.Path | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of the whole command, process start-up included, into a clean target.
+
+    CPU is user + system time of the command and every process it waited for (ffmpeg children included).
+    """
+    if target is not None:
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        if "-start_number" in cmd:  # ffmpeg writes into an existing folder; ours creates its own
+            target.mkdir(parents=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _Load.sample()
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
-    return elapsed
+    return elapsed, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
-def _engine_seconds(method: str, frames: list[np.ndarray], half_mp4: pathlib.Path, num_out: int) -> float:
-    """Compute only, without start-up and file output: our backend in-process on decoded frames, or ffmpeg's
-    minterpolate from the half-rate MP4 to the null muxer."""
+def _engine_seconds(method: str, frames: list[np.ndarray], half_mp4: pathlib.Path,
+                    num_out: int) -> tuple[float, float]:
+    """(wall, CPU) of the compute only, without start-up and file output: our backend in-process on decoded frames,
+    or ffmpeg's minterpolate from the half-rate MP4 to the null muxer."""
     import imageio_ffmpeg
 
     from svd_demo.interpolation import BACKENDS
 
     if method == "minterpolate":
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(half_mp4), "-vf",
-               f"tpad=stop_mode=clone:stop=1,minterpolate=fps={FULL_FPS}:mi_mode=mci", "-frames:v",
-               str(num_out), "-f", "null", "-"]
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-    else:
-        backend = BACKENDS[method]()
-        half = frames[::2]
-        start = time.perf_counter()
-        for a, b in zip(half, half[1:], strict=False):
-            backend.interpolate(a, b, [0.5])
-    return time.perf_counter() - start
+        return _run_once([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(half_mp4),
+                          "-vf", f"tpad=stop_mode=clone:stop=1,minterpolate=fps={FULL_FPS}:mi_mode=mci",
+                          "-frames:v", str(num_out), "-f", "null", "-"])
+    backend = BACKENDS[method]()
+    half = frames[::2]
+    start, cpu = time.perf_counter(), time.process_time()
+    for a, b in zip(half, half[1:], strict=False):
+        backend.interpolate(a, b, [0.5])
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def _best(old: tuple[float, float] | None, new: tuple[float, float]) -> tuple[float, float]:
+    """Best wall and best CPU over the rounds (each minimum on its own)."""
+    return new if old is None else (min(old[0], new[0]), min(old[1], new[1]))
 
 
 def run(out: pathlib.Path, *, clips: list[str], methods: list[str], repeat: int = 3) -> list[dict]:
@@ -267,13 +300,14 @@ def run(out: pathlib.Path, *, clips: list[str], methods: list[str], repeat: int 
         num_out = len(frames) if len(frames) % 2 else len(frames) - 1
         png_cmds = _commands(half, clip_dir, num_out, "png")
         mp4_cmds = _commands(half_mp4, clip_dir, num_out, "mp4")
-        times = {m: {"png": float("inf"), "mp4": float("inf"), "engine": float("inf")} for m in methods}
+        times: dict[str, dict[str, tuple[float, float] | None]] = {
+            m: {"png": None, "mp4": None, "engine": None} for m in methods}
         for _ in range(repeat):
             for method in methods:
                 t = times[method]
-                t["png"] = min(t["png"], _run_once(*png_cmds[method]))
-                t["mp4"] = min(t["mp4"], _run_once(*mp4_cmds[method]))
-                t["engine"] = min(t["engine"], _engine_seconds(method, frames, half_mp4, num_out))
+                t["png"] = _best(t["png"], _run_once(*png_cmds[method]))
+                t["mp4"] = _best(t["mp4"], _run_once(*mp4_cmds[method]))
+                t["engine"] = _best(t["engine"], _engine_seconds(method, frames, half_mp4, num_out))
         for method in methods:
             made = _read_pngs(png_cmds[method][1])
             if len(made) != num_out:
@@ -284,22 +318,81 @@ def run(out: pathlib.Path, *, clips: list[str], methods: list[str], repeat: int 
             s = [ssim(made[i], frames[i]) for i in rebuilt]
             t = times[method]
             row = {"clip": name, "method": method, "psnr": float(np.mean(p)), "ssim": float(np.mean(s)),
-                   "seconds_png": t["png"], "seconds_mp4": t["mp4"], "seconds_engine": t["engine"],
+                   "seconds_png": t["png"][0], "seconds_mp4": t["mp4"][0], "cpu_mp4": t["mp4"][1],
+                   "seconds_engine": t["engine"][0], "cpu_engine": t["engine"][1],
                    "kept_psnr": float(np.mean([min(k, 99.0) for k in kept])), "frames": num_out,
                    "command_png": " ".join(png_cmds[method][0]), "command_mp4": " ".join(mp4_cmds[method][0])}
             rows.append(row)
             print(f"{name:8s} {method:13s} PSNR {row['psnr']:6.2f} dB  SSIM {row['ssim']:.4f}  "
-                  f"png {t['png']:5.2f} s  mp4 {t['mp4']:5.2f} s  compute {t['engine']:5.2f} s  "
-                  f"(kept frames {row['kept_psnr']:.1f} dB)", flush=True)
+                  f"png {row['seconds_png']:5.2f} s  mp4 {row['seconds_mp4']:5.2f} s (CPU {row['cpu_mp4']:5.2f} s)  "
+                  f"compute {row['seconds_engine']:5.2f} s  (kept frames {row['kept_psnr']:.1f} dB)", flush=True)
     return rows
 
 
-def to_markdown(rows: list[dict]) -> str:
-    lines = ["| clip | method | PSNR (dB) | SSIM | s, PNG dir -> PNG dir | s, MP4 -> MP4 | s, compute only |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+def breakdown(out: pathlib.Path, clip: str, repeat: int = 5) -> list[tuple[str, float, float]]:
+    """Where the MP4 -> MP4 time goes: each piece of our run as its own command (best of ``repeat``, interleaved).
+
+    Needs the files of a :func:`run` on ``clip`` with ``flow``, ``blend`` and ``minterpolate``: ``half.mp4`` and
+    ``flow.mp4`` in ``out/clip``. Returns (step, wall s, CPU s) rows.
+    """
+    import imageio_ffmpeg
+
+    from svd_demo.interpolation import X264_PRESET
+
+    clip_dir = out / clip
+    half_mp4, made = clip_dir / "half.mp4", clip_dir / "flow.mp4"
+    frames = CLIPS[clip]()
+    num_out = len(frames) if len(frames) % 2 else len(frames) - 1
+    ff = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+    raw = clip_dir / "flow.rgb"  # our output frames, decoded: what the encoder receives
+    subprocess.run([*ff, "-i", str(made), "-f", "rawvideo", "-pix_fmt", "rgb24", str(raw)], check=True)
+    encoded = clip_dir / "encode_only.mp4"
+
+    def encode(preset: str) -> list[str]:  # what svd_demo.media runs, reading the frames from a file, not a pipe
+        return [*ff, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FULL_FPS),
+                "-i", str(raw), "-c:v", "libx264", "-preset", preset, "-crf", "18", "-pix_fmt", "yuv420p",
+                "-movflags", "+faststart", str(encoded)]
+
+    mp4_cmds = _commands(half_mp4, clip_dir, num_out, "mp4")
+    steps: list[tuple[str, list[str], pathlib.Path | None]] = [
+        ("Python start-up: `python -c pass`", [sys.executable, "-c", "pass"], None),
+        ("+ numpy and OpenCV: `python -c 'import numpy, cv2'`", [sys.executable, "-c", "import numpy, cv2"], None),
+        ("+ the CLI: `python -m svd_demo interpolate --help`", [*CLI, "--help"], None),
+        ("probe the input (ffmpeg stream copy, counts packets)",
+         [*ff, "-i", str(half_mp4), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"], None),
+        ("decode the input to RGB (15 frames)",
+         [*ff, "-i", str(half_mp4), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", os.devnull], None),
+        (f"encode {num_out} RGB frames, x264 veryfast (the shared default)", encode("veryfast"), encoded),
+        (f"encode {num_out} RGB frames, x264 {X264_PRESET} (interpolation output)", encode(X264_PRESET), encoded),
+        ("probe the output (ffmpeg stream copy)",
+         [*ff, "-i", str(made), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"], None),
+        ("whole command, `--backend blend` (every fixed cost, no motion work)", *mp4_cmds["blend"]),
+        ("whole command, `flow` (default)", *mp4_cmds["flow"]),
+        ("minterpolate to the null muxer (no encode)",
+         [*ff, "-i", str(half_mp4), "-vf", f"tpad=stop_mode=clone:stop=1,minterpolate=fps={FULL_FPS}:mi_mode=mci",
+          "-frames:v", str(num_out), "-f", "null", "-"], None),
+        ("minterpolate whole command", *mp4_cmds["minterpolate"]),
+    ]
+    best: dict[str, tuple[float, float] | None] = {label: None for label, _, _ in steps}
+    engine = None
+    for _ in range(repeat):
+        for label, cmd, target in steps:
+            best[label] = _best(best[label], _run_once(cmd, target))
+        engine = _best(engine, _engine_seconds("flow", frames, half_mp4, num_out))
+    raw.unlink()
+    encoded.unlink(missing_ok=True)
+    rows = [(label, *best[label]) for label, _, _ in steps]
+    rows.insert(-2, ("`flow` compute only, in-process (14 pairs, no I/O)", *engine))
+    return rows
+
+
+def to_markdown(rows: list[dict], steps: list[tuple[str, float, float]] | None = None) -> str:
+    lines = ["| clip | method | PSNR (dB) | SSIM | s, PNG dir -> PNG dir | s, MP4 -> MP4 | CPU s, MP4 -> MP4 "
+             "| s, compute only |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['clip']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['seconds_png']:.2f} "
-                     f"| {r['seconds_mp4']:.2f} | {r['seconds_engine']:.2f} |")
+                     f"| {r['seconds_mp4']:.2f} | {r['cpu_mp4']:.2f} | {r['seconds_engine']:.2f} |")
     by = {(r["clip"], r["method"]): r for r in rows}
     notes = []
     for clip in dict.fromkeys(r["clip"] for r in rows):
@@ -309,9 +402,14 @@ def to_markdown(rows: list[dict]) -> str:
             if f and m:
                 notes.append(f"- {clip}, {method} vs minterpolate: {f['psnr'] - m['psnr']:+.2f} dB PSNR, "
                              f"{f['ssim'] - m['ssim']:+.4f} SSIM; speed-up {m['seconds_png'] / f['seconds_png']:.2f}x "
-                             f"(PNG), {m['seconds_mp4'] / f['seconds_mp4']:.2f}x (MP4), "
-                             f"{m['seconds_engine'] / f['seconds_engine']:.2f}x (compute only)")
-    return "\n".join(lines + [""] + notes) + "\n"
+                             f"(PNG), {m['seconds_mp4'] / f['seconds_mp4']:.2f}x (MP4; CPU "
+                             f"{m['cpu_mp4'] / f['cpu_mp4']:.2f}x), {m['seconds_engine'] / f['seconds_engine']:.2f}x "
+                             "(compute only)")
+    text = "\n".join(lines + [""] + notes) + "\n"
+    if steps:
+        text += "\n| step (MP4 -> MP4 pieces, each its own command) | wall s | CPU s |\n|---|---:|---:|\n"
+        text += "".join(f"| {label} | {wall:.3f} | {cpu:.3f} |\n" for label, wall, cpu in steps)
+    return text + f"\nLoad average (1 min) while timing: {_Load.text()} on {os.cpu_count()} CPUs.\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,9 +418,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--repeat", type=int, default=3, help="time each command this many times, keep the best")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the pieces of the MP4 -> MP4 run (on the first clip; needs flow, blend and "
+                             "minterpolate among the methods)")
     args = parser.parse_args(argv)
+    if args.breakdown and not {"flow", "blend", "minterpolate"} <= set(args.methods):
+        parser.error("--breakdown needs the methods flow, blend and minterpolate")
     rows = run(args.out, clips=args.clips, methods=args.methods, repeat=max(1, args.repeat))
-    table = to_markdown(rows)
+    steps = breakdown(args.out, args.clips[0], repeat=max(1, args.repeat)) if args.breakdown else None
+    table = to_markdown(rows, steps)
     print()
     print(table)
     (args.out / "interpolation_bench.md").write_text(table)

@@ -173,16 +173,16 @@ class FolderWatcher(threading.Thread):
         self.max_gradio_files = 0
         self.max_oldest_age = 0.0
         self.counts: list[tuple[float, int]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         last_gradio = 0.0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.poll()
             if time.monotonic() - last_gradio > 2.0:
                 last_gradio = time.monotonic()
                 self.max_gradio_files = max(self.max_gradio_files, count_files(self.server.gradio_dir))
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def poll(self) -> None:
         now = time.time()
@@ -206,7 +206,7 @@ class FolderWatcher(threading.Thread):
         self.counts.append((now, len(present)))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
         self.poll()
 
@@ -295,7 +295,7 @@ def plan_requests(client: int, count: int, endpoints: Sequence[str], inputs: Pat
             _write_clip(path, frames, client, index)
             factor = 2 + (client + index) % 3
             requests.append(Request(client, index, endpoint,
-                                    {"video": {"video": handle_file(str(path))}, "factor": factor, "target_fps": 0,
+                                    {"video": handle_file(str(path)), "factor": factor, "target_fps": 0,
                                      "slow_motion": False},
                                     expect={"factor": factor}, input_name=path.name, input_frames=frames))
     return requests
@@ -454,6 +454,37 @@ def gpu_intervals(outcome: Outcome, mtimes: dict[str, float]) -> tuple[list[tupl
     return intervals, problems
 
 
+def check_gpu_overlaps(intervals: Sequence[tuple[float, float, str]]) -> tuple[list[str], float, float | None]:
+    """(failures, largest overlap, smallest gap) of GPU intervals (start, end, what): each one must start after
+    every earlier one ended; overlaps above the file-time resolution are failures."""
+    failures, max_overlap, min_gap = [], 0.0, None
+    latest_end, latest = -math.inf, ""
+    for start, end, what in sorted(intervals):
+        if latest:
+            gap = start - latest_end
+            min_gap = gap if min_gap is None else min(min_gap, gap)
+            max_overlap = max(max_overlap, -gap)
+            if gap < -OVERLAP_TOLERANCE_S:
+                failures.append(f"GPU sections overlap by {-gap:.3f} s: {latest} and {what}")
+        if end > latest_end:
+            latest_end, latest = end, what
+    return failures, max_overlap, min_gap
+
+
+def check_rss_growth(series: Sequence[tuple[int, float]], max_growth: float) -> tuple[str | None, str | None]:
+    """(failure, note): the samples after the first (taken right after warm-up) are cut in thirds; the last third's
+    maximum may exceed the first third's by at most `max_growth`."""
+    after_warmup = [mb for _, mb in series[1:]]
+    third = len(after_warmup) // 3
+    if third < 1:
+        return None, f"Only {len(after_warmup)} RSS samples after warm-up: too few to judge growth."
+    first, last = max(after_warmup[:third]), max(after_warmup[-third:])
+    if last > first * (1 + max_growth):
+        return (f"server RSS grew from {first:.0f} MB (first third) to {last:.0f} MB (last third), more than "
+                f"{max_growth:.0%}"), None
+    return None, None
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default)."""
     ordered = sorted(values)
@@ -487,6 +518,7 @@ class LoadReport:
     gpu_sections: int
     failures: list[str]
     notes: list[str]
+    server_pid: int = 0
 
     @property
     def ok(self) -> bool:
@@ -563,8 +595,11 @@ def _submit(client: Any, request: Request, timeout: float) -> Outcome:
 
 def run_load(models: Path, *, clients: int = 8, requests_per_client: int = 7, queue_size: int = 20,
              output_ttl: int = 20, timeout: float = 300.0, rss_every: int = 10, max_rss_growth: float = 0.15,
-             workdir: Path | None = None, command: str = "", log: Callable[[str], None] = print) -> LoadReport:
-    """Start the app, warm it up, run the clients, check everything, stop the app. See the module docstring."""
+             workdir: Path | None = None, command: str = "", log: Callable[[str], None] = print,
+             on_start: Callable[[AppServer], None] | None = None) -> LoadReport:
+    """Start the app, warm it up, run the clients, check everything, stop the app. See the module docstring.
+
+    `on_start` is called with the server once it answers (the tests use it to check that it is stopped)."""
     from gradio_client import Client
 
     own_workdir = workdir is None
@@ -577,6 +612,8 @@ def run_load(models: Path, *, clients: int = 8, requests_per_client: int = 7, qu
     try:
         log(f"starting {' '.join(server.command)}")
         server.start()
+        if on_start is not None:
+            on_start(server)
         watcher.start()
         inputs = workdir / "inputs"
         inputs.mkdir(exist_ok=True)
@@ -586,10 +623,13 @@ def run_load(models: Path, *, clients: int = 8, requests_per_client: int = 7, qu
         if "/interpolate" not in endpoints:
             notes.append("The app has no /interpolate endpoint; it was not exercised.")
         log(f"warming up {', '.join(endpoints)} (loads the models)")
-        for request in plan_requests(clients + 1, len(endpoints), endpoints, inputs):
+        sweeps = [time.time()]  # when the app swept its output folder: at the end of every finished request
+        for endpoint in endpoints:  # in this order: each model loads in a request of its own
+            request = plan_requests(clients + 1, 1, [endpoint], inputs)[0]
             outcome = _submit(warm_client, request, timeout)
             if outcome.status != "ok" or outcome.problems:
                 raise RuntimeError(f"warm-up {request.endpoint} failed: {outcome.message} {outcome.problems}")
+            sweeps.append(outcome.finished)
         rss_series = [(0, server.rss_mb() or 0.0)]
         outcomes: list[Outcome] = []
         lock = threading.Lock()
@@ -616,7 +656,6 @@ def run_load(models: Path, *, clients: int = 8, requests_per_client: int = 7, qu
         plans = [plan_requests(c, requests_per_client, endpoints, inputs) for c in range(clients)]
         log(f"running {clients} clients x {requests_per_client} requests")
         started = time.monotonic()
-        start_wall = time.time()
         threads = [threading.Thread(target=client_loop, args=(c, plans[c]), daemon=True, name=f"loadtest-client-{c}")
                    for c in range(clients)]
         for thread in threads:
@@ -636,6 +675,7 @@ def run_load(models: Path, *, clients: int = 8, requests_per_client: int = 7, qu
         if not server.alive():
             failures.append(f"the server died (exit code {server.proc.returncode}):\n{server.log_tail()}")
         watcher.stop()
+        sweeps.append(time.time())
 
         # -- checks
         total = clients * requests_per_client
@@ -652,25 +692,13 @@ def run_load(models: Path, *, clients: int = 8, requests_per_client: int = 7, qu
                 found, problems = gpu_intervals(o, watcher.mtimes)
                 intervals += found
                 failures.extend(problems)
-        intervals.sort()
-        max_overlap, min_gap = 0.0, None
-        for (_, e0, what0), (s1, _, what1) in zip(intervals, intervals[1:], strict=False):
-            gap = s1 - e0
-            min_gap = gap if min_gap is None else min(min_gap, gap)
-            if gap < -OVERLAP_TOLERANCE_S:
-                failures.append(f"GPU sections overlap by {-gap:.3f} s: {what0} and {what1}")
-            max_overlap = max(max_overlap, -gap)
-        after_warmup = [mb for _, mb in rss_series[1:]] or [mb for _, mb in rss_series]
-        third = len(after_warmup) // 3
-        if third >= 1:
-            first, last = max(after_warmup[:third]), max(after_warmup[-third:])
-            if last > first * (1 + max_rss_growth):
-                failures.append(f"server RSS grew from {first:.0f} MB (first third) to {last:.0f} MB (last third), "
-                                f"more than {max_rss_growth:.0%}")
-        else:
-            notes.append(f"Only {len(after_warmup)} RSS samples after warm-up: too few to judge growth.")
-        finish_times = sorted([start_wall] + [o.finished for o in outcomes if o.status == "ok"])
-        longest_pause = max((b - a for a, b in zip(finish_times, finish_times[1:], strict=False)), default=0.0)
+        overlap_failures, max_overlap, min_gap = check_gpu_overlaps(intervals)
+        failures += overlap_failures
+        growth, note = check_rss_growth(rss_series, max_rss_growth)
+        failures += [growth] if growth else []
+        notes += [note] if note else []
+        sweeps = sorted(sweeps + [o.finished for o in outcomes if o.status == "ok"])
+        longest_pause = max((b - a for a, b in zip(sweeps, sweeps[1:], strict=False)), default=0.0)
         if output_ttl > 0 and watcher.max_oldest_age > output_ttl + longest_pause + 5:
             failures.append(f"a file stayed {watcher.max_oldest_age:.0f} s in the output folder; the TTL is "
                             f"{output_ttl} s and the longest pause between requests {longest_pause:.0f} s")
@@ -682,7 +710,8 @@ def run_load(models: Path, *, clients: int = 8, requests_per_client: int = 7, qu
                           peak_rss_mb=peak, max_output_files=watcher.max_count,
                           max_gradio_files=watcher.max_gradio_files, files_swept=len(watcher.removed),
                           max_file_age_s=watcher.max_oldest_age, output_ttl=output_ttl, max_overlap_s=max_overlap,
-                          min_gpu_gap_s=min_gap, gpu_sections=len(intervals), failures=failures, notes=notes)
+                          min_gpu_gap_s=min_gap, gpu_sections=len(intervals), failures=failures, notes=notes,
+                          server_pid=server.pid)
     finally:
         server.stop()
         if watcher.is_alive():

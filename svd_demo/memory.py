@@ -57,18 +57,25 @@ PLANS: dict[str, MemoryPlan] = {
 
 
 def resolve_device(setting: str) -> str:
-    """auto -> cuda, then mps, then cpu; an explicit device that is not there is a clear error."""
+    """auto -> cuda, then mps, then cpu; `cuda:N` names one GPU; a device that is not there is a clear error."""
     import torch
 
+    setting = setting.strip()
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if setting == "auto":
         return next(d for d in ("cuda", "mps", "cpu") if available[d])
-    if setting not in available:
-        raise ValueError(f"Unknown device {setting!r}: choose auto, cuda, mps or cpu.")
-    if not available[setting]:
+    kind, _, index = setting.partition(":")
+    if kind not in available or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"Unknown device {setting!r}: choose auto, cuda, cuda:N, mps or cpu.")
+    if not available[kind] or (index and int(index) >= torch.cuda.device_count()):
         raise ValueError(f"Device {setting!r} was asked for but is not available on this machine "
                          f"(torch {torch.__version__}). Use --device auto.")
     return setting
+
+
+def resolve_devices(setting: str) -> list[str]:
+    """A comma-separated device setting (e.g. `cuda:0,cuda:1`): one pipeline set and one job at a time on each."""
+    return [resolve_device(part) for part in setting.split(",") if part.strip()] or [resolve_device("auto")]
 
 
 def resolve_dtype(setting: str, device: str) -> torch.dtype:
@@ -82,11 +89,11 @@ def resolve_dtype(setting: str, device: str) -> torch.dtype:
 
 def gpu_memory(device: str) -> tuple[int, int] | None:
     """(total, free) bytes of the CUDA device, or None where it cannot be read (CPU, MPS)."""
-    if device != "cuda":
+    if not device.startswith("cuda"):
         return None
     import torch
 
-    free, total = torch.cuda.mem_get_info()
+    free, total = torch.cuda.mem_get_info(torch.device(device))
     return total, free
 
 

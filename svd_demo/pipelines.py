@@ -96,15 +96,16 @@ def explain_load_error(kind: str, model_ref: str, exc: BaseException) -> ModelLo
 class PipelineCache:
     """Holds at most one pipeline per kind; loading a different model frees the previous one first."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, device: str | None = None) -> None:
         self.settings = settings
+        self._device = device  # None: resolve the setting (a single device)
         self.gpu_lock = threading.RLock()
         self._loaded: dict[str, LoadedPipeline] = {}
         self.loads = 0  # how many times a pipeline was read from disk (tests and the benchmark read it)
 
     @property
     def device(self) -> str:
-        return resolve_device(self.settings.device)
+        return self._device or resolve_device(self.settings.device)
 
     def loaded(self, kind: str) -> LoadedPipeline | None:
         return self._loaded.get(kind)
@@ -169,16 +170,16 @@ class PipelineCache:
         """Before running `kind`: if the two pipelines do not fit the GPU together, move the other one out first."""
         with self.gpu_lock:
             loaded = self._loaded[kind]
-            if loaded.device != "cuda":
+            if not loaded.device.startswith("cuda"):
                 return
             other = self._loaded.get("sdxl" if kind == "svd" else "svd")
             if other is not None and other.resident and other.current_profile == "high":
                 svd, sdxl = (loaded, other) if kind == "svd" else (other, loaded)
-                total = gpu_memory("cuda")[0]  # type: ignore[index]
+                total = gpu_memory(loaded.device)[0]  # type: ignore[index]
                 if not keep_both_on_gpu(total, svd.current_profile, sdxl.current_profile, loaded.dtype.itemsize):
                     other.pipe.to("cpu")
                     other.resident = False
-                    free_memory("cuda")
+                    free_memory(loaded.device)
                     log.info("Moved the %s pipeline to the CPU to make room for %s", other.kind, kind)
             if not loaded.resident:
                 apply_plan(loaded.pipe, loaded.plan, loaded.device)
@@ -207,7 +208,8 @@ class PipelineCache:
 def free_memory(device: str) -> None:
     """Return cached GPU blocks to the driver so another model (or another process) can use them."""
     gc.collect()
-    if device == "cuda":
+    if device.startswith("cuda"):
         import torch
 
-        torch.cuda.empty_cache()
+        with torch.cuda.device(torch.device(device)):
+            torch.cuda.empty_cache()

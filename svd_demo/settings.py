@@ -14,7 +14,6 @@ from pathlib import Path
 
 from svd_demo.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 MEMORY_PROFILES = ("auto", "fast", "high", "balanced", "low", "minimal")
 
@@ -50,7 +49,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
                    "(e.g. DIR/sdxl from `python -m svd_demo tiny-models DIR`)."),
     "sdxl_vae": ("SVD_DEMO_SDXL_VAE", "Optional replacement SDXL VAE (hub id or folder), e.g. an fp16-safe one such "
                  "as madebyollin/sdxl-vae-fp16-fix; empty uses the model's own (upcast to fp32 to decode)."),
-    "device": ("SVD_DEMO_DEVICE", "Where to run: auto picks cuda, then mps, then cpu."),
+    "device": ("SVD_DEMO_DEVICE", "Where to run: auto picks cuda, then mps, then cpu. Several GPUs: a list such "
+               "as cuda:0,cuda:1 (one job at a time on each)."),
     "dtype": ("SVD_DEMO_DTYPE", "Weights precision: auto is fp16 on CUDA/MPS and fp32 on CPU; bf16 is an option."),
     "memory_profile": ("SVD_DEMO_MEMORY_PROFILE", "GPU memory profile; auto picks from the GPU's memory "
                        "(thresholds in README). fast = high + channels-last + torch.compile (slow first run)."),
@@ -68,7 +68,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }
-_CHOICES = {"device": DEVICES, "dtype": DTYPES, "memory_profile": MEMORY_PROFILES}
+_CHOICES = {"dtype": DTYPES, "memory_profile": MEMORY_PROFILES}
 
 
 def _parse_bool(text: str) -> bool:

@@ -7,6 +7,7 @@ the cache's lock (load once, generate), then encoding outside the lock so the ne
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -96,10 +97,28 @@ class Studio:
     """Holds the settings, the pipeline cache and the cancel flags; safe to call from many threads."""
 
     def __init__(self, settings: Settings) -> None:
+        from svd_demo.memory import resolve_devices
+
         self.settings = settings
-        self.cache = PipelineCache(settings)
+        # One cache (pipelines + lock) per device; a request borrows whichever is free. With one device, as usual,
+        # requests simply take turns on it.
+        self.caches = [PipelineCache(settings, device) for device in resolve_devices(settings.device)]
+        self.cache = self.caches[0]
+        self._free: queue.SimpleQueue[PipelineCache] = queue.SimpleQueue()
+        for cache in self.caches:
+            self._free.put(cache)
         self.cancels = CancelTokens()
         settings.output_dir.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def gpu(self) -> Iterator[PipelineCache]:
+        """A device's cache, held for one job (waits while every device is busy)."""
+        cache = self._free.get()
+        try:
+            with cache.gpu_lock:
+                yield cache
+        finally:
+            self._free.put(cache)
 
     def prepare(self, source: Any, resolution: int, aspect_mode: str) -> tuple[PreparedImage, LoadedImage]:
         """The image exactly as the model will see it (CPU only, fast): for the preview and for generation."""
@@ -123,15 +142,15 @@ class Studio:
         timings["prepare_s"] = time.perf_counter() - started
 
         report = progress or (lambda fraction, text: None)
-        with self.cache.gpu_lock:
+        with self.gpu() as cache:
             waited = time.perf_counter()
             report(0.0, "Loading the video model (the first run downloads it)")
-            loads_before = self.cache.loads
-            loaded = self.cache.get("svd", model_ref)
-            self.cache.make_resident("svd")
-            if self.cache.loads != loads_before:
+            loads_before = cache.loads
+            loaded = cache.get("svd", model_ref)
+            cache.make_resident("svd")
+            if cache.loads != loads_before:
                 timings["load_s"] = loaded.load_seconds
-            result = generate_frames(self.cache, loaded, prepared.image, params, progress=progress, cancel=cancel)
+            result = generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel)
             timings["gpu_section_s"] = time.perf_counter() - waited
         timings.update(result.timings)
 
@@ -204,14 +223,14 @@ class Studio:
         model_ref = model_ref or self.settings.sdxl_model
         params = params.resolved()
         timings: dict[str, float] = {}
-        with self.cache.gpu_lock:
+        with self.gpu() as cache:
             waited = time.perf_counter()
             if progress is not None:
                 progress(0.0, "Loading the image model (the first run downloads it)")
-            loads_before = self.cache.loads
-            loaded = self.cache.get("sdxl", model_ref)
-            self.cache.make_resident("sdxl")
-            if self.cache.loads != loads_before:
+            loads_before = cache.loads
+            loaded = cache.get("sdxl", model_ref)
+            cache.make_resident("sdxl")
+            if cache.loads != loads_before:
                 timings["load_s"] = loaded.load_seconds
             still = generate_still(loaded, params, progress=progress, cancel=cancel)
             timings["gpu_section_s"] = time.perf_counter() - waited

@@ -242,7 +242,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
 
     event = generate.click(image_to_video, inputs=[image, *controls.inputs],
                            outputs=[video, seed_used, prepared, notices, files], api_name="image_to_video",
-                           concurrency_id=GPU_QUEUE, concurrency_limit=1, validator=validate)
+                           concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches), validator=validate)
 
     with gr.Accordion("Compare seeds", open=False):
         gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
@@ -266,11 +266,12 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
                                 **_gpu_kwargs(progress, token))
         return [(str(r.files.video), f"seed {r.seed}") for r in results]
 
+    def needs_image(image: str | None, *rest: Any) -> list[dict]:
+        return [gr.validate(bool(image), "Please upload an image first."), *(gr.validate(True, "") for _ in rest)]
+
     compare_event = compare.click(compare_seeds, inputs=[image, num_seeds, *controls.inputs], outputs=gallery,
-                                  api_name="compare_seeds", concurrency_id=GPU_QUEUE, concurrency_limit=1,
-                                  validator=lambda image, *rest: [gr.validate(bool(image), "Please upload an image "
-                                                                              "first."), *(gr.validate(True, "")
-                                                                                           for _ in rest)])
+                                  api_name="compare_seeds", concurrency_id=GPU_QUEUE,
+                                  concurrency_limit=len(studio.caches), validator=needs_image)
     _cancel_button(studio, cancel, [event, compare_event])
     return image, video
 
@@ -377,7 +378,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
 
     text_inputs = [prompt, negative_prompt, sdxl_model, sdxl_steps, sdxl_guidance_scale, orientation]
     shared = [controls.by_name["seed"], controls.by_name["randomize_seed"], controls.by_name["resolution"]]
-    gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": 1}
+    gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches)}
     events = [
         still_only.click(text_to_image, inputs=[*text_inputs, *shared],
                          outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",

@@ -17,6 +17,7 @@ import re
 import socket
 import struct
 import subprocess
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -53,13 +54,19 @@ def hostile_settings(tiny_models_dir, tmp_path_factory) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def server(hostile_settings, tmp_path_factory):
+def hostile_studio(hostile_settings):
     from svd_demo.studio import Studio
+
+    return Studio(hostile_settings)
+
+
+@pytest.fixture(scope="module")
+def server(hostile_settings, hostile_studio, tmp_path_factory):
     from svd_demo.ui import build_demo, launch_kwargs
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("hostile_gradio")))
-        demo = build_demo(hostile_settings, Studio(hostile_settings))
+        demo = build_demo(hostile_settings, hostile_studio)
         demo.queue(max_size=hostile_settings.queue_size)
         kwargs = {**launch_kwargs(hostile_settings), "server_port": _free_port()}
         _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
@@ -150,8 +157,11 @@ def _raw_call(server: str, endpoints: dict, api_name: str, **values: Any) -> tup
             detail = " ".join(d.get("message", "") for d in detail if not d.get("is_valid", True))
         return response.status_code, str(detail)
     event_id = response.json()["event_id"]
+    deadline, text = time.monotonic() + HTTP_TIMEOUT, ""
     with httpx.stream("GET", f"{url}/{event_id}", timeout=HTTP_TIMEOUT) as stream:
-        text = "".join(stream.iter_text())
+        for chunk in stream.iter_text():  # heartbeats keep a stream open: the deadline bounds the whole answer
+            text += chunk
+            assert time.monotonic() < deadline, f"{api_name} did not answer within {HTTP_TIMEOUT:.0f} s: {text}"
     events = re.findall(r"event: (\w+)\ndata: (.*)", text)
     kind, payload = events[-1] if events else ("none", text)
     if kind == "error":
@@ -353,8 +363,13 @@ def test_files_outside_the_allowed_folders_are_not_served(server, path):
 # --------------------------------------------------------------------------------------------- numbers and types
 
 
-NUMERIC = ["seed", "resolution", "num_frames", "num_inference_steps", "motion_bucket_id", "fps", "noise_aug_strength",
-           "min_guidance_scale", "max_guidance_scale", "decode_chunk_size", "playback_fps"]
+@pytest.fixture(scope="module")
+def numeric(endpoints) -> list[str]:
+    """Every number the video endpoint takes (from the API itself, so a parameter added later is covered too)."""
+    names = [p["parameter_name"] for p in endpoints["/image_to_video"]["parameters"]
+             if p["component"] in ("Slider", "Number")]
+    assert {"seed", "num_frames", "noise_aug_strength", "playback_fps"} <= set(names), names
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -363,8 +378,9 @@ def uploaded_image(server, good_image) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1, 1e12, 2**64], ids=str)
-def test_non_finite_negative_and_huge_numbers_get_4xx_for_every_parameter(server, endpoints, uploaded_image, bad):
-    for name in NUMERIC:
+def test_non_finite_negative_and_huge_numbers_get_4xx_for_every_parameter(server, endpoints, uploaded_image, numeric,
+                                                                          bad):
+    for name in numeric:
         status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image,
                                     **{**FAST, name: bad})
         # Gradio's own range check ("Value inf is greater than maximum value 50.") or ours, which names the
@@ -373,8 +389,8 @@ def test_non_finite_negative_and_huge_numbers_get_4xx_for_every_parameter(server
 
 
 @pytest.mark.parametrize("bad", ["abc", "7", None, [1, 2], {"a": 1}], ids=repr)
-def test_strings_and_other_types_where_numbers_belong(server, endpoints, uploaded_image, bad):
-    for name in NUMERIC:
+def test_strings_and_other_types_where_numbers_belong(server, endpoints, uploaded_image, numeric, bad):
+    for name in numeric:
         status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image,
                                     **{**FAST, name: bad})
         _assert_4xx(status, message, rf"{name}|Expected a `float")
@@ -489,6 +505,31 @@ def test_a_model_name_longer_than_a_file_name_can_be(client, good_image):
                                     api_name="/image_to_video"), r"model")
 
 
+# ------------------------------------------------------------------------------------------ a short output TTL
+
+
+@pytest.mark.xfail(strict=True, reason="bug: Studio.image_to_video sweeps the output folder (remove_old_outputs) at "
+                   "the end of the video stage of text to video, deleting the still this same request wrote when the "
+                   "video stage took longer than --output-ttl; ui.text_to_video then returns the deleted PNG and "
+                   "Gradio fails the whole request (FileNotFoundError -> generic error). Found by the load test.")
+def test_text_to_video_keeps_its_own_still_when_the_video_outlasts_the_ttl(hostile_studio, monkeypatch):
+    from dataclasses import replace
+
+    from svd_demo.params import ImageParams, VideoParams
+
+    monkeypatch.setattr(hostile_studio, "settings", replace(hostile_studio.settings, output_ttl=1))
+
+    def slow_video_stage(fraction: float, text: str) -> None:
+        if "video model" in text:
+            time.sleep(1.2)  # a video stage longer than the TTL: minutes with real models and a TTL of a minute
+
+    still, video = hostile_studio.text_to_video(
+        ImageParams(prompt="a red kite", sdxl_steps=2, resolution=256, randomize_seed=False, seed=3),
+        VideoParams(num_frames=4, num_inference_steps=2, randomize_seed=False), progress=slow_video_stage)
+    assert video.files.video.is_file()
+    assert still.path.is_file() and still.sidecar.is_file()  # returned to the user: must still exist
+
+
 # -------------------------------------------------------------------------------------------------- interpolate
 
 
@@ -513,8 +554,17 @@ def _video(path: Path, frames: int, size: tuple[int, int] = (64, 48), fps: float
 
 
 def _truncated_mp4(path: Path) -> None:
+    """The first third of an 8-frame "fast start" MP4 (index first, as browsers download them): 2 frames survive."""
     data = _video(path.with_name("whole.mp4"), 8).read_bytes()
     path.write_bytes(data[: len(data) // 3])
+
+
+def _truncated_mp4_index_last(path: Path) -> None:
+    """The first half of an MP4 whose index (moov) comes last, as cameras and ffmpeg write them by default."""
+    whole = path.with_name("whole_index_last.mp4")
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=8", "-frames:v", "8", "-pix_fmt", "yuv420p", str(whole))
+    data = whole.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
 
 
 def _audio_only(path: Path) -> None:
@@ -530,8 +580,12 @@ def _many_frames(path: Path) -> None:  # more than video_input.MAX_INPUT_FRAMES 
             str(path))
 
 
+TRUNCATED_BUG = ("bug: video_input._open_video accepts a truncated fast-start MP4 (ffmpeg reports 'partial file'): "
+                 "it decodes the 2 surviving frames of 8, calls the file variable-frame-rate and plays it at 3 fps "
+                 "instead of saying the file is cut off")
 REFUSED_VIDEOS = {
-    "truncated_mp4": ("cut.mp4", _truncated_mp4, r"not a readable video|cannot be decoded|damaged"),
+    "truncated_mp4_index_last": ("cut_index_last.mp4", _truncated_mp4_index_last, r"not a readable video.*moov"),
+    "truncated_mp4": ("cut.mp4", _truncated_mp4, r"truncated|cut off|partial|damaged"),
     "audio_only": ("sound.m4a", _audio_only, r"no video stream"),
     "zero_frames": ("none.mp4", _no_frames, r"not a readable video|no video stream|0 frame"),
     "one_frame": ("single.mp4", lambda p: _video(p, 1), r"1 frame\(s\); interpolation needs at least 2"),
@@ -539,19 +593,37 @@ REFUSED_VIDEOS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REFUSED_VIDEOS))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=TRUNCATED_BUG))
+                                  if c == "truncated_mp4" else c for c in REFUSED_VIDEOS])
 def test_unusable_video_is_refused_by_interpolate(client, interpolate, files, case):
     name, make, pattern = REFUSED_VIDEOS[case]
     make(files / name)
-    _refused(lambda: client.predict(video=handle_file(str(files / name)), factor=2, api_name=interpolate), pattern)
+    _refused(lambda: client.predict(video=handle_file(str(files / name)), factor=2, target_fps=0,
+                                    slow_motion=False, api_name=interpolate), pattern)
 
 
-@pytest.mark.parametrize("factor", [1, 17, 2.5, math.nan, -3])
+FACTOR_BUG = ("bug: ui.py interpolate() calls int(factor) before any check: 2.5 is silently run as 2, NaN raises "
+              "ValueError -> 'Something went wrong' (interpolation._rate_step has the right message)")
+
+
+FACTOR_XFAIL = pytest.mark.xfail(strict=True, reason=FACTOR_BUG)
+
+
+@pytest.mark.parametrize("factor", [1, 17, -3, pytest.param(2.5, marks=FACTOR_XFAIL),
+                                    pytest.param(math.nan, marks=FACTOR_XFAIL)], ids=str)
 def test_bad_interpolation_factor(server, endpoints, interpolate, files, factor):
     video = _upload(server, _video(files / "eight.mp4", 8))
-    status, message = _raw_call(server, endpoints, interpolate, video=video, factor=factor)
+    status, message = _raw_call(server, endpoints, interpolate, video=video, factor=factor, target_fps=0)
     assert status < 500 and "Something went wrong" not in message, (status, message)
     assert re.search(r"factor|Value .* (greater|less) than", message, re.I), message
+
+
+@pytest.mark.parametrize("target_fps", [math.nan, -5, 1000])
+def test_bad_interpolation_target_fps(server, endpoints, interpolate, files, target_fps):
+    video = _upload(server, _video(files / "eight.mp4", 8))
+    status, message = _raw_call(server, endpoints, interpolate, video=video, factor=2, target_fps=target_fps)
+    assert status < 500 and "Something went wrong" not in message, (status, message)
+    assert re.search(r"target frame rate|Value .* (greater|less) than", message, re.I), message
 
 
 # ---------------------------------------------------------------------------------------------------- the end

@@ -270,3 +270,25 @@ def test_generated_clip_can_be_interpolated_to_a_target_fps(studio, photo):
     assert (result.files.info.num_frames, result.files.info.fps) == (10, pytest.approx(21))
     record = json.loads(result.files.sidecar.read_text())
     assert record["interpolation"]["target_fps"] == 21 and "interpolate_s" in record["timings"]
+
+
+def test_a_second_device_is_a_setting(tiny_settings, photo, tmp_path):
+    """Two devices (two CPUs here, two GPUs in production): two jobs run at once, each on its own pipelines."""
+    from dataclasses import replace
+
+    studio = Studio(replace(tiny_settings, device="cpu,cpu", output_dir=tmp_path / "out"))
+    assert len(studio.caches) == 2
+    held = []
+    with studio.gpu() as first:
+        held.append(first)
+        result = run(studio, photo, seed=1)  # runs on the other device while the first is busy
+    assert result.files.info.num_frames == 4
+    assert [c.loads for c in studio.caches] == [0, 1] and held[0] is studio.caches[0]
+
+
+def test_unknown_devices_are_clear_errors(tiny_settings):
+    from dataclasses import replace
+
+    for device in ("tpu", "cuda:x", "cuda:7"):
+        with pytest.raises(ValueError, match="device|Device"):
+            Studio(replace(tiny_settings, device=device))

@@ -1,0 +1,354 @@
+"""End to end in a real browser: the app as a subprocess on tiny models, driven by Chromium through Playwright.
+
+Upload a photo, generate a small clip, check the page plays it and logged no errors, visit every tab and
+interpolate the result. Every wait is bounded; on failure a full-page screenshot, the browser console and the
+server log are saved (to `$SVD_DEMO_ARTIFACTS` when set, else the test's tmp dir) and named in the message. With
+`$SVD_DEMO_ARTIFACTS` set, a screenshot of each tab is saved on success too.
+
+Needs `pip install playwright` and Debian's Chromium (`apt-get install -y chromium`); Playwright's own browser
+download is not used. `SVD_DEMO_CHROMIUM` overrides the browser path. Run alone with `pytest -m browser`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("SVD_DEMO_CHROMIUM", "/usr/bin/chromium")
+# Chromium's background services (updates, sync, QUIC probes) would try the network: CI and dev boxes have none.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SERVER_START_S = 90  # python app.py until it answers HTTP
+STEP_S = 20  # one UI step: a preview, a tab switch, loading a video
+GENERATE_S = 120  # Generate (first request loads the tiny pipeline) until the video plays
+INTERPOLATE_S = 60
+# Console errors that are not ours: (regex on "message text + source URL", why it is harmless). Empty on purpose:
+# with Gradio 6.31 in Chromium the page logs no errors at all, and every request it makes (fonts and favicon
+# included) goes to the app itself, with no 4xx. Gradio's own console *warnings* ("Method not implemented.", twice,
+# when an image is uploaded) are kept in the log but are not errors, so they are not checked.
+IGNORED_CONSOLE: list[tuple[re.Pattern[str], str]] = []
+
+
+def _install_hint() -> str:
+    return ("The browser test needs the Playwright Python package and Debian's Chromium: "
+            "`pip install playwright` and `apt-get install -y chromium` (Playwright's own browser download is not "
+            f"used; set SVD_DEMO_CHROMIUM to use another Chromium than {CHROMIUM}).")
+
+
+def _require_browser() -> None:
+    """Fail (never skip) without the browser stack: CI installs it, so its absence is a broken setup."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail(f"playwright is not installed. {_install_hint()}", pytrace=False)
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"No Chromium at {CHROMIUM}. {_install_hint()}", pytrace=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    output_dir: pathlib.Path
+    log_path: pathlib.Path
+    process: subprocess.Popen = field(repr=False)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-chars:]
+
+
+@contextmanager
+def _serve(models: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[Server]:
+    """`python app.py` on the tiny models, on a free port; killed whatever happens."""
+    work = tmp_path / "server"
+    (work / "gradio-tmp").mkdir(parents=True)
+    output_dir, log_path = tmp_path / "outputs", tmp_path / "server.log"
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_TEMP_DIR": str(work / "gradio-tmp"), "PYTHONUNBUFFERED": "1"}
+    for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SVD_DEMO_AUTH", "SVD_DEMO_SHARE", "SVD_DEMO_PRELOAD"):
+        env.pop(name, None)  # the command line below decides; a developer's own settings must not leak in
+    command = [sys.executable, str(REPO / "app.py"), "--svd-model", str(models / "svd"),
+               "--sdxl-model", str(models / "sdxl"), "--port", str(port), "--output-dir", str(output_dir)]
+    with open(log_path, "wb") as log:
+        # cwd outside the repo: Gradio writes its example cache (.gradio/) into the working directory.
+        process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    srv = Server(f"http://127.0.0.1:{port}/", output_dir, log_path, process)
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with code {process.returncode} before serving. Its log:\n"
+                            f"{srv.log_tail()}", pytrace=False)
+            try:
+                with urllib.request.urlopen(srv.url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not serve {srv.url} within {SERVER_START_S} s. Its log:\n{srv.log_tail()}",
+                            pytrace=False)
+            time.sleep(0.5)
+        yield srv
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+# JS: the <video> inside the visible block whose label is exactly `label`, when it has loaded a clip that plays.
+VIDEO_READY_JS = """label => {
+    const labels = [...document.querySelectorAll('[data-testid="block-label"]')]
+        .filter(el => el.textContent.trim() === label && el.offsetParent !== null);
+    for (const el of labels) {
+        const video = el.closest('.block')?.querySelector('video');
+        if (video && video.readyState >= 1 && Number.isFinite(video.duration) && video.duration > 0) {
+            return video.duration;
+        }
+    }
+    return false;
+}"""
+
+
+class Journal:
+    """What happened in the page, in order: the current step, console messages and page errors."""
+
+    def __init__(self) -> None:
+        self.step = "starting"
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self.ignored: list[str] = []
+        self.t0 = time.monotonic()
+
+    def at(self, step: str) -> None:
+        self.step = step
+        self.lines.append(f"[{time.monotonic() - self.t0:6.1f}s] STEP {step}")
+
+    def console(self, msg) -> None:
+        where = msg.location or {}
+        text = f"console.{msg.type}: {msg.text} ({where.get('url', '')}:{where.get('lineNumber', '')})"
+        self.lines.append(f"[{time.monotonic() - self.t0:6.1f}s] {text}")
+        if msg.type == "error":
+            source = f"{msg.text} {where.get('url', '')}"
+            reason = next((why for pattern, why in IGNORED_CONSOLE if pattern.search(source)), None)
+            (self.ignored if reason else self.errors).append(text + (f"  [ignored: {reason}]" if reason else ""))
+
+    def page_error(self, exc) -> None:
+        text = f"pageerror: {exc}"
+        self.lines.append(f"[{time.monotonic() - self.t0:6.1f}s] {text}")
+        self.errors.append(text)
+
+    def request_failed(self, request) -> None:
+        self.lines.append(f"[{time.monotonic() - self.t0:6.1f}s] request failed: {request.method} {request.url} "
+                          f"({request.failure})")
+
+
+def _artifacts_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    root = os.environ.get("SVD_DEMO_ARTIFACTS")
+    directory = pathlib.Path(root) / "test_browser" if root else tmp_path / "artifacts"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _block(page, label: str):
+    """The visible Gradio block (component box) whose label is exactly `label`."""
+    title = page.locator('[data-testid="block-label"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return page.locator("div.block").filter(has=title).filter(visible=True)
+
+
+def _set_slider(scope, label: str, value: int) -> None:
+    """Type into the number box Gradio puts beside every slider, then check the slider itself followed."""
+    box = scope.get_by_label(f"number input for {label}", exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+    slider = scope.get_by_label(f"range slider for {label}", exact=True)
+    from playwright.sync_api import expect
+
+    expect(slider, f"the {label!r} slider did not take the value {value}").to_have_value(str(value), timeout=5000)
+
+
+# JS: what the visible blocks labelled `label` hold, for a failure message.
+VIDEO_STATE_JS = """label => [...document.querySelectorAll('[data-testid="block-label"]')]
+    .filter(el => el.textContent.trim() === label && el.offsetParent !== null)
+    .map(el => {
+        const video = el.closest('.block')?.querySelector('video');
+        return video ? {src: video.currentSrc || video.src, readyState: video.readyState, duration: video.duration,
+                        error: video.error && video.error.code} : 'no <video> element';
+    })"""
+
+
+def _wait_video(page, label: str, timeout_s: float) -> float:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        handle = page.wait_for_function(VIDEO_READY_JS, arg=label, timeout=timeout_s * 1000, polling=250)
+    except PlaywrightTimeout:
+        state = page.evaluate(VIDEO_STATE_JS, label)
+        raise AssertionError(f"no playable video in {label!r} after {timeout_s:g} s; the page shows: "
+                             f"{state or 'no visible block with that label'}") from None
+    return float(handle.json_value())
+
+
+def _toasts(page) -> str:
+    try:
+        texts = page.locator('[data-testid="toast-body"]').all_inner_texts()
+    except Exception:  # the page may be gone; this is only for the message
+        return ""
+    return " | ".join(" ".join(t.split()) for t in texts)
+
+
+def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, shots: pathlib.Path | None) -> None:
+    from playwright.sync_api import expect
+
+    def shot(name: str) -> None:
+        if shots is not None:
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+    journal.at("open the page")
+    page.goto(server.url, wait_until="domcontentloaded", timeout=STEP_S * 1000)
+    heading = page.get_by_role("heading", name="Video settings", exact=True)
+    expect(heading).to_be_visible(timeout=STEP_S * 1000)
+    # The left column with the shared settings: the innermost column that holds its heading.
+    settings = page.locator("div.column").filter(has=heading).last
+
+    journal.at("small settings: resolution 256, 4 frames, 2 steps")
+    _set_slider(settings, "Resolution (long side, px)", 256)
+    _set_slider(settings, "Frames", 4)
+    # An accordion's button is named by its label plus its arrow icon ("Advanced ▼").
+    settings.get_by_role("button", name=re.compile(r"^\s*Advanced\b")).click()
+    _set_slider(settings, "Steps", 2)
+
+    journal.at("upload the photo")
+    _block(page, "Input image").locator("input[type=file]").set_input_files(str(photo))
+    journal.at("wait for the 'What the model will see' preview")
+    expect(_block(page, "What the model will see").locator("img")).to_be_visible(timeout=STEP_S * 1000)
+    image_panel = page.get_by_role("tabpanel").filter(visible=True)
+    expect(image_panel.get_by_text("The video will be 256x144.")).to_be_visible(timeout=STEP_S * 1000)
+    shot("image_to_video-before")
+
+    journal.at(f"Generate, then wait up to {GENERATE_S} s for the 'Video' element to play (duration > 0)")
+    image_panel.get_by_role("button", name="Generate", exact=True).click()
+    duration = _wait_video(page, "Video", GENERATE_S)
+    assert duration > 0
+
+    journal.at("check 'Seed used' and the files written")
+    seed_box = image_panel.get_by_label("Seed used", exact=True)
+    seed_text = seed_box.input_value()
+    assert re.fullmatch(r"\d+", seed_text), f"'Seed used' is {seed_text!r}, not a seed"
+    src = _block(page, "Video").locator("video").get_attribute("src") or ""
+    assert f"-s{seed_text}-" in src, f"the video shown ({src}) is not the one for seed {seed_text}"
+    sidecars = [json.loads(p.read_text()) for p in server.output_dir.glob("*-video-*.json")]
+    assert len(sidecars) == 1, f"expected one video sidecar in {server.output_dir}, found {len(sidecars)}"
+    params = sidecars[0]["parameters"]
+    wanted = {"seed": int(seed_text), "resolution": 256, "num_frames": 4, "num_inference_steps": 2}
+    got = {key: params.get(key) for key in wanted}
+    assert got == wanted, f"the run used {got}, the page asked for {wanted}"
+    shot("image_to_video-after")
+
+    journal.at("switch to 'Text to image to video'")
+    page.get_by_role("tab", name="Text to image to video", exact=True).click()
+    text_panel = page.get_by_role("tabpanel").filter(visible=True)
+    expect(text_panel.get_by_label("Prompt", exact=True)).to_be_visible(timeout=STEP_S * 1000)
+    shot("text_to_video")
+
+    journal.at("switch to 'Frame interpolation', take the last generated video")
+    page.get_by_role("tab", name="Frame interpolation", exact=True).click()
+    interp_panel = page.get_by_role("tabpanel").filter(visible=True)
+    interp_panel.get_by_role("button", name="Use the last generated video", exact=True).click()
+    _wait_video(page, "Original", STEP_S)
+    _set_slider(interp_panel, "Factor", 2)
+
+    journal.at(f"Interpolate, then wait up to {INTERPOLATE_S} s for the 'Interpolated' element to play")
+    interp_panel.get_by_role("button", name="Interpolate", exact=True).click()
+    _wait_video(page, "Interpolated", INTERPOLATE_S)
+    expect(interp_panel.get_by_text(re.compile(r"4 frames at .* fps became \d+ frames"))).to_be_visible(
+        timeout=STEP_S * 1000)
+    shot("interpolate")
+
+    journal.at("check the console")
+    page.wait_for_timeout(500)  # let late console messages (e.g. from the last media load) arrive
+    assert not journal.errors, "the page logged errors:\n" + "\n".join(journal.errors)
+    journal.at("done")
+
+
+def test_studio_in_browser(request, photo, tmp_path):
+    _require_browser()  # before building the tiny models: a missing browser fails at once
+    from playwright.sync_api import sync_playwright
+
+    tiny_models_dir = request.getfixturevalue("tiny_models_dir")
+
+    artifacts = _artifacts_dir(tmp_path)
+    journal = Journal()
+    with _serve(tiny_models_dir, tmp_path) as server, sync_playwright() as api:
+        _drive(api, server, photo, journal, artifacts)
+    (artifacts / "console.log").write_text("\n".join(journal.lines) + "\n")
+    print("\n".join(journal.lines))  # the steps with their times, shown with -rP or -s
+    if journal.ignored:
+        print("Ignored console errors (not ours):\n" + "\n".join(journal.ignored))
+
+
+def _drive(api, server: Server, photo: pathlib.Path, journal: Journal, artifacts: pathlib.Path) -> None:
+    try:
+        browser = api.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+    except Exception as exc:
+        pytest.fail(f"Chromium at {CHROMIUM} did not start: {exc}\n{_install_hint()}", pytrace=False)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(STEP_S * 1000)
+        page.on("console", journal.console)
+        page.on("pageerror", journal.page_error)
+        page.on("requestfailed", journal.request_failed)
+        shots = artifacts if os.environ.get("SVD_DEMO_ARTIFACTS") else None
+        try:
+            _run_studio(page, server, photo, journal, shots)
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        else:
+            return
+        screenshot = artifacts / "failure.png"
+        try:
+            page.screenshot(path=str(screenshot), full_page=True, timeout=10_000)
+        except Exception as shot_error:  # a crashed page: say so instead of hiding the real failure
+            screenshot = pathlib.Path(f"(no screenshot: {shot_error})")
+        console_log = artifacts / "console.log"
+        console_log.write_text("\n".join(journal.lines) + "\n")
+        server_log = artifacts / "server.log"
+        shutil.copyfile(server.log_path, server_log)
+        toasts = _toasts(page)
+        pytest.fail(
+            f"Browser test failed at step: {journal.step}\n{failure}\n"
+            + (f"Messages on the page: {toasts}\n" if toasts else "")
+            + f"Screenshot: {screenshot}\nConsole log: {console_log}\nServer log: {server_log}\n"
+            f"Server log tail:\n{server.log_tail(1500)}",
+            pytrace=False,
+        )
+    finally:
+        browser.close()
