@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from svd_demo.errors import InputError
+
 
 @dataclass(frozen=True)
 class ModelPreset:
@@ -26,9 +28,31 @@ SVD_PRESETS: tuple[ModelPreset, ...] = (
 DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
 
 
+MAX_MODEL_REF = 255  # hub ids are far shorter; a longer "path" is a mistake or an attack
+
+
+def check_model_ref(value: object, what: str = "model") -> str | None:
+    """A model reference from outside (UI, API, CLI): a hub id or a folder, or None for the default."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"The {what} must be a hub id or a folder name, got {type(value).__name__}.")
+    if len(value) > MAX_MODEL_REF or not value.isprintable():
+        raise InputError(f"The {what} name is not valid: use a hub id like "
+                         f"{DEFAULT_SVD_MODEL} or a local folder (at most {MAX_MODEL_REF} characters).")
+    return value.strip()
+
+
+def _is_local(model_ref: str) -> bool:
+    try:
+        return Path(model_ref).exists()
+    except (OSError, ValueError):  # e.g. a name too long for the file system
+        return False
+
+
 def model_page(model_ref: str) -> str:
     """Where a person accepts a licence or checks a hub id (empty for local folders)."""
-    return "" if Path(model_ref).exists() else f"https://huggingface.co/{model_ref}"
+    return "" if _is_local(model_ref) else f"https://huggingface.co/{model_ref}"
 
 
 def svd_defaults(model_ref: str) -> tuple[int, int]:
@@ -37,7 +61,7 @@ def svd_defaults(model_ref: str) -> tuple[int, int]:
         if preset.model_id == model_ref:
             return preset.num_frames, preset.fps
     config = Path(model_ref) / "unet" / "config.json"
-    if config.is_file():
+    if _is_local(model_ref) and config.is_file():
         try:
             return int(json.loads(config.read_text()).get("num_frames") or 14), 7
         except (ValueError, OSError):

@@ -67,7 +67,7 @@ def explain_load_error(kind: str, model_ref: str, exc: BaseException) -> ModelLo
 
     name = {"svd": "video (SVD)", "sdxl": "image (SDXL)"}.get(kind, kind)
     page = model_page(model_ref)
-    local = Path(model_ref).exists()
+    local = not page
     if isinstance(exc, GatedRepoError):
         msg = (f"The {name} model '{model_ref}' is gated: accept its licence at {page} with your Hugging Face "
                "account, then set the HF_TOKEN environment variable to a token of that account and restart.")

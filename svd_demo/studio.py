@@ -20,7 +20,7 @@ from PIL import Image
 
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
-from svd_demo.models import svd_defaults
+from svd_demo.models import check_model_ref, svd_defaults
 from svd_demo.outputs import (
     OutputFiles,
     apply_loop,
@@ -110,6 +110,11 @@ class Studio:
         self.cancels = CancelTokens()
         settings.output_dir.mkdir(parents=True, exist_ok=True)
 
+    def _sweep(self) -> None:
+        """Remove expired outputs. Only at the start of a request, before it writes anything, and only in our own
+        folder: a sweep at the end deleted a text-to-video request's own still when the video outlasted the TTL."""
+        remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
+
     @contextmanager
     def gpu(self) -> Iterator[PipelineCache]:
         """A device's cache, held for one job (waits while every device is busy)."""
@@ -135,7 +140,9 @@ class Studio:
         """
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        model_ref = model_ref or self.settings.svd_model
+        if out_stem is None and still is None:
+            self._sweep()
+        model_ref = check_model_ref(model_ref, "video model") or self.settings.svd_model
         num_frames, fps = svd_defaults(model_ref)
         params = params.resolved(num_frames=num_frames, fps=fps)
         prepared, original = self.prepare(source, params.resolution, params.aspect_mode)
@@ -179,8 +186,6 @@ class Studio:
             record["timings"]["interpolate_s"] = record["interpolation"].pop("seconds")
         stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
         files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started)
-        if out_stem is None:  # only our own folder is swept: never delete files next to a user's --out
-            remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
         notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes]
         return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record)
 
@@ -188,6 +193,8 @@ class Studio:
                     slow_motion: bool = False, backend: str = "flow", progress: ProgressFn | None = None) -> Any:
         """Frame interpolation of an uploaded or generated video into a new MP4 + sidecar (CPU: no GPU lock)."""
         from svd_demo.interpolation import interpolate_file
+
+        self._sweep()
 
         def frames_done(done: int, total: int | None) -> None:
             if progress is not None:
@@ -210,7 +217,6 @@ class Studio:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
         return result
 
     def text_to_image(self, params: ImageParams, *, model_ref: str | None = None,
@@ -220,7 +226,9 @@ class Studio:
         from svd_demo.text_to_image import generate_still
 
         started = time.perf_counter()
-        model_ref = model_ref or self.settings.sdxl_model
+        if out_path is None:
+            self._sweep()
+        model_ref = check_model_ref(model_ref, "image model") or self.settings.sdxl_model
         params = params.resolved()
         timings: dict[str, float] = {}
         with self.gpu() as cache:
@@ -256,8 +264,6 @@ class Studio:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        if out_path is None:
-            remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
         return StillResult(path=path, sidecar=sidecar, image=still.image, seed=params.seed, notices=still.notices,
                            record=record)
 
@@ -265,6 +271,9 @@ class Studio:
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                       out_stem: Path | None = None) -> VideoResult:
         """The video stage of text to video: the still is already at the video size, so it is used as is."""
+        if not still.path.exists():  # swept by the time-to-live while it waited: put it back, it is handed out again
+            write_png(still.image, still.path, still.record["parameters"])
+            write_json_atomic(still.sidecar, still.record)
         params = replace(params, aspect_mode="native", resolution=max(still.image.size),
                          seed=still.seed if params.randomize_seed else params.seed, randomize_seed=False)
         return self.image_to_video(still.image, params, model_ref=model_ref, progress=progress, cancel=cancel,

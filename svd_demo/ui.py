@@ -425,9 +425,13 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
         """Interpolate a video by a factor (2-16) or to an exact target fps (target_fps > 0 wins)."""
         if not video:
             raise gr.Error("Please upload a video first (or use the last generated one).")
+        if backend not in BACKENDS:
+            raise gr.Error(f"Unknown method {html.escape(str(backend))!s}: choose {', '.join(sorted(BACKENDS))}.")
         with _errors_for_user():
-            out = studio.interpolate(video, factor=None if target_fps else int(factor),
-                                     target_fps=float(target_fps) or None, slow_motion=bool(slow_motion),
+            # Raw values: the interpolation module checks them and says what is wrong (2.5 is not a factor).
+            use_fps = target_fps not in (0, None, "")
+            out = studio.interpolate(video, factor=None if use_fps else factor,
+                                     target_fps=target_fps if use_fps else None, slow_motion=bool(slow_motion),
                                      backend=backend, progress=lambda f, text: progress(f, desc=text))
         lines = [f"{out.input_frames} frames at {out.source_fps:g} fps became {out.output_frames} frames at "
                  f"{out.output_fps:g} fps in {out.seconds:.1f} s.", *out.notes]

@@ -459,59 +459,9 @@ def test_html_and_control_characters_in_prompts_are_never_rendered(client):
     assert record["parameters"]["prompt"].startswith("<script>alert(1)</script>")  # kept verbatim, minus controls
 
 
-# ------------------------------------------------------------------------------------------------------- models
-
-
-def test_unknown_svd_model_names_hf_token_and_the_page_and_the_rest_keeps_working(client, good_image):
-    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="no/such-model",
-                                              **FAST, api_name="/image_to_video"), r"no/such-model")
-    assert "HF_TOKEN" in message and "https://huggingface.co/no/such-model" in message, message
-    still, *_ = client.predict(prompt="a lighthouse", **TEXT_FAST, api_name="/text_to_image")
-    assert Path(still).is_file()
-    video, *_ = client.predict(image=handle_file(str(good_image)), **FAST, api_name="/image_to_video")
-    assert probe_video(video).num_frames == 4  # the configured model loads again
-
-
-def test_unknown_sdxl_model(client):
-    message = _refused(lambda: client.predict(prompt="a fox", sdxl_model="no/such-model", **TEXT_FAST,
-                                              api_name="/text_to_image"), r"image \(SDXL\) model .*no/such-model")
-    assert "HF_TOKEN" in message, message
-
-
-def test_html_in_a_model_name_is_escaped(client, good_image):
-    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="<img src=x onerror=1>",
-                                              **FAST, api_name="/image_to_video"), r"could not be loaded")
-    assert "<img" not in message and "&lt;img src=x onerror=1&gt;" in message, message
-
-
-def test_a_local_folder_that_is_not_a_pipeline(client, good_image, files):
-    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model=str(files), **FAST,
-                                              api_name="/image_to_video"), r"does not hold a diffusers pipeline")
-    assert "model_index.json" in message
-
-
-@pytest.mark.xfail(strict=True, reason="bug: models.py svd_defaults/model_page call Path(model_ref) on a non-string "
-                   "model (TypeError) -> generic 'Something went wrong' instead of a clear message")
-def test_a_model_that_is_not_a_string(server, endpoints, uploaded_image):
-    status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image, svd_model=123, **FAST)
-    assert status < 500 and "Something went wrong" not in message and re.search(r"model", message), message
-
-
-@pytest.mark.xfail(strict=True, reason="bug: models.py svd_defaults (config.is_file) and model_page "
-                   "(Path.exists) raise OSError 'File name too long' for a >255-character model name -> generic "
-                   "'Something went wrong' instead of a clear message")
-def test_a_model_name_longer_than_a_file_name_can_be(client, good_image):
-    _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="x" * 300, **FAST,
-                                    api_name="/image_to_video"), r"model")
-
-
 # ------------------------------------------------------------------------------------------ a short output TTL
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Studio.image_to_video sweeps the output folder (remove_old_outputs) at "
-                   "the end of the video stage of text to video, deleting the still this same request wrote when the "
-                   "video stage took longer than --output-ttl; ui.text_to_video then returns the deleted PNG and "
-                   "Gradio fails the whole request (FileNotFoundError -> generic error). Found by the load test.")
 def test_text_to_video_keeps_its_own_still_when_the_video_outlasts_the_ttl(hostile_studio, monkeypatch):
     from dataclasses import replace
 
@@ -602,15 +552,7 @@ def test_unusable_video_is_refused_by_interpolate(client, interpolate, files, ca
                                     slow_motion=False, api_name=interpolate), pattern)
 
 
-FACTOR_BUG = ("bug: ui.py interpolate() calls int(factor) before any check: 2.5 is silently run as 2, NaN raises "
-              "ValueError -> 'Something went wrong' (interpolation._rate_step has the right message)")
-
-
-FACTOR_XFAIL = pytest.mark.xfail(strict=True, reason=FACTOR_BUG)
-
-
-@pytest.mark.parametrize("factor", [1, 17, -3, pytest.param(2.5, marks=FACTOR_XFAIL),
-                                    pytest.param(math.nan, marks=FACTOR_XFAIL)], ids=str)
+@pytest.mark.parametrize("factor", [1, 17, -3, 2.5, math.nan], ids=str)
 def test_bad_interpolation_factor(server, endpoints, interpolate, files, factor):
     video = _upload(server, _video(files / "eight.mp4", 8))
     status, message = _raw_call(server, endpoints, interpolate, video=video, factor=factor, target_fps=0)
@@ -624,6 +566,46 @@ def test_bad_interpolation_target_fps(server, endpoints, interpolate, files, tar
     status, message = _raw_call(server, endpoints, interpolate, video=video, factor=2, target_fps=target_fps)
     assert status < 500 and "Something went wrong" not in message, (status, message)
     assert re.search(r"target frame rate|Value .* (greater|less) than", message, re.I), message
+
+
+# ------------------------------------------------------------------------------------------------------- models
+# Last but one: a failed load frees the pipeline that was loaded, so these come just before the final real runs.
+
+
+def test_unknown_svd_model_names_hf_token_and_the_page_and_the_rest_keeps_working(client, good_image):
+    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="no/such-model",
+                                              **FAST, api_name="/image_to_video"), r"no/such-model")
+    assert "HF_TOKEN" in message and "https://huggingface.co/no/such-model" in message, message
+    still, *_ = client.predict(prompt="a lighthouse", **TEXT_FAST, api_name="/text_to_image")
+    assert Path(still).is_file()  # the configured video model loading again is the last test's first run
+
+
+def test_unknown_sdxl_model(client):
+    message = _refused(lambda: client.predict(prompt="a fox", sdxl_model="no/such-model", **TEXT_FAST,
+                                              api_name="/text_to_image"), r"image \(SDXL\) model .*no/such-model")
+    assert "HF_TOKEN" in message, message
+
+
+def test_html_in_a_model_name_is_escaped(client, good_image):
+    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="<img src=x onerror=1>",
+                                              **FAST, api_name="/image_to_video"), r"could not be loaded")
+    assert "<img" not in message and "&lt;img src=x onerror=1&gt;" in message, message
+
+
+def test_a_local_folder_that_is_not_a_pipeline(client, good_image, files):
+    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model=str(files), **FAST,
+                                              api_name="/image_to_video"), r"does not hold a diffusers pipeline")
+    assert "model_index.json" in message
+
+
+def test_a_model_that_is_not_a_string(server, endpoints, uploaded_image):
+    status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image, svd_model=123, **FAST)
+    assert status < 500 and "Something went wrong" not in message and re.search(r"model", message), message
+
+
+def test_a_model_name_longer_than_a_file_name_can_be(client, good_image):
+    _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="x" * 300, **FAST,
+                                    api_name="/image_to_video"), r"model")
 
 
 # ---------------------------------------------------------------------------------------------------- the end
