@@ -242,7 +242,8 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
 
     event = generate.click(image_to_video, inputs=[image, *controls.inputs],
                            outputs=[video, seed_used, prepared, notices, files], api_name="image_to_video",
-                           concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches), validator=validate)
+                           concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches), validator=validate,
+                           show_progress_on=[video])
 
     with gr.Accordion("Compare seeds", open=False):
         gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
@@ -253,12 +254,19 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
             compare = gr.Button("Compare seeds")
         gallery = gr.Gallery(label="One clip per seed", columns=4, height="auto", interactive=False)
 
-    def compare_seeds(image: str | None, num_seeds: float, svd_model: str, *values: Any, request: gr.Request,
+    def compare_seeds(image: str | None, num_seeds: float, svd_model: str, seed: float, randomize_seed: bool,
+                      resolution: float, aspect_mode: str, num_frames: float, num_inference_steps: float,
+                      motion_bucket_id: float, fps: float, noise_aug_strength: float, min_guidance_scale: float,
+                      max_guidance_scale: float, decode_chunk_size: float, playback_fps: float, loop: str,
+                      interpolate_fps: float, extra_formats: list[str], request: gr.Request,
                       progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
                       ) -> list[tuple[str, str]]:
+        """The same image and settings with `num_seeds` consecutive seeds; returns (video, "seed N") pairs."""
         from svd_demo.sweep import compare_seeds as run_seeds
 
-        params = _fit_zerogpu(studio, image, _video_params(values), svd_model or None)
+        values = locals()
+        params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
+        params = _fit_zerogpu(studio, image, params, svd_model or None)
         first = random.SystemRandom().randint(0, MAX_SEED) if params.randomize_seed else params.seed
         seeds = [(first + i) % (MAX_SEED + 1) for i in range(int(num_seeds))]
         with _errors_for_user(), studio.cancels.token(_session(request)) as token:
@@ -359,9 +367,10 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                _notes(result.notices), [str(still_result.path), str(still_result.sidecar), *_files(result)],
                still_result)
 
-    def animate_this_still(still_result: Any, svd_model: str, *values: Any, request: gr.Request,
+    # `request` and `progress` before *values: Gradio does not fill keyword-only ones after a *args.
+    def animate_this_still(still_result: Any, svd_model: str, request: gr.Request,
                            progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
-                           ) -> tuple[Any, ...]:
+                           *values: Any) -> tuple[Any, ...]:
         if still_result is None:
             raise gr.Error("Make a still first (Still only or Prompt to video).")
         params = _fit_zerogpu(studio, still_result.image, _video_params(values), svd_model or None,
@@ -378,11 +387,11 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
 
     text_inputs = [prompt, negative_prompt, sdxl_model, sdxl_steps, sdxl_guidance_scale, orientation]
     shared = [controls.by_name["seed"], controls.by_name["randomize_seed"], controls.by_name["resolution"]]
-    gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches)}
+    gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
     events = [
         still_only.click(text_to_image, inputs=[*text_inputs, *shared],
                          outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
-                         validator=validate_prompt, **gpu),
+                         validator=validate_prompt, **{**gpu, "show_progress_on": [still]}),
         to_video.click(text_to_video, inputs=[*text_inputs, *controls.inputs],
                        outputs=[still, video, still_seed, video_seed, notices, files, last_still],
                        api_name="text_to_video", validator=validate_prompt, **gpu),
@@ -396,9 +405,9 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
 def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
     from svd_demo.interpolation import BACKENDS, MAX_FACTOR, MIN_FACTOR
 
-    gr.Markdown("Smooth a clip to 24-60 fps with motion-compensated interpolation (optical flow in both directions, "
-                "occlusion-aware), safe at scene cuts. Upload a video (mp4, webm, mov, gif) or take the last one "
-                "generated here.")
+    gr.Markdown("Smooth a clip to a higher frame rate (e.g. 7 fps to 24 with Target fps) with motion-compensated "
+                "interpolation (optical flow in both directions, occlusion-aware), safe at scene cuts. Upload a video "
+                "(mp4, webm, mov, gif) or take the last one generated here.")
     with gr.Row():
         with gr.Column():
             source = gr.Video(label="Original", sources=["upload"])

@@ -115,3 +115,11 @@ def test_interpolate_refuses_a_non_video(client, tmp_path):
     with pytest.raises(AppError):
         client.predict(video=handle_file(str(fake)), factor=2, target_fps=0, slow_motion=False,
                        api_name="/interpolate")
+
+
+def test_compare_seeds_through_the_api(client, photo):
+    gallery = client.predict(image=handle_file(str(photo)), num_seeds=2, seed=5, randomize_seed=False,
+                             resolution=256, num_frames=4, num_inference_steps=2, api_name="/compare_seeds")
+    assert [item["caption"] for item in gallery] == ["seed 5", "seed 6"]
+    assert all(probe_video(item["video"]["video"] if isinstance(item["video"], dict) else item["video"]).num_frames
+               == 4 for item in gallery)

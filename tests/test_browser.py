@@ -123,17 +123,23 @@ def _serve(models: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[Server]:
             process.wait(timeout=10)
 
 
-# JS: the <video> inside the visible block whose label is exactly `label`, when it has loaded a clip that plays.
+# JS: the <video> inside the visible block whose label is exactly `label` once it has loaded a clip that plays
+# (its duration); or, as soon as the page shows an error instead (an "Error" badge, a validation message or an
+# error toast), what it says, so a broken run fails at once rather than after the whole wait.
 VIDEO_READY_JS = """label => {
     const labels = [...document.querySelectorAll('[data-testid="block-label"]')]
         .filter(el => el.textContent.trim() === label && el.offsetParent !== null);
     for (const el of labels) {
         const video = el.closest('.block')?.querySelector('video');
         if (video && video.readyState >= 1 && Number.isFinite(video.duration) && video.duration > 0) {
-            return video.duration;
+            return {duration: video.duration};
         }
     }
-    return false;
+    const shown = sel => [...document.querySelectorAll(sel)].filter(e => e.offsetParent !== null)
+        .map(e => e.innerText.trim().replace(/\\s+/g, ' ')).filter(Boolean);
+    const errors = [...shown('[data-testid="status-tracker"] .error'), ...shown('.validation-error'),
+                    ...shown('[data-testid="toast-body"].error, .toast-body.error')];
+    return errors.length ? {errors} : false;
 }"""
 
 
@@ -183,16 +189,29 @@ def _block(page, label: str):
     return page.locator("div.block").filter(has=title).filter(visible=True)
 
 
-def _set_slider(scope, label: str, value: int) -> None:
-    """Type into the number box Gradio puts beside every slider, then check the slider itself followed."""
-    box = scope.get_by_label(f"number input for {label}", exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    box.blur()
-    slider = scope.get_by_label(f"range slider for {label}", exact=True)
+def _set_slider(scope, label: str, value: int, journal: Journal, attempts: int = 5) -> None:
+    """Type into the number box Gradio puts beside every slider, until the slider itself shows the value.
+
+    Retried: a component that has just appeared (e.g. in an accordion being opened) can still be mounting, and a
+    mount that finishes after the typing resets it to its initial value.
+    """
     from playwright.sync_api import expect
 
-    expect(slider, f"the {label!r} slider did not take the value {value}").to_have_value(str(value), timeout=5000)
+    box = scope.get_by_label(f"number input for {label}", exact=True)
+    slider = scope.get_by_label(f"range slider for {label}", exact=True)
+    for attempt in range(attempts):
+        box.fill(str(value))
+        box.press("Enter")
+        box.blur()
+        try:
+            expect(slider).to_have_value(str(value), timeout=1000)
+            expect(box).to_have_value(str(value), timeout=1000)
+            return
+        except AssertionError:
+            journal.lines.append(f"  {label!r} did not keep {value} (try {attempt + 1} of {attempts})")
+            if attempt == attempts - 1:
+                raise AssertionError(f"the {label!r} slider did not keep the value {value} after {attempts} tries "
+                                     f"(it shows {slider.input_value()!r}, its box {box.input_value()!r})") from None
 
 
 # JS: what the visible blocks labelled `label` hold, for a failure message.
@@ -214,12 +233,17 @@ def _wait_video(page, label: str, timeout_s: float) -> float:
         state = page.evaluate(VIDEO_STATE_JS, label)
         raise AssertionError(f"no playable video in {label!r} after {timeout_s:g} s; the page shows: "
                              f"{state or 'no visible block with that label'}") from None
-    return float(handle.json_value())
+    result = handle.json_value()
+    if "errors" in result:
+        toasts = _toasts(page)
+        raise AssertionError(f"the page shows an error instead of a video in {label!r}: {result['errors']}"
+                             + (f"; messages: {toasts}" if toasts else " (and no message: see the server log)"))
+    return float(result["duration"])
 
 
 def _toasts(page) -> str:
     try:
-        texts = page.locator('[data-testid="toast-body"]').all_inner_texts()
+        texts = page.locator('[data-testid="toast-body"], .validation-error').all_inner_texts()
     except Exception:  # the page may be gone; this is only for the message
         return ""
     return " | ".join(" ".join(t.split()) for t in texts)
@@ -240,11 +264,11 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     settings = page.locator("div.column").filter(has=heading).last
 
     journal.at("small settings: resolution 256, 4 frames, 2 steps")
-    _set_slider(settings, "Resolution (long side, px)", 256)
-    _set_slider(settings, "Frames", 4)
+    _set_slider(settings, "Resolution (long side, px)", 256, journal)
+    _set_slider(settings, "Frames", 4, journal)
     # An accordion's button is named by its label plus its arrow icon ("Advanced ▼").
     settings.get_by_role("button", name=re.compile(r"^\s*Advanced\b")).click()
-    _set_slider(settings, "Steps", 2)
+    _set_slider(settings, "Steps", 2, journal)
 
     journal.at("upload the photo")
     _block(page, "Input image").locator("input[type=file]").set_input_files(str(photo))
@@ -277,6 +301,12 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     page.get_by_role("tab", name="Text to image to video", exact=True).click()
     text_panel = page.get_by_role("tabpanel").filter(visible=True)
     expect(text_panel.get_by_label("Prompt", exact=True)).to_be_visible(timeout=STEP_S * 1000)
+    journal.at("write a prompt, make a still, then 'Animate this still'")
+    text_panel.get_by_label("Prompt", exact=True).fill("a lighthouse at dusk")
+    text_panel.get_by_role("button", name="Still only", exact=True).click()
+    expect(_block(page, "Still").locator("img")).to_be_visible(timeout=GENERATE_S * 1000)
+    text_panel.get_by_role("button", name="Animate this still", exact=True).click()
+    assert _wait_video(page, "Video", GENERATE_S) > 0  # the text tab's own video: the image tab's is hidden now
     shot("text_to_video")
 
     journal.at("switch to 'Frame interpolation', take the last generated video")
@@ -284,7 +314,7 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     interp_panel = page.get_by_role("tabpanel").filter(visible=True)
     interp_panel.get_by_role("button", name="Use the last generated video", exact=True).click()
     _wait_video(page, "Original", STEP_S)
-    _set_slider(interp_panel, "Factor", 2)
+    _set_slider(interp_panel, "Factor", 2, journal)
 
     journal.at(f"Interpolate, then wait up to {INTERPOLATE_S} s for the 'Interpolated' element to play")
     interp_panel.get_by_role("button", name="Interpolate", exact=True).click()
@@ -295,7 +325,8 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
 
     journal.at("check the console")
     page.wait_for_timeout(500)  # let late console messages (e.g. from the last media load) arrive
-    assert not journal.errors, "the page logged errors:\n" + "\n".join(journal.errors)
+    if journal.errors:
+        raise AssertionError("the page logged errors:\n" + "\n".join(journal.errors))
     journal.at("done")
 
 
@@ -307,6 +338,7 @@ def test_studio_in_browser(request, photo, tmp_path):
 
     artifacts = _artifacts_dir(tmp_path)
     journal = Journal()
+    journal.at(f"start app.py (up to {SERVER_START_S} s)")
     with _serve(tiny_models_dir, tmp_path) as server, sync_playwright() as api:
         _drive(api, server, photo, journal, artifacts)
     (artifacts / "console.log").write_text("\n".join(journal.lines) + "\n")
