@@ -64,9 +64,9 @@ MAX_VIDEO_FPS = 240.0
 """Largest playback rate of a written video (the shared encoder's limit); use slow_motion above it."""
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 X264_PRESET = "ultrafast"
-"""x264 preset of .mp4 outputs. The shared default (veryfast) took 0.33 s of CPU for 29 frames of 1024x576, a fifth
-of a whole ``flow`` run; ultrafast took 0.18 s at nearly the same fidelity (crf 18: 41.9 instead of 42.2 dB PSNR
-against the frames it was given) in a file 2.6x larger (see notes/interpolation_bench.md)."""
+"""x264 preset of .mp4 outputs. The shared default (veryfast) took ~0.35 s of CPU for 29 frames of 1024x576, a
+quarter of a whole ``flow`` run; ultrafast took ~0.19 s at nearly the same fidelity (crf 18: 41.9 instead of 42.2 dB
+PSNR against the frames it was given) in a file 2.6x larger (see notes/interpolation_bench.md)."""
 
 # Scene-cut detection (see the module docstring).
 CUT_THUMB = 32
@@ -118,10 +118,11 @@ class BlendBackend:
 class FlowBackend:
     """Motion-compensated interpolation from bidirectional DIS optical flow (see the module docstring).
 
-    Per pair: DIS flow in both directions (0->1 and 1->0) on grey frames scaled to at most ``flow_pixels``
-    (default 320x180 for 16:9), resampled to a coarser "splat" grid (at most ``splat_pixels``, default 213x120)
-    where each pixel gets a confidence in [0, 1]: the larger of its forward-backward consistency and its
-    photometric consistency (a pixel whose flow is unreliable or that is occluded in the other frame scores low).
+    Per pair: DIS flow in both directions (0->1 and 1->0, at the same time on two threads) on grey frames scaled
+    to at most ``flow_pixels`` (default 320x180 for 16:9), resampled to a coarser "splat" grid (at most
+    ``splat_pixels``, default 213x120) where each pixel gets a confidence in [0, 1]: the larger of its
+    forward-backward consistency and its photometric consistency (a pixel whose flow is unreliable or that is
+    occluded in the other frame scores low).
     Per output time t: both flows are splatted forward to t (nearest-pixel splatting weighted by confidence**4, so the
     surface that stays visible wins where layers overlap), holes are filled from their surroundings, the flow at t
     is upscaled to full size, both frames are warped to t (``cv2.remap``) and blended with weights (1-t, t) times
@@ -199,10 +200,13 @@ class FlowBackend:
         of pixels whose colour is not explained by the flow (photometric consistency below 0.5)."""
         h, w = f_ab.shape[:2]
         xs, ys = self._grid(w, h)
-        mx, my = xs + f_ab[..., 0], ys + f_ab[..., 1]
+        ux, uy = cv2.split(f_ab)
+        mx, my = xs + ux, ys + uy
         back = cv2.remap(f_ba, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err2 = np.square(f_ab + back).sum(axis=2)
-        mag2 = np.square(f_ab).sum(axis=2) + np.square(back).sum(axis=2)
+        bx, by = cv2.split(back)
+        # Squared lengths channel by channel: numpy's sum over a last axis of length 2 took 10x longer.
+        err2 = np.square(ux + bx) + np.square(uy + by)
+        mag2 = ux * ux + uy * uy + bx * bx + by * by
         fb = np.exp(-err2 / (self.occlusion_sigma**2 + self.occlusion_rel * mag2))
         warped = cv2.remap(b, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # A global gain/offset change (fade, exposure) is not a flow error: match means and contrasts first.
@@ -325,8 +329,8 @@ class FlowBackend:
                 map1[band] += fix
             alpha0 = cv2.resize(alpha0, (w, h), interpolation=cv2.INTER_LINEAR)
             alpha1 = cv2.resize(alpha1, (w, h), interpolation=cv2.INTER_LINEAR)
-        warp0 = _remap_full(frame0, map0)
-        warp1 = _remap_full(frame1, map1)
+        warp0 = cv2.remap(frame0, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warp1 = cv2.remap(frame1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return cv2.blendLinear(warp0, warp1, alpha0, alpha1)
 
     def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
@@ -337,17 +341,6 @@ class FlowBackend:
             self.failed_pairs += 1
             return [(frame0 if t < 0.5 else frame1).copy() for t in times]
         return [self.render(frame0, frame1, state, float(t)) for t in times]
-
-
-def _remap_full(frame: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """``cv2.remap`` (bilinear) of a full-size frame by a 2-channel float map, via OpenCV's fixed-point map format.
-
-    remap samples at 1/32 pixel either way, but converting the map first (``convertMaps``) and remapping with that
-    took 2.8 ms instead of 4.2 ms for 1024x576 RGB on one core. Outputs differ only by rounding (2 % of the values
-    by 1 level, a handful by 2-3; benchmark PSNR unchanged to 0.001 dB).
-    """
-    ixy, frac = cv2.convertMaps(xy, None, cv2.CV_16SC2)
-    return cv2.remap(frame, ixy, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _fill_holes(num: np.ndarray, wsum: np.ndarray, eps: float = 1e-4) -> np.ndarray:
@@ -802,6 +795,7 @@ def interpolate_file(
     """Interpolate a video file or image folder into a video (.mp4/.webm/.gif) or a folder of PNG frames.
 
     Folder output holds every frame (originals included) as ``frame_00000.png``, ``frame_00001.png``, ...
+    MP4 output is H.264 yuv420p crf 18 with x264's ``X264_PRESET`` (faster than the shared encoder's default).
     ``input_fps`` overrides the input's rate (for folders it defaults to 8 fps). Outputs are written under a
     temporary name and renamed at the end; on any error nothing is left behind.
     """

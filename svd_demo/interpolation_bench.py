@@ -189,7 +189,8 @@ def _read_pngs(folder: pathlib.Path) -> list[np.ndarray]:
 
 METHODS = ("flow", "flow-hq", "blend", "minterpolate")
 CLI = [sys.executable, "-m", "svd_demo", "interpolate"]
-"""Our command, exactly as users run it (the same entry point as ``python -m svd_demo interpolate``)."""
+"""Our command, exactly as users run it; it runs from the folder that holds the ``svd_demo`` package."""
+_PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _commands(
@@ -248,7 +249,8 @@ def _run_once(cmd: list[str], target: pathlib.Path | None = None) -> tuple[float
             target.mkdir(parents=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
+                          cwd=_PACKAGE_PARENT)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     _Load.sample()
@@ -424,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.breakdown and not {"flow", "blend", "minterpolate"} <= set(args.methods):
         parser.error("--breakdown needs the methods flow, blend and minterpolate")
+    args.out = args.out.resolve()  # the commands run from the package's folder
     rows = run(args.out, clips=args.clips, methods=args.methods, repeat=max(1, args.repeat))
     steps = breakdown(args.out, args.clips[0], repeat=max(1, args.repeat)) if args.breakdown else None
     table = to_markdown(rows, steps)

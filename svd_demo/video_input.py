@@ -313,6 +313,9 @@ def _probe(path: pathlib.Path) -> _Probe:
             f"{path.name!r} is not a readable video file{reason}. It may be damaged or in an unsupported format; "
             "re-export it as MP4 (H.264) or give a folder of images."
         )
+    if "partial file" in text:  # the index promises frames the data no longer holds: cut off mid-transfer
+        raise InputError(f"{path.name!r} is cut off: the file ends before its last frame (an upload or download "
+                         "that did not finish?). Please use the complete file.")
     line = video[0]
     probe = _Probe(has_audio=any(" Audio: " in s for s in streams))
     probe.codec = line.split("Video: ", 1)[-1].split(" ", 1)[0].strip(",")

@@ -530,9 +530,6 @@ def _many_frames(path: Path) -> None:  # more than video_input.MAX_INPUT_FRAMES 
             str(path))
 
 
-TRUNCATED_BUG = ("bug: video_input._open_video accepts a truncated fast-start MP4 (ffmpeg reports 'partial file'): "
-                 "it decodes the 2 surviving frames of 8, calls the file variable-frame-rate and plays it at 3 fps "
-                 "instead of saying the file is cut off")
 REFUSED_VIDEOS = {
     "truncated_mp4_index_last": ("cut_index_last.mp4", _truncated_mp4_index_last, r"not a readable video.*moov"),
     "truncated_mp4": ("cut.mp4", _truncated_mp4, r"truncated|cut off|partial|damaged"),
@@ -543,8 +540,7 @@ REFUSED_VIDEOS = {
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=TRUNCATED_BUG))
-                                  if c == "truncated_mp4" else c for c in REFUSED_VIDEOS])
+@pytest.mark.parametrize("case", list(REFUSED_VIDEOS))
 def test_unusable_video_is_refused_by_interpolate(client, interpolate, files, case):
     name, make, pattern = REFUSED_VIDEOS[case]
     make(files / name)

@@ -135,6 +135,17 @@ def test_synthetic_shift_is_recovered_at_the_midpoint_and_at_a_quarter():
     assert _psnr(quarter[inner], quarter_truth[inner]) >= 30.0
 
 
+def test_both_flows_computed_at_once_equal_the_flows_computed_one_after_the_other():
+    f0, f1 = _moving(2, h=96, w=128, step=5)
+    g0, g1 = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (f0, f1))
+    backend = FlowBackend()
+    for _ in range(3):  # the worker thread and its DIS object are reused from pair to pair
+        f01, f10 = backend._flows(g0, g1)
+        np.testing.assert_array_equal(f01, backend._new_dis().calc(g0, g1, None))
+        np.testing.assert_array_equal(f10, backend._new_dis().calc(g1, g0, None))
+    assert np.median(f01[..., 0]) == pytest.approx(5, abs=0.5)  # _moving moves the content 5 px right per frame
+
+
 def test_hard_cut_never_blends_the_two_shots():
     a = _moving(3, seed=1)
     b = [np.ascontiguousarray(f[:, ::-1, ::-1]) for f in _moving(3, seed=7)]  # another scene: other colours/layout
@@ -275,6 +286,21 @@ def test_odd_sized_video_and_gif_output(tmp_path):
     assert probe_video(tmp_path / "out.gif").num_frames == 5
     interpolate_file(src, tmp_path / "out.mp4", factor=2)
     assert probe_video(tmp_path / "out.mp4").num_frames == 5
+
+
+def test_mp4_output_uses_the_fast_x264_preset_and_the_shared_default_is_unchanged(tmp_path):
+    from svd_demo.media import write_video
+
+    frames = _moving(3, h=64, w=96)
+    write_video(frames, tmp_path / "in.mp4", fps=8)
+    interpolate_file(tmp_path / "in.mp4", tmp_path / "out.mp4", factor=2)
+    # x264 writes its settings into the stream: subme=0 only with ultrafast, subme=2 with veryfast
+    assert interp.X264_PRESET == "ultrafast"
+    assert b" subme=0 " in (tmp_path / "out.mp4").read_bytes()
+    assert b" subme=2 " in (tmp_path / "in.mp4").read_bytes()
+    with pytest.raises(ValueError, match="x264_preset"):
+        write_video(frames, tmp_path / "bad.mp4", fps=8, x264_preset="warp-speed")
+    assert not (tmp_path / "bad.mp4").exists()
 
 
 def _no_leftovers(folder) -> bool:
