@@ -117,11 +117,10 @@ class Studio:
 
     @contextmanager
     def gpu(self) -> Iterator[PipelineCache]:
-        """A device's cache, held for one job (waits while every device is busy)."""
+        """A device's cache, held for one job (waits while every device is busy); run the job with `cache.run`."""
         cache = self._free.get()
         try:
-            with cache.gpu_lock:
-                yield cache
+            yield cache
         finally:
             self._free.put(cache)
 
@@ -149,15 +148,18 @@ class Studio:
         timings["prepare_s"] = time.perf_counter() - started
 
         report = progress or (lambda fraction, text: None)
-        with self.gpu() as cache:
-            waited = time.perf_counter()
+        def on_device(cache: PipelineCache) -> tuple[Any, Any]:
             report(0.0, "Loading the video model (the first run downloads it)")
             loads_before = cache.loads
             loaded = cache.get("svd", model_ref)
             cache.make_resident("svd")
             if cache.loads != loads_before:
                 timings["load_s"] = loaded.load_seconds
-            result = generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel)
+            return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel)
+
+        with self.gpu() as cache:
+            waited = time.perf_counter()
+            loaded, result = cache.run(lambda: on_device(cache))
             timings["gpu_section_s"] = time.perf_counter() - waited
         timings.update(result.timings)
 
@@ -231,8 +233,7 @@ class Studio:
         model_ref = check_model_ref(model_ref, "image model") or self.settings.sdxl_model
         params = params.resolved()
         timings: dict[str, float] = {}
-        with self.gpu() as cache:
-            waited = time.perf_counter()
+        def on_device(cache: PipelineCache) -> tuple[Any, Any]:
             if progress is not None:
                 progress(0.0, "Loading the image model (the first run downloads it)")
             loads_before = cache.loads
@@ -240,7 +241,11 @@ class Studio:
             cache.make_resident("sdxl")
             if cache.loads != loads_before:
                 timings["load_s"] = loaded.load_seconds
-            still = generate_still(loaded, params, progress=progress, cancel=cancel)
+            return loaded, generate_still(loaded, params, progress=progress, cancel=cancel)
+
+        with self.gpu() as cache:
+            waited = time.perf_counter()
+            loaded, still = cache.run(lambda: on_device(cache))
             timings["gpu_section_s"] = time.perf_counter() - waited
         timings["sdxl_s"] = still.seconds
         record = {
