@@ -148,13 +148,9 @@ class Studio:
         timings["prepare_s"] = time.perf_counter() - started
 
         report = progress or (lambda fraction, text: None)
+
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
-            report(0.0, "Loading the video model (the first run downloads it)")
-            loads_before = cache.loads
-            loaded = cache.get("svd", model_ref)
-            cache.make_resident("svd")
-            if cache.loads != loads_before:
-                timings["load_s"] = loaded.load_seconds
+            loaded = _ready(cache, "svd", model_ref, timings, progress)
             return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel)
 
         with self.gpu() as cache:
@@ -233,14 +229,9 @@ class Studio:
         model_ref = check_model_ref(model_ref, "image model") or self.settings.sdxl_model
         params = params.resolved()
         timings: dict[str, float] = {}
+
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
-            if progress is not None:
-                progress(0.0, "Loading the image model (the first run downloads it)")
-            loads_before = cache.loads
-            loaded = cache.get("sdxl", model_ref)
-            cache.make_resident("sdxl")
-            if cache.loads != loads_before:
-                timings["load_s"] = loaded.load_seconds
+            loaded = _ready(cache, "sdxl", model_ref, timings, progress)
             return loaded, generate_still(loaded, params, progress=progress, cancel=cancel)
 
         with self.gpu() as cache:
@@ -294,6 +285,20 @@ class Studio:
         video = self.animate_still(still, video_params, model_ref=svd_model, progress=_scaled(progress, 0.3, 1.0),
                                    cancel=cancel, out_stem=out_stem)
         return still, video
+
+
+def _ready(cache: PipelineCache, kind: str, model_ref: str, timings: dict[str, float],
+           progress: ProgressFn | None) -> Any:
+    """The pipeline loaded (once) and on the device; `load_s` is recorded only when this call loaded it."""
+    if progress is not None:
+        what = "video" if kind == "svd" else "image"
+        progress(0.0, f"Loading the {what} model (the first run downloads it)")
+    loads_before = cache.loads
+    loaded = cache.get(kind, model_ref)
+    cache.make_resident(kind)
+    if cache.loads != loads_before:
+        timings["load_s"] = loaded.load_seconds
+    return loaded
 
 
 def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn) -> tuple[Any, float, dict[str, Any]]:
