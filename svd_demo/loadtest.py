@@ -51,7 +51,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app.py"
 ENDPOINTS = ("/image_to_video", "/text_to_image", "/text_to_video", "/interpolate")
-GPU_ENDPOINTS = ("/image_to_video", "/text_to_image", "/text_to_video")
 OVERLAP_TOLERANCE_S = 0.02  # file modification times are coarse (a few ms); real overlaps would be seconds
 ASPECTS = ("crop", "pad", "native")
 ORIENTATIONS = ("landscape", "portrait", "square")
