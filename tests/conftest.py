@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -52,3 +55,27 @@ def photo(tmp_path) -> pathlib.Path:
     path = tmp_path / "photo.png"
     Image.fromarray(rgb).save(path)
     return path
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for apps the tests launch)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def launched(settings: Settings, studio, gradio_dir: pathlib.Path, **overrides) -> Iterator[str]:
+    """The app launched in this process as `app.py` launches it (Gradio's own test style); yields its URL."""
+    from svd_demo.ui import build_demo, launch_kwargs
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(gradio_dir))
+        demo = build_demo(settings, studio)
+        demo.queue(max_size=settings.queue_size)
+        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True,
+                                **{**launch_kwargs(settings), "server_port": free_port(), **overrides})
+        try:
+            yield url
+        finally:
+            demo.close()

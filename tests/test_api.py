@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import httpx
 import pytest
-from conftest import FAST
+from conftest import FAST, launched
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
 
 from svd_demo.media import probe_video
-from svd_demo.ui import build_demo, launch_kwargs
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def server(studio, tiny_settings, tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-    demo = build_demo(tiny_settings, studio)
-    demo.queue(max_size=tiny_settings.queue_size)
-    kwargs = {**launch_kwargs(tiny_settings), "server_port": _free_port(), "max_file_size": "1mb"}
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
-    try:
+def server(studio, tiny_settings, tmp_path_factory):
+    with launched(tiny_settings, studio, tmp_path_factory.mktemp("gradio"), max_file_size="1mb") as url:
         yield url
-    finally:
-        demo.close()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
 
 
 @pytest.fixture(scope="module")

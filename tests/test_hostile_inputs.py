@@ -14,7 +14,6 @@ import io
 import json
 import math
 import re
-import socket
 import struct
 import subprocess
 import time
@@ -25,7 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import FAST
+from conftest import FAST, launched
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
 from PIL import Image
@@ -39,12 +38,6 @@ INTERPOLATE_MISSING = "interpolate endpoint not yet wired"
 
 
 # --------------------------------------------------------------------------------------------------------- server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +55,8 @@ def hostile_studio(hostile_settings):
 
 @pytest.fixture(scope="module")
 def server(hostile_settings, hostile_studio, tmp_path_factory):
-    from svd_demo.ui import build_demo, launch_kwargs
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("hostile_gradio")))
-        demo = build_demo(hostile_settings, hostile_studio)
-        demo.queue(max_size=hostile_settings.queue_size)
-        kwargs = {**launch_kwargs(hostile_settings), "server_port": _free_port()}
-        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
-        try:
-            yield url
-        finally:
-            demo.close()
+    with launched(hostile_settings, hostile_studio, tmp_path_factory.mktemp("hostile_gradio")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

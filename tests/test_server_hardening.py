@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import FAST
+from conftest import FAST, free_port, launched
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from test_api import _free_port
 
 from svd_demo.settings import Settings, login, parse_settings
 from svd_demo.ui import build_demo, launch_kwargs
@@ -16,16 +15,8 @@ from svd_demo.ui import build_demo, launch_kwargs
 
 @pytest.fixture(scope="module")
 def hardened(studio, tiny_settings, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio-hardening")))
-        demo = build_demo(tiny_settings, studio)
-        demo.queue(max_size=tiny_settings.queue_size)
-        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **{
-            **launch_kwargs(tiny_settings), "server_port": _free_port(), "max_file_size": "200kb"})
-        try:
-            yield url
-        finally:
-            demo.close()
+    with launched(tiny_settings, studio, tmp_path_factory.mktemp("gradio-hardening"), max_file_size="200kb") as url:
+        yield url
 
 
 def test_an_upload_over_the_size_limit_gets_413(hardened, tmp_path):
@@ -84,7 +75,7 @@ def test_defaults_are_private_and_login_comes_from_the_environment():
 def test_a_password_protects_the_api(tiny_settings, studio, tmp_path):
     from dataclasses import replace
 
-    settings = replace(tiny_settings, auth="ann:pw", port=_free_port())
+    settings = replace(tiny_settings, auth="ann:pw", port=free_port())
     demo = build_demo(settings, studio)
     demo.queue()
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
