@@ -32,10 +32,6 @@ def add_spec_arguments(parser: argparse.ArgumentParser, specs: Sequence[Spec]) -
                                 metavar=None if spec.choices else spec.name.upper())
 
 
-def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-
-
 def _progress(fraction: float, text: str) -> None:
     print(f"\r[{fraction:4.0%}] {text:<60}", end="", file=sys.stderr, flush=True)
 
@@ -46,59 +42,57 @@ def _settings(args: argparse.Namespace):
     return settings_from_args(args)
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from svd_demo.params import VideoParams
-    from svd_demo.studio import Studio
-
-    values = _given(args, [s for s in SPECS])
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
+    """The values the user typed; an explicit --seed means "this seed" unless --randomize-seed says otherwise."""
+    values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if "seed" in values and "randomize_seed" not in values:
-        values["randomize_seed"] = False  # an explicit seed means "this seed": the same seed gives the same frames
-    if args.extra_formats:
-        values["extra_formats"] = args.extra_formats
-    params = VideoParams.from_raw(values)
-    out = Path(args.out)
-    if out.suffix.lower() != ".mp4":
-        raise UserFacingError(f"--out must end in .mp4 (got {out.name}); GIF/WebM come with --extra-formats.")
-    studio = Studio(_settings(args))
-    result = studio.image_to_video(args.image, params, model_ref=args.svd_model, progress=_progress,
-                                   out_stem=out.with_suffix(""))
-    print(file=sys.stderr)
-    for notice in result.notices:
-        print(f"note: {notice}", file=sys.stderr)
-    print(f"Wrote {result.files.video} ({result.files.info.num_frames} frames, {result.files.info.width}x"
-          f"{result.files.info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
-    return 0
-
-
-def _image_params(args: argparse.Namespace):
-    from svd_demo.params import ImageParams
-
-    values = {"prompt": args.prompt, "negative_prompt": args.negative_prompt,
-              **_given(args, [*IMAGE_SPECS, "seed", "randomize_seed", "resolution"])}
-    if "seed" in values and "randomize_seed" not in values:
-        values["randomize_seed"] = False
-    return ImageParams.from_raw(values)
+        values["randomize_seed"] = False  # the same seed gives the same frames
+    return values
 
 
 def _checked_out(path: str, suffix: str) -> Path:
     out = Path(path)
     if out.suffix.lower() != suffix:
-        raise UserFacingError(f"The output must end in {suffix} (got {out.name}).")
+        raise UserFacingError(f"The output must end in {suffix} (got {out.name}); GIF and WebM come with "
+                              "--extra-formats.")
     return out
+
+
+def _report(notices: Sequence[str], summary: str) -> int:
+    print(file=sys.stderr)  # end the progress line
+    for notice in notices:
+        print(f"note: {notice}", file=sys.stderr)
+    print(summary)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from svd_demo.params import VideoParams
+    from svd_demo.studio import Studio
+
+    params = VideoParams.from_raw(_given(args, [*SPECS, "extra_formats"]))
+    out = _checked_out(args.out, ".mp4")
+    result = Studio(_settings(args)).image_to_video(args.image, params, model_ref=args.svd_model,
+                                                    progress=_progress, out_stem=out.with_suffix(""))
+    info = result.files.info
+    return _report(result.notices, f"Wrote {result.files.video} ({info.num_frames} frames, {info.width}x"
+                                   f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
+
+
+def _image_params(args: argparse.Namespace):
+    from svd_demo.params import ImageParams
+
+    return ImageParams.from_raw({"prompt": args.prompt, "negative_prompt": args.negative_prompt,
+                                 **_given(args, [*IMAGE_SPECS, "seed", "randomize_seed", "resolution"])})
 
 
 def cmd_text_to_image(args: argparse.Namespace) -> int:
     from svd_demo.studio import Studio
 
-    params = _image_params(args)
     out = _checked_out(args.out, ".png")
-    result = Studio(_settings(args)).text_to_image(params, progress=_progress, out_path=out)
-    print(file=sys.stderr)
-    for notice in result.notices:
-        print(f"note: {notice}", file=sys.stderr)
-    print(f"Wrote {result.path} ({result.image.width}x{result.image.height}, seed {result.seed}); parameters in "
-          f"{result.sidecar}")
-    return 0
+    result = Studio(_settings(args)).text_to_image(_image_params(args), progress=_progress, out_path=out)
+    return _report(result.notices, f"Wrote {result.path} ({result.image.width}x{result.image.height}, seed "
+                                   f"{result.seed}); parameters in {result.sidecar}")
 
 
 def cmd_text_to_video(args: argparse.Namespace) -> int:
@@ -106,20 +100,15 @@ def cmd_text_to_video(args: argparse.Namespace) -> int:
     from svd_demo.studio import Studio
 
     image_params = _image_params(args)
-    values = _given(args, [s for s in SPECS if s not in ("seed", "randomize_seed", "resolution")])
-    if args.extra_formats:
-        values["extra_formats"] = args.extra_formats
-    video_params = VideoParams.from_raw(values)  # seed: the still's, so one --seed reproduces both stages
+    # seed, randomize_seed and resolution belong to the still: one --seed reproduces both stages
+    video_params = VideoParams.from_raw(
+        _given(args, [*(s for s in SPECS if s not in ("seed", "randomize_seed", "resolution")), "extra_formats"]))
     out = _checked_out(args.out, ".mp4")
     still_path = _checked_out(args.still, ".png") if args.still else out.with_suffix(".still.png")
     still, video = Studio(_settings(args)).text_to_video(image_params, video_params, progress=_progress,
                                                          out_stem=out.with_suffix(""), still_path=still_path)
-    print(file=sys.stderr)
-    for notice in video.notices:
-        print(f"note: {notice}", file=sys.stderr)
-    print(f"Wrote {still.path} and {video.files.video} ({video.files.info.num_frames} frames, seed {video.seed}); "
-          f"parameters in {video.files.sidecar}")
-    return 0
+    return _report(video.notices, f"Wrote {still.path} and {video.files.video} ({video.files.info.num_frames} "
+                                  f"frames, seed {video.seed}); parameters in {video.files.sidecar}")
 
 
 def cmd_tiny_models(args: argparse.Namespace) -> int:

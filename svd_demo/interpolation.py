@@ -865,21 +865,18 @@ def add_cli_arguments(parser) -> None:
 
 
 def run_cli(args) -> int:
-    """Run an interpolation from parsed :func:`add_cli_arguments` options; prints errors, returns the exit code."""
-    import sys
+    """Run an interpolation from parsed :func:`add_cli_arguments` options (`python -m svd_demo interpolate`).
 
-    from svd_demo.errors import UserFacingError
+    Errors for the user propagate: `svd_demo.cli.main` prints them and exits with 2, as for every subcommand.
+    """
+    import sys
 
     def progress(done: int, total: int | None) -> None:
         print(f"\r{done}/{total if total else '?'} frames", end="", file=sys.stderr, flush=True)
 
-    try:
-        result = interpolate_file(args.input, args.out, factor=args.factor, target_fps=args.target_fps,
-                                  slow_motion=args.slow_motion, backend=args.backend, input_fps=args.input_fps,
-                                  progress=None if args.quiet else progress)
-    except UserFacingError as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 2
+    result = interpolate_file(args.input, args.out, factor=args.factor, target_fps=args.target_fps,
+                              slow_motion=args.slow_motion, backend=args.backend, input_fps=args.input_fps,
+                              progress=None if args.quiet else progress)
     if not args.quiet:
         print(file=sys.stderr)
     for note in result.notes:
@@ -888,18 +885,3 @@ def run_cli(args) -> int:
           f"{result.input_frames} at {result.source_fps:g} fps ({result.width}x{result.height}, {result.backend}, "
           f"{result.cut_pairs} cuts, {result.copied_pairs} still pairs) in {result.seconds:.2f} s")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m svd_demo.interpolation",
-        description="Raise the frame rate of a video or an image folder with motion-compensated interpolation.",
-    )
-    add_cli_arguments(parser)
-    return run_cli(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,6 +7,7 @@ the MP4's own metadata, so a file that travels alone still says how it was made.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -50,6 +51,7 @@ def apply_loop(frames: np.ndarray, loop: str) -> np.ndarray:
     return frames
 
 
+@functools.cache  # read once: the installed packages do not change while the app runs
 def library_versions() -> dict[str, str]:
     """Versions of what made the video, read from package metadata (nothing is imported)."""
     versions = {"svd-demo": __version__, "python": platform.python_version()}

@@ -1,7 +1,7 @@
 """Parameter sweeps: run a grid of images x parameter values once each, then compare the videos side by side.
 
-`python -m svd_demo sweep --images DIR --seeds 0,1,2 --motion-bucket-id 40,127,200 --out DIR` (or
-`python -m svd_demo.sweep ...`) writes into the out folder:
+`python -m svd_demo sweep --images DIR --seeds 0,1,2 --motion-bucket-id 40,127,200 --out DIR` writes into the out
+folder:
 
 - `videos/<id>.mp4` and `videos/<id>.json` (the sidecar) per item; `<id>` is a short hash of the image's file name
   (or the prompt), the parameters and the model, so the same item always gets the same name;
@@ -659,23 +659,3 @@ def run_sweep_command(args: argparse.Namespace) -> int:
                        sdxl_model=sdxl_model)
     print(report.summary)
     return 1 if report.count("error") else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m svd_demo.sweep ...`, the same as `python -m svd_demo sweep ...`."""
-    parser = argparse.ArgumentParser(prog="python -m svd_demo.sweep",
-                                     description="Run a grid of images x parameter values (see `sweep --help`).")
-    _configure(parser)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserFacingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: rerun the same command to continue", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -348,6 +348,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                       progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
                       ) -> Iterator[tuple[Any, ...]]:
         """Prompt -> still -> video in one call; the still is shown as soon as it exists."""
+        # The two stages of Studio.text_to_video, called one by one so the still can be yielded in between.
         values = locals()
         video_params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
         params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,

@@ -351,8 +351,10 @@ def test_bad_files_are_input_errors(tmp_path):
 
 
 def test_cli_entry_point(tmp_path, capsys):
+    from svd_demo.cli import main  # `python -m svd_demo interpolate ...`
+
     src = _save_folder(tmp_path / "in", _moving(3))
-    assert interp.main([str(src), "--factor", "2", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["interpolate", str(src), "--factor", "2", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert len(list((tmp_path / "out").iterdir())) == 5
-    assert interp.main([str(tmp_path / "missing"), "--fps", "24", "--out", str(tmp_path / "o.mp4")]) == 2
+    assert main(["interpolate", str(tmp_path / "missing"), "--fps", "24", "--out", str(tmp_path / "o.mp4")]) == 2
     assert "does not exist" in capsys.readouterr().err

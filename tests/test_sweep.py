@@ -143,7 +143,7 @@ def test_lists_and_image_folders(tmp_path):
 
 def test_a_bad_value_fails_before_anything_runs(photo, tmp_path):
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "svd_demo.sweep", "--images", str(photo), "--seeds", "0,1",
+    result = subprocess.run([sys.executable, "-m", "svd_demo", "sweep", "--images", str(photo), "--seeds", "0,1",
                              "--num-frames", "14,0", "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "`num_frames` must be between 2 and 50; got '0'" in result.stderr
