@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from svd_demo.allocator import release_free_memory
 from svd_demo.errors import ModelLoadError
 from svd_demo.memory import (
     PLANS,
@@ -124,7 +125,10 @@ class PipelineCache:
 
         def locked() -> T:
             with self.gpu_lock:
-                return context.run(fn)
+                try:
+                    return context.run(fn)
+                finally:
+                    release_free_memory()  # the job's tensors, freed: back to the system (see allocator.py)
 
         return self._worker.submit(locked).result()
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from svd_demo.allocator import release_free_memory
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.models import check_model_ref, svd_defaults
@@ -114,6 +115,7 @@ class Studio:
         """Remove expired outputs. Only at the start of a request, before it writes anything, and only in our own
         folder: a sweep at the end deleted a text-to-video request's own still when the video outlasted the TTL."""
         remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
+        release_free_memory()  # what the last requests' encoding and post-processing freed (see allocator.py)
 
     @contextmanager
     def gpu(self) -> Iterator[PipelineCache]:
