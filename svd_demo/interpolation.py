@@ -28,8 +28,9 @@ Scene cuts and still frames (decided per pair of neighbours, before the backend 
   and fewer than ``COPY_MAX_PEAK_FRACTION`` of the samples differ by more than ``COPY_PEAK_DIFF``; its outputs copy
   the nearer frame (nothing is interpolated).
 
-Streaming: frames are read one at a time and only two neighbours are kept (plus at most 2 decoded frames read
-ahead and 3 finished frames waiting for the encoder in ``interpolate_file``), so memory does not grow with the clip.
+Streaming: frames are read one at a time; up to one pair per CPU core (at most ``MAX_WORKERS``) is interpolated at
+once on worker threads, and only those pairs' frames are kept (plus at most 2 decoded frames read ahead and 3
+finished frames waiting for the encoder in ``interpolate_file``), so memory does not grow with the clip.
 Nothing heavy is imported (numpy and OpenCV only; no torch), so ``python -m svd_demo.interpolation`` starts fast.
 """
 
@@ -45,7 +46,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol, runtime_checkable
@@ -84,6 +85,8 @@ COPY_PEAK_DIFF = 8
 COPY_MAX_PEAK_FRACTION = 0.001
 # Flow failure.
 FLOW_FAIL_FRACTION = 0.6
+MAX_WORKERS = 8
+"""Most pairs interpolated at once (on as many threads): each one in flight holds its frames in memory."""
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
@@ -98,7 +101,9 @@ class InterpolationBackend(Protocol):
     ``frame0`` and ``frame1`` are HxWx3 uint8 RGB arrays of the same size; ``times`` are positions strictly between
     them (0 < t < 1, increasing). Returns one HxWx3 uint8 RGB frame per time. Backends may keep caches between
     calls but must not keep references to earlier frames beyond the current pair. Cut and still-frame handling
-    happen before a backend is called. Optional: a ``failed_pairs`` int attribute, counted in the stats.
+    happen before a backend is called. Optional: a ``failed_pairs`` int attribute, counted in the stats, and
+    ``max_workers``: how many pairs it may be given at once from different threads (without it: one at a time,
+    e.g. a backend holding one GPU model).
     """
 
     name: str
@@ -110,6 +115,7 @@ class BlendBackend:
     """Cross-fade: (1-t)*frame0 + t*frame1. The baseline; ghosts on any motion."""
 
     name = "blend"
+    max_workers = MAX_WORKERS
 
     def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
         return [cv2.addWeighted(frame0, 1.0 - float(t), frame1, float(t), 0.0) for t in times]
@@ -118,7 +124,7 @@ class BlendBackend:
 class FlowBackend:
     """Motion-compensated interpolation from bidirectional DIS optical flow (see the module docstring).
 
-    Per pair: DIS flow in both directions (0->1 and 1->0, at the same time on two threads) on grey frames scaled
+    Per pair: DIS flow in both directions (0->1 and 1->0) on grey frames scaled
     to at most ``flow_pixels`` (default 320x180 for 16:9), resampled to a coarser "splat" grid (at most
     ``splat_pixels``, default 213x120) where each pixel gets a confidence in [0, 1]: the larger of its
     forward-backward consistency and its photometric consistency (a pixel whose flow is unreliable or that is
@@ -131,6 +137,7 @@ class FlowBackend:
     """
 
     name = "flow"
+    max_workers = MAX_WORKERS  # thread-safe: each thread has its own DIS object
 
     def __init__(
         self,
@@ -154,8 +161,8 @@ class FlowBackend:
         self.occlusion_rel = float(occlusion_rel)
         self.photo_sigma = float(photo_sigma)
         self.splat_power = float(splat_power)
-        self._dis: tuple | None = None
-        self._worker: ThreadPoolExecutor | None = None
+        self._local = threading.local()  # each worker thread's DIS object
+        self._lock = threading.Lock()
         self._grids: dict[tuple, tuple] = {}
         self.failed_pairs = 0
 
@@ -170,23 +177,27 @@ class FlowBackend:
         return dis
 
     def _flows(self, g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """DIS flow 0->1 and 1->0, computed at the same time: the backward one in a worker thread (OpenCV releases
-        the GIL) with its own DIS object (one must not run two calls at once)."""
-        if self._dis is None:
-            self._dis = (self._new_dis(), self._new_dis())
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="svd-interp-flow")
-        backward = self._worker.submit(self._dis[1].calc, g1, g0, None)
-        forward = self._dis[0].calc(g0, g1, None)
-        return forward, backward.result()
+        """DIS flow 0->1 and 1->0, with this thread's own DIS object (one must not run two calls at once)."""
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = self._local.dis = self._new_dis()
+        return dis.calc(g0, g1, None), dis.calc(g1, g0, None)
+
+    def _cached(self, key: tuple, make: Callable[[], tuple]) -> tuple:
+        """Coordinate grids by size, shared by the worker threads (read-only once made)."""
+        with self._lock:
+            found = self._grids.get(key)
+        if found is None:
+            found = make()
+            with self._lock:
+                if len(self._grids) > 12:
+                    self._grids.clear()
+                self._grids[key] = found
+        return found
 
     def _grid(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (w, h)
-        if key not in self._grids:
-            if len(self._grids) > 6:
-                self._grids.clear()
-            xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            self._grids[key] = (xs, ys)
-        return self._grids[key]
+        return self._cached((w, h), lambda: tuple(np.meshgrid(np.arange(w, dtype=np.float32),
+                                                              np.arange(h, dtype=np.float32))))
 
     @staticmethod
     def _fit(w: int, h: int, pixels: int) -> tuple[int, int]:
@@ -280,8 +291,8 @@ class FlowBackend:
         A map built on the splat grid and upscaled with ``cv2.resize`` is exact inside the picture, but resize
         clamps within half a splat pixel of the edges; the returned (slice, correction) pairs undo that there.
         """
-        key = ("full", w, h, sw, sh)
-        if key not in self._grids:
+
+        def make() -> tuple[np.ndarray, list]:
             sx, sy = w / sw, h / sh
             xs = (np.arange(sw, dtype=np.float32) + 0.5) * sx - 0.5
             ys = (np.arange(sh, dtype=np.float32) + 0.5) * sy - 0.5
@@ -291,9 +302,9 @@ class FlowBackend:
             exact = np.dstack([gx, gy])
             bx, by = min(w, math.ceil(sx / 2) + 1), min(h, math.ceil(sy / 2) + 1)
             bands = [np.s_[:, :bx], np.s_[:, w - bx:], np.s_[:by, :], np.s_[h - by:, :]]
-            fixes = [(band, np.ascontiguousarray(exact[band] - up[band])) for band in bands]
-            self._grids[key] = (low, fixes)
-        return self._grids[key]
+            return low, [(band, np.ascontiguousarray(exact[band] - up[band])) for band in bands]
+
+        return self._cached(("full", w, h, sw, sh), make)
 
     def render(self, frame0: np.ndarray, frame1: np.ndarray, state: dict, t: float) -> np.ndarray:
         """One frame at time t (0 < t < 1) from a pair prepared by :meth:`prepare`."""
@@ -338,7 +349,8 @@ class FlowBackend:
             return []
         state = self.prepare(frame0, frame1)
         if state["unexplained"] > FLOW_FAIL_FRACTION:
-            self.failed_pairs += 1
+            with self._lock:
+                self.failed_pairs += 1
             return [(frame0 if t < 0.5 else frame1).copy() for t in times]
         return [self.render(frame0, frame1, state, float(t)) for t in times]
 
@@ -528,15 +540,24 @@ class InterpolationStats:
     flow_failed_pairs: int = 0
 
 
+def _worker_count(backend: InterpolationBackend, workers: int | None) -> int:
+    """Pairs made at once: what was asked (default: one per CPU core), within the backend's own limit."""
+    wanted = (os.cpu_count() or 1) if workers is None else int(workers)
+    return max(1, min(wanted, int(getattr(backend, "max_workers", 1) or 1), MAX_WORKERS))
+
+
 class FrameInterpolator(Iterator[np.ndarray]):
     """The streaming engine behind :func:`interpolate_frames`; exposes ``stats``, ``output_fps`` and ``total``."""
 
     def __init__(self, frames: Iterable[np.ndarray], source_fps: float, *, factor=None, target_fps=None,
                  slow_motion: bool = False, backend: str | InterpolationBackend = "flow",
-                 num_frames: int | None = None, progress: ProgressCallback | None = None) -> None:
+                 num_frames: int | None = None, progress: ProgressCallback | None = None,
+                 workers: int | None = None) -> None:
         self.step, self.output_fps = _rate_step(source_fps, factor, target_fps, slow_motion)
         self.source_fps = float(source_fps)
         self.backend = make_backend(backend)
+        self.workers = _worker_count(self.backend, workers)
+        self._failed_before = getattr(self.backend, "failed_pairs", 0)
         self.total: int | None = None
         if num_frames is not None and num_frames >= 2:
             self.total = _count_outputs(int(num_frames), self.step)
@@ -563,6 +584,27 @@ class FrameInterpolator(Iterator[np.ndarray]):
             self.progress(self.stats.output_frames, total)
         return frame
 
+    def _interpolated(self, frame0: np.ndarray, frame1: np.ndarray, times: list[float], index: int) -> list:
+        """The backend's frames for one pair, checked (runs on a worker thread when pairs are made in parallel)."""
+        made = self.backend.interpolate(frame0, frame1, times)
+        if len(made) != len(times):
+            raise RuntimeError(f"backend {self.backend.name} returned {len(made)} frames for {len(times)} times")
+        checked = [_as_rgb(frame, index) for frame in made]
+        if any(frame.shape != frame0.shape for frame in checked):
+            raise RuntimeError(f"backend {self.backend.name} returned a frame of another size than its inputs "
+                               f"{frame0.shape}")
+        return checked
+
+    def _flush(self, pending: deque, keep: int) -> Iterator[np.ndarray]:
+        """Yield the finished pairs at the head of ``pending``, in order; wait for the head while more than
+        ``keep`` pairs are in flight."""
+        while pending and (len(pending) > keep or not isinstance(pending[0], Future) or pending[0].done()):
+            item = pending.popleft()
+            frames = item.result() if isinstance(item, Future) else item
+            self.stats.flow_failed_pairs = getattr(self.backend, "failed_pairs", 0) - self._failed_before
+            for frame in frames:
+                yield self._emit(frame)
+
     def _run(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         try:
             prev = next(frames)
@@ -575,49 +617,48 @@ class FrameInterpolator(Iterator[np.ndarray]):
         step = self.step
         j = 0  # next output index; its position is j*step
         index = 0  # position of prev
-        for cur in frames:
-            cur = _as_rgb(cur, index + 1)
-            if cur.shape != prev.shape:
-                raise InputError(f"Frame {index + 1} is {cur.shape[1]}x{cur.shape[0]} but frame 0 is "
-                                 f"{prev.shape[1]}x{prev.shape[0]}; all frames must have the same size.")
-            self.stats.input_frames += 1
-            cur_thumb = _thumb(cur)
-            is_cut = cuts.is_cut(prev_thumb, cur_thumb)
-            times: list[float] = []
-            while j * step < index + 1:
-                times.append(float(j * step - index))
-                j += 1
-            if times and times[0] == 0.0:
-                yield self._emit(prev.copy())
-                times = times[1:]
-            if times:
-                if is_cut or _near_identical(prev, cur):
+        # Per pair, in order: its output frames, or the Future making them on a worker thread.
+        pending: deque[list[np.ndarray] | Future] = deque()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="svd-interp") if self.workers > 1 else None
+        try:
+            for cur in frames:
+                cur = _as_rgb(cur, index + 1)
+                if cur.shape != prev.shape:
+                    raise InputError(f"Frame {index + 1} is {cur.shape[1]}x{cur.shape[0]} but frame 0 is "
+                                     f"{prev.shape[1]}x{prev.shape[0]}; all frames must have the same size.")
+                self.stats.input_frames += 1
+                cur_thumb = _thumb(cur)
+                is_cut = cuts.is_cut(prev_thumb, cur_thumb)
+                times: list[float] = []
+                while j * step < index + 1:
+                    times.append(float(j * step - index))
+                    j += 1
+                if times and times[0] == 0.0:
+                    pending.append([prev.copy()])
+                    times = times[1:]
+                if times and (is_cut or _near_identical(prev, cur)):
                     if is_cut:
                         self.stats.cut_pairs += 1
                     else:
                         self.stats.copied_pairs += 1
-                    for t in times:
-                        yield self._emit((prev if t < 0.5 else cur).copy())
-                else:
-                    failed_before = getattr(self.backend, "failed_pairs", 0)
-                    made = self.backend.interpolate(prev, cur, times)
-                    if len(made) != len(times):
-                        raise RuntimeError(f"backend {self.backend.name} returned {len(made)} frames for "
-                                           f"{len(times)} times")
-                    self.stats.flow_failed_pairs += getattr(self.backend, "failed_pairs", 0) - failed_before
-                    self.stats.interpolated_frames += len(made)
-                    for frame in made:
-                        frame = _as_rgb(frame, index)
-                        if frame.shape != prev.shape:
-                            raise RuntimeError(f"backend {self.backend.name} returned a {frame.shape} frame for "
-                                               f"{prev.shape} inputs")
-                        yield self._emit(frame)
-            prev, prev_thumb = cur, cur_thumb
-            index += 1
-        if index == 0:
-            raise InputError("The input has only 1 frame; interpolation needs at least 2 frames.")
-        if j * step == index:
-            yield self._emit(prev.copy())
+                    pending.append([(prev if t < 0.5 else cur).copy() for t in times])
+                elif times:
+                    self.stats.interpolated_frames += len(times)
+                    if pool is None:
+                        pending.append(self._interpolated(prev, cur, times, index))
+                    else:
+                        pending.append(pool.submit(self._interpolated, prev, cur, times, index))
+                yield from self._flush(pending, self.workers)
+                prev, prev_thumb = cur, cur_thumb
+                index += 1
+            if index == 0:
+                raise InputError("The input has only 1 frame; interpolation needs at least 2 frames.")
+            if j * step == index:
+                pending.append([prev.copy()])
+            yield from self._flush(pending, 0)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 def interpolate_frames(

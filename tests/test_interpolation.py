@@ -135,15 +135,29 @@ def test_synthetic_shift_is_recovered_at_the_midpoint_and_at_a_quarter():
     assert _psnr(quarter[inner], quarter_truth[inner]) >= 30.0
 
 
-def test_both_flows_computed_at_once_equal_the_flows_computed_one_after_the_other():
+def test_pairs_made_in_parallel_equal_pairs_made_one_after_the_other():
+    shot = _moving(5, h=96, w=128, step=5)
+    other = [np.ascontiguousarray(f[::-1, ::-1]) // 3 for f in _moving(3, h=96, w=128, seed=7)]
+    clip = [*shot, shot[-1].copy(), *other]  # motion, a still pair and a hard cut
+    runs = {}
+    for workers in (1, 4):
+        engine = interp.FrameInterpolator(iter(clip), 8.0, factor=3, workers=workers)
+        runs[workers] = (list(engine), engine.stats)
+    assert interp.FrameInterpolator(clip, 8.0, factor=3, workers=4).workers == 4
+    assert interp.FrameInterpolator(clip, 8.0, factor=3, workers=99).workers == interp.MAX_WORKERS
+    (serial, serial_stats), (parallel, parallel_stats) = runs[1], runs[4]
+    assert len(serial) == len(parallel) == (len(clip) - 1) * 3 + 1
+    assert all(np.array_equal(a, b) for a, b in zip(serial, parallel, strict=True))
+    assert serial_stats == parallel_stats
+    assert (serial_stats.cut_pairs, serial_stats.copied_pairs, serial_stats.interpolated_frames) == (1, 1, 6 * 2)
+
+
+def test_flows_in_both_directions():
     f0, f1 = _moving(2, h=96, w=128, step=5)
     g0, g1 = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (f0, f1))
-    backend = FlowBackend()
-    for _ in range(3):  # the worker thread and its DIS object are reused from pair to pair
-        f01, f10 = backend._flows(g0, g1)
-        np.testing.assert_array_equal(f01, backend._new_dis().calc(g0, g1, None))
-        np.testing.assert_array_equal(f10, backend._new_dis().calc(g1, g0, None))
+    f01, f10 = FlowBackend()._flows(g0, g1)
     assert np.median(f01[..., 0]) == pytest.approx(5, abs=0.5)  # _moving moves the content 5 px right per frame
+    assert np.median(f10[..., 0]) == pytest.approx(-5, abs=0.5)
 
 
 def test_hard_cut_never_blends_the_two_shots():
@@ -234,6 +248,8 @@ def test_a_new_backend_plugs_in_by_name(monkeypatch):
     monkeypatch.setitem(BACKENDS, "half", Half)
     out = list(interpolate_frames(_moving(2), 8.0, factor=4, backend="half"))
     assert [int(f[0, 0, 0]) for f in out[1:4]] == [63, 127, 191]
+    # Without a max_workers attribute a backend gets its pairs one at a time, from one thread.
+    assert interp.FrameInterpolator(_moving(2), 8.0, factor=2, backend="half", workers=8).workers == 1
 
 
 # ---------------------------------------------------------------------------------------------------- files
