@@ -7,11 +7,13 @@ time whatever the tab; validation runs before the queue, so bad input never wait
 
 import html
 import logging
+import math
 import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -60,6 +62,37 @@ class UploadedImage(gr.Image):
         return str(payload.path) if payload.path else None
 
 
+class _NamesItsParameter:
+    """Gradio's own checks answer "Value 100 is greater than maximum value 25." or "Could not preprocess input
+    component at index 2", which does not say which of a dozen numbers sent to the API was wrong; this one names the
+    parameter, as the rest of our checks do."""
+
+    param = ""
+
+    def preprocess(self, payload: float | None) -> float | int | None:
+        number = isinstance(payload, (int, float)) and not isinstance(payload, bool) and math.isfinite(payload)
+        if not number or not self.minimum <= payload <= self.maximum:
+            raise gr.Error(f"`{self.param}` must be a finite number from {self.minimum:g} to {self.maximum:g}; got "
+                           f"{payload!r}.", print_exception=False)
+        return super().preprocess(payload)
+
+
+class Slider(_NamesItsParameter, gr.Slider):
+    def get_block_name(self) -> str:
+        return "slider"
+
+
+class Number(_NamesItsParameter, gr.Number):
+    def get_block_name(self) -> str:
+        return "number"
+
+
+def _named(component: _NamesItsParameter, param: str) -> Any:
+    """The component, its range errors naming `param` (the handler's parameter, as the API calls it)."""
+    component.param = param
+    return component
+
+
 def _user_error(exc: BaseException) -> gr.Error:
     """What the person sees: our own messages verbatim (escaped: they may quote user text), never internals."""
     if isinstance(exc, gr.Error):
@@ -89,8 +122,9 @@ def _component(spec: Spec, value: Any = None, **kwargs: Any) -> gr.components.Co
     if spec.choices:
         return gr.Radio(choices=list(spec.choices), value=value, **common)
     if spec.name == "seed":
-        return gr.Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common)
-    return gr.Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, **common)
+        return _named(Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common),
+                      spec.name)
+    return _named(Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, **common), spec.name)
 
 
 def _notes(lines: list[str] | tuple[str, ...]) -> str:
@@ -147,6 +181,7 @@ class VideoControls:
     svd_model: gr.Dropdown
     by_name: dict[str, gr.components.Component]
     extra_formats: gr.CheckboxGroup
+    column: gr.Column
 
     @property
     def inputs(self) -> list[gr.components.Component]:
@@ -155,7 +190,7 @@ class VideoControls:
 
 def _video_settings(settings: Settings) -> VideoControls:
     frames_default, fps_default = svd_defaults(settings.svd_model)
-    with gr.Column(scale=1, min_width=320):
+    with gr.Column(scale=1, min_width=320) as column:
         gr.Markdown("### Video settings")
         svd_model = gr.Dropdown(choices=model_choices(SVD_PRESETS, settings.svd_model), value=settings.svd_model,
                                 label="Video model", allow_custom_value=True,
@@ -171,7 +206,7 @@ def _video_settings(settings: Settings) -> VideoControls:
                                              info="MP4 is always written.")
     svd_model.change(lambda ref: [gr.update(value=v) for v in svd_defaults(ref)], inputs=svd_model,
                      outputs=[by_name["num_frames"], by_name["fps"]], queue=False, api_visibility="private")
-    return VideoControls(svd_model, by_name, extra_formats)
+    return VideoControls(svd_model, by_name, extra_formats, column)
 
 
 def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, gr.Video]:
@@ -249,8 +284,8 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
                     "reuse its seed.")
         with gr.Row():
-            num_seeds = gr.Slider(2, 8, value=4, step=1, label="Seeds", info="Starting from the seed in the "
-                                  "settings (or a random one when Randomize is on).")
+            num_seeds = _named(Slider(2, 8, value=4, step=1, label="Seeds", info="Starting from the seed in the "
+                                      "settings (or a random one when Randomize is on)."), "num_seeds")
             compare = gr.Button("Compare seeds")
         gallery = gr.Gallery(label="One clip per seed", columns=4, height="auto", interactive=False)
 
@@ -414,10 +449,11 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
             source = gr.Video(label="Original", sources=["upload"])
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
-                factor = gr.Slider(MIN_FACTOR, MAX_FACTOR, value=2, step=1, label="Factor",
-                                   info="Frames per source frame; used when target fps is 0.")
-                target_fps = gr.Slider(0, 120, value=0, step=1, label="Target fps",
-                                       info="An exact output rate (e.g. 24 or 30); 0 = use the factor.")
+                factor = _named(Slider(MIN_FACTOR, MAX_FACTOR, value=2, step=1, label="Factor",
+                                       info="Frames per source frame; used when target fps is 0."), "factor")
+                target_fps = _named(Slider(0, 120, value=0, step=1, label="Target fps",
+                                           info="An exact output rate (e.g. 24 or 30); 0 = use the factor."),
+                                    "target_fps")
             with gr.Row():
                 slow_motion = gr.Checkbox(value=False, label="Slow motion",
                                           info="Keep the source rate: the clip plays longer instead of smoother.")
@@ -490,12 +526,16 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
             # Always visible, on the left: the settings every tab shares (a collapsible sidebar hid them).
             controls = _video_settings(settings)
             with gr.Column(scale=3), gr.Tabs():
-                with gr.Tab("Image to video", id="image_to_video"):
+                with gr.Tab("Image to video", id="image_to_video") as image_tab:
                     image_input, image_video = _image_tab(studio, controls)
-                with gr.Tab("Text to image to video", id="text_to_video"):
+                with gr.Tab("Text to image to video", id="text_to_video") as text_tab:
                     text_video = _text_tab(studio, settings, controls, image_input)
-                with gr.Tab("Frame interpolation", id="interpolate"):
+                with gr.Tab("Frame interpolation", id="interpolate") as interpolate_tab:
                     _interpolate_tab(studio, [image_video, text_video])
+        # The settings column belongs to the two video tabs; on the interpolation tab it would only mislead.
+        for tab, visible in ((image_tab, True), (text_tab, True), (interpolate_tab, False)):
+            tab.select(partial(gr.Column, visible=visible), None, controls.column, queue=False,
+                       api_visibility="private")
     return demo
 
 

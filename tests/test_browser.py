@@ -311,6 +311,7 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
 
     journal.at("switch to 'Frame interpolation', take the last generated video")
     page.get_by_role("tab", name="Frame interpolation", exact=True).click()
+    expect(heading).to_be_hidden(timeout=STEP_S * 1000)  # the video settings do not apply here
     interp_panel = page.get_by_role("tabpanel").filter(visible=True)
     interp_panel.get_by_role("button", name="Use the last generated video", exact=True).click()
     _wait_video(page, "Original", STEP_S)
@@ -322,6 +323,8 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     expect(interp_panel.get_by_text(re.compile(r"4 frames at .* fps became \d+ frames"))).to_be_visible(
         timeout=STEP_S * 1000)
     shot("interpolate")
+    page.get_by_role("tab", name="Image to video", exact=True).click()
+    expect(heading).to_be_visible(timeout=STEP_S * 1000)
 
     journal.at("check the console")
     page.wait_for_timeout(500)  # let late console messages (e.g. from the last media load) arrive

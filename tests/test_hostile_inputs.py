@@ -366,9 +366,8 @@ def test_non_finite_negative_and_huge_numbers_get_4xx_for_every_parameter(server
     for name in numeric:
         status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image,
                                     **{**FAST, name: bad})
-        # Gradio's own range check ("Value inf is greater than maximum value 50.") or ours, which names the
-        # parameter; a NaN `seed` fails Gradio's number preprocessing, which names the component.
-        _assert_4xx(status, message, rf"{name}|Value .* (greater|less) than|a `number` component")
+        # Every message names the parameter: the range check of our Slider/Number subclasses or the validator.
+        _assert_4xx(status, message, rf"`{name}`")
 
 
 @pytest.mark.parametrize("bad", ["abc", "7", None, [1, 2], {"a": 1}], ids=repr)
@@ -536,7 +535,7 @@ def test_bad_interpolation_factor(server, endpoints, interpolate, files, factor)
     video = _upload(server, _video(files / "eight.mp4", 8))
     status, message = _raw_call(server, endpoints, interpolate, video=video, factor=factor, target_fps=0)
     assert status < 500 and "Something went wrong" not in message, (status, message)
-    assert re.search(r"factor|Value .* (greater|less) than", message, re.I), message
+    assert re.search(r"factor", message), message
 
 
 @pytest.mark.parametrize("target_fps", [math.nan, -5, 1000])
@@ -544,7 +543,7 @@ def test_bad_interpolation_target_fps(server, endpoints, interpolate, files, tar
     video = _upload(server, _video(files / "eight.mp4", 8))
     status, message = _raw_call(server, endpoints, interpolate, video=video, factor=2, target_fps=target_fps)
     assert status < 500 and "Something went wrong" not in message, (status, message)
-    assert re.search(r"target frame rate|Value .* (greater|less) than", message, re.I), message
+    assert re.search(r"`target_fps`", message), message
 
 
 # ------------------------------------------------------------------------------------------------------- models
