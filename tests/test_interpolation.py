@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
 
 import cv2
 import numpy as np
@@ -150,6 +152,26 @@ def test_pairs_made_in_parallel_equal_pairs_made_one_after_the_other():
     assert all(np.array_equal(a, b) for a, b in zip(serial, parallel, strict=True))
     assert serial_stats == parallel_stats
     assert (serial_stats.cut_pairs, serial_stats.copied_pairs, serial_stats.interpolated_frames) == (1, 1, 6 * 2)
+
+
+def test_a_failing_pair_in_parallel_stops_the_run_and_its_threads():
+    class Breaks:
+        name = "breaks"
+        max_workers = 4
+
+        def __init__(self):
+            self.calls = itertools.count(1)  # next() on it is atomic: the calls come from several threads
+
+        def interpolate(self, frame0, frame1, times):
+            if next(self.calls) == 3:
+                raise RuntimeError("pair 3 broke")
+            return [cv2.addWeighted(frame0, 0.5, frame1, 0.5, 0) for _ in times]
+
+    before = {t.name for t in threading.enumerate()}
+    engine = interp.FrameInterpolator(iter(_moving(10)), 8.0, factor=2, backend=Breaks(), workers=4)
+    with pytest.raises(RuntimeError, match="pair 3 broke"):
+        list(engine)
+    assert not [t for t in threading.enumerate() if t.name.startswith("svd-interp") and t.name not in before]
 
 
 def test_flows_in_both_directions():
