@@ -523,7 +523,7 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
         if banner:
             gr.Markdown(banner, elem_classes="banner")
         with gr.Row():
-            # Always visible, on the left: the settings every tab shares (a collapsible sidebar hid them).
+            # On the left, the settings both video tabs share (a collapsible sidebar hid them).
             controls = _video_settings(settings)
             with gr.Column(scale=3), gr.Tabs():
                 with gr.Tab("Image to video", id="image_to_video") as image_tab:
