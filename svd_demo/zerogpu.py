@@ -90,9 +90,8 @@ def install(studio: Any, limit_s: float) -> None:
     def video_duration(source: Any, params: VideoParams, *args: Any, model_ref: str | None = None,
                        **kwargs: Any) -> int:
         frames, fps = svd_defaults(model_ref or studio.settings.svd_model)
-        prepared, _ = studio.prepare(source, params.resolution, params.aspect_mode)
         return duration_for(video_seconds(replace(params, num_frames=params.num_frames or frames),
-                                          *prepared.image.size), limit_s)
+                                          *video_size(source, params)), limit_s)
 
     def still_duration(params: ImageParams, *args: Any, **kwargs: Any) -> int:
         return duration_for(still_seconds(params, *still_size(params.resolution, params.orientation)), limit_s)
@@ -108,6 +107,12 @@ def prepare(studio: Any, source: Any, params: VideoParams, model_ref: str | None
 
     frames, _ = svd_defaults(model_ref or studio.settings.svd_model)
     params = replace(params, num_frames=params.num_frames or frames)
-    if size is None:
-        size = studio.prepare(source, params.resolution, params.aspect_mode)[0].image.size
-    return fit_video(params, *size, limit_s)
+    return fit_video(params, *(size or video_size(source, params)), limit_s)
+
+
+def video_size(source: Any, params: VideoParams) -> tuple[int, int]:
+    """The video's size for this image, from its header only: sizing a job must not decode the image again."""
+    from svd_demo.images import output_size, read_image_header
+
+    width, height, _ = read_image_header(source)
+    return output_size(width, height, params.resolution, params.aspect_mode)

@@ -8,7 +8,7 @@ import types
 import pytest
 from conftest import FAST
 
-from svd_demo import zerogpu
+from svd_demo import images, zerogpu
 from svd_demo.errors import InputError
 from svd_demo.params import ImageParams, VideoParams
 
@@ -64,7 +64,13 @@ def test_install_wraps_the_gpu_entry_points_with_per_call_durations(studio, phot
     for name in ("image_to_video", "text_to_image"):
         monkeypatch.setattr(studio, name, getattr(studio, name))  # restored after the test
     zerogpu.install(studio, 120)
-    video = studio.image_to_video(photo, VideoParams.from_raw(FAST))
+    decodes = []
+    real_decode = images._decode
+    monkeypatch.setattr(images, "_decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    params = VideoParams.from_raw(FAST)
+    fitted, notice = zerogpu.prepare(studio, photo, params, None, 120)  # what the UI does before the call
+    video = studio.image_to_video(photo, fitted)
+    assert notice is None and len(decodes) == 1  # sized from the header; decoded once, by the run itself
     still = studio.text_to_image(ImageParams.from_raw({"prompt": "a cat", "resolution": 256, "sdxl_steps": 2}))
     assert video.files.info.num_frames == 4 and still.image.size == (256, 144)
     assert len(asked) == 2 and all(zerogpu.FIXED_S <= a <= 120 for a in asked)
