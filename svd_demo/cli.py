@@ -10,9 +10,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from svd_demo.errors import UserFacingError
-from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS, Spec
+
+if TYPE_CHECKING:
+    from svd_demo.params import Spec
+
+SUBCOMMANDS = ("generate", "text-to-image", "text-to-video", "sweep", "interpolate", "bench", "tiny-models")
 
 
 def _flag(name: str) -> str:
@@ -67,7 +72,7 @@ def _report(notices: Sequence[str], summary: str) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from svd_demo.params import VideoParams
+    from svd_demo.params import SPECS, VideoParams
     from svd_demo.studio import Studio
 
     params = VideoParams.from_raw(_given(args, [*SPECS, "extra_formats"]))
@@ -80,7 +85,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _image_params(args: argparse.Namespace):
-    from svd_demo.params import ImageParams
+    from svd_demo.params import IMAGE_SPECS, ImageParams
 
     return ImageParams.from_raw({"prompt": args.prompt, "negative_prompt": args.negative_prompt,
                                  **_given(args, [*IMAGE_SPECS, "seed", "randomize_seed", "resolution"])})
@@ -96,7 +101,7 @@ def cmd_text_to_image(args: argparse.Namespace) -> int:
 
 
 def cmd_text_to_video(args: argparse.Namespace) -> int:
-    from svd_demo.params import VideoParams
+    from svd_demo.params import SPECS, VideoParams
     from svd_demo.studio import Studio
 
     image_params = _image_params(args)
@@ -122,25 +127,55 @@ def cmd_tiny_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from svd_demo.settings import MODEL_SETTINGS, add_settings_arguments
-
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every subcommand, or only `only`'s: `main` builds just the one it runs, so that e.g. `interpolate` does not
+    import the generation settings and the sweep (its start-up is part of what its benchmark times)."""
     parser = argparse.ArgumentParser(prog="python -m svd_demo", description="svd-demo from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
+    if only in (None, "generate", "text-to-image", "text-to-video"):
+        _add_generation_parsers(sub, only)
+    if only in (None, "sweep"):
+        from svd_demo.sweep import add_sweep_parser
 
-    gen = sub.add_parser("generate", help="Image to video with SVD.",
-                         description="Animate an image with Stable Video Diffusion and write an MP4 (+ sidecar).")
-    gen.add_argument("--image", required=True, help="Input image (PNG, JPEG, WebP, ...).")
-    gen.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
-    add_spec_arguments(gen, list(SPECS.values()))
-    gen.add_argument("--extra-formats", default=None,
-                     help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
-    add_settings_arguments(gen, only=MODEL_SETTINGS)
-    gen.set_defaults(func=cmd_generate)
+        add_sweep_parser(sub)
+    if only in (None, "interpolate"):
+        from svd_demo.interpolation import add_cli_arguments, run_cli
+
+        interp = sub.add_parser("interpolate", help="Frame interpolation of a video or a folder of images.",
+                                description="Motion-compensated frame interpolation: a factor or an exact target "
+                                            "fps.")
+        add_cli_arguments(interp)
+        interp.set_defaults(func=run_cli)
+    # Listed here for --help; `main` hands its arguments to svd_demo.bench, which has its own parser.
+    sub.add_parser("bench", help="Speed and memory benchmarks: `python -m svd_demo bench --help`.", add_help=False)
+    if only in (None, "tiny-models"):
+        tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
+        tiny.add_argument("directory", help="Folder to write DIR/svd and DIR/sdxl into.")
+        tiny.add_argument("--which", nargs="+", default=["svd", "sdxl"], choices=["svd", "sdxl"])
+        tiny.set_defaults(func=cmd_tiny_models)
+    return parser
+
+
+def _add_generation_parsers(sub, only: str | None) -> None:
+    from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS
+    from svd_demo.settings import MODEL_SETTINGS, add_settings_arguments
+
+    if only in (None, "generate"):
+        gen = sub.add_parser("generate", help="Image to video with SVD.",
+                             description="Animate an image with Stable Video Diffusion and write an MP4 (+ sidecar).")
+        gen.add_argument("--image", required=True, help="Input image (PNG, JPEG, WebP, ...).")
+        gen.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
+        add_spec_arguments(gen, list(SPECS.values()))
+        gen.add_argument("--extra-formats", default=None,
+                         help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
+        add_settings_arguments(gen, only=MODEL_SETTINGS)
+        gen.set_defaults(func=cmd_generate)
 
     for name, func, suffix, what in [("text-to-image", cmd_text_to_image, ".png", "Prompt to a still with SDXL."),
                                      ("text-to-video", cmd_text_to_video, ".mp4",
                                       "Prompt to a still with SDXL, animated with SVD.")]:
+        if only not in (None, name):
+            continue
         cmd = sub.add_parser(name, help=what, description=what)
         cmd.add_argument("--prompt", required=True, help="What the still shows.")
         cmd.add_argument("--negative-prompt", default="", help="What it should not show.")
@@ -156,24 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_settings_arguments(cmd, only=MODEL_SETTINGS)
         cmd.set_defaults(func=func)
 
-    from svd_demo.interpolation import add_cli_arguments, run_cli
-    from svd_demo.sweep import add_sweep_parser
-
-    add_sweep_parser(sub)
-    interp = sub.add_parser("interpolate", help="Frame interpolation of a video or a folder of images.",
-                            description="Motion-compensated frame interpolation: a factor or an exact target fps.")
-    add_cli_arguments(interp)
-    interp.set_defaults(func=run_cli)
-
-    # Listed here for --help; `main` hands its arguments to svd_demo.bench, which has its own parser.
-    sub.add_parser("bench", help="Speed and memory benchmarks: `python -m svd_demo bench --help`.", add_help=False)
-
-    tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
-    tiny.add_argument("directory", help="Folder to write DIR/svd and DIR/sdxl into.")
-    tiny.add_argument("--which", nargs="+", default=["svd", "sdxl"], choices=["svd", "sdxl"])
-    tiny.set_defaults(func=cmd_tiny_models)
-    return parser
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -182,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from svd_demo.bench import main as bench_main
 
         return bench_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None).parse_args(argv)
     try:
         return args.func(args)
     except UserFacingError as exc:

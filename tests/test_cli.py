@@ -52,6 +52,15 @@ def test_interpolate_subcommand_does_not_import_the_diffusion_stack():
     assert out.strip() == "[]"
 
 
+def test_a_subcommand_builds_only_its_own_parser():
+    code = ("import sys, svd_demo.cli as c; c.build_parser('interpolate'); "
+            "print(sorted(m for m in ('svd_demo.sweep', 'svd_demo.settings', 'svd_demo.params') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # start-up is part of what the interpolation benchmark times
+    listed = " ".join(cli("--help").stdout.split())
+    assert all(name in listed for name in ("generate", "text-to-video", "sweep", "interpolate", "tiny-models"))
+
+
 def test_interpolate_subcommand_folder_output(tmp_path):
     from PIL import Image
 
