@@ -127,6 +127,13 @@ def _component(spec: Spec, value: Any = None, **kwargs: Any) -> gr.components.Co
     return _named(Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, **common), spec.name)
 
 
+def _seed_box(label: str) -> gr.Number:
+    """An output showing the seed a run used. Hidden until there is one: an empty number box shows "0"."""
+    box = gr.Number(label=label, value=None, precision=0, interactive=False, visible=False)
+    box.change(lambda: gr.Number(visible=True), None, box, queue=False, api_visibility="private")
+    return box
+
+
 def _notes(lines: list[str] | tuple[str, ...]) -> str:
     return "\n".join(f"- {html.escape(line)}" for line in lines)
 
@@ -220,7 +227,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
             video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
-            seed_used = gr.Number(label="Seed used", value=None, precision=0, interactive=False)
+            seed_used = _seed_box("Seed used")
             notices = gr.Markdown()
             files = gr.File(label="Files (video, extra formats, parameters JSON)", file_count="multiple",
                             interactive=False)
@@ -343,8 +350,8 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
             still = gr.Image(label="Still", interactive=False, format="png", type="filepath")
             video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
             with gr.Row():
-                still_seed = gr.Number(label="Still seed", value=None, precision=0, interactive=False)
-                video_seed = gr.Number(label="Video seed", value=None, precision=0, interactive=False)
+                still_seed = _seed_box("Still seed")
+                video_seed = _seed_box("Video seed")
             notices = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
     if example_prompts():

@@ -277,6 +277,7 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     image_panel = page.get_by_role("tabpanel").filter(visible=True)
     expect(image_panel.get_by_text("The video will be 256x144.")).to_be_visible(timeout=STEP_S * 1000)
     shot("image_to_video-before")
+    expect(image_panel.get_by_label("Seed used", exact=True)).to_be_hidden()  # no "0" before there is a seed
 
     journal.at(f"Generate, then wait up to {GENERATE_S} s for the 'Video' element to play (duration > 0)")
     image_panel.get_by_role("button", name="Generate", exact=True).click()
@@ -285,6 +286,7 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
 
     journal.at("check 'Seed used' and the files written")
     seed_box = image_panel.get_by_label("Seed used", exact=True)
+    expect(seed_box).to_be_visible(timeout=STEP_S * 1000)
     seed_text = seed_box.input_value()
     assert re.fullmatch(r"\d+", seed_text), f"'Seed used' is {seed_text!r}, not a seed"
     src = _block(page, "Video").locator("video").get_attribute("src") or ""
