@@ -94,6 +94,10 @@ class CancelTokens:
         return event is not None
 
 
+MAX_EXTEND_FRAMES = 400
+"""Longest clip `extend_video` takes (the whole result is held in memory while it is encoded)."""
+
+
 class Studio:
     """Holds the settings, the pipeline cache and the cancel flags; safe to call from many threads."""
 
@@ -276,6 +280,57 @@ class Studio:
                          seed=still.seed if params.randomize_seed else params.seed, randomize_seed=False)
         return self.image_to_video(still.image, params, model_ref=model_ref, progress=progress, cancel=cancel,
                                    out_stem=out_stem, still=still)
+
+    def extend_video(self, video: str | Path, params: VideoParams, *, model_ref: str | None = None,
+                     progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                     out_stem: Path | None = None) -> VideoResult:
+        """A longer clip: SVD continues the video from its last frame and the new frames are appended.
+
+        The new part has the source's size and frame rate (interpolated up to it when the source plays faster, e.g.
+        after interpolation), so the motion does not change speed at the seam; its first frame, a copy of the last
+        one, is dropped. The whole result is re-encoded, so `loop` and `extra_formats` apply to all of it.
+        """
+        import numpy as np
+
+        from svd_demo.video_input import frames_of
+
+        started = time.perf_counter()
+        if out_stem is None:
+            self._sweep()
+        source, fps = frames_of(video, MAX_EXTEND_FRAMES, "Extending")
+        height, width = source[-1].shape[:2]
+        last = Image.fromarray(source[-1])
+        model_ref = check_model_ref(model_ref, "video model") or self.settings.svd_model
+        # Native aspect at the chosen resolution keeps the source's shape; playback at the conditioning fps, then
+        # interpolated up to the source's rate if that is faster.
+        segment_params = replace(params, aspect_mode="native", loop="none", extra_formats=(), playback_fps=0,
+                                 interpolate_fps=0)
+        plays_at = params.fps or svd_defaults(model_ref)[1]
+        if fps > plays_at:
+            segment_params = replace(segment_params, interpolate_fps=fps)
+        tmp = output_stem(self.settings.output_dir, "segment")
+        try:
+            segment = self.image_to_video(last, segment_params, model_ref=model_ref,
+                                          progress=_scaled(progress, 0.0, 0.9), cancel=cancel, out_stem=tmp)
+            new, _ = frames_of(segment.files.video, MAX_EXTEND_FRAMES, "The new part")
+        finally:
+            for suffix in (".mp4", ".json"):
+                tmp.with_suffix(suffix).unlink(missing_ok=True)
+        if new[0].shape[:2] != (height, width):
+            import cv2
+
+            new = [cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) for frame in new]
+        frames = apply_loop(np.stack([*source, *new[1:]]), params.loop)
+        record = {**segment.record, "kind": "extend_video",
+                  "source": {"name": Path(video).name, "frames": len(source), "fps": fps,
+                             "width": width, "height": height},
+                  "added_frames": len(new) - 1}
+        record["parameters"] = {**record["parameters"], "loop": params.loop,
+                                "extra_formats": list(params.extra_formats)}
+        stem = out_stem or output_stem(self.settings.output_dir, "extended", segment.seed)
+        files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started)
+        notices = [*segment.notices, f"Added {len(new) - 1} frames to the {len(source)} of {Path(video).name}."]
+        return VideoResult(files=files, seed=segment.seed, prepared=segment.prepared, notices=notices, record=record)
 
     def text_to_video(self, image_params: ImageParams, video_params: VideoParams, *, sdxl_model: str | None = None,
                       svd_model: str | None = None, progress: ProgressFn | None = None,

@@ -165,6 +165,20 @@ def open_frames(path: str | os.PathLike, *, fps: float | None = None) -> VideoSo
     return _open_video(p, fps)
 
 
+def frames_of(path: str | os.PathLike, max_frames: int, what: str) -> tuple[list[np.ndarray], float]:
+    """Every frame of a short video (or folder) in memory, and its frame rate; refused above ``max_frames``."""
+    with open_frames(path) as src:
+        frames: list[np.ndarray] = []
+        for frame in src.frames:
+            if len(frames) == max_frames:
+                raise InputError(f"{what} works on clips of up to {max_frames} frames; {src.path.name!r} has more. "
+                                 "Trim it first.")
+            frames.append(frame)
+    if not frames:
+        raise InputError(f"{src.path.name!r} holds no frames.")
+    return frames, src.fps
+
+
 # ----------------------------------------------------------------------------------------------------------- folders
 
 
