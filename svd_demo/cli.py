@@ -17,7 +17,7 @@ from svd_demo.errors import UserFacingError
 if TYPE_CHECKING:
     from svd_demo.params import Spec
 
-SUBCOMMANDS = ("generate", "text-to-image", "text-to-video", "sweep", "interpolate", "bench", "tiny-models")
+SUBCOMMANDS = ("generate", "extend", "text-to-image", "text-to-video", "sweep", "interpolate", "bench", "tiny-models")
 
 
 def _flag(name: str) -> str:
@@ -84,6 +84,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                    f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
 
 
+def cmd_extend(args: argparse.Namespace) -> int:
+    from svd_demo.params import SPECS, VideoParams
+    from svd_demo.studio import Studio
+
+    params = VideoParams.from_raw(_given(args, [*SPECS, "extra_formats"]))
+    out = _checked_out(args.out, ".mp4")
+    result = Studio(_settings(args)).extend_video(args.video, params, model_ref=args.svd_model,
+                                                  progress=_progress, out_stem=out.with_suffix(""))
+    info = result.files.info
+    return _report(result.notices, f"Wrote {result.files.video} ({info.num_frames} frames, {info.width}x"
+                                   f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
+
+
 def _image_params(args: argparse.Namespace):
     from svd_demo.params import IMAGE_SPECS, ImageParams
 
@@ -132,7 +145,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     import the generation settings and the sweep (its start-up is part of what its benchmark times)."""
     parser = argparse.ArgumentParser(prog="python -m svd_demo", description="svd-demo from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
-    if only in (None, "generate", "text-to-image", "text-to-video"):
+    if only in (None, "generate", "extend", "text-to-image", "text-to-video"):
         _add_generation_parsers(sub, only)
     if only in (None, "sweep"):
         from svd_demo.sweep import add_sweep_parser
@@ -170,6 +183,18 @@ def _add_generation_parsers(sub, only: str | None) -> None:
                          help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
         add_settings_arguments(gen, only=MODEL_SETTINGS)
         gen.set_defaults(func=cmd_generate)
+
+    if only in (None, "extend"):
+        ext = sub.add_parser("extend", help="A longer video: SVD continues a clip from its last frame.",
+                             description="Continue a video from its last frame with SVD and write the whole, "
+                                         "longer clip (same size and frame rate) as an MP4 (+ sidecar).")
+        ext.add_argument("--video", required=True, help="The clip to continue (e.g. an MP4 made by generate).")
+        ext.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
+        add_spec_arguments(ext, list(SPECS.values()))
+        ext.add_argument("--extra-formats", default=None,
+                         help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
+        add_settings_arguments(ext, only=MODEL_SETTINGS)
+        ext.set_defaults(func=cmd_extend)
 
     for name, func, suffix, what in [("text-to-image", cmd_text_to_image, ".png", "Prompt to a still with SDXL."),
                                      ("text-to-video", cmd_text_to_video, ".mp4",

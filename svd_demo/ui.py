@@ -8,6 +8,7 @@ time whatever the tab; validation runs before the queue, so bad input never wait
 import html
 import logging
 import math
+import os
 import random
 import uuid
 from collections.abc import Iterator
@@ -227,6 +228,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
             video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+            extend = gr.Button("Extend: continue from the last frame")
             seed_used = _seed_box("Seed used")
             notices = gr.Markdown()
             files = gr.File(label="Files (video, extra formats, parameters JSON)", file_count="multiple",
@@ -287,6 +289,37 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
                            concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches), validator=validate,
                            show_progress_on=[video])
 
+    def extend_video(video: str | None, svd_model: str, seed: float, randomize_seed: bool, resolution: float,
+                     aspect_mode: str, num_frames: float, num_inference_steps: float, motion_bucket_id: float,
+                     fps: float, noise_aug_strength: float, min_guidance_scale: float, max_guidance_scale: float,
+                     decode_chunk_size: float, playback_fps: float, loop: str, interpolate_fps: float,
+                     extra_formats: list[str], request: gr.Request,
+                     progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
+                     ) -> tuple[Any, ...]:
+        """A longer video: SVD continues `video` from its last frame with these settings, and the new frames are
+        appended (at the video's size and frame rate). Returns the same outputs as image_to_video."""
+        values = locals()
+        params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
+        if zerogpu.on_zerogpu():
+            with _errors_for_user():
+                size = zerogpu.clip_size(video, params)
+            params = _fit_zerogpu(studio, None, params, svd_model or None, size)
+        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+            result = studio.extend_video(video, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
+        for change in result.record.get("memory_changes", []):
+            gr.Warning(change)
+        return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
+
+    def validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
+        problem = _problem(_video_params, values)
+        return [gr.validate(bool(video), "Generate or choose a video first: Extend continues the one shown."),
+                gr.validate(True, ""), *(gr.validate(not problem, problem) for _ in values)]
+
+    extend_event = extend.click(extend_video, inputs=[video, *controls.inputs],
+                                outputs=[video, seed_used, prepared, notices, files], api_name="extend_video",
+                                concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches),
+                                validator=validate_extend, show_progress_on=[video])
+
     with gr.Accordion("Compare seeds", open=False):
         gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
                     "reuse its seed.")
@@ -322,7 +355,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
     compare_event = compare.click(compare_seeds, inputs=[image, num_seeds, *controls.inputs], outputs=gallery,
                                   api_name="compare_seeds", concurrency_id=GPU_QUEUE,
                                   concurrency_limit=len(studio.caches), validator=needs_image)
-    _cancel_button(studio, cancel, [event, compare_event])
+    _cancel_button(studio, cancel, [event, extend_event, compare_event])
     return image, video
 
 
@@ -493,8 +526,12 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
         return str(out.output_path), _notes(lines), [str(out.output_path),
                                                    str(out.output_path.with_suffix(".json"))]
 
-    take_last.click(lambda *videos: next((v for v in videos if v), None), inputs=last_videos, outputs=source,
-                    queue=False, api_visibility="private")
+    def newest(*videos: str | None) -> str | None:
+        """The tab's videos as Gradio keeps them: each file was written when its video was shown."""
+        shown = [v for v in videos if v and os.path.exists(v)]
+        return max(shown, key=os.path.getmtime) if shown else None
+
+    take_last.click(newest, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
     run.click(interpolate, inputs=[source, factor, target_fps, slow_motion, backend],
               outputs=[result, notes, files], api_name="interpolate", concurrency_id="interpolate",
               concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space

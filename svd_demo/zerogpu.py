@@ -116,3 +116,12 @@ def video_size(source: Any, params: VideoParams) -> tuple[int, int]:
 
     width, height, _ = read_image_header(source)
     return output_size(width, height, params.resolution, params.aspect_mode)
+
+
+def clip_size(video: Any, params: VideoParams) -> tuple[int, int]:
+    """The size of the part that extends `video` (`Studio.extend_video`): its shape at the chosen resolution."""
+    from svd_demo.images import output_size
+    from svd_demo.media import probe_video
+
+    info = probe_video(video)
+    return output_size(info.width, info.height, params.resolution, "native")

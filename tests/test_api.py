@@ -88,6 +88,17 @@ def test_interpolate_through_the_api(client, photo):
     assert probe_video(out).fps == pytest.approx(14)  # an exact target fps wins over the factor
 
 
+def test_extend_video_through_the_api(client, photo):
+    video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
+    longer, seed, _prepared, notes, files = client.predict(video=handle_file(video), **{**FAST, "seed": 21},
+                                                           api_name="/extend_video")
+    info = probe_video(longer)
+    assert (info.num_frames, info.width, info.height) == (4 + 3, 256, 144)
+    assert seed == 21 and "Added 3 frames to the 4" in notes
+    with pytest.raises(ValidationError, match="Generate or choose a video first"):
+        client.predict(video=None, api_name="/extend_video")
+
+
 def test_interpolate_refuses_a_non_video(client, tmp_path):
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")

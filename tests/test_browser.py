@@ -299,6 +299,12 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     assert got == wanted, f"the run used {got}, the page asked for {wanted}"
     shot("image_to_video-after")
 
+    journal.at("Extend: continue the clip from its last frame")
+    image_panel.get_by_role("button", name="Extend: continue from the last frame", exact=True).click()
+    expect(_block(page, "Video").locator("video")).to_have_attribute("src", re.compile(r"-extended-"),
+                                                                      timeout=GENERATE_S * 1000)
+    assert _wait_video(page, "Video", GENERATE_S) > duration  # 4 + 3 frames at the same rate play longer
+
     journal.at("switch to 'Text to image to video'")
     page.get_by_role("tab", name="Text to image to video", exact=True).click()
     text_panel = page.get_by_role("tabpanel").filter(visible=True)

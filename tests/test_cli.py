@@ -14,7 +14,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "svd_demo", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_generate_twice_with_the_same_seed_gives_the_same_frames(tiny_models_dir, photo, tmp_path):
+def test_generate_twice_with_the_same_seed_gives_the_same_frames_then_extend(tiny_models_dir, photo, tmp_path):
     common = ["generate", "--image", str(photo), "--svd-model", str(tiny_models_dir / "svd"), "--resolution", "256",
               "--num-frames", "4", "--num-inference-steps", "2", "--seed", "5", "--device", "cpu"]
     first = cli(*common, "--out", str(tmp_path / "a.mp4"), "--extra-formats", "gif")
@@ -25,6 +25,11 @@ def test_generate_twice_with_the_same_seed_gives_the_same_frames(tiny_models_dir
     record = json.loads((tmp_path / "a.json").read_text())
     assert record["parameters"]["seed"] == 5 and record["files"]["gif"] == "a.gif"
     assert (tmp_path / "a.gif").exists()
+
+    longer = cli("extend", "--video", str(tmp_path / "a.mp4"), *common[3:], "--out", str(tmp_path / "c.mp4"))
+    assert longer.returncode == 0, longer.stderr
+    assert len(read_frames(tmp_path / "c.mp4")) == 4 + 3
+    assert json.loads((tmp_path / "c.json").read_text())["source"]["name"] == "a.mp4"
 
 
 def test_bad_input_exits_with_a_clear_message(tiny_models_dir, photo, tmp_path):
