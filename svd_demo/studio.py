@@ -316,20 +316,27 @@ class Studio:
         finally:
             for suffix in (".mp4", ".json"):
                 tmp.with_suffix(suffix).unlink(missing_ok=True)
+        if progress is not None:
+            progress(0.92, "Joining the clips")
         if new[0].shape[:2] != (height, width):
             import cv2
 
             new = [cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) for frame in new]
-        frames = apply_loop(np.stack([*source, *new[1:]]), params.loop)
         record = {**segment.record, "kind": "extend_video",
                   "source": {"name": Path(video).name, "frames": len(source), "fps": fps,
                              "width": width, "height": height},
                   "added_frames": len(new) - 1}
+        frames = np.empty((len(source) + len(new) - 1, height, width, 3), np.uint8)
+        for i, frame in enumerate([*source, *new[1:]]):  # filled one by one: np.stack would need a second copy
+            frames[i] = frame
+        del source, new
+        frames = apply_loop(frames, params.loop)
         record["parameters"] = {**record["parameters"], "loop": params.loop,
                                 "extra_formats": list(params.extra_formats)}
         stem = out_stem or output_stem(self.settings.output_dir, "extended", segment.seed)
         files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started)
-        notices = [*segment.notices, f"Added {len(new) - 1} frames to the {len(source)} of {Path(video).name}."]
+        notices = [*segment.notices, f"Added {record['added_frames']} frames to the {record['source']['frames']} of "
+                                     f"{Path(video).name}."]
         return VideoResult(files=files, seed=segment.seed, prepared=segment.prepared, notices=notices, record=record)
 
     def text_to_video(self, image_params: ImageParams, video_params: VideoParams, *, sdxl_model: str | None = None,
