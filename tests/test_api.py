@@ -99,6 +99,13 @@ def test_extend_video_through_the_api(client, photo):
         client.predict(video=None, api_name="/extend_video")
 
 
+def test_extend_video_refuses_a_non_video(client, tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(AppError, match="not a readable video|could not be read|not a video"):
+        client.predict(video=handle_file(str(fake)), **FAST, api_name="/extend_video")
+
+
 def test_interpolate_refuses_a_non_video(client, tmp_path):
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
