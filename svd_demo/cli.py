@@ -71,6 +71,12 @@ def _report(notices: Sequence[str], summary: str) -> int:
     return 0
 
 
+def _video_report(result) -> int:
+    info = result.files.info
+    return _report(result.notices, f"Wrote {result.files.video} ({info.num_frames} frames, {info.width}x"
+                                   f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from svd_demo.params import SPECS, VideoParams
     from svd_demo.studio import Studio
@@ -79,9 +85,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = _checked_out(args.out, ".mp4")
     result = Studio(_settings(args)).image_to_video(args.image, params, model_ref=args.svd_model,
                                                     progress=_progress, out_stem=out.with_suffix(""))
-    info = result.files.info
-    return _report(result.notices, f"Wrote {result.files.video} ({info.num_frames} frames, {info.width}x"
-                                   f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
+    return _video_report(result)
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
@@ -92,9 +96,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
     out = _checked_out(args.out, ".mp4")
     result = Studio(_settings(args)).extend_video(args.video, params, model_ref=args.svd_model,
                                                   progress=_progress, out_stem=out.with_suffix(""))
-    info = result.files.info
-    return _report(result.notices, f"Wrote {result.files.video} ({info.num_frames} frames, {info.width}x"
-                                   f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
+    return _video_report(result)
 
 
 def _image_params(args: argparse.Namespace):

@@ -158,6 +158,11 @@ def _files(video: Any) -> list[str]:
     return [str(video.files.video), *map(str, video.files.extras.values()), str(video.files.sidecar)]
 
 
+def _image_tab_outputs(result: Any) -> tuple[Any, ...]:
+    """video, seed used, what the model saw, notices, files: what the image tab's runs show."""
+    return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
+
+
 def _session(request: gr.Request | None) -> str:
     return (request.session_hash if request else None) or uuid.uuid4().hex
 
@@ -238,7 +243,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         """Examples run once with the default settings; Gradio keeps the result for everyone after that."""
         with _errors_for_user():
             result = studio.image_to_video(image_path, VideoParams(randomize_seed=False))
-        return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
+        return _image_tab_outputs(result)
 
     if example_images():
         # Lazy: nothing runs at start-up; an example's video is made on its first click and then served from cache.
@@ -276,7 +281,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
             result = studio.image_to_video(image, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
         for change in result.record.get("memory_changes", []):
             gr.Warning(change)
-        return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
+        return _image_tab_outputs(result)
 
     def validate(image: str | None, svd_model: str, *values: Any) -> list[dict]:
         """Runs before the queue: a missing image or a bad number is refused without waiting for the GPU."""
@@ -308,7 +313,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
             result = studio.extend_video(video, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
         for change in result.record.get("memory_changes", []):
             gr.Warning(change)
-        return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
+        return _image_tab_outputs(result)
 
     def validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
         problem = _problem(_video_params, values)
