@@ -71,32 +71,22 @@ def _report(notices: Sequence[str], summary: str) -> int:
     return 0
 
 
-def _video_report(result) -> int:
+def cmd_generate(args: argparse.Namespace) -> int:
+    """`generate` (an image) and `extend` (a clip, continued from its last frame): the same flags, the same report."""
+    from svd_demo.params import SPECS, VideoParams
+    from svd_demo.studio import Studio
+
+    params = VideoParams.from_raw(_given(args, [*SPECS, "extra_formats"]))
+    out = _checked_out(args.out, ".mp4")
+    studio = Studio(_settings(args))
+    if args.command == "extend":
+        run, source = studio.extend_video, args.video
+    else:
+        run, source = studio.image_to_video, args.image
+    result = run(source, params, model_ref=args.svd_model, progress=_progress, out_stem=out.with_suffix(""))
     info = result.files.info
     return _report(result.notices, f"Wrote {result.files.video} ({info.num_frames} frames, {info.width}x"
                                    f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from svd_demo.params import SPECS, VideoParams
-    from svd_demo.studio import Studio
-
-    params = VideoParams.from_raw(_given(args, [*SPECS, "extra_formats"]))
-    out = _checked_out(args.out, ".mp4")
-    result = Studio(_settings(args)).image_to_video(args.image, params, model_ref=args.svd_model,
-                                                    progress=_progress, out_stem=out.with_suffix(""))
-    return _video_report(result)
-
-
-def cmd_extend(args: argparse.Namespace) -> int:
-    from svd_demo.params import SPECS, VideoParams
-    from svd_demo.studio import Studio
-
-    params = VideoParams.from_raw(_given(args, [*SPECS, "extra_formats"]))
-    out = _checked_out(args.out, ".mp4")
-    result = Studio(_settings(args)).extend_video(args.video, params, model_ref=args.svd_model,
-                                                  progress=_progress, out_stem=out.with_suffix(""))
-    return _video_report(result)
 
 
 def _image_params(args: argparse.Namespace):
@@ -196,7 +186,7 @@ def _add_generation_parsers(sub, only: str | None) -> None:
         ext.add_argument("--extra-formats", default=None,
                          help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
         add_settings_arguments(ext, only=MODEL_SETTINGS)
-        ext.set_defaults(func=cmd_extend)
+        ext.set_defaults(func=cmd_generate)
 
     for name, func, suffix, what in [("text-to-image", cmd_text_to_image, ".png", "Prompt to a still with SDXL."),
                                      ("text-to-video", cmd_text_to_video, ".mp4",
