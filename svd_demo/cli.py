@@ -165,28 +165,25 @@ def _add_generation_parsers(sub, only: str | None) -> None:
     from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS
     from svd_demo.settings import MODEL_SETTINGS, add_settings_arguments
 
-    if only in (None, "generate"):
-        gen = sub.add_parser("generate", help="Image to video with SVD.",
-                             description="Animate an image with Stable Video Diffusion and write an MP4 (+ sidecar).")
-        gen.add_argument("--image", required=True, help="Input image (PNG, JPEG, WebP, ...).")
-        gen.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
-        add_spec_arguments(gen, list(SPECS.values()))
-        gen.add_argument("--extra-formats", default=None,
+    video_commands = [
+        ("generate", "--image", "Input image (PNG, JPEG, WebP, ...).", "Image to video with SVD.",
+         "Animate an image with Stable Video Diffusion and write an MP4 (+ sidecar)."),
+        ("extend", "--video", "The clip to continue (e.g. an MP4 made by generate).",
+         "A longer video: SVD continues a clip from its last frame.",
+         "Continue a video from its last frame with SVD and write the whole, longer clip (same size and frame rate) "
+         "as an MP4 (+ sidecar)."),
+    ]
+    for name, source, source_help, what, description in video_commands:
+        if only not in (None, name):
+            continue
+        cmd = sub.add_parser(name, help=what, description=description)
+        cmd.add_argument(source, required=True, help=source_help)
+        cmd.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
+        add_spec_arguments(cmd, list(SPECS.values()))
+        cmd.add_argument("--extra-formats", default=None,
                          help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
-        add_settings_arguments(gen, only=MODEL_SETTINGS)
-        gen.set_defaults(func=cmd_generate)
-
-    if only in (None, "extend"):
-        ext = sub.add_parser("extend", help="A longer video: SVD continues a clip from its last frame.",
-                             description="Continue a video from its last frame with SVD and write the whole, "
-                                         "longer clip (same size and frame rate) as an MP4 (+ sidecar).")
-        ext.add_argument("--video", required=True, help="The clip to continue (e.g. an MP4 made by generate).")
-        ext.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
-        add_spec_arguments(ext, list(SPECS.values()))
-        ext.add_argument("--extra-formats", default=None,
-                         help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
-        add_settings_arguments(ext, only=MODEL_SETTINGS)
-        ext.set_defaults(func=cmd_generate)
+        add_settings_arguments(cmd, only=MODEL_SETTINGS)
+        cmd.set_defaults(func=cmd_generate)
 
     for name, func, suffix, what in [("text-to-image", cmd_text_to_image, ".png", "Prompt to a still with SDXL."),
                                      ("text-to-video", cmd_text_to_video, ".mp4",
