@@ -222,6 +222,26 @@ def _video_settings(settings: Settings) -> VideoControls:
     return VideoControls(svd_model, by_name, extra_formats, column)
 
 
+def _extend(studio: Studio, video: str, svd_model: str, params: VideoParams, request: gr.Request,
+            progress: gr.Progress) -> Any:
+    """Extend, as both video tabs offer it: continue `video` from its last frame (`Studio.extend_video`)."""
+    if zerogpu.on_zerogpu():
+        with _errors_for_user():
+            size = zerogpu.clip_size(video, params)
+        params = _fit_zerogpu(studio, None, params, svd_model or None, size)
+    with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+        result = studio.extend_video(video, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
+    for change in result.record.get("memory_changes", []):
+        gr.Warning(change)
+    return result
+
+
+def _validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
+    problem = _problem(_video_params, values)
+    return [gr.validate(bool(video), "Generate or choose a video first: Extend continues the one shown."),
+            gr.validate(True, ""), *(gr.validate(not problem, problem) for _ in values)]
+
+
 def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, gr.Video]:
     with gr.Row():
         with gr.Column():
@@ -305,25 +325,12 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         appended (at the video's size and frame rate). Returns the same outputs as image_to_video."""
         values = locals()
         params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
-        if zerogpu.on_zerogpu():
-            with _errors_for_user():
-                size = zerogpu.clip_size(video, params)
-            params = _fit_zerogpu(studio, None, params, svd_model or None, size)
-        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
-            result = studio.extend_video(video, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
-        for change in result.record.get("memory_changes", []):
-            gr.Warning(change)
-        return _image_tab_outputs(result)
-
-    def validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
-        problem = _problem(_video_params, values)
-        return [gr.validate(bool(video), "Generate or choose a video first: Extend continues the one shown."),
-                gr.validate(True, ""), *(gr.validate(not problem, problem) for _ in values)]
+        return _image_tab_outputs(_extend(studio, video, svd_model, params, request, progress))
 
     extend_event = extend.click(extend_video, inputs=[video, *controls.inputs],
                                 outputs=[video, seed_used, prepared, notices, files], api_name="extend_video",
                                 concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches),
-                                validator=validate_extend, show_progress_on=[video])
+                                validator=_validate_extend, show_progress_on=[video])
 
     with gr.Accordion("Compare seeds", open=False):
         gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
@@ -387,6 +394,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         with gr.Column():
             still = gr.Image(label="Still", interactive=False, format="png", type="filepath")
             video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+            extend = gr.Button("Extend: continue from the last frame")
             with gr.Row():
                 still_seed = _seed_box("Still seed")
                 video_seed = _seed_box("Video seed")
@@ -462,6 +470,12 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         return (str(result.files.video), result.seed, _notes(result.notices), _files(result),
                 str(still_result.path))  # the last one hands the still to the image tab
 
+    def extend_this_video(video: str | None, svd_model: str, request: gr.Request,
+                          progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
+                          *values: Any) -> tuple[Any, ...]:
+        result = _extend(studio, video, svd_model, _video_params(values), request, progress)
+        return str(result.files.video), result.seed, _notes(result.notices), _files(result)
+
     def validate_prompt(prompt: str, *rest: Any) -> list[dict]:
         problem = _problem(clean_prompt, prompt)
         return [gr.validate(not problem, problem), *(gr.validate(True, "") for _ in rest)]
@@ -478,6 +492,8 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                        api_name="text_to_video", validator=validate_prompt, **gpu),
         animate.click(animate_this_still, inputs=[last_still, *controls.inputs],
                       outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
+        extend.click(extend_this_video, inputs=[video, *controls.inputs], outputs=[video, video_seed, notices, files],
+                     api_visibility="private", validator=_validate_extend, **gpu),
     ]
     _cancel_button(studio, cancel, events)
     return video

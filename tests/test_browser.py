@@ -315,6 +315,14 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     expect(_block(page, "Still").locator("img")).to_be_visible(timeout=GENERATE_S * 1000)
     text_panel.get_by_role("button", name="Animate this still", exact=True).click()
     assert _wait_video(page, "Video", GENERATE_S) > 0  # the text tab's own video: the image tab's is hidden now
+    journal.at("Extend the text tab's video twice (4 + 3 + 3 frames)")
+    extend = text_panel.get_by_role("button", name="Extend: continue from the last frame", exact=True)
+    extend.click()
+    text_video = text_panel.locator("video")
+    expect(text_video).to_have_attribute("src", re.compile(r"-extended-"), timeout=GENERATE_S * 1000)
+    once = text_video.get_attribute("src")
+    extend.click()
+    expect(text_video).not_to_have_attribute("src", once, timeout=GENERATE_S * 1000)
     shot("text_to_video")
 
     journal.at("switch to 'Frame interpolation', take the last generated video")
@@ -328,7 +336,8 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     journal.at(f"Interpolate, then wait up to {INTERPOLATE_S} s for the 'Interpolated' element to play")
     interp_panel.get_by_role("button", name="Interpolate", exact=True).click()
     _wait_video(page, "Interpolated", INTERPOLATE_S)
-    expect(interp_panel.get_by_text(re.compile(r"4 frames at .* fps became \d+ frames"))).to_be_visible(
+    # The newest video is the text tab's, extended twice (10 frames), not the image tab's (7).
+    expect(interp_panel.get_by_text(re.compile(r"10 frames at .* fps became \d+ frames"))).to_be_visible(
         timeout=STEP_S * 1000)
     shot("interpolate")
     page.get_by_role("tab", name="Image to video", exact=True).click()
