@@ -548,7 +548,7 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
                                                    str(out.output_path.with_suffix(".json"))]
 
     def newest(*videos: str | None) -> str | None:
-        """The tab's videos as Gradio keeps them: each file was written when its video was shown."""
+        """The newer of the two video tabs' videos: Gradio writes each file when its video is shown."""
         shown = [v for v in videos if v and os.path.exists(v)]
         return max(shown, key=os.path.getmtime) if shown else None
 
