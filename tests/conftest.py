@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pathlib
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -79,3 +80,22 @@ def launched(settings: Settings, studio, gradio_dir: pathlib.Path, **overrides) 
             yield url
         finally:
             demo.close()
+
+
+def save_frames(folder: pathlib.Path, frames, names=None, *, first: int = 0) -> pathlib.Path:
+    """Frames as PNG files in `folder` (frame{first}.png, frame{first+1}.png, ... unless named)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = names or [f"frame{first + i}.png" for i in range(len(frames))]
+    for name, frame in zip(names, frames, strict=True):
+        Image.fromarray(frame).save(folder / name)
+    return folder
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)

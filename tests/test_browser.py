@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
+from conftest import stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -115,12 +116,7 @@ def _serve(models: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[Server]:
             time.sleep(0.5)
         yield srv
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, 10)
 
 
 # JS: the <video> inside the visible block whose label is exactly `label` once it has loaded a clip that plays

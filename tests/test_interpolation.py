@@ -9,6 +9,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from conftest import save_frames
 from PIL import Image
 
 from svd_demo import interpolation as interp
@@ -277,12 +278,8 @@ def test_a_new_backend_plugs_in_by_name(monkeypatch):
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def _save_folder(folder, frames, names=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    names = names or [f"frame{i + 1}.png" for i in range(len(frames))]
-    for name, frame in zip(names, frames, strict=True):
-        Image.fromarray(frame).save(folder / name)
-    return folder
+def _save_folder(folder, frames):
+    return save_frames(folder, frames, first=1)
 
 
 def test_folder_to_folder_gives_2n_minus_1_zero_padded_pngs(tmp_path):

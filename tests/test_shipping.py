@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import stop_process
 from PIL import Image
 
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
@@ -239,12 +240,7 @@ def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tm
                                capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stderr
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop_process(proc, 15)
         log.close()
     # and the health check does fail when nothing answers
     dead = _free_port()

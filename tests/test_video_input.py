@@ -6,6 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import save_frames
 from PIL import Image
 
 from svd_demo import video_input
@@ -40,14 +41,6 @@ def _write_video(path, frames, fps=8.0, extra_input=(), extra_output=()):
     return path
 
 
-def _save_images(folder, frames, names=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    names = names or [f"frame{i}.png" for i in range(len(frames))]
-    for name, frame in zip(names, frames, strict=True):
-        Image.fromarray(frame).save(folder / name)
-    return folder
-
-
 def test_natural_sort_puts_frame2_before_frame10():
     names = ["frame10.png", "frame2.png", "frame1.png", "Frame3.png"]
     assert sorted(names, key=natural_key) == ["frame1.png", "frame2.png", "Frame3.png", "frame10.png"]
@@ -56,7 +49,7 @@ def test_natural_sort_puts_frame2_before_frame10():
 def test_folder_is_read_in_natural_order_with_default_fps(tmp_path):
     frames = _frames(11, 40, 24)
     names = [f"frame{i}.png" for i in range(11)]
-    folder = _save_images(tmp_path / "in", frames, names)
+    folder = save_frames(tmp_path / "in", frames, names)
     (folder / "notes.txt").write_text("not an image")
     src = open_frames(folder)
     assert (src.kind, src.fps, src.width, src.height, src.num_frames) == ("folder", 8.0, 40, 24, 11)
@@ -69,7 +62,7 @@ def test_folder_is_read_in_natural_order_with_default_fps(tmp_path):
 
 
 def test_folder_with_mixed_sizes_fails_on_the_odd_image(tmp_path):
-    folder = _save_images(tmp_path / "in", [_frames(1, 40, 24)[0], _frames(1, 42, 24)[0]], ["a1.png", "a2.png"])
+    folder = save_frames(tmp_path / "in", [_frames(1, 40, 24)[0], _frames(1, 42, 24)[0]], ["a1.png", "a2.png"])
     src = open_frames(folder)
     with pytest.raises(InputError, match="a2.png.*same size"):
         list(src.frames)
@@ -169,7 +162,7 @@ def test_missing_path_single_image_and_empty_folder(tmp_path):
 
 
 def test_corrupt_image_in_folder_names_the_file(tmp_path):
-    folder = _save_images(tmp_path / "in", _frames(2, 32, 32))
+    folder = save_frames(tmp_path / "in", _frames(2, 32, 32))
     (folder / "frame2.png").write_bytes(b"not a png")
     src = open_frames(folder)
     with pytest.raises(InputError, match="frame2.png"):
@@ -203,6 +196,6 @@ def test_oversized_video_duration_and_frame_count(tmp_path, monkeypatch):
     monkeypatch.setattr(video_input, "MAX_INPUT_FRAMES", 5)
     with pytest.raises(InputError, match="more than 5 frames"):
         open_frames(path)
-    folder = _save_images(tmp_path / "many", _frames(6, 16, 16))
+    folder = save_frames(tmp_path / "many", _frames(6, 16, 16))
     with pytest.raises(InputError, match="more than 5 frames"):
         open_frames(folder)
