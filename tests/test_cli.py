@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from test_image_to_video import read_frames
 
 
@@ -64,6 +66,24 @@ def test_a_subcommand_builds_only_its_own_parser():
     assert out.strip() == "[]"  # start-up is part of what the interpolation benchmark times
     listed = " ".join(cli("--help").stdout.split())
     assert all(name in listed for name in ("generate", "text-to-video", "sweep", "interpolate", "tiny-models"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2, reason="Linux, 2+ cores")
+def test_interpolate_subcommand_starts_no_idle_blas_threads():
+    # OpenBLAS starts one spinning thread per extra core when numpy is imported; interpolation does no BLAS work.
+    code = ("import os, sys, svd_demo.cli as c\n"
+            "if sys.argv[1] == 'interpolate':\n"
+            "    try: c.main(['interpolate', '--help'])\n"
+            "    except SystemExit: pass\n"
+            "import numpy\nprint(len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+
+    def threads(command: str) -> int:
+        return int(subprocess.run([sys.executable, "-c", code, command], capture_output=True, text=True, check=True,
+                                  env=env).stdout.split()[-1])
+
+    assert threads("interpolate") == 1
+    assert threads("other") > 1  # what the setting avoids (a BLAS without threads would fail here, not silently pass)
 
 
 def test_interpolate_subcommand_folder_output(tmp_path):
