@@ -10,7 +10,7 @@ Trimming the heaps after each model job and at the start of each request keeps i
 
 A short command that allocates the same few sizes over and over (``python -m svd_demo interpolate``: full-size
 maps, warps and frames for every output frame) wants the opposite: each block handed back to the system costs page
-faults when it is mapped again, 0.15-0.2 s of system time per 1024x576 clip of 29 frames.
+faults when it is mapped again: 0.13-0.2 s of system time per 1024x576 clip of 29 frames (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -212,8 +213,6 @@ def _tune_for_interpolation() -> None:
     Must run before numpy is imported: OpenBLAS starts one busy thread per core at import (0.12 s of CPU here), and
     interpolation uses no BLAS. Freed arrays stay in malloc's heap for reuse (see `svd_demo.allocator`).
     """
-    import os
-
     from svd_demo.allocator import keep_freed_memory
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

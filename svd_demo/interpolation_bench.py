@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--breakdown needs the methods flow, blend and minterpolate")
     args.out = args.out.resolve()  # the commands run from the package's folder
     # Time the command as installed (pip compiles the bytecode) or as run a second time, not the first run's
-    # compiling: where PYTHONDONTWRITEBYTECODE is set, every run would otherwise compile svd_demo again (~25 ms).
+    # compiling: where PYTHONDONTWRITEBYTECODE is set, every run would otherwise compile svd_demo again (12-18 ms).
     compileall.compile_dir(str(_PACKAGE_PARENT / "svd_demo"), quiet=1)
     rows = run(args.out, clips=args.clips, methods=args.methods, repeat=max(1, args.repeat))
     steps = breakdown(args.out, args.clips[0], repeat=max(1, args.repeat)) if args.breakdown else None

@@ -4,12 +4,13 @@ one-shot command keeps it for reuse instead."""
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from svd_demo import allocator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +35,7 @@ PROBE = textwrap.dedent("""
 """)
 
 
-GLIBC_ONLY = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc malloc only")
+GLIBC_ONLY = pytest.mark.skipif(allocator._LIBC is None, reason="glibc malloc only")
 
 
 @GLIBC_ONLY
