@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -23,6 +23,7 @@ from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
 
 # progress(fraction in [0, 1], description)
 ProgressFn = Callable[[float, str], None]
+T = TypeVar("T")
 
 
 class OutOfMemory(UserFacingError):
@@ -67,7 +68,10 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
     import torch
 
     generator = torch.Generator(device="cpu").manual_seed(params.seed)  # per call: never global state
-    with torch.inference_mode():
+    # no_grad, never inference_mode: under the offloading profiles the hooks copy weights while the pipeline runs,
+    # and copies made in inference mode are inference tensors. The next profile switch (`remove_all_hooks`) turns
+    # them back into Parameters, which raises and leaves meta weights behind. diffusers' own pipelines use no_grad.
+    with torch.no_grad():
         return loaded.pipe(
             image,
             height=image.height,
@@ -90,7 +94,7 @@ def decode(loaded: LoadedPipeline, latents: Any, num_frames: int, chunk: int) ->
     import torch
 
     pipe = loaded.pipe
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: see denoise
         video = pipe.decode_latents(latents, num_frames, chunk)
         frames = pipe.video_processor.postprocess_video(video=video, output_type="np")
     pipe.maybe_free_model_hooks()
@@ -115,52 +119,52 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
                     progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> Frames:
     """Generate the frames of one clip, retrying out-of-memory failures as the memory profiles allow.
 
-    Denoising out of memory: step down one profile and retry once. Decode out of memory: halve the chunk and retry
-    the decode alone, down to one frame. Whatever changed is listed in `memory_changes`; the pipeline goes back to
-    its normal profile afterwards, so one unlucky request does not slow down everybody after it.
+    Denoising out of memory: step down one profile and retry once. Decode out of memory: retry the decode alone with
+    about half the chunk, down to one frame. Whatever changed is listed in `memory_changes`; the pipeline goes back
+    to its normal profile afterwards, so one unlucky request does not slow down everybody after it.
+
+    Every retry starts after its `except` block has ended: inside it, the traceback keeps the failed attempt's frames
+    (and their GPU tensors) alive, so the retry would run with that memory still taken, and emptying the cache there
+    frees nothing.
     """
     changes: list[str] = []
     timings: dict[str, float] = {}
     normal_profile = loaded.current_profile
     try:
         start = time.perf_counter()
-        try:
-            latents = denoise(loaded, image, params, progress=progress, cancel=cancel)
-        except Exception as exc:
-            lower = step_down(loaded.current_profile) if _is_oom(exc) else None
+        latents = _attempt(denoise, loaded, image, params, progress=progress, cancel=cancel)
+        if latents is None:  # out of memory while denoising
+            lower = step_down(loaded.current_profile)
             if lower is None:
-                if _is_oom(exc):
-                    raise OutOfMemory("Out of GPU memory even with the smallest memory profile. Lower the "
-                                      "resolution or the number of frames.") from exc
-                raise
-            del exc  # the traceback holds GPU tensors
+                raise OutOfMemory("Out of GPU memory even with the smallest memory profile ('minimal'). Lower the "
+                                  "resolution or the number of frames.")
             free_memory(loaded.device)
             changes.append(f"Out of GPU memory while denoising: retried with the '{lower}' memory profile "
                            f"instead of '{loaded.current_profile}'.")
             cache.use_profile(loaded, lower)
             start = time.perf_counter()
-            latents = denoise(loaded, image, params, progress=progress, cancel=cancel)
+            try:
+                latents = denoise(loaded, image, params, progress=progress, cancel=cancel)
+            except Exception as exc:
+                if _is_oom(exc):
+                    raise OutOfMemory(f"Out of GPU memory while denoising, also with the '{lower}' memory profile. "
+                                      "Lower the resolution or the number of frames, or start the app with "
+                                      "--memory-profile minimal.") from exc
+                raise
         timings["denoise_s"] = time.perf_counter() - start
 
         chunk = decode_chunk(params.decode_chunk_size, loaded.plan, params.num_frames)
         if progress is not None:
             progress(0.92, f"Decoding {params.num_frames} frames, {chunk} at a time")
         start = time.perf_counter()
-        while True:
-            try:
-                float_frames = decode(loaded, latents, params.num_frames, chunk)
-                break
-            except Exception as exc:
-                if not _is_oom(exc) or chunk == 1:
-                    if _is_oom(exc):
-                        raise OutOfMemory("Out of GPU memory while decoding even one frame at a time. Lower the "
-                                          "resolution.") from exc
-                    raise
-                del exc
-                free_memory(loaded.device)
-                changes.append(f"Out of GPU memory while decoding {chunk} frames at once: retried with "
-                               f"{chunk // 2}.")
-                chunk //= 2
+        while (float_frames := _attempt(decode, loaded, latents, params.num_frames, chunk)) is None:
+            if chunk == 1:
+                raise OutOfMemory("Out of GPU memory while decoding even one frame at a time. Lower the "
+                                  "resolution.")
+            free_memory(loaded.device)
+            smaller = (chunk + 1) // 2  # 8 -> 4 -> 2 -> 1, and 3 -> 2 -> 1: no size is skipped on the way to 1
+            changes.append(f"Out of GPU memory while decoding {chunk} frames at once: retried with {smaller}.")
+            chunk = smaller
         timings["decode_s"] = time.perf_counter() - start
         profile_used = loaded.current_profile
     finally:
@@ -168,3 +172,17 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
             cache.use_profile(loaded, normal_profile)
     return Frames(frames=to_uint8(float_frames), params=params, memory_profile=profile_used,
                   decode_chunk_size=chunk, memory_changes=changes, timings=timings)
+
+
+def _attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """`fn(*args, **kwargs)`, or None when it ran out of GPU memory; other errors pass through.
+
+    Returning (rather than retrying from within an `except` block) drops the traceback, and with it the failed
+    attempt's tensors, before the caller frees memory and tries again.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+    return None

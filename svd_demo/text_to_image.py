@@ -60,7 +60,7 @@ def generate_still(loaded: LoadedPipeline, params: ImageParams, *, progress: Pro
                            truncation_notice(loaded.pipe, params.negative_prompt, "negative prompt")) if n]
     start = time.perf_counter()
     generator = torch.Generator(device="cpu").manual_seed(params.seed)
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: it poisons offloaded weights (image_to_video.py)
         images = loaded.pipe(
             prompt=params.prompt,
             negative_prompt=params.negative_prompt or None,
