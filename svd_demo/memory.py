@@ -18,18 +18,21 @@ PROFILE_ORDER = ("high", "balanced", "low", "minimal")  # each step trades speed
 SPEED_PROFILES = ("fast",)
 
 GIB = 1024**3
-# `auto` picks the first profile whose need fits the GPU's free memory (GiB). SVD: estimates for SVD-XT in fp16 at
-# 1024x576, 25 frames (weights 4.5 GB): high keeps everything on the GPU and decodes 8 frames at once; balanced
-# offloads idle models to the CPU; low adds forward chunking and decodes 2 frames at once; minimal streams layer by
-# layer. SDXL at 1024x576 (weights 7 GB in fp16) needs far less working memory than a 25-frame clip.
-AUTO_THRESHOLDS_GIB = {
-    "svd": {"high": 24.0, "balanced": 14.0, "low": 7.0},
-    "sdxl": {"high": 12.0, "balanced": 8.0, "low": 5.0},
+# What each profile needs, in GiB of GPU memory this process can use, for SVD-XT in fp16 at 1024x576 and 25 frames
+# (weights 4.2 GiB: UNet 1.52 B, VAE 98 M and image encoder 632 M parameters) and for SDXL at 1024x576 (weights
+# 6.5 GiB). `high` counts every weight plus the working memory; the offloading profiles count the largest model and
+# the working memory that their chunking leaves. ESTIMATES, read from the model sizes and published figures (diffusers
+# documents SVD under 8 GB with offload + forward chunking + decode chunk 2); `python -m svd_demo bench` on a GPU
+# measures each profile's peak (BENCHMARKS.md) and these values should follow those measurements.
+NEED_GIB = {
+    "svd": {"high": 18.0, "balanced": 10.0, "low": 6.0, "minimal": 2.5},
+    "sdxl": {"high": 11.0, "balanced": 7.0, "low": 4.5, "minimal": 2.0},
 }
-# fp16 weights (GiB) and the working memory a `high` run needs on top of them, for the residency policy.
-WEIGHTS_GIB = {"svd": 4.5, "sdxl": 7.0}
-WORKING_GIB = {"svd": 13.0, "sdxl": 3.0}
-MARGIN_GIB = 1.5  # CUDA context, allocator fragmentation
+# fp16 weights (GiB): what a resident pipeline keeps on the GPU while the other one runs.
+WEIGHTS_GIB = {"svd": 4.2, "sdxl": 6.5}
+# The CUDA context (and the allocator's slack) takes this much of a card's total before anything is loaded. A card
+# sold as "24 GB" reports about 23.6 GiB in total, of which about 23 are free with no display attached.
+CUDA_CONTEXT_GIB = 0.6
 
 
 @dataclass(frozen=True)
@@ -88,41 +91,57 @@ def resolve_dtype(setting: str, device: str) -> torch.dtype:
 
 
 def gpu_memory(device: str) -> tuple[int, int] | None:
-    """(total, free) bytes of the CUDA device, or None where it cannot be read (CPU, MPS)."""
+    """(total, usable) bytes of the CUDA device `device`, or None where it cannot be read (CPU, MPS).
+
+    Usable is the free memory plus what this process's allocator already holds there: our own pipelines count as
+    room, since each is judged as if alone (`keep_other_on_gpu` arbitrates between the two). Every call names the
+    device: without it CUDA reads the current one, cuda:0, whatever GPU the pipeline is on.
+    """
     if not device.startswith("cuda"):
         return None
     import torch
 
-    free, total = torch.cuda.mem_get_info(torch.device(device))
-    return total, free
+    index = torch.device(device)
+    free, total = torch.cuda.mem_get_info(index)
+    return total, free + torch.cuda.memory_reserved(index)
+
+
+def need_gib(kind: str, profile: str) -> float:
+    """The GPU memory a profile needs (`fast` is `high` plus compilation)."""
+    return NEED_GIB[kind]["high" if profile in SPEED_PROFILES else profile]
 
 
 def choose_profile(setting: str, device: str, memory: tuple[int, int] | None, kind: str = "svd") -> str:
-    """The profile to use: the setting itself, or for `auto` the fastest one the free GPU memory allows."""
+    """The profile to use: the setting itself, or for `auto` the fastest one whose need fits the GPU.
+
+    `memory` is (total, usable) bytes from `gpu_memory`. Usable memory is capped by the total less the CUDA context,
+    so a figure read before the context existed does not overstate the room.
+    """
     if setting != "auto":
         if setting not in PLANS:
             raise ValueError(f"Unknown memory profile {setting!r}: choose auto or one of {', '.join(PLANS)}.")
         return setting
     if memory is None:  # CPU and MPS share system memory: offloading would only add copies
         return "high"
-    _, free = memory
-    for profile, need in AUTO_THRESHOLDS_GIB[kind].items():
-        if free >= need * GIB:
-            return profile
-    return "minimal"
+    total, usable = memory
+    usable = min(usable, total - CUDA_CONTEXT_GIB * GIB)
+    return next((p for p in PROFILE_ORDER[:-1] if usable >= need_gib(kind, p) * GIB), PROFILE_ORDER[-1])
 
 
-def keep_both_on_gpu(total_bytes: int, svd_profile: str, sdxl_profile: str, dtype_bytes: int = 2) -> bool:
-    """Whether the SVD and SDXL pipelines can both stay resident on a GPU of `total_bytes`.
+def keep_other_on_gpu(total_bytes: int, running: tuple[str, str], other: tuple[str, str],
+                      dtype_bytes: int = 2) -> bool:
+    """Whether the idle pipeline `other` may keep its weights on the GPU while `running` runs (both `(kind,
+    profile)`) on a card of `total_bytes`.
 
-    Offloading profiles keep idle models in CPU memory anyway, so only two `high` pipelines compete for the GPU:
-    they stay together when both sets of weights plus the larger working memory fit; otherwise the idle one
-    leaves the GPU before the other runs (and comes back when it is needed).
+    An offloading `other` keeps its weights in CPU memory between runs anyway. A fully resident one (`high`, `fast`)
+    stays only if its weights, the running profile's whole need and the CUDA context fit the card together;
+    otherwise it moves to the CPU first (and comes back when it is needed).
     """
-    if svd_profile != "high" or sdxl_profile != "high":
+    other_kind, other_profile = other
+    if PLANS[other_profile].offload != "none":
         return True
-    scale = dtype_bytes / 2  # the estimates are for 16-bit weights
-    need = (WEIGHTS_GIB["svd"] + WEIGHTS_GIB["sdxl"]) * scale + max(WORKING_GIB.values()) + MARGIN_GIB
+    scale = dtype_bytes / 2  # the figures are for 16-bit weights
+    need = (WEIGHTS_GIB[other_kind] + need_gib(*running)) * scale + CUDA_CONTEXT_GIB
     return total_bytes >= need * GIB
 
 

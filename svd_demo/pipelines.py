@@ -26,7 +26,7 @@ from svd_demo.memory import (
     apply_plan,
     choose_profile,
     gpu_memory,
-    keep_both_on_gpu,
+    keep_other_on_gpu,
     resolve_device,
     resolve_dtype,
 )
@@ -176,16 +176,14 @@ class PipelineCache:
         except Exception as exc:  # from_pretrained raises many types; each is explained, none is swallowed
             raise explain_load_error(kind, model_ref, exc) from exc
         pipe.set_progress_bar_config(disable=True)
-        memory = gpu_memory(device)
-        if memory is not None:  # judge each pipeline as if alone: `make_resident` arbitrates between the two
-            memory = (memory[0], memory[1] + torch.cuda.memory_allocated())
+        memory = gpu_memory(device) if self.settings.memory_profile == "auto" else None
         profile = choose_profile(self.settings.memory_profile, device, memory, kind)
         apply_plan(pipe, PLANS[profile], device)
         seconds = time.perf_counter() - start
         self.loads += 1
         log.info("Loaded %s pipeline from %s in %.2f s", kind, model_ref, seconds)
         if memory is not None:
-            log.info("GPU memory: %.1f GiB free of %.1f GiB; memory profile %s", memory[1] / 2**30,
+            log.info("GPU memory: %.1f GiB usable of %.1f GiB; memory profile %s", memory[1] / 2**30,
                      memory[0] / 2**30, profile)
         return LoadedPipeline(kind=kind, model_ref=model_ref, pipe=pipe, device=device, dtype=dtype, profile=profile,
                               load_seconds=seconds, revision=_revision(pipe),
@@ -198,10 +196,10 @@ class PipelineCache:
             if not loaded.device.startswith("cuda"):
                 return
             other = self._loaded.get("sdxl" if kind == "svd" else "svd")
-            if other is not None and other.resident and other.current_profile == "high":
-                svd, sdxl = (loaded, other) if kind == "svd" else (other, loaded)
+            if other is not None and other.resident and other.device == loaded.device:
                 total = gpu_memory(loaded.device)[0]  # type: ignore[index]
-                if not keep_both_on_gpu(total, svd.current_profile, sdxl.current_profile, loaded.dtype.itemsize):
+                if not keep_other_on_gpu(total, (kind, loaded.current_profile), (other.kind, other.current_profile),
+                                         loaded.dtype.itemsize):
                     other.pipe.to("cpu")
                     other.resident = False
                     free_memory(loaded.device)

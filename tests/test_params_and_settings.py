@@ -80,12 +80,6 @@ def test_app_help_documents_every_option_with_its_variable():
         assert env in flat
 
 
-@pytest.mark.parametrize(("free_gib", "expected"), [(80, "high"), (24, "high"), (16, "balanced"), (10, "low"),
-                                                    (7, "low"), (5, "minimal")])
-def test_auto_profile_from_free_gpu_memory(free_gib, expected):
-    assert choose_profile("auto", "cuda", (80 * GIB, int(free_gib * GIB))) == expected
-
-
 def test_explicit_profile_and_cpu():
     assert choose_profile("low", "cuda", (80 * GIB, 80 * GIB)) == "low"
     assert choose_profile("auto", "cpu", None) == "high"

@@ -11,7 +11,6 @@ from PIL import Image
 
 from svd_demo.errors import InputError
 from svd_demo.media import read_metadata
-from svd_demo.memory import GIB, choose_profile, keep_both_on_gpu
 from svd_demo.models import sdxl_defaults
 from svd_demo.params import MAX_PROMPT_CHARS, ImageParams, VideoParams, clean_prompt
 from svd_demo.text_to_image import still_size
@@ -90,21 +89,3 @@ def test_control_characters_are_removed_and_html_kept_as_text():
 def test_long_prompt_is_truncated_with_a_notice(studio):
     result = still(studio, prompt="a very long and winding description " * 20)
     assert any("tokens long" in n and "ignored" in n for n in result.notices)
-
-
-@pytest.mark.parametrize(("gib", "expected"), [(8, True), (12, True), (24, False), (80, True)])
-def test_residency_policy_on_fake_devices(gib, expected):
-    """8 and 12 GB use offloading profiles (idle models wait in RAM); 24 GB runs both at `high` but cannot hold
-    both at once, so SDXL leaves the GPU before SVD runs; 80 GB keeps both resident."""
-    memory = (gib * GIB, gib * GIB)
-    svd, sdxl = choose_profile("auto", "cuda", memory, "svd"), choose_profile("auto", "cuda", memory, "sdxl")
-    assert keep_both_on_gpu(gib * GIB, svd, sdxl) is expected
-    if gib == 24:
-        assert (svd, sdxl) == ("high", "high")
-    if gib <= 12:
-        assert svd in ("low", "minimal", "balanced")
-
-
-def test_fp32_weights_need_twice_the_room():
-    assert keep_both_on_gpu(32 * GIB, "high", "high", dtype_bytes=2)
-    assert not keep_both_on_gpu(32 * GIB, "high", "high", dtype_bytes=4)
