@@ -176,6 +176,7 @@ class PipelineCache:
         except Exception as exc:  # from_pretrained raises many types; each is explained, none is swallowed
             raise explain_load_error(kind, model_ref, exc) from exc
         pipe.set_progress_bar_config(disable=True)
+        # Read only when `auto` needs it: ZeroGPU's main process (fixed `high`) may not touch CUDA at all.
         memory = gpu_memory(device) if self.settings.memory_profile == "auto" else None
         profile = choose_profile(self.settings.memory_profile, device, memory, kind)
         apply_plan(pipe, PLANS[profile], device)

@@ -1,6 +1,9 @@
 """Hugging Face ZeroGPU: a GPU is lent per call, for a duration the call must announce before it starts.
 
 `spaces.GPU` is an exact no-op elsewhere, but it is imported only on ZeroGPU (the package exists only on Spaces).
+There, `import spaces` must come before anything touches CUDA, and in the main process nothing may use CUDA at all
+(no `mem_get_info`, no `empty_cache`): weights are moved "to cuda" at start-up, which ZeroGPU records, and are
+really placed on the lent GPU inside each decorated call (`start`, `install`).
 Each call's duration is estimated from its size; a job that cannot fit the Space's limit is cut down (fewer steps,
 down to a floor) or refused before it starts, with a message saying which, instead of being killed half-way.
 """
@@ -15,6 +18,7 @@ from typing import Any, TypeVar
 
 from svd_demo.errors import InputError
 from svd_demo.params import ImageParams, VideoParams
+from svd_demo.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,6 +69,20 @@ def fit_video(params: VideoParams, width: int, height: int, limit_s: float,
 def duration_for(seconds: float, limit_s: float) -> int:
     """What to ask `spaces.GPU` for: the estimate with its margin, within the limit."""
     return int(min(limit_s, math.ceil(seconds * SAFETY)))
+
+
+def start(settings: Settings) -> Settings:
+    """The settings to run with, and on ZeroGPU the `spaces` import, which must precede any use of CUDA.
+
+    ZeroGPU lends a GPU per call: weights load on the CPU at start-up and move over whole, so the profile is `high`
+    (offload hooks would fight the per-call hand-over, and compilation is unsupported there), the device `cuda`, and
+    the model preloads (the main process never runs a model, so the first visitor would wait inside a GPU call).
+    """
+    if not on_zerogpu():
+        return settings
+    import spaces  # noqa: F401 - patches torch: CUDA reports available and `.to("cuda")` is recorded
+
+    return replace(settings, preload=True, memory_profile="high", device="cuda")
 
 
 def gpu(fn: F, duration: Callable[..., int]) -> F:

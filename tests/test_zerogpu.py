@@ -1,12 +1,16 @@
-"""ZeroGPU: durations from the job's size, jobs cut or refused before they start, and a no-op everywhere else."""
+"""ZeroGPU: start-up under its rules, durations from the job's size, jobs cut or refused before they start, and a
+no-op everywhere else."""
 
 from __future__ import annotations
 
+import dataclasses
+import pathlib
 import sys
 import types
 
 import pytest
-from conftest import FAST
+import torch
+from conftest import FAST, free_port
 
 from svd_demo import images, zerogpu
 from svd_demo.errors import InputError
@@ -74,3 +78,42 @@ def test_install_wraps_the_gpu_entry_points_with_per_call_durations(studio, phot
     still = studio.text_to_image(ImageParams.from_raw({"prompt": "a cat", "resolution": 256, "sdxl_steps": 2}))
     assert video.files.info.num_frames == 4 and still.image.size == (256, 144)
     assert len(asked) == 2 and all(zerogpu.FIXED_S <= a <= 120 for a in asked)
+
+
+@pytest.fixture
+def zerogpu_space(monkeypatch):
+    """A ZeroGPU Space: SPACES_ZERO_GPU is set, and `import spaces` finds a strict stand-in (tests/fakes/spaces.py)
+    that makes any CUDA call in the main process an error, as ZeroGPU does."""
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent / "fakes"))
+    monkeypatch.delitem(sys.modules, "spaces", raising=False)
+    yield
+    fake = sys.modules.pop("spaces", None)
+    if fake is not None:
+        fake.restore()
+
+
+def test_start_up_on_zerogpu_uses_no_cuda_and_requests_run_inside_gpu_calls(zerogpu_space, tiny_settings, tmp_path,
+                                                                              photo):
+    from gradio_client import Client, handle_file
+
+    import app
+
+    assert not torch.cuda.is_available()  # ZeroGPU's main process, before `spaces` is imported
+    settings = zerogpu.start(dataclasses.replace(tiny_settings, device="auto", output_dir=tmp_path))
+    spaces = sys.modules["spaces"]
+    assert (settings.device, settings.memory_profile, settings.preload) == ("cuda", "high", True)
+    with pytest.raises(spaces.ZeroGPUError):  # the fake enforces the rule the app must keep
+        torch.cuda.mem_get_info("cuda")
+    demo = app.create_app(settings)  # preloads the model, as app.py does there
+    try:
+        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_port=free_port())
+        client = Client(url, verbose=False)
+        video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
+        still, *_ = client.predict(prompt="a cat", sdxl_steps=2, resolution=256, randomize_seed=False,
+                                   api_name="/text_to_image")
+    finally:
+        demo.close()
+    assert pathlib.Path(video).stat().st_size > 0 and pathlib.Path(still).stat().st_size > 0
+    assert len(spaces.durations) == 2 and all(zerogpu.FIXED_S <= d <= settings.zerogpu_seconds
+                                              for d in spaces.durations)
