@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     import torch
 
 PROFILE_ORDER = ("high", "balanced", "low", "minimal")  # each step trades speed for memory
-# `fast` is `high` plus the opt-in speed options (channels-last, regional torch.compile). It needs what `high` needs,
-# so an out-of-memory retry steps down from it to `balanced`; `auto` never picks it: compiling costs minutes first.
+# `fast` is `high` plus regional torch.compile (opt-in: the first run at each size compiles). It needs what `high`
+# needs, so an out-of-memory retry steps down from it to `balanced`; `auto` never picks it: compiling costs minutes.
 SPEED_PROFILES = ("fast",)
 
 GIB = 1024**3
@@ -46,12 +46,11 @@ class MemoryPlan:
     max_decode_chunk: int | None  # a cap on what the user may ask for, so a profile keeps its promise
     vae_slicing: bool  # SDXL only
     vae_tiling: bool  # SDXL only
-    channels_last: bool = False  # UNet convolutions in NHWC, which GPU convolution kernels prefer
     compile: bool = False  # torch.compile of the UNet's repeated blocks (regional: compiles in ~1/10 the time)
 
 
 PLANS: dict[str, MemoryPlan] = {
-    "fast": MemoryPlan("fast", "none", False, 8, None, False, False, channels_last=True, compile=True),
+    "fast": MemoryPlan("fast", "none", False, 8, None, False, False, compile=True),
     "high": MemoryPlan("high", "none", False, 8, None, False, False),
     "balanced": MemoryPlan("balanced", "model", False, 4, None, True, False),
     "low": MemoryPlan("low", "model", True, 2, 2, True, True),
@@ -174,7 +173,7 @@ def apply_plan(pipe: Any, plan: MemoryPlan, device: str) -> None:
         pipe.to("cpu")
         pipe.enable_sequential_cpu_offload(device=device)
     set_forward_chunking(pipe.unet, plan.forward_chunking)
-    set_speed_options(pipe.unet, channels_last=plan.channels_last, compile_blocks=plan.compile)
+    set_compiled_blocks(pipe.unet, plan.compile)
     vae = pipe.vae
     if hasattr(vae, "enable_tiling") and type(vae).__name__ == "AutoencoderKL":  # SDXL's VAE, not SVD's
         vae.enable_slicing() if plan.vae_slicing else vae.disable_slicing()
@@ -202,16 +201,25 @@ _REPEATED_BLOCKS = ("SpatioTemporalResBlock", "TransformerSpatioTemporalModel", 
                     "Transformer2DModel")
 
 
-def set_speed_options(unet: Any, *, channels_last: bool, compile_blocks: bool) -> None:
-    """Channels-last memory format and regional compilation, on or off (idempotent)."""
+def set_compiled_blocks(unet: Any, enabled: bool) -> None:
+    """Regional compilation of the UNet's repeated blocks, on or off (idempotent).
+
+    Every instance of a block class shares one compiled-code cache (dynamo keys it by the class's `forward`), and
+    SVD's instances differ in channels and branches: each distinct one is a recompile. dynamo gives up after 8 per
+    cache and silently runs the rest eager, so the limit is raised to cover each instance once, plus once more when
+    a new size turns the spatial dimensions dynamic (later sizes then reuse that graph). Channels-last is not used:
+    it added stride recompiles and, on CPU, made each step several times slower.
+    """
     import torch
 
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    for module in unet.modules():
-        if isinstance(module, torch.nn.Conv2d):  # per layer: SVD's temporal layers hold 5-D weights
-            module.to(memory_format=layout)
-        if type(module).__name__ in _REPEATED_BLOCKS:
-            if compile_blocks and getattr(module, "_compiled_call_impl", None) is None:
-                module.compile()  # shapes differ per resolution: dynamo marks them dynamic instead of recompiling
-            elif not compile_blocks:
-                module._compiled_call_impl = None  # back to eager
+    blocks = [m for m in unet.modules() if type(m).__name__ in _REPEATED_BLOCKS]
+    if enabled:
+        most = max((sum(type(b) is type(m) for b in blocks) for m in blocks), default=0)
+        config = torch._dynamo.config
+        config.recompile_limit = max(config.recompile_limit, 2 * most)
+        config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 2 * len(blocks))
+    for module in blocks:
+        if enabled and getattr(module, "_compiled_call_impl", None) is None:
+            module.compile()
+        elif not enabled:
+            module._compiled_call_impl = None  # back to eager

@@ -53,7 +53,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
                "as cuda:0,cuda:1 (one job at a time on each)."),
     "dtype": ("SVD_DEMO_DTYPE", "Weights precision: auto is fp16 on CUDA/MPS and fp32 on CPU; bf16 is an option."),
     "memory_profile": ("SVD_DEMO_MEMORY_PROFILE", "GPU memory profile; auto picks from the GPU's memory "
-                       "(thresholds in README). fast = high + channels-last + torch.compile (slow first run)."),
+                       "(thresholds in README). fast = high + torch.compile of the UNet's blocks (the first run at "
+                       "each size compiles)."),
     "output_dir": ("SVD_DEMO_OUTPUT_DIR", "Folder for generated files."),
     "output_ttl": ("SVD_DEMO_OUTPUT_TTL", "Seconds before generated files are deleted (0 keeps them)."),
     "max_image_pixels": ("SVD_DEMO_MAX_IMAGE_PIXELS", "Largest input image, in pixels, checked before decoding."),
