@@ -197,7 +197,7 @@ class PipelineCache:
             if not loaded.device.startswith("cuda"):
                 return
             other = self._loaded.get("sdxl" if kind == "svd" else "svd")
-            if other is not None and other.resident and other.device == loaded.device:
+            if other is not None and other.resident:
                 total = gpu_memory(loaded.device)[0]  # type: ignore[index]
                 if not keep_other_on_gpu(total, (kind, loaded.current_profile), (other.kind, other.current_profile),
                                          loaded.dtype.itemsize):
