@@ -352,7 +352,7 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
     gpu = is_gpu(device)
     steps = args.steps or (25 if gpu else 3)
     return BenchConfig(device=device, dtype=args.dtype, width=args.width or (1024 if gpu else 256),
-                       height=args.height or (576 if gpu else 144), frames=args.frames or (25 if gpu else 4),
+                       height=args.height or (576 if gpu else 144), frames=args.frames or (25 if gpu else 2),
                        steps=steps, few_steps=min(steps, 3 if gpu else 2), sdxl_steps=args.sdxl_steps or
                        (30 if gpu else 3), caps_gb=tuple(args.caps_gb), svd_model=args.svd_model,
                        fast_cap_s=args.fast_cap_s)
@@ -716,7 +716,8 @@ class ProfilesBench:
         self.image = Image.new("RGB", (c.width, c.height), (110, 90, 60))
         meta = self.r.data["meta"]
         meta.update(dtype=str(self.dtype).replace("torch.", ""), torch=torch.__version__,
-                    diffusers=diffusers.__version__, transformers=transformers.__version__,
+                    diffusers=diffusers.__version__, diffusers_file=diffusers.__file__,
+                    transformers=transformers.__version__,
                     accelerate=accelerate_version, python=sys.version.split()[0],
                     PYTORCH_CUDA_ALLOC_CONF=os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), **self.ops.describe())
         if not c.gpu:
@@ -1313,7 +1314,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "memory cap [default 8,12,16,24]")
     profiles.add_argument("--width", type=int, default=None, help="default 1024 on a GPU, 256 elsewhere")
     profiles.add_argument("--height", type=int, default=None, help="default 576 on a GPU, 144 elsewhere")
-    profiles.add_argument("--frames", type=int, default=None, help="default 25 on a GPU, 4 elsewhere")
+    profiles.add_argument("--frames", type=int, default=None, help="default 25 on a GPU, 2 elsewhere")
     profiles.add_argument("--steps", type=int, default=None, help="default 25 on a GPU, 3 elsewhere")
     profiles.add_argument("--sdxl-steps", type=int, default=None, help="default 30 on a GPU, 3 elsewhere")
     profiles.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the `fast` child process

@@ -39,7 +39,7 @@ def test_help_documents_the_time_budget(capsys):
 
 def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     out = tmp_path / "bench"
-    result = run_bench("--out", str(out), "--frames", "2")
+    result = run_bench("--out", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     data = json.loads((out / "results.json").read_text())
     summary = (out / "summary.md").read_text()
@@ -68,7 +68,7 @@ def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
 
 def test_a_saved_model_and_a_subset_of_parts(tiny_models_dir, tmp_path):
     result = run_bench("--out", str(tmp_path), "--svd-model", str(tiny_models_dir / "svd"), "--parts", "warmup",
-                       "--frames", "2", "--caps-gb", "12")
+                       "--caps-gb", "12")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["meta"]["model"] == str(tiny_models_dir / "svd")
@@ -167,7 +167,7 @@ def test_any_cuda_device_takes_the_gpu_branch(monkeypatch):
         assert (config.width, config.height, config.frames, config.steps) == (1024, 576, 25, 25)
         assert config.part_min_s is bench.PART_MIN_S
     cpu = bench.bench_config(parser.parse_args(["--device", "cpu"]))
-    assert not cpu.gpu and (cpu.width, cpu.height, cpu.frames) == (256, 144, 4)
+    assert not cpu.gpu and (cpu.width, cpu.height, cpu.frames) == (256, 144, 2)
     assert bench.is_gpu("cuda:3") and not bench.is_gpu("cpu") and not bench.is_gpu("mps")
 
 
