@@ -806,127 +806,123 @@ class ProfilesBench:
 
     # -- one run -------------------------------------------------------------------------------------------------
 
+    def timed(self, call: Callable[[Callable[[], None]], dict[str, Any]], steps: int, target: int, *,
+              breaks_svd: bool = True) -> dict[str, Any]:
+        """Run `call(mark)` between synchronizations, with the device's peak statistics reset first; `call` calls
+        `mark()` at the end of every denoising step and returns fields for the record. Failures are results."""
+        from svd_demo.errors import UserFacingError
+
+        marks: list[float] = []
+
+        def mark() -> None:
+            self.ops.sync()
+            marks.append(time.perf_counter())
+
+        rec: dict[str, Any] = {}
+        self.ops.reset_peaks()
+        self.ops.sync()
+        start = time.perf_counter()
+        try:
+            rec.update(call(mark))
+            self.ops.sync()
+            rec["status"] = "ok"
+        except UserFacingError as exc:  # out of memory after every retry, or NaN frames
+            self.ops.sync()
+            if "invalid values" in str(exc):  # to_uint8's NaN check comes after the whole run: the timing holds
+                rec.update(status="ok", nan_output=True)
+            else:
+                rec.update(status="failed", reason=f"{type(exc).__name__}: {exc}"[:300])
+        except Exception as exc:  # noqa: BLE001  a raw OOM, a broken profile switch, anything: a result here
+            rec.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:250]}",
+                       traceback=traceback.format_exc()[-3000:])
+            self.broken = self.broken or breaks_svd
+        end = time.perf_counter()
+        rec.update(step_stats(marks, start, end, steps, target), **self.ops.peaks())
+        if "peak_reserved_gib" in rec:
+            rec["card_need_gib"] = rec["peak_reserved_gib"] + self.ctx / GIB
+        return rec
+
+    def prepare(self, what: str, fn: Callable[[], None]) -> dict[str, Any] | None:
+        """A profile switch before a timed run (not timed itself): None, or the failure as a record."""
+        try:
+            fn()
+            self.ops.sync()
+            return None
+        except Exception as exc:  # noqa: BLE001  e.g. out of memory under a cap, the inference-tensor trap
+            self.broken = True
+            return {"status": "failed", "reason": f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:250]}",
+                    "traceback": traceback.format_exc()[-3000:]}
+
     def app_run(self, profile: str, steps: int, *, frames: int | None = None, keep_frames: bool = False,
                 target: int | None = None) -> dict[str, Any]:
-        """One clip through the app's own path (generate_frames) in `profile`; synchronized timings, peak memory."""
-        from svd_demo.errors import UserFacingError
+        """One clip through the app's own path (generate_frames) in `profile`."""
         from svd_demo.image_to_video import generate_frames
         from svd_demo.params import VideoParams
         from svd_demo.pipelines import LoadedPipeline
 
         start = time.perf_counter()
-        self.use(profile)
-        self.ops.sync()
-        rec: dict[str, Any] = {"profile": profile, "apply_plan_s": time.perf_counter() - start}
+        failed = self.prepare(f"switching to '{profile}'", lambda: self.use(profile))
+        if failed:
+            return failed
+        apply_s = time.perf_counter() - start
         loaded = LoadedPipeline(kind="svd", model_ref=self.c.svd_model, pipe=self.pipe, device=self.c.device,
                                 dtype=self.dtype, profile=profile, load_seconds=0.0, revision=None,
                                 random_weights=True, current_profile=profile)
         params = VideoParams(num_frames=frames or self.c.frames, num_inference_steps=steps, seed=0,
                              randomize_seed=False, fps=7, resolution=max(self.c.width, self.c.height))
-        marks: list[float] = []
 
-        def progress(fraction: float, text: str) -> None:
-            if text.startswith("Denoising step"):
-                self.ops.sync()
-                marks.append(time.perf_counter())
+        def call(mark: Callable[[], None]) -> dict[str, Any]:
+            result = generate_frames(self.cache, loaded, self.image, params,
+                                     progress=lambda fraction, text: text.startswith("Denoising step") and mark())
+            return {"profile_used": result.memory_profile, "decode_chunk": result.decode_chunk_size,
+                    "changes": "; ".join(result.memory_changes), "app_timings": result.timings,
+                    **({"_frames": result.frames} if keep_frames else {})}
 
-        self.ops.reset_peaks()
-        self.ops.sync()
-        start = time.perf_counter()
-        try:
-            result = generate_frames(self.cache, loaded, self.image, params, progress=progress)
-            self.ops.sync()
-            rec.update(status="ok", profile_used=result.memory_profile, decode_chunk=result.decode_chunk_size,
-                       changes="; ".join(result.memory_changes), app_timings=result.timings)
-            if keep_frames:
-                rec["_frames"] = result.frames
-        except UserFacingError as exc:  # out of memory after every retry, or NaN frames
-            self.ops.sync()
-            if "invalid values" in str(exc):  # to_uint8's NaN check, after the whole run: the timing holds
-                rec.update(status="ok", nan_output=True)
-            else:
-                rec.update(status="failed", reason=f"{type(exc).__name__}: {exc}"[:300])
-        except Exception as exc:  # noqa: BLE001  raw OOM from a failed retry, a broken switch, anything
-            rec.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:250]}",
-                       traceback=traceback.format_exc()[-3000:])
-            self.broken = True
-        end = time.perf_counter()
-        rec.update(step_stats(marks, start, end, steps, target or self.c.steps), **self.ops.peaks())
-        if "peak_reserved_gib" in rec:
-            rec["card_need_gib"] = rec["peak_reserved_gib"] + self.ctx / GIB
-        return rec
+        return {"profile": profile, "apply_plan_s": apply_s, **self.timed(call, steps, target or self.c.steps)}
 
     def recipe_run(self, steps: int) -> dict[str, Any]:
         """The plain diffusers recipe: fp16, enable_model_cpu_offload, default decode_chunk_size (all frames)."""
         import torch
 
         pipe, c = self.pipe, self.c
-        self.profile = None
-        pipe.remove_all_hooks()
-        pipe.to("cpu")
-        # On a CPU, "cpu:0" takes the same offload code path as a GPU (the hooks copy the weights on every move).
-        pipe.enable_model_cpu_offload(device=c.device if c.gpu else "cpu:0")
-        marks: list[float] = []
 
-        def on_step(pipeline: Any, step: int, timestep: Any, kwargs: dict) -> dict:
-            self.ops.sync()
-            marks.append(time.perf_counter())
-            return kwargs
+        def offload() -> None:
+            self.profile = None
+            pipe.remove_all_hooks()
+            pipe.to("cpu")
+            # On a CPU, "cpu:0" takes the offload code path a GPU takes (the hooks copy the weights at every move).
+            pipe.enable_model_cpu_offload(device=c.device if c.gpu else "cpu:0")
 
-        self.ops.reset_peaks()
-        self.ops.sync()
-        start = time.perf_counter()
-        rec: dict[str, Any] = {"decode_chunk": c.frames}
-        try:
+        failed = self.prepare("enable_model_cpu_offload", offload)
+        if failed:
+            return failed
+
+        def call(mark: Callable[[], None]) -> dict[str, Any]:
             out = pipe(self.image, height=c.height, width=c.width, num_frames=c.frames, num_inference_steps=steps,
-                       generator=torch.Generator("cpu").manual_seed(0), output_type="np", callback_on_step_end=on_step)
-            self.ops.sync()
-            rec.update(status="ok", nan_output=not bool(np.isfinite(np.asarray(out.frames[0])).all()))
-        except Exception as exc:  # noqa: BLE001  out of memory is a result here, like any other failure
-            rec.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:250]}",
-                       traceback=traceback.format_exc()[-3000:])
-            self.broken = True
-        end = time.perf_counter()
-        rec.update(step_stats(marks, start, end, steps, c.steps), **self.ops.peaks())
-        if "peak_reserved_gib" in rec:
-            rec["card_need_gib"] = rec["peak_reserved_gib"] + self.ctx / GIB
+                       generator=torch.Generator("cpu").manual_seed(0), output_type="np",
+                       callback_on_step_end=lambda p, i, t, kwargs: mark() or kwargs)
+            return {"nan_output": not bool(np.isfinite(np.asarray(out.frames[0])).all())}
+
+        rec = {"decode_chunk": c.frames, **self.timed(call, steps, c.steps)}
         with contextlib.suppress(Exception):
             pipe.remove_all_hooks()
         return rec
 
     def still_run(self, loaded: Any, steps: int) -> dict[str, Any]:
-        from svd_demo.errors import UserFacingError
+        """One SDXL still through the app's own path (generate_still)."""
         from svd_demo.params import ImageParams
         from svd_demo.text_to_image import generate_still
 
         params = ImageParams(prompt="a lighthouse at dusk, waves", sdxl_steps=steps, sdxl_guidance_scale=5.0,
                              orientation="landscape", seed=0, randomize_seed=False,
                              resolution=max(self.c.width, self.c.height))
-        marks: list[float] = []
 
-        def progress(fraction: float, text: str) -> None:
-            if text.startswith("Denoising step"):
-                self.ops.sync()
-                marks.append(time.perf_counter())
+        def call(mark: Callable[[], None]) -> dict[str, Any]:
+            still = generate_still(loaded, params,
+                                   progress=lambda fraction, text: text.startswith("Denoising step") and mark())
+            return {"size": "x".join(map(str, still.image.size))}
 
-        self.ops.reset_peaks()
-        self.ops.sync()
-        start = time.perf_counter()
-        rec: dict[str, Any] = {}
-        try:
-            still = generate_still(loaded, params, progress=progress)
-            self.ops.sync()
-            rec.update(status="ok", size="x".join(map(str, still.image.size)))
-        except UserFacingError as exc:
-            self.ops.sync()
-            rec.update(status="ok", nan_output=True) if "invalid values" in str(exc) else rec.update(
-                status="failed", reason=f"{type(exc).__name__}: {exc}"[:300])
-        except Exception as exc:  # noqa: BLE001
-            rec.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:250]}",
-                       traceback=traceback.format_exc()[-3000:])
-        end = time.perf_counter()
-        rec.update(step_stats(marks, start, end, steps, self.c.sdxl_steps), **self.ops.peaks())
-        return rec
+        return self.timed(call, steps, self.c.sdxl_steps, breaks_svd=False)
 
     # -- the parts -----------------------------------------------------------------------------------------------
 
@@ -1081,29 +1077,30 @@ class ProfilesBench:
 
     def part_switch(self) -> None:
         """After a model-offload run, switching to minimal and back must keep the weights (no inference tensors)."""
-        from svd_demo.memory import PLANS, apply_plan
-
         if not self.fits("switch", self.estimate("low", 1), "a 1-step 'low' run and two profile switches"):
             return
         self.ensure_pipe()
         r = self.app_run("low", 1, frames=2)
         rec: dict[str, Any] = {"low_run": r["status"]}
-        self.profile = None
-        apply_plan(self.pipe, PLANS["minimal"], self.c.device)
-        rec["inference_params"] = {name: sum(p.is_inference() for p in getattr(self.pipe, name).parameters())
-                                   for name in ("image_encoder", "unet", "vae")}
-        try:
-            apply_plan(self.pipe, PLANS["high"], self.c.device)
-            self.profile = "high"
-            rec["status"] = "ok" if r["status"] == "ok" else "failed"
-            rec["reason"] = None if r["status"] == "ok" else f"the low run failed: {r.get('reason')}"
-        except Exception as exc:  # noqa: BLE001  the inference-tensor trap raises here
-            rec.update(status="failed", reason=f"leaving minimal: {type(exc).__name__}: {str(exc)[:250]}")
-            self.broken = True
+
+        def to_minimal() -> None:
+            self.use("minimal")
+            rec["inference_params"] = {name: sum(p.is_inference() for p in getattr(self.pipe, name).parameters())
+                                       for name in ("image_encoder", "unet", "vae")}
+
+        failed = (self.prepare("switching to minimal", to_minimal) or
+                  self.prepare("leaving minimal for high", lambda: self.use("high")))  # the inference-tensor trap
+        if failed:
+            rec.update(failed)
+        elif r["status"] != "ok":
+            rec.update(status="failed", reason=f"the low run failed: {r.get('reason')}")
+        else:
+            rec.update(status="ok")
         if not self.c.gpu:
             rec["note"] = "on a CPU no profile offloads, so this only checks the control flow"
         self.set_row("switch", rec)
-        self.r.log(f"switch: {rec}")
+        self.r.log(f"switch: {rec['status']}{' (' + rec['reason'] + ')' if rec.get('reason') else ''}; inference "
+                   f"tensors while in minimal: {rec.get('inference_params')}")
 
     def part_fast(self) -> None:
         """`fast` in a child process with a hard cap: an overrunning compile is killed there, not here."""

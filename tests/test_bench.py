@@ -121,6 +121,17 @@ def test_a_part_keeps_time_for_the_later_parts_and_shrinks_its_steps(tmp_path):
     assert runner.reserve() == 0
 
 
+def test_the_full_size_architectures_match_the_published_ones():
+    """Built on the meta device (no memory, no weights): the parameter counts of SVD-XT and SDXL base 1.0."""
+    def millions(model: torch.nn.Module) -> int:
+        return round(sum(p.numel() for p in model.parameters()) / 1e6)
+
+    svd = bench.build_full_size_svd("meta", torch.float16)
+    assert [millions(svd.unet), millions(svd.vae), millions(svd.image_encoder)] == [1525, 98, 632]
+    sdxl = bench.build_full_size_sdxl("meta", torch.float16)
+    assert [millions(m) for m in (sdxl.unet, sdxl.text_encoder, sdxl.text_encoder_2, sdxl.vae)] == [2567, 123, 695, 84]
+
+
 def _patch_cuda(monkeypatch) -> list[tuple[str, tuple]]:
     """Fake torch.cuda memory/sync calls that record their arguments."""
     calls: list[tuple[str, tuple]] = []
