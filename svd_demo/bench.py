@@ -867,7 +867,7 @@ class ProfilesBench:
         apply_s = time.perf_counter() - start
         loaded = LoadedPipeline(kind="svd", model_ref=self.c.svd_model, pipe=self.pipe, device=self.c.device,
                                 dtype=self.dtype, profile=profile, load_seconds=0.0, revision=None,
-                                random_weights=True, current_profile=profile)
+                                random_weights=self.c.svd_model in ("", "random"), current_profile=profile)
         params = VideoParams(num_frames=frames or self.c.frames, num_inference_steps=steps, seed=0,
                              randomize_seed=False, fps=7, resolution=max(self.c.width, self.c.height))
 
