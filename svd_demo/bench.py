@@ -28,7 +28,8 @@
   Results: OUT/results.json and OUT/summary.md (Markdown), rewritten after every part, so a run that is killed
   still leaves them; OUT/progress.log holds the progress lines, each stamped with the clock and the seconds since
   --t0. Every row is present: measured, or with the reason it was not. Exit codes: 0 done (see the rows for
-  skipped parts), 3 stopped at the budget, 2 could not start.
+  skipped parts), 3 stopped at the budget, 2 could not start. On a lent GPU: `bash benchmarks/gpu_run.sh`
+  (installs the carried diffusers wheel first; BENCHMARKS.md has the device call).
 
 `startup`: seconds until the page answers HTTP 200, for `python app.py` and for a bare Gradio app that imports
   torch, each started fresh several times (median).
