@@ -1137,7 +1137,8 @@ class ProfilesBench:
             child = json.loads((child_out / "results.json").read_text())
             row = child["rows"]["fast"]
             row.pop("part", None)
-            if row.get("status") == NOT_RUN:
+            if row.get("status") == NOT_RUN:  # started, never finished: its watchdog or the cap stopped it
+                row["status"] = "failed"
                 row["reason"] = (f"the child was killed at its hard cap of {cap:.0f} s: " if rc is None else "") + \
                     str(child["meta"].get("stopped") or row.get("reason"))
             self.set_row("fast", {**row, "child_exit": exit_text, "child_wall_s": child["meta"].get("wall_s"),
@@ -1148,7 +1149,7 @@ class ProfilesBench:
             self.set_row("fast", {"status": "failed", "reason": f"the child left no results (exit {exit_text}; "
                                                                 f"{type(exc).__name__})", "child_exit": exit_text})
         if frames_file:
-            frames_file.unlink(missing_ok=True)
+            shutil.rmtree(frames_file.parent, ignore_errors=True)
         self.r.log(f"fast (child exit {exit_text}): {self.rows['fast'].get('status')} "
                    f"{self.rows['fast'].get('reason') or ''}")
 

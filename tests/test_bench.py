@@ -107,6 +107,18 @@ def test_parts_that_do_not_fit_are_skipped_with_the_reason(tmp_path):
     assert "not enough time" in (tmp_path / "summary.md").read_text()
 
 
+def test_a_fast_child_killed_at_its_cap_leaves_a_failed_row_and_the_run_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setitem(bench.FAST_MIN_S, False, 0.0)
+    config = bench.BenchConfig(device="cpu", dtype="auto", width=256, height=144, frames=2, steps=3, few_steps=2,
+                               sdxl_steps=3, caps_gb=(8,), svd_model="random", fast_cap_s=0.3)
+    report = bench.Report(tmp_path, t0=time.time(), budget_s=100.0)
+    runner = bench.ProfilesBench(config, report, ["fast"])
+    runner.run_part("fast")  # the child cannot even import torch in 0.3 s
+    row = json.loads((tmp_path / "results.json").read_text())["rows"]["fast"]
+    assert row["status"] == "failed" and row["child_exit"] == "killed at the cap", row
+    assert "left no results" in row["reason"] and runner.child_proc is None
+
+
 def test_a_part_keeps_time_for_the_later_parts_and_shrinks_its_steps(tmp_path):
     config = bench.BenchConfig(device="cuda:0", dtype="auto", width=1024, height=576, frames=25, steps=25,
                                few_steps=3, sdxl_steps=30, caps_gb=(8,), svd_model="random", fast_cap_s=170)
