@@ -429,12 +429,11 @@ def derive(data: dict[str, Any]) -> None:
         return f", peak alloc {r['peak_alloc_gib']:.1f} GiB" if r.get("peak_alloc_gib") is not None else ""
 
     data["headline"] = (
-        f"{meta.get('svd')}, {meta.get('frames')} frames {meta.get('size')} {meta.get('steps')} steps: fastest "
-        f"profile "
-        f"'{best}' {row['total_est_s']:.1f} s{est} ({_fmt(row.get('s_per_step'), 3)} s/step, decode "
-        f"{_fmt(row.get('decode_s'))} s{peak(row)}) against the diffusers recipe's {base['total_s']:.1f} s "
+        f"{meta.get('svd')}, {meta.get('frames')} frames {meta.get('size')} {meta.get('steps')} steps: the fastest "
+        f"profile, '{best}', {row['total_est_s']:.1f} s{est} ({_fmt(row.get('s_per_step'), 3)} s/step, decode "
+        f"{_fmt(row.get('decode_s'))} s{peak(row)}), against the diffusers recipe's {base['total_s']:.1f} s "
         f"({_fmt(base.get('s_per_step'), 3)} s/step, decode {_fmt(base.get('decode_s'))} s{peak(base)}): "
-        f"{row['vs_recipe']:.2f}x{est}")
+        f"{row['vs_recipe']:.2f}x as fast{est}")
 
 
 def _why(row: dict[str, Any]) -> str:
