@@ -96,11 +96,3 @@ def test_interpolate_subcommand_folder_output(tmp_path):
     result = cli("interpolate", str(src), "--factor", "2", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "out").glob("*.png"))) == 5  # 2N-1, originals included
-
-
-def test_bench_profiles_runs_on_cpu_with_tiny_models(tiny_models_dir):
-    result = cli("bench", "profiles", "--svd-model", str(tiny_models_dir / "svd"), "--frames", "2", "--steps", "1",
-                 "--profiles", "high,low", "--repeats", "1", "--width", "128", "--height", "64")
-    assert result.returncode == 0, result.stderr
-    assert "| 2 | high |" in result.stdout and "| 2 | low |" in result.stdout
-    assert "app overhead" in result.stdout
