@@ -349,17 +349,11 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
             files = gr.File(label="Files (video, extra formats, parameters JSON)", file_count="multiple",
                             interactive=False)
 
-    def example_video(image_path: str) -> tuple[Any, ...]:
-        """Examples run once with the default settings; Gradio keeps the result for everyone after that."""
-        with _errors_for_user():
-            result = studio.image_to_video(image_path, VideoParams(randomize_seed=False))
-        return _image_tab_outputs(result)
-
     if example_images():
-        # Lazy: nothing runs at start-up; an example's video is made on its first click and then served from cache.
-        gr.Examples([[str(p)] for p in example_images()], inputs=[image],
-                    outputs=[video, seed_used, prepared, notices, files], fn=example_video, cache_examples=True,
-                    cache_mode="lazy", label="Example photos (public domain / CC0)")
+        # A click only fills the input (and its preview): a job starts from Generate, with the sidebar's settings,
+        # in the queue and cancellable like any other. Cached examples ran at the default size on first click.
+        gr.Examples([[str(p)] for p in example_images()], inputs=[image], cache_examples=False,
+                    label="Example photos (public domain / CC0)")
 
     def preview(image_path: str | None, resolution: float, aspect_mode: str) -> tuple[Any, str]:
         if not image_path:

@@ -233,6 +233,21 @@ def test_a_dropped_run_frees_the_gpu_for_the_next_request(tiny_settings, photo, 
 # --- the page: examples, Cancel buttons, the end of a session ----------------------------------------------------
 
 
+def test_an_example_click_fills_the_image_and_starts_no_job(tiny_settings, studio):
+    import gradio as gr
+
+    from svd_demo.ui import build_demo
+
+    demo = build_demo(tiny_settings, studio)
+    blocks = list(demo.blocks.values())
+    image = next(b for b in blocks if getattr(b, "label", None) == "Input image")
+    examples = next(b for b in blocks if isinstance(b, gr.Dataset) and b.label.startswith("Example photos"))
+    clicked = [fn for fn in demo.fns.values() if (examples._id, "click") in map(tuple, fn.targets)]
+    then = [fn for fn in demo.fns.values() if fn.trigger_after in {c._id for c in clicked}]
+    assert [fn.outputs for fn in [*clicked, *then]] == [[image]]  # one event, and it only fills the image
+    assert not clicked[0].queue  # not queued: it neither waits for nor holds the GPU
+
+
 def test_every_run_has_a_cancel_button_that_says_cancelled(tiny_settings, studio):
     import gradio as gr
 
