@@ -25,7 +25,7 @@ import anyio
 import gradio as gr
 
 from svd_demo import zerogpu
-from svd_demo.errors import GenerationCancelled, UserFacingError
+from svd_demo.errors import UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
 from svd_demo.params import (
@@ -225,10 +225,14 @@ def _stops_when_dropped(fn: Callable[..., Any]) -> Callable[..., Any]:
             if flag.is_set():
                 flag.discard()
         if flag.is_set():  # dropped (session ended, Cancel) just as it finished
-            raise _user_error(GenerationCancelled("Cancelled."))
+            raise _cancelled()
         return result
 
     return run
+
+
+def _cancelled() -> gr.Error:
+    return gr.Error("Cancelled.", title="Cancelled", print_exception=False)
 
 
 async def _in_thread(flag: CancelFlag, call: Callable[[], Any]) -> Any:
@@ -250,6 +254,10 @@ async def _in_thread(flag: CancelFlag, call: Callable[[], Any]) -> Any:
     work = asyncio.ensure_future(anyio.to_thread.run_sync(flagged))
     try:
         return await asyncio.shield(work)
+    except gr.Error:
+        if flag.is_set():  # stopped by its flag (Cancel, or the end of its session): not an error
+            raise _cancelled() from None
+        raise
     except asyncio.CancelledError:
         flag.set()
         work.add_done_callback(ended)
@@ -658,10 +666,11 @@ def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Mar
         gr.Info(message)
         return _notes([message])
 
-    # `cancels` makes Gradio drop the events (a queued job leaves the queue; a running one is stopped by
-    # `_stops_when_dropped`); the flags stop a running job even when the page has lost track of it.
-    button.click(cancel_run, None, notes, queue=False, api_visibility="private",
-                 cancels=events if isinstance(events, list) else [events])
+    # First Gradio drops the events (a queued job leaves the queue; a running one is stopped by
+    # `_stops_when_dropped`): the page runs a click's listeners one after the other, and `cancel_run` waits. The
+    # flags then stop a running job even when the page has lost track of it.
+    button.click(None, None, None, cancels=events if isinstance(events, list) else [events])
+    button.click(cancel_run, None, notes, queue=False, api_visibility="private")
 
 
 def _banner(settings: Settings, device: str) -> str:

@@ -295,3 +295,64 @@ def test_the_end_of_a_session_stops_its_runs(tiny_settings, studio):
     with studio.cancels.token("gone") as mine, studio.cancels.token("still-here") as other:
         unload.fn(gr.Request(session_hash="gone"))
         assert mine.is_set() and not other.is_set()
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_cancel_and_a_closed_tab_stop_the_run_in_a_browser(tiny_settings, photo, tmp_path, monkeypatch):
+    """As a person would: Cancel stops the run and says so; closing the tab frees the GPU for the next person."""
+    import re
+
+    from conftest import FAST, launched
+    from gradio_client import Client, handle_file
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, Journal, _block, _require_browser, _set_slider
+
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = replace(tiny_settings, output_dir=tmp_path / "outputs")
+    steps = StepLog(monkeypatch)
+    journal = Journal()
+    with launched(settings, Studio(settings), tmp_path / "gradio") as url, sync_playwright() as api:
+        browser = api.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(url, wait_until="domcontentloaded")
+            heading = page.get_by_role("heading", name="Video settings", exact=True)
+            expect(heading).to_be_visible()
+            sidebar = page.locator("div.column").filter(has=heading).last
+            _set_slider(sidebar, "Resolution (long side, px)", 256, journal)
+            _set_slider(sidebar, "Frames", 4, journal)
+            sidebar.get_by_role("button", name=re.compile(r"^\s*Advanced\b")).click()
+            _set_slider(sidebar, "Steps", LONG_STEPS, journal)
+            _block(page, "Input image").locator("input[type=file]").set_input_files(str(photo))
+            panel = page.get_by_role("tabpanel").filter(visible=True)
+            expect(panel.get_by_text("The video will be 256x144.")).to_be_visible()
+
+            # Cancel: the run stops at its next step, and the tab says so (the video box alone would just empty).
+            started = time.monotonic()
+            panel.get_by_role("button", name="Generate", exact=True).click()
+            steps.wait("step", LONG_STEPS, 2, after=started)
+            stopped = time.monotonic()
+            panel.get_by_role("button", name="Cancel", exact=True).click()
+            expect(panel.get_by_text("Cancelled.", exact=True)).to_be_visible()
+            assert len(steps.times("step", LONG_STEPS, after=stopped)) <= 1
+            expect(page.locator('[data-testid="toast-body"].error, .toast-body.error')).to_have_count(0)
+
+            # A closed tab: nobody waits for its run any more, so the next person's queued request gets the GPU.
+            started = time.monotonic()
+            panel.get_by_role("button", name="Generate", exact=True).click()
+            steps.wait("step", LONG_STEPS, 2, after=started)
+            waiting = Client(url, verbose=False).submit(image=handle_file(str(photo)), **FAST,
+                                                        api_name="/image_to_video")
+            _queued(waiting)
+            stopped = time.monotonic()
+            page.close()
+            free_s, step_s = _time_to_free(steps, stopped, started, FAST["num_inference_steps"])
+            print(f"\nclosed tab: the next request denoised {free_s:.2f} s after the close (step {step_s:.2f} s)")
+            assert free_s <= max(BOUND_FLOOR_S, 3 * step_s)
+            kept = pathlib.Path(waiting.result(timeout=120)[0]).stem
+        finally:
+            browser.close()
+        assert sorted(p.name for p in settings.output_dir.iterdir()) == [f"{kept}.json", f"{kept}.mp4"]
