@@ -111,6 +111,76 @@ def test_one_flag_per_run_and_cancel_reaches_all_of_a_session():
     assert not tokens.cancel("a")  # nothing left to cancel
 
 
+
+# --- the handler wrapper: a cancelled event task sets the run's flag --------------------------------------------
+
+
+def _dropped_while_running(handler, first=None):
+    """Run `handler` as Gradio would (through `_stops_when_dropped`), cancel its task once it has started, and
+    return how the run ended (its flag, set or not)."""
+    import asyncio
+
+    from svd_demo.ui import _stops_when_dropped
+
+    async def main():
+        wrapped = _stops_when_dropped(handler)
+        if first is None:
+            task = asyncio.ensure_future(wrapped())
+        else:
+            updates = wrapped()
+            assert await updates.__anext__() == first  # delivered before the long part starts
+            task = asyncio.ensure_future(updates.__anext__())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_event_stops_its_run_and_removes_its_files(studio, tmp_path):
+    from svd_demo.ui import _run_token
+
+    written = tmp_path / "early.mp4"
+    stopped = threading.Event()
+
+    def handler(request=None):
+        with _run_token(studio, request) as flag:
+            written.write_bytes(b"x")  # published before the client went away
+            flag.files.append(written)
+            while not flag.wait(0.01):  # the denoising loop, checking its flag at each step
+                pass
+            stopped.set()
+            raise GenerationCancelled("Cancelled.")
+
+    _dropped_while_running(handler)
+    assert stopped.wait(5)
+    time.sleep(0.2)  # the wrapper removes the files once the thread has ended
+    assert not written.exists()
+
+
+def test_a_cancelled_generator_stops_after_what_it_delivered(studio, tmp_path):
+    from svd_demo.ui import _run_token
+
+    still = tmp_path / "still.png"
+    stopped = threading.Event()
+
+    def handler(request=None):
+        with _run_token(studio, request) as flag:
+            still.write_bytes(b"x")
+            flag.files.append(still)
+            yield "still"
+            while not flag.wait(0.01):  # the video stage
+                pass
+            stopped.set()
+            raise GenerationCancelled("Cancelled.")
+
+    _dropped_while_running(handler, first="still")
+    assert stopped.wait(5)
+    time.sleep(0.2)
+    assert still.exists()  # delivered: it stays
+
+
 # --- end to end: dropped through gradio_client, then by a killed client process --------------------------------
 
 # 100 steps of a 4-frame 256x144 clip: 0.3 to 2 s a step on 2 shared cores, so 30 s to minutes if left running.
