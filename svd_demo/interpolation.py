@@ -54,7 +54,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from svd_demo.errors import InputError
+from svd_demo.errors import GenerationCancelled, InputError
 
 MIN_FACTOR = 2
 MAX_FACTOR = 16
@@ -552,7 +552,7 @@ class FrameInterpolator(Iterator[np.ndarray]):
     def __init__(self, frames: Iterable[np.ndarray], source_fps: float, *, factor=None, target_fps=None,
                  slow_motion: bool = False, backend: str | InterpolationBackend = "flow",
                  num_frames: int | None = None, progress: ProgressCallback | None = None,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, cancel: threading.Event | None = None) -> None:
         self.step, self.output_fps = _rate_step(source_fps, factor, target_fps, slow_motion)
         self.source_fps = float(source_fps)
         self.backend = make_backend(backend)
@@ -565,6 +565,7 @@ class FrameInterpolator(Iterator[np.ndarray]):
                 raise InputError(f"This would make {self.total} frames, more than the maximum of {MAX_OUTPUT_FRAMES}."
                                  " Use a smaller factor or target fps, or a shorter clip.")
         self.progress = progress
+        self.cancel = cancel
         self.stats = InterpolationStats()
         self._gen = self._run(iter(frames))
 
@@ -575,6 +576,8 @@ class FrameInterpolator(Iterator[np.ndarray]):
         self._gen.close()
 
     def _emit(self, frame: np.ndarray) -> np.ndarray:
+        if self.cancel is not None and self.cancel.is_set():
+            raise GenerationCancelled("Cancelled.")
         self.stats.output_frames += 1
         if self.stats.output_frames > MAX_OUTPUT_FRAMES:
             raise InputError(f"This would make more than {MAX_OUTPUT_FRAMES} frames, the maximum. "
@@ -671,14 +674,16 @@ def interpolate_frames(
     backend: str | InterpolationBackend = "flow",
     num_frames: int | None = None,
     progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream the interpolated clip: yields HxWx3 uint8 RGB frames at the positions of :func:`output_timestamps`.
 
     Options are validated at call time (InputError); frames are consumed lazily, two at a time. ``num_frames`` (if
-    known) only sets the progress total; ``progress(done, total)`` is called after each output frame.
+    known) only sets the progress total; ``progress(done, total)`` is called after each output frame. Once
+    ``cancel`` is set, the next frame raises GenerationCancelled instead.
     """
     return FrameInterpolator(frames, source_fps, factor=factor, target_fps=target_fps, slow_motion=slow_motion,
-                             backend=backend, num_frames=num_frames, progress=progress)
+                             backend=backend, num_frames=num_frames, progress=progress, cancel=cancel)
 
 
 # ---------------------------------------------------------------------------------------------------------- files
@@ -832,13 +837,15 @@ def interpolate_file(
     progress: ProgressCallback | None = None,
     metadata: dict | None = None,
     input_fps: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> InterpolationResult:
     """Interpolate a video file or image folder into a video (.mp4/.webm/.gif) or a folder of PNG frames.
 
     Folder output holds every frame (originals included) as ``frame_00000.png``, ``frame_00001.png``, ...
     MP4 output is H.264 yuv420p crf 18 with x264's ``X264_PRESET`` (faster than the shared encoder's default).
     ``input_fps`` overrides the input's rate (for folders it defaults to 8 fps). Outputs are written under a
-    temporary name and renamed at the end; on any error nothing is left behind.
+    temporary name and renamed at the end; on any error nothing is left behind. Once ``cancel`` is set, the run
+    stops at the next output frame (GenerationCancelled), leaving nothing either.
     """
     from svd_demo.video_input import open_frames
 
@@ -856,7 +863,7 @@ def interpolate_file(
                 raise InputError(f"The input has {src.num_frames} frame(s); interpolation needs at least 2 frames.")
             engine = FrameInterpolator(frames, src.fps, factor=factor, target_fps=target_fps,
                                        slow_motion=slow_motion, backend=backend, num_frames=src.num_frames,
-                                       progress=progress)
+                                       progress=progress, cancel=cancel)
             info = None
             if kind == "video":
                 if engine.output_fps > MAX_VIDEO_FPS:

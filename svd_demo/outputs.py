@@ -11,8 +11,10 @@ import functools
 import json
 import os
 import platform
+import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -22,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from svd_demo import __version__
+from svd_demo.errors import GenerationCancelled
 from svd_demo.media import VideoInfo, parameters_tag, write_video
 
 LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "gradio", "imageio-ffmpeg", "opencv-python-headless")
@@ -88,20 +91,23 @@ def write_png(image: Image.Image, path: Path, parameters: dict[str, Any]) -> Non
 
 
 def write_outputs(frames: np.ndarray, stem: Path, fps: float, record: dict[str, Any], *,
-                  extra_formats: tuple[str, ...] = (), started: float | None = None) -> OutputFiles:
+                  extra_formats: tuple[str, ...] = (), started: float | None = None,
+                  cancel: threading.Event | None = None) -> OutputFiles:
     """MP4 (always), the extra formats, and the sidecar; if any of them fails, none of them is left behind.
 
     `record["timings"]` gains `encode_s`, and `total_s` counted from `started` (a `time.perf_counter()` value).
+    Once `cancel` is set, encoding stops at the next frame with GenerationCancelled, and nothing is left either.
     """
     written: list[Path] = []
     encode_start = time.perf_counter()
     try:
         tags = parameters_tag(record.get("parameters", {}))
-        info = write_video(frames, stem.with_suffix(".mp4"), fps, metadata=tags)
+        info = write_video(_unless_cancelled(frames, cancel), stem.with_suffix(".mp4"), fps, metadata=tags)
         written.append(info.path)
         extras = {}
         for fmt in extra_formats:
-            extras[fmt] = write_video(frames, stem.with_suffix(f".{fmt}"), fps, metadata=tags).path
+            extras[fmt] = write_video(_unless_cancelled(frames, cancel), stem.with_suffix(f".{fmt}"), fps,
+                                      metadata=tags).path
             written.append(extras[fmt])
         sidecar = stem.with_suffix(".json")
         timings = {**record.get("timings", {}), "encode_s": round(time.perf_counter() - encode_start, 3)}
@@ -113,12 +119,22 @@ def write_outputs(frames: np.ndarray, stem: Path, fps: float, record: dict[str, 
             video={"width": info.width, "height": info.height, "frames": info.num_frames, "fps": fps,
                    "codec": info.codec, "pix_fmt": info.pix_fmt},
         )
+        written.append(sidecar)
         write_json_atomic(sidecar, record)
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled("Cancelled.")
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
         raise
     return OutputFiles(video=info.path, info=info, sidecar=sidecar, extras=extras)
+
+
+def _unless_cancelled(frames: Iterable[np.ndarray], cancel: threading.Event | None) -> Iterator[np.ndarray]:
+    for frame in frames:
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled("Cancelled.")
+        yield frame
 
 
 def remove_old_outputs(output_dir: Path, ttl_seconds: int, now: float | None = None) -> int:

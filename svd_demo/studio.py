@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from svd_demo.allocator import release_free_memory
+from svd_demo.errors import GenerationCancelled
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.models import check_model_ref, svd_defaults
@@ -67,31 +68,75 @@ def _scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn
     return lambda fraction, text: progress(start + (end - start) * fraction, text)
 
 
+class CancelFlag(threading.Event):
+    """One run's cancel flag, and the files the run has published so far.
+
+    A run can be dropped after it wrote its files (the client cancels or goes away during the last step or the
+    encoding): `discard` then removes them, as nobody will fetch them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[Path] = []
+
+    def discard(self) -> None:
+        for path in self.files:
+            path.unlink(missing_ok=True)
+        self.files.clear()
+
+
+def _published(cancel: threading.Event | None, *paths: Path) -> None:
+    """Files a run has just written: removed at once if it was cancelled meanwhile, else noted on its flag."""
+    if cancel is None:
+        return
+    if cancel.is_set():
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise GenerationCancelled("Cancelled.")
+    if isinstance(cancel, CancelFlag):
+        cancel.files.extend(paths)
+
+
 @dataclass
 class CancelTokens:
-    """One cancel flag per session, so a Cancel button stops that person's run and nobody else's."""
+    """The cancel flags of the runs in progress, by session: a Cancel button stops that person's runs and nobody
+    else's, and the end of a session stops all of its runs. One flag per run (per Gradio event), each of a `kind`
+    (e.g. GPU work or interpolation), so one tab's Cancel leaves the other kind of run alone."""
 
-    _events: dict[str, threading.Event] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _flags: dict[str, dict[threading.Event, str]] = field(default_factory=dict)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
 
     @contextmanager
-    def token(self, session: str) -> Iterator[threading.Event]:
-        event = threading.Event()
-        with self._lock:
-            self._events[session] = event
+    def token(self, session: str, flag: threading.Event | None = None, kind: str = "") -> Iterator[threading.Event]:
+        """Register `flag` (a new CancelFlag if None) under `session` for the duration of the run."""
+        flag = CancelFlag() if flag is None else flag
+        with self._changed:
+            self._flags.setdefault(session, {})[flag] = kind
         try:
-            yield event
+            yield flag
         finally:
-            with self._lock:
-                if self._events.get(session) is event:
-                    del self._events[session]
+            with self._changed:
+                flags = self._flags.get(session, {})
+                flags.pop(flag, None)
+                if not flags:
+                    self._flags.pop(session, None)
+                self._changed.notify_all()
 
-    def cancel(self, session: str) -> bool:
-        with self._lock:
-            event = self._events.get(session)
-        if event is not None:
-            event.set()
-        return event is not None
+    def _running(self, session: str, kind: str | None) -> list[threading.Event]:
+        return [flag for flag, k in self._flags.get(session, {}).items() if kind is None or k == kind]
+
+    def cancel(self, session: str, kind: str | None = None) -> bool:
+        """Set the flags of `session`'s runs (of `kind`, or all); False if it has none."""
+        with self._changed:
+            flags = self._running(session, kind)
+        for flag in flags:
+            flag.set()
+        return bool(flags)
+
+    def wait_stopped(self, session: str, timeout: float, kind: str | None = None) -> bool:
+        """Wait until `session` has no run (of `kind`) left; False if `timeout` seconds passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._running(session, kind), timeout)
 
 
 MAX_EXTEND_FRAMES = 400
@@ -186,16 +231,22 @@ class Studio:
         }
         frames, fps = apply_loop(result.frames, params.loop), params.effective_playback_fps
         if params.interpolate_fps and params.interpolate_fps > fps:
-            frames, fps, record["interpolation"] = _smooth(frames, fps, params.interpolate_fps, report)
+            frames, fps, record["interpolation"] = _smooth(frames, fps, params.interpolate_fps, report, cancel)
             record["timings"]["interpolate_s"] = record["interpolation"].pop("seconds")
         stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
-        files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started)
+        files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
+                              cancel=cancel)
+        _published(cancel, files.video, *files.extras.values(), files.sidecar)
         notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes]
         return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record)
 
     def interpolate(self, video: str | Path, *, factor: int | None = None, target_fps: float | None = None,
-                    slow_motion: bool = False, backend: str = "flow", progress: ProgressFn | None = None) -> Any:
-        """Frame interpolation of an uploaded or generated video into a new MP4 + sidecar (CPU: no GPU lock)."""
+                    slow_motion: bool = False, backend: str = "flow", progress: ProgressFn | None = None,
+                    cancel: threading.Event | None = None) -> Any:
+        """Frame interpolation of an uploaded or generated video into a new MP4 + sidecar (CPU: no GPU lock).
+
+        `cancel` stops it at the next frame, leaving no file.
+        """
         from svd_demo.interpolation import interpolate_file
 
         self._sweep()
@@ -207,7 +258,7 @@ class Studio:
         settings = {"factor": factor, "target_fps": target_fps, "slow_motion": slow_motion, "backend": backend}
         path = output_stem(self.settings.output_dir, "interpolated").with_suffix(".mp4")
         result = interpolate_file(video, path, factor=factor, target_fps=target_fps, slow_motion=slow_motion,
-                                  backend=backend, progress=frames_done,
+                                  backend=backend, progress=frames_done, cancel=cancel,
                                   metadata={"comment": json.dumps(settings, sort_keys=True)})
         record = {"kind": "interpolate", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "parameters": settings,
                   "source": {"name": Path(video).name, "frames": result.input_frames, "fps": result.source_fps},
@@ -221,6 +272,7 @@ class Studio:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        _published(cancel, path, path.with_suffix(".json"))
         return result
 
     def text_to_image(self, params: ImageParams, *, model_ref: str | None = None,
@@ -266,6 +318,7 @@ class Studio:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        _published(cancel, path, sidecar)
         return StillResult(path=path, sidecar=sidecar, image=still.image, seed=params.seed, notices=still.notices,
                            record=record)
 
@@ -334,7 +387,9 @@ class Studio:
         record["parameters"] = {**record["parameters"], "loop": params.loop,
                                 "extra_formats": list(params.extra_formats)}
         stem = out_stem or output_stem(self.settings.output_dir, "extended", segment.seed)
-        files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started)
+        files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
+                              cancel=cancel)
+        _published(cancel, files.video, *files.extras.values(), files.sidecar)
         notices = [*segment.notices, f"Added {record['added_frames']} frames to the {record['source']['frames']} of "
                                      f"{Path(video).name}."]
         return VideoResult(files=files, seed=segment.seed, prepared=segment.prepared, notices=notices, record=record)
@@ -365,7 +420,8 @@ def _ready(cache: PipelineCache, kind: str, model_ref: str, timings: dict[str, f
     return loaded
 
 
-def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn) -> tuple[Any, float, dict[str, Any]]:
+def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn,
+            cancel: threading.Event | None = None) -> tuple[Any, float, dict[str, Any]]:
     """In-between frames up to `target_fps` at the same duration, with the interpolation tab's own engine."""
     import numpy as np
 
@@ -373,6 +429,7 @@ def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn) -> t
 
     start = time.perf_counter()
     report(0.96, f"Interpolating to {target_fps:g} fps")
-    smooth = np.stack(list(interpolate_frames(iter(frames), fps, target_fps=target_fps, num_frames=len(frames))))
+    smooth = np.stack(list(interpolate_frames(iter(frames), fps, target_fps=target_fps, num_frames=len(frames),
+                                              cancel=cancel)))
     return smooth, float(target_fps), {"source_fps": fps, "target_fps": target_fps, "backend": "flow",
                                        "frames": len(smooth), "seconds": round(time.perf_counter() - start, 3)}

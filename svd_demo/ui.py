@@ -5,18 +5,23 @@ errors into component updates. Every GPU event shares one concurrency id with li
 time whatever the tab; validation runs before the queue, so bad input never waits behind someone else's video.
 """
 
+import asyncio
+import contextvars
+import functools
 import html
+import inspect
 import logging
 import math
 import os
 import random
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import anyio
 import gradio as gr
 
 from svd_demo import zerogpu
@@ -34,12 +39,14 @@ from svd_demo.params import (
     clean_prompt,
 )
 from svd_demo.settings import Settings, login
-from svd_demo.studio import Studio
+from svd_demo.studio import CancelFlag, Studio
 from svd_demo.tiny_models import is_tiny_model
 
 log = logging.getLogger("svd_demo")
 
 GPU_QUEUE = "gpu"  # the one concurrency id of every event that runs a model
+INTERPOLATE_QUEUE = "interpolate"
+CANCEL_WAIT_S = 30  # the Cancel button waits this long for the run to stop (one step) before answering
 VIDEO_INPUTS = list(SPECS)  # the video parameters, in the order every GPU handler receives them
 CSS = """
 .banner {padding: 0.5em 1em; border-radius: 8px; background: var(--color-accent-soft);}
@@ -167,6 +174,97 @@ def _session(request: gr.Request | None) -> str:
     return (request.session_hash if request else None) or uuid.uuid4().hex
 
 
+_RUN_FLAG: contextvars.ContextVar[CancelFlag | None] = contextvars.ContextVar("svd_demo_run_flag", default=None)
+_END = object()
+
+
+def _run_token(studio: Studio, request: gr.Request | None, kind: str = GPU_QUEUE) -> Any:
+    """This run's cancel flag (made by `_stops_when_dropped`), registered under its session: the Cancel button
+    and the end of the session reach it there."""
+    return studio.cancels.token(_session(request), _RUN_FLAG.get(), kind)
+
+
+def _stops_when_dropped(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, a blocking handler or a generator of updates, run so that its run stops when Gradio drops the event.
+
+    Gradio runs a plain handler in a worker thread, and dropping the event only cancels the asyncio task waiting
+    for that thread: the thread, holding the GPU, would go on to the end. So the handler runs in a thread that this
+    coroutine waits for, with a cancel flag of its own (`_run_token` hands it to the studio):
+    - `Job.cancel()` in gradio_client and the Cancel buttons (`cancels=`) call Gradio's /cancel, which cancels this
+      task: the CancelledError sets the flag, and the run stops at its next step.
+    - A closed tab, a reload or a killed client end the session: `demo.unload` sets the session's flags.
+    What a dropped run had already written is removed: nobody will fetch it.
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        async def updates(*args: Any, **kwargs: Any) -> Any:
+            flag = CancelFlag()
+            steps = fn(*args, **kwargs)  # runs nothing yet
+            try:
+                while (item := await _in_thread(flag, partial(next, steps, _END))) is not _END:
+                    yield item
+                    flag.files.clear()  # Gradio asks for the next update once it has sent this one
+            except (GeneratorExit, asyncio.CancelledError):  # GeneratorExit: Gradio closed us, the client is gone
+                flag.set()
+                raise
+            finally:
+                with suppress(ValueError):  # still running on its thread: only after a second cancellation
+                    steps.close()
+                if flag.is_set():
+                    flag.discard()
+
+        return updates
+
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        flag = CancelFlag()
+        try:
+            result = await _in_thread(flag, partial(fn, *args, **kwargs))
+        finally:
+            if flag.is_set():
+                flag.discard()
+        if flag.is_set():  # dropped (session ended, Cancel) just as it finished
+            raise _cancelled()
+        return result
+
+    return run
+
+
+def _cancelled() -> gr.Error:
+    return gr.Error("Cancelled.", title="Cancelled", print_exception=False)
+
+
+async def _in_thread(flag: CancelFlag, call: Callable[[], Any]) -> Any:
+    """`call()` on a worker thread, `flag` being its run's cancel flag, which is set if this task is cancelled.
+
+    The task then ends at once, so /cancel answers at once (gradio_client waits 5 s for it); the run stops at its
+    next step, and the next request waits for the device (`Studio.gpu`) until then.
+    """
+
+    def flagged() -> Any:
+        _RUN_FLAG.set(flag)  # in this thread's own copy of the caller's context
+        return call()
+
+    def ended(work: asyncio.Future) -> None:
+        flag.discard()  # whatever it wrote before it saw the flag
+        if not work.cancelled():
+            work.exception()  # GenerationCancelled, as expected: retrieved, so asyncio does not report it
+
+    work = asyncio.ensure_future(anyio.to_thread.run_sync(flagged))
+    try:
+        return await asyncio.shield(work)
+    except gr.Error:
+        if flag.is_set():  # stopped by its flag (Cancel, or the end of its session): not an error
+            raise _cancelled() from None
+        raise
+    except asyncio.CancelledError:
+        flag.set()
+        work.add_done_callback(ended)
+        log.info("A run's event was cancelled: it stops at its next step")
+        raise
+
+
 def _gpu_kwargs(progress: gr.Progress, token: Any, share: tuple[float, float] = (0.0, 1.0)) -> dict[str, Any]:
     """Progress and cancel for a GPU call; none on ZeroGPU, whose worker process cannot call back into this one."""
     if zerogpu.on_zerogpu():
@@ -229,7 +327,7 @@ def _extend(studio: Studio, video: str, svd_model: str, params: VideoParams, req
         with _errors_for_user():
             size = zerogpu.clip_size(video, params)
         params = _fit_zerogpu(studio, None, params, svd_model or None, size)
-    with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+    with _errors_for_user(), _run_token(studio, request) as token:
         result = studio.extend_video(video, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
     for change in result.record.get("memory_changes", []):
         gr.Warning(change)
@@ -259,17 +357,11 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
             files = gr.File(label="Files (video, extra formats, parameters JSON)", file_count="multiple",
                             interactive=False)
 
-    def example_video(image_path: str) -> tuple[Any, ...]:
-        """Examples run once with the default settings; Gradio keeps the result for everyone after that."""
-        with _errors_for_user():
-            result = studio.image_to_video(image_path, VideoParams(randomize_seed=False))
-        return _image_tab_outputs(result)
-
     if example_images():
-        # Lazy: nothing runs at start-up; an example's video is made on its first click and then served from cache.
-        gr.Examples([[str(p)] for p in example_images()], inputs=[image],
-                    outputs=[video, seed_used, prepared, notices, files], fn=example_video, cache_examples=True,
-                    cache_mode="lazy", label="Example photos (public domain / CC0)")
+        # A click only fills the input (and its preview): a job starts from Generate, with the sidebar's settings,
+        # in the queue and cancellable like any other. Cached examples ran at the default size on first click.
+        gr.Examples([[str(p)] for p in example_images()], inputs=[image], cache_examples=False,
+                    label="Example photos (public domain / CC0)")
 
     def preview(image_path: str | None, resolution: float, aspect_mode: str) -> tuple[Any, str]:
         if not image_path:
@@ -297,7 +389,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         values = locals()
         params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
         params = _fit_zerogpu(studio, image, params, svd_model or None)
-        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+        with _errors_for_user(), _run_token(studio, request) as token:
             result = studio.image_to_video(image, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
         for change in result.record.get("memory_changes", []):
             gr.Warning(change)
@@ -309,7 +401,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         return [gr.validate(bool(image), "Please upload an image first."), gr.validate(True, ""),
                 *(gr.validate(not problem, problem) for _ in values)]
 
-    event = generate.click(image_to_video, inputs=[image, *controls.inputs],
+    event = generate.click(_stops_when_dropped(image_to_video), inputs=[image, *controls.inputs],
                            outputs=[video, seed_used, prepared, notices, files], api_name="image_to_video",
                            concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches), validator=validate,
                            show_progress_on=[video])
@@ -327,7 +419,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
         return _image_tab_outputs(_extend(studio, video, svd_model, params, request, progress))
 
-    extend_event = extend.click(extend_video, inputs=[video, *controls.inputs],
+    extend_event = extend.click(_stops_when_dropped(extend_video), inputs=[video, *controls.inputs],
                                 outputs=[video, seed_used, prepared, notices, files], api_name="extend_video",
                                 concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches),
                                 validator=_validate_extend, show_progress_on=[video])
@@ -356,7 +448,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         params = _fit_zerogpu(studio, image, params, svd_model or None)
         first = random.SystemRandom().randint(0, MAX_SEED) if params.randomize_seed else params.seed
         seeds = [(first + i) % (MAX_SEED + 1) for i in range(int(num_seeds))]
-        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+        with _errors_for_user(), _run_token(studio, request) as token:
             results = run_seeds(studio, image, params, seeds, model_ref=svd_model or None,
                                 **_gpu_kwargs(progress, token))
         return [(str(r.files.video), f"seed {r.seed}") for r in results]
@@ -364,10 +456,10 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
     def needs_image(image: str | None, *rest: Any) -> list[dict]:
         return [gr.validate(bool(image), "Please upload an image first."), *(gr.validate(True, "") for _ in rest)]
 
-    compare_event = compare.click(compare_seeds, inputs=[image, num_seeds, *controls.inputs], outputs=gallery,
-                                  api_name="compare_seeds", concurrency_id=GPU_QUEUE,
+    compare_event = compare.click(_stops_when_dropped(compare_seeds), inputs=[image, num_seeds, *controls.inputs],
+                                  outputs=gallery, api_name="compare_seeds", concurrency_id=GPU_QUEUE,
                                   concurrency_limit=len(studio.caches), validator=needs_image)
-    _cancel_button(studio, cancel, [event, extend_event, compare_event])
+    _cancel_button(studio, cancel, [event, extend_event, compare_event], notices)
     return image, video
 
 
@@ -421,7 +513,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         """Render an SDXL still at the video size; returns the still, its seed, notices and files."""
         params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,
                               randomize_seed, resolution)
-        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+        with _errors_for_user(), _run_token(studio, request) as token:
             result = studio.text_to_image(params, model_ref=sdxl_model or None, **_gpu_kwargs(progress, token))
         return (str(result.path), result.seed, _notes(result.notices), [str(result.path), str(result.sidecar)],
                 result)
@@ -441,7 +533,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         video_params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
         params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,
                               randomize_seed, resolution)
-        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+        with _errors_for_user(), _run_token(studio, request) as token:
             still_result = studio.text_to_image(params, model_ref=sdxl_model or None,
                                                 **_gpu_kwargs(progress, token, (0.0, 0.3)))
             yield (str(still_result.path), None, still_result.seed, None, _notes(still_result.notices),
@@ -464,7 +556,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
             raise gr.Error("Make a still first (Still only or Prompt to video).")
         params = _fit_zerogpu(studio, still_result.image, _video_params(values), svd_model or None,
                               still_result.image.size)
-        with _errors_for_user(), studio.cancels.token(_session(request)) as token:
+        with _errors_for_user(), _run_token(studio, request) as token:
             result = studio.animate_still(still_result, params, model_ref=svd_model or None,
                                           **_gpu_kwargs(progress, token))
         return (str(result.files.video), result.seed, _notes(result.notices), _files(result),
@@ -484,18 +576,19 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
     shared = [controls.by_name["seed"], controls.by_name["randomize_seed"], controls.by_name["resolution"]]
     gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
     events = [
-        still_only.click(text_to_image, inputs=[*text_inputs, *shared],
+        still_only.click(_stops_when_dropped(text_to_image), inputs=[*text_inputs, *shared],
                          outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
                          validator=validate_prompt, **{**gpu, "show_progress_on": [still]}),
-        to_video.click(text_to_video, inputs=[*text_inputs, *controls.inputs],
+        to_video.click(_stops_when_dropped(text_to_video), inputs=[*text_inputs, *controls.inputs],
                        outputs=[still, video, still_seed, video_seed, notices, files, last_still],
                        api_name="text_to_video", validator=validate_prompt, **gpu),
-        animate.click(animate_this_still, inputs=[last_still, *controls.inputs],
+        animate.click(_stops_when_dropped(animate_this_still), inputs=[last_still, *controls.inputs],
                       outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
-        extend.click(extend_this_video, inputs=[video, *controls.inputs], outputs=[video, video_seed, notices, files],
-                     api_visibility="private", validator=_validate_extend, **gpu),
+        extend.click(_stops_when_dropped(extend_this_video), inputs=[video, *controls.inputs],
+                     outputs=[video, video_seed, notices, files], api_visibility="private",
+                     validator=_validate_extend, **gpu),
     ]
-    _cancel_button(studio, cancel, events)
+    _cancel_button(studio, cancel, events, notices)
     return video
 
 
@@ -520,13 +613,16 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
                                           info="Keep the source rate: the clip plays longer instead of smoother.")
                 backend = gr.Dropdown(sorted(BACKENDS), value="flow", label="Method",
                                       info="flow (default), flow-hq (sharper, about 2x slower), blend (cross-fade).")
-            run = gr.Button("Interpolate", variant="primary")
+            with gr.Row():
+                run = gr.Button("Interpolate", variant="primary")
+                cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
             result = gr.Video(label="Interpolated", autoplay=True, loop=True, interactive=False)
             notes = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
 
     def interpolate(video: str | None, factor: float, target_fps: float, slow_motion: bool, backend: str = "flow",
+                    request: gr.Request | None = None,
                     progress: gr.Progress = gr.Progress(),  # noqa: B008
                     ) -> tuple[Any, ...]:
         """Interpolate a video by a factor (2-16) or to an exact target fps (target_fps > 0 wins)."""
@@ -534,12 +630,12 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
             raise gr.Error("Please upload a video first (or use the last generated one).")
         if backend not in BACKENDS:
             raise gr.Error(f"Unknown method {html.escape(str(backend))!s}: choose {', '.join(sorted(BACKENDS))}.")
-        with _errors_for_user():
+        with _errors_for_user(), _run_token(studio, request, INTERPOLATE_QUEUE) as token:
             # Raw values: the interpolation module checks them and says what is wrong (2.5 is not a factor).
             use_fps = target_fps not in (0, None, "")
             out = studio.interpolate(video, factor=None if use_fps else factor,
                                      target_fps=target_fps if use_fps else None, slow_motion=bool(slow_motion),
-                                     backend=backend, progress=lambda f, text: progress(f, desc=text))
+                                     backend=backend, progress=lambda f, text: progress(f, desc=text), cancel=token)
         lines = [f"{out.input_frames} frames at {out.source_fps:g} fps became {out.output_frames} frames at "
                  f"{out.output_fps:g} fps in {out.seconds:.1f} s.", *out.notes]
         if out.cut_pairs:
@@ -553,19 +649,28 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
         return max(shown, key=os.path.getmtime) if shown else None
 
     take_last.click(newest, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
-    run.click(interpolate, inputs=[source, factor, target_fps, slow_motion, backend],
-              outputs=[result, notes, files], api_name="interpolate", concurrency_id="interpolate",
-              concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space
+    event = run.click(_stops_when_dropped(interpolate), inputs=[source, factor, target_fps, slow_motion, backend],
+                      outputs=[result, notes, files], api_name="interpolate", concurrency_id=INTERPOLATE_QUEUE,
+                      concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space
+    _cancel_button(studio, cancel, event, notes, INTERPOLATE_QUEUE)
 
 
-def _cancel_button(studio: Studio, button: gr.Button, events: Any) -> None:
-    def cancel_run(request: gr.Request) -> None:
-        if studio.cancels.cancel(_session(request)):
-            gr.Info("Cancelling: the run stops at the next step.")
+def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Markdown, kind: str = GPU_QUEUE) -> None:
+    def cancel_run(request: gr.Request) -> str:
+        """Stop this session's runs of `kind`, wait for them to stop, and say so (the video box just empties)."""
+        session = _session(request)
+        if studio.cancels.cancel(session, kind) and not studio.cancels.wait_stopped(session, CANCEL_WAIT_S, kind):
+            message = "Cancelling: the run stops at its next step."
+        else:
+            message = "Cancelled."
+        gr.Info(message)
+        return _notes([message])
 
-    # The flag stops a running job at its next step; `cancels` drops this session's job if it is still queued.
-    button.click(cancel_run, None, None, queue=False, api_visibility="private",
-                 cancels=events if isinstance(events, list) else [events])
+    # First Gradio drops the events (a queued job leaves the queue; a running one is stopped by
+    # `_stops_when_dropped`): the page runs a click's listeners one after the other, and `cancel_run` waits. The
+    # flags then stop a running job even when the page has lost track of it.
+    button.click(None, None, None, cancels=events if isinstance(events, list) else [events])
+    button.click(cancel_run, None, notes, queue=False, api_visibility="private")
 
 
 def _banner(settings: Settings, device: str) -> str:
@@ -601,6 +706,13 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
         for tab, visible in ((image_tab, True), (text_tab, True), (interpolate_tab, False)):
             tab.select(partial(gr.Column, visible=visible), None, controls.column, queue=False,
                        api_visibility="private")
+
+        def end_session(request: gr.Request) -> None:
+            """A closed or reloaded tab, or a client gone: nobody waits for its runs, so they stop."""
+            if studio.cancels.cancel(_session(request)):
+                log.info("A session ended: its runs stop at their next step")
+
+        demo.unload(end_session)
     return demo
 
 
