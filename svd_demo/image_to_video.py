@@ -89,13 +89,27 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
         ).frames
 
 
-def decode(loaded: LoadedPipeline, latents: Any, num_frames: int, chunk: int) -> np.ndarray:
-    """Latents to (T, H, W, 3) float frames in [0, 1], `chunk` frames through the VAE at a time."""
+def decode(loaded: LoadedPipeline, latents: Any, num_frames: int, chunk: int, *, progress: ProgressFn | None = None,
+           cancel: threading.Event | None = None) -> np.ndarray:
+    """Latents to (T, H, W, 3) float frames in [0, 1], `chunk` frames through the VAE at a time.
+
+    The pipeline's own `decode_latents` loops over the chunks too; looping here, one chunk per call, gives the same
+    frames and lets a cancel stop between chunks (a full-size decode takes seconds).
+    """
     import torch
 
     pipe = loaded.pipe
+    parts = []
     with torch.no_grad():  # not inference_mode: see denoise
-        video = pipe.decode_latents(latents, num_frames, chunk)
+        for start in range(0, num_frames, chunk):
+            if cancel is not None and cancel.is_set():
+                raise GenerationCancelled("Cancelled. The GPU is free for the next request.")
+            part = latents[:, start:start + chunk]
+            parts.append(pipe.decode_latents(part, part.shape[1], chunk))
+            if progress is not None:
+                done = start + part.shape[1]
+                progress(0.92 + 0.03 * done / num_frames, f"Decoded {done}/{num_frames} frames")
+        video = torch.cat(parts, dim=2)  # (batch, channels, frames, height, width)
         frames = pipe.video_processor.postprocess_video(video=video, output_type="np")
     pipe.maybe_free_model_hooks()
     return np.asarray(frames[0])
@@ -157,7 +171,8 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
         if progress is not None:
             progress(0.92, f"Decoding {params.num_frames} frames, {chunk} at a time")
         start = time.perf_counter()
-        while (float_frames := _attempt(decode, loaded, latents, params.num_frames, chunk)) is None:
+        while (float_frames := _attempt(decode, loaded, latents, params.num_frames, chunk, progress=progress,
+                                        cancel=cancel)) is None:
             if chunk == 1:
                 raise OutOfMemory("Out of GPU memory while decoding even one frame at a time. Lower the "
                                   "resolution.")

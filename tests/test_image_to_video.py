@@ -180,6 +180,34 @@ def test_cancel_stops_within_a_step_and_frees_the_lock(studio, photo):
     assert run(studio, photo).files.info.num_frames == 4
 
 
+def test_cancel_while_decoding_stops_at_the_next_chunk(studio, photo, monkeypatch):
+    """Decoding a long clip at full size takes seconds on a GPU: a cancel then must not wait for all of it."""
+    vae = studio.cache.get("svd", studio.settings.svd_model).pipe.vae
+    real_decode = vae.decode
+    cancel = threading.Event()
+    chunks = []
+
+    def decode(latents, *args, **kwargs):
+        chunks.append(latents.shape[0])
+        cancel.set()  # the person gives up while the first chunk decodes
+        return real_decode(latents, *args, **kwargs)
+
+    monkeypatch.setattr(vae, "decode", decode)
+    with pytest.raises(GenerationCancelled):
+        studio.image_to_video(photo, VideoParams.from_raw({**FAST, "decode_chunk_size": 1}), cancel=cancel)
+    assert chunks == [1]
+
+
+def test_decoding_chunk_by_chunk_gives_the_pipelines_own_frames(studio, photo):
+    loaded = studio.cache.get("svd", studio.settings.svd_model)
+    image = Image.open(photo).convert("RGB").resize((256, 144))
+    kwargs = {"height": 144, "width": 256, "num_frames": 4, "num_inference_steps": 2, "decode_chunk_size": 3}
+    plain = loaded.pipe(image, generator=torch.Generator().manual_seed(0), output_type="np", **kwargs).frames[0]
+    params = VideoParams.from_raw({**FAST, "seed": 0, "decode_chunk_size": 3}).resolved(num_frames=4, fps=7)
+    ours = generate_frames(studio.cache, loaded, image, params).frames
+    assert np.abs(ours.astype(int) - to_uint8(np.asarray(plain)).astype(int)).max() <= 1
+
+
 def test_nan_frames_are_refused_not_written_black():
     frames = np.zeros((3, 8, 8, 3), np.float32)
     frames[1, 2, 2, 0] = np.nan
