@@ -156,6 +156,31 @@ def _assert_4xx(status: int, message: str, pattern: str) -> None:
     assert 400 <= status < 500, (status, message)
     assert re.search(pattern, message, re.I | re.S), message
     assert "Traceback" not in message, message
+    _assert_plain(message)
+
+
+def _assert_refused(status: int, message: str, pattern: str) -> None:
+    """Refused with our message: at queue join (4xx), or by the handler (an error event: HTTP 200 and no result)."""
+    assert status != 200 or not re.match(r"(complete|none): ", message), (status, message)
+    _assert_4xx(status if status != 200 else 400, message, pattern)
+
+
+WORD_JOINER = "\u2060"  # invisible: what keeps a `<` or `&` in a message from starting a tag or an entity in a page
+
+
+def _assert_plain(message: str) -> None:
+    """An API message is plain text: no HTML entities for the page, and nothing a page would take for a tag."""
+    assert not re.search(r"&(#x?[0-9a-f]+|[a-z]+);", message, re.I), message
+    assert not re.search(r"<[a-z/!?]|&[a-z#]", message, re.I), message
+
+
+def _cheap(endpoints: dict, api: str, image: Any = None, video: Any = None) -> dict[str, Any]:
+    """Values that make any endpoint fast if it ever runs (small sizes, few steps, a prompt), with the given files
+    for whichever file parameter it has."""
+    names = {p["parameter_name"] for p in endpoints[api]["parameters"]}
+    values = {**FAST, **TEXT_FAST, "prompt": "a boat", "factor": 2, "target_fps": 0,
+              "image": image, "image_path": image, "video": video}
+    return {k: v for k, v in values.items() if k in names and v is not None}
 
 
 def _png_48bit(path: Path, width: int, height: int, value: int) -> None:
@@ -318,9 +343,22 @@ def test_animated_gif_makes_a_video_from_its_first_frame(client, files):
 def test_forged_file_payloads_are_refused(server, endpoints, forged):
     image = {**forged, "meta": {"_type": "gradio.FileData"}}
     status, message = _raw_call(server, endpoints, "/image_to_video", image=image, **FAST)
-    assert 400 <= status < 500, (status, message)
     assert "root:" not in message
-    assert re.search(r"not uploaded by a user|Could not preprocess input component at index 0", message), message
+    _assert_refused(status, message, r"^`image` must be a file uploaded to this server|could not be read as an image")
+
+
+@pytest.mark.parametrize("api, name", [("/image_to_video", "image"), ("/compare_seeds", "image"),
+                                       ("/prepare_image", "image_path"), ("/extend_video", "video"),
+                                       ("/interpolate", "video")])
+@pytest.mark.parametrize("value", ["/etc/passwd", "/tmp", "photo.png", "", 123, [], {"a": 1},
+                                   {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], ids=repr)
+def test_a_file_parameter_that_is_not_an_uploaded_file_gets_our_message(server, endpoints, api, name, value,
+                                                                        uploaded_image, uploaded_video):
+    # Before: "upstream app raised an exception" (no message at all) or pydantic's validation text.
+    status, message = _raw_call(server, endpoints, api,
+                                **{**_cheap(endpoints, api, uploaded_image, uploaded_video), name: value})
+    _assert_refused(status, message, rf"^`{name}` must be (a file uploaded to this server|an uploaded file)")
+    assert "pydantic" not in message and "validation error for" not in message, message
 
 
 def test_upload_over_max_file_size_gets_413(server):
@@ -360,6 +398,11 @@ def uploaded_image(server, good_image) -> dict[str, Any]:
     return _upload(server, good_image)
 
 
+@pytest.fixture(scope="module")
+def uploaded_video(server, files) -> dict[str, Any]:
+    return _upload(server, _video(files / "eight_frames.mp4", 8))
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1, 1e12, 2**64], ids=str)
 def test_non_finite_negative_and_huge_numbers_get_4xx_for_every_parameter(server, endpoints, uploaded_image, numeric,
                                                                           bad):
@@ -391,11 +434,14 @@ def test_min_guidance_above_max_guidance(client, good_image):
              r"`min_guidance_scale` \(5\) must not be larger than `max_guidance_scale` \(1\)")
 
 
-@pytest.mark.parametrize("name, value", [("aspect_mode", "diagonal"), ("loop", "boomerang"),
-                                         ("extra_formats", ["exe"])])
-def test_unknown_choices_are_refused(server, endpoints, uploaded_image, name, value):
+@pytest.mark.parametrize("name, value, allowed", [("aspect_mode", "diagonal", "crop, pad, native"),
+                                                   ("loop", "boomerang", "none, ping-pong"),
+                                                   ("extra_formats", ["exe"], "gif, webm"),
+                                                   ("extra_formats", "gif", "gif, webm")])
+def test_unknown_choices_are_refused_naming_the_parameter_value_and_choices(server, endpoints, uploaded_image, name,
+                                                                          value, allowed):
     status, message = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image, **{**FAST, name: value})
-    _assert_4xx(status, message, r"not in the list of choices")
+    _assert_4xx(status, message, rf"^`{name}` must be .*{allowed}.*; got {re.escape(repr(value))}\.$")
 
 
 def test_missing_image(client):
@@ -433,8 +479,8 @@ def test_html_and_control_characters_in_prompts_are_never_rendered(client):
                                              **TEXT_FAST, api_name="/text_to_image")
     assert seed == 5 and Path(still).is_file()
     assert "the text encoder reads the first" in notes and "negative prompt" in notes, notes
-    assert "<" not in notes and ">" not in notes, notes  # escaped: &lt;script&gt; / &lt;img ...&gt;
-    assert "&lt;" in notes and "script" in notes and "onerror" in notes, notes
+    _assert_plain(notes)  # no tag can start: a word joiner follows each "<" (and nothing is an HTML entity)
+    assert "script" in notes and "onerror" in notes, notes  # quoted as the text encoder read it
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", notes), repr(notes)
     record = json.loads(Path(next(f for f in out if f.endswith(".json"))).read_text())
     assert "\x1b" not in record["parameters"]["prompt"] and "\x00" not in record["parameters"]["prompt"]
@@ -546,6 +592,77 @@ def test_bad_interpolation_target_fps(server, endpoints, interpolate, files, tar
     assert re.search(r"`target_fps`", message), message
 
 
+# ------------------------------------------------------------------------- booleans, counts, rates, messages
+
+
+def _notes_of(message: str) -> str:
+    """The notes (second output) of a finished /interpolate call, from `_raw_call`'s "complete: <data>"."""
+    assert message.startswith("complete: "), message
+    return json.loads(message.split(": ", 1)[1])[1]
+
+
+@pytest.mark.parametrize("sent, slow", [("false", False), ("False", False), ("true", True), (False, False)])
+def test_a_boolean_sent_as_a_string_means_what_it_says(server, endpoints, uploaded_video, sent, slow):
+    # Before: "false" was a non-empty string, so slow motion was on.
+    status, message = _raw_call(server, endpoints, "/interpolate", video=uploaded_video, factor=2, target_fps=0,
+                                slow_motion=sent)
+    assert status == 200, message
+    assert f"8 frames at 8 fps became 15 frames at {8 if slow else 16} fps" in _notes_of(message)
+
+
+@pytest.mark.parametrize("api, name", [("/interpolate", "slow_motion"), ("/image_to_video", "randomize_seed"),
+                                       ("/text_to_image", "randomize_seed")])
+@pytest.mark.parametrize("value", ["maybe", 2, 0.5, None, [True], ""], ids=repr)
+def test_a_boolean_that_is_neither_true_nor_false_is_refused(server, endpoints, uploaded_image, uploaded_video,
+                                                             api, name, value):
+    status, message = _raw_call(server, endpoints, api,
+                                **{**_cheap(endpoints, api, uploaded_image, uploaded_video), name: value})
+    _assert_refused(status, message, rf"^`{name}` must be true or false; got {re.escape(repr(value))}\.$")
+
+
+@pytest.mark.parametrize("api, name, value, low, high", [
+    ("/compare_seeds", "num_seeds", 2.5, 2, 8),  # was floored to 2
+    ("/image_to_video", "seed", 7.5, 0, 4294967295),  # was rounded to 8
+    ("/prepare_image", "resolution", 512.5, 256, 1024),  # was floored to 512
+    ("/interpolate", "factor", 2.5, 2, 16),
+    ("/text_to_image", "sdxl_steps", 2.5, 1, 100),
+])
+def test_a_fractional_count_is_refused_not_rounded(server, endpoints, uploaded_image, uploaded_video, api, name,
+                                                  value, low, high):
+    status, message = _raw_call(server, endpoints, api,
+                                **{**_cheap(endpoints, api, uploaded_image, uploaded_video), name: value})
+    _assert_refused(status, message, rf"^`{name}` must be a whole number from {low} to {high}; got {value}\.$")
+
+
+def test_a_target_fps_below_the_source_rate_says_that_frames_are_dropped(server, endpoints, uploaded_video):
+    status, message = _raw_call(server, endpoints, "/interpolate", video=uploaded_video, factor=2, target_fps=2)
+    notes = _notes_of(message)
+    assert "8 frames at 8 fps became 2 frames at 2 fps" in notes, notes
+    assert re.search(r"target of 2 fps is below the source's 8 fps.*6 of its 8 frames were dropped", notes), notes
+
+
+def test_a_still_image_sent_to_extend_gets_an_extend_message(server, endpoints, uploaded_image):
+    status, message = _raw_call(server, endpoints, "/extend_video", **_cheap(endpoints, "/extend_video"),
+                                video=uploaded_image)
+    assert "'good.png' is a single image; Extending continues a video" in message, message
+    assert "interpolation" not in message.lower(), message
+    _assert_plain(message)
+
+
+def test_refusals_reach_api_clients_as_plain_text(server, endpoints, uploaded_image, client, good_image):
+    # An error event: a quoted file name came as &#x27;good.png&#x27;.
+    _, message = _raw_call(server, endpoints, "/extend_video", **_cheap(endpoints, "/extend_video"),
+                           video=uploaded_image)
+    assert message.startswith("'good.png' is a single image"), message
+    # A refusal at queue join (HTTP 400): its detail was the message's repr, quotes and escapes included.
+    status, detail = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image, **FAST, seed="it's")
+    assert (status, detail) == (400, '`seed` must be a whole number from 0 to 4294967295; got "it\'s".')
+    # A validator's answer (HTTP 422), as gradio_client shows it.
+    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), **FAST, min_guidance_scale=5,
+                                              max_guidance_scale=1, api_name="/image_to_video"), r"must not be")
+    _assert_plain(message)
+
+
 # ------------------------------------------------------------------------------------------------------- models
 # Last but one: a failed load frees the pipeline that was loaded, so these come just before the final real runs.
 
@@ -564,10 +681,12 @@ def test_unknown_sdxl_model(client):
     assert "HF_TOKEN" in message, message
 
 
-def test_html_in_a_model_name_is_escaped(client, good_image):
-    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model="<img src=x onerror=1>",
+def test_markup_in_a_model_name_stays_plain_text_that_no_page_renders(client, good_image):
+    name = "<img src=x onerror=1> & &amp; it's"
+    message = _refused(lambda: client.predict(image=handle_file(str(good_image)), svd_model=name,
                                               **FAST, api_name="/image_to_video"), r"could not be loaded")
-    assert "<img" not in message and "&lt;img src=x onerror=1&gt;" in message, message
+    assert name in message.replace(WORD_JOINER, ""), message  # what was sent, as sent (the joiners are invisible)
+    _assert_plain(message)
 
 
 def test_a_local_folder_that_is_not_a_pipeline(client, good_image, files):
