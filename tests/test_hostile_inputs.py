@@ -663,6 +663,17 @@ def test_refusals_reach_api_clients_as_plain_text(server, endpoints, uploaded_im
     _assert_plain(message)
 
 
+def test_the_readme_shows_how_an_api_client_reads_a_refusal(client, good_image):
+    """The README's snippet, run as written against this server: a bare "400 Bad Request" from gradio_client, whose
+    reason the snippet finds in the response body."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = re.search(r"<!-- refusal-snippet: [^>]*-->\n```python\n(.*?)```", readme, re.S).group(1)
+    expected = re.search(r'print\(e\.response\.json\(\)\["detail"\]\)  # (.*)', snippet).group(1)
+    printed: list[str] = []  # the snippet's own print (the in-process server prints to the same stdout)
+    exec(snippet, {"client": client, "handle_file": lambda _: handle_file(str(good_image)), "print": printed.append})
+    assert printed == [expected]
+
+
 # ------------------------------------------------------------------------------------------------------- models
 # Last but one: a failed load frees the pipeline that was loaded, so these come just before the final real runs.
 
