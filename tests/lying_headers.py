@@ -8,9 +8,11 @@ allocates for the claim (a 16000x16000 GIF made ffmpeg grow to 1.7 GB before it 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -104,3 +106,54 @@ def reading_cost(path: Path) -> dict:
     cost = json.loads(out.stdout.strip().splitlines()[-1])
     cost["total_mb"] = cost["self_mb"] + cost["children_mb"]
     return cost
+
+
+def _kib(status_file: str, field: str) -> int:
+    with open(status_file) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+class MemoryPeak:
+    """Peak memory growth of this process and the peak of its largest child while the block runs, in MB.
+
+    This process's peak (VmHWM) is reset on entry (Linux: /proc/self/clear_refs). Children (ffmpeg) come and go in
+    milliseconds, so a thread reads each one's own peak (VmHWM) every 2 ms until it is gone: a child that grows for
+    a claim takes far longer than that to reach it.
+    """
+
+    def __enter__(self) -> MemoryPeak:
+        self.self_mb = self.children_mb = 0.0
+        self._before = _kib("/proc/self/status", "VmRSS:")
+        self._exe = os.readlink("/proc/self/exe")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="memory-peak", daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.002):
+            for task in os.listdir("/proc/self/task"):
+                try:
+                    with open(f"/proc/self/task/{task}/children") as f:
+                        pids = f.read().split()
+                except OSError:
+                    continue  # the thread ended
+                for pid in pids:
+                    try:
+                        if os.readlink(f"/proc/{pid}/exe") == self._exe:
+                            continue  # forked, not yet running its program: it still shows this process's memory
+                        peak = _kib(f"/proc/{pid}/status", "VmHWM:") / 1024
+                    except (OSError, StopIteration):
+                        continue  # the child ended, or is a zombie without memory
+                    self.children_mb = max(self.children_mb, peak)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.self_mb = (_kib("/proc/self/status", "VmHWM:") - self._before) / 1024
+
+    @property
+    def total_mb(self) -> float:
+        return self.self_mb + self.children_mb

@@ -30,6 +30,7 @@ from gradio_client.exceptions import AppError, ValidationError
 from PIL import Image
 
 from svd_demo.media import probe_video, write_video
+from svd_demo.params import shown
 from svd_demo.settings import Settings
 
 TEXT_FAST = {"sdxl_steps": 2, "resolution": 256, "randomize_seed": False, "seed": 5}
@@ -661,6 +662,202 @@ def test_refusals_reach_api_clients_as_plain_text(server, endpoints, uploaded_im
     message = _refused(lambda: client.predict(image=handle_file(str(good_image)), **FAST, min_guidance_scale=5,
                                               max_guidance_scale=1, api_name="/image_to_video"), r"must not be")
     _assert_plain(message)
+
+
+# ------------------------------------------------------------ every endpoint x every parameter x class of input
+# The table comes from the running app itself (its config: each public endpoint's inputs, their components, ranges
+# and choices; its API info: the parameter names), so a parameter or an endpoint added later is covered at once.
+# Every value below must be refused, by the parameter's name where the value's type or range is wrong, and with a
+# message about the content where a file's content is wrong; never a generic error, a 5xx, markup or a traceback.
+
+HOSTILE_CLASSES = ("wrong_type", "wrong_unit", "boundary", "huge", "empty", "path_like", "lying_header")
+NUMBER = r"^`{name}` must be a (finite|whole) number from {low} to {high}; got "
+FILE_NOT_UPLOADED = r"^`{name}` must be (an uploaded file|a file uploaded to this server)"
+
+
+@pytest.fixture(scope="module")
+def api_table(client) -> list[dict[str, Any]]:
+    """One row per parameter of every public endpoint: api, name, kind and the component's props."""
+    config = client.config
+    components = {c["id"]: c for c in config["components"]}
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    rows = []
+    for dep in config["dependencies"]:
+        if not dep.get("api_name") or dep.get("api_visibility", "public") != "public":
+            continue
+        api = "/" + dep["api_name"]
+        names = [p["parameter_name"] for p in named[api]["parameters"]]
+        for name, component_id in zip(names, dep["inputs"], strict=True):
+            component = components[component_id]
+            props = component["props"]
+            kind = {"slider": "number", "number": "number", "checkbox": "bool", "radio": "choice",
+                    "checkboxgroup": "choices", "textbox": "text", "image": "image", "video": "video",
+                    "dropdown": "model" if props.get("allow_custom_value") else "choice"}[component["type"]]
+            if kind == "number" and props.get("precision") == 0:
+                kind = "whole"
+            rows.append({"api": api, "name": name, "kind": kind, "props": props})
+    assert {r["api"] for r in rows} >= {"/image_to_video", "/extend_video", "/compare_seeds", "/text_to_image",
+                                        "/text_to_video", "/interpolate", "/prepare_image"}, rows
+    return rows
+
+
+@pytest.fixture(scope="module")
+def hostile_uploads(server, files) -> dict[str, dict[str, Any]]:
+    """Every hostile file, uploaded once: {case: file reference}."""
+    from lying_headers import LYING_VIDEOS, gif_claiming, png_claiming
+
+    made = {
+        "image_15x15": lambda p: Image.new("RGB", (15, 15), (9, 9, 9)).save(p),
+        "image_6000x6000": lambda p: Image.new("L", (6000, 6000), 0).save(p, optimize=True),
+        "image_empty": lambda p: p.write_bytes(b""),
+        "png_claiming_60000x60000": png_claiming,
+        "gif_claiming_16000x16000": gif_claiming,
+        "video_mp4": lambda p: _video(p, 8),
+        "video_14x14": lambda p: _video(p, 3, (14, 14)),
+        "video_2100_frames": _many_frames,
+        "video_empty": lambda p: p.write_bytes(b""),
+        "still_png": lambda p: Image.new("RGB", (64, 48), (9, 99, 9)).save(p),
+    }
+    suffix = {"video_mp4": ".mp4", "video_14x14": ".mp4", "video_2100_frames": ".mp4", "video_empty": ".mp4",
+              "gif_claiming_16000x16000": ".gif"}
+    uploads = {}
+    for case, make in made.items():
+        path = files / f"hostile_{case}{suffix.get(case, '.png')}"
+        make(path)
+        uploads[case] = _upload(server, path)
+    for case, (name, make, _) in LYING_VIDEOS.items():
+        uploads[case] = _upload(server, make(files / f"lying_{name}"))
+    return uploads
+
+
+def _hostile_values(row: dict[str, Any], hostile: str, uploads: dict[str, Any]) -> list[tuple[Any, str]]:
+    """(value, pattern its refusal must match) for one parameter and one class of hostile input."""
+    from lying_headers import LYING_VIDEOS
+
+    name, kind, props = row["name"], row["kind"], row["props"]
+    if kind in ("number", "whole"):
+        low, high = props["minimum"], props["maximum"]
+        low_text, high_text = (str(int(v)) if float(v).is_integer() else f"{v:g}" for v in (low, high))
+        pattern = NUMBER.format(name=name, low=re.escape(low_text), high=re.escape(high_text))
+        delta = 1 if kind == "whole" else (props.get("step") or 1)
+        values = {"wrong_type": [True, [1], {"a": 1}], "wrong_unit": ["7 fps", "1024px", "50%"],
+                  "boundary": [low - delta, high + delta] + ([low + 0.5] if kind == "whole" else []),
+                  "huge": [1e308, -1e308, 2**64], "empty": ["", None], "path_like": ["/etc/passwd", "../../x"],
+                  }.get(hostile, [])
+        return [(v, pattern) for v in values]
+    if kind == "bool":
+        values = {"wrong_type": [2, 0.5, [True], {"a": 1}], "wrong_unit": ["checked", "enabled"],
+                  "huge": ["true" * 10_000], "empty": ["", None], "path_like": ["/etc/passwd"]}.get(hostile, [])
+        return [(v, rf"^`{name}` must be true or false; got ") for v in values]
+    if kind in ("choice", "choices"):
+        allowed = [value for _, value in props["choices"]]
+        first = allowed[0]
+        if kind == "choice":
+            values = {"wrong_type": [1, True, [first], {"a": first}], "wrong_unit": [first.upper(), f" {first}"],
+                      "huge": ["x" * 100_000], "empty": ["", None], "path_like": ["../../etc/passwd"]}
+            pattern = rf"^`{name}` must be one of {re.escape(', '.join(allowed))}; got "
+        else:
+            values = {"wrong_type": [first, [1], [[first]], {"a": 1}], "wrong_unit": [[first.upper()]],
+                      "boundary": [[*allowed, first]], "huge": [[first] * 10_000], "empty": [None, ""],
+                      "path_like": [["../x"], "/etc/passwd"]}
+            pattern = rf"^`{name}` must be a list of {re.escape(', '.join(allowed))}"
+        return [(v, pattern) for v in values.get(hostile, [])]
+    if kind == "model":  # empty means the configured model: not hostile
+        values = {"wrong_type": [(v, rf"^`{name}` must be text") for v in (123, ["a"], {"a": 1}, True)],
+                  "huge": [("x" * 100_000, r"model name is not valid")],
+                  "path_like": [(v, r"could not be loaded|does not hold a diffusers pipeline")
+                                for v in ("/etc", "/etc/passwd", "../../../../proc/self")]}
+        return values.get(hostile, [])
+    if kind == "text":
+        what = name.replace("_", " ")
+        values = {"wrong_type": [(v, rf"^`{name}` must be text; got ") for v in (123, [1, 2], {"a": 1}, True)],
+                  "boundary": [("a" * 2001, rf"{what} is 2001 characters long; the limit is 2000")],
+                  "huge": [("a" * 100_000, rf"{what} is 100000 characters long; the limit is 2000")]}
+        if name == "prompt":
+            values["empty"] = [("", r"Please write a prompt"), (None, r"Please write a prompt")]
+        return values.get(hostile, [])
+    # files
+    not_uploaded = FILE_NOT_UPLOADED.format(name=name)
+    forged = [{"path": p, "meta": {"_type": "gradio.FileData"}} for p in ("/etc/passwd", "../../../../etc/passwd")]
+    common = {"wrong_type": [(v, not_uploaded) for v in (123, [], {"a": 1}, True)],
+              "path_like": [(v, not_uploaded) for v in ("/etc/passwd", "/tmp", "photo.png", *forged)]}
+    if kind == "image":
+        empty = [("", not_uploaded), (uploads["image_empty"], r"empty \(0 bytes\)")]
+        if row["api"] != "/prepare_image":  # no image there just clears the preview
+            empty.append((None, r"upload an image"))
+        values = {**common, "empty": empty,
+                  "wrong_unit": [(uploads["video_mp4"], r"is a video \(MP4 or MOV\), not a still image")],
+                  "boundary": [(uploads["image_15x15"], r"only 15x15 pixels; both sides must be at least 16")],
+                  "huge": [(uploads["image_6000x6000"], r"6000x6000 \(36\.0 megapixels\); the limit is 25\.0")],
+                  "lying_header": [(uploads["png_claiming_60000x60000"], r"too large \(3600\.0 megapixels\)"),
+                                   (uploads["gif_claiming_16000x16000"], r"too large \(256\.0 megapixels\)")]}
+        return values.get(hostile, [])
+    values = {**common,
+              "empty": [("", not_uploaded), (None, r"upload a video|choose a video first"),
+                        (uploads["video_empty"], r"is empty \(0 bytes\)")],
+              "wrong_unit": [(uploads["still_png"], r"is a single image; (Extending continues a video|"
+                                                    r"interpolation needs at least 2 frames)")],
+              "boundary": [(uploads["video_14x14"], r"is 14x14 pixels; frames must be at least 16 pixels")],
+              "huge": [(uploads["video_2100_frames"], r"more than 2000 frames|up to 400 frames")],
+              "lying_header": [(uploads[case], pattern) for case, (_, _, pattern) in LYING_VIDEOS.items()]}
+    return values.get(hostile, [])
+
+
+def _refusal(api: str, status: int, answer: str) -> str | None:
+    """The refusal's message, or None if the call was accepted. /prepare_image refuses a file's content in its
+    notes ("⚠️ ..."), as the page shows it, and returns no image."""
+    if status != 200 or not answer.startswith(("complete: ", "none: ")):
+        return answer
+    if api == "/prepare_image" and answer.startswith("complete: "):
+        image, notes = json.loads(answer.split(": ", 1)[1])
+        if image is None and notes.startswith("⚠️ "):
+            return notes.removeprefix("⚠️ ")
+    return None
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_CLASSES)
+def test_every_parameter_of_every_endpoint_refuses_each_class_of_hostile_input(
+        server, endpoints, api_table, hostile_uploads, uploaded_image, uploaded_video, hostile):
+    problems, tried = [], 0
+    for row in api_table:
+        base = _cheap(endpoints, row["api"], uploaded_image, uploaded_video)
+        for value, pattern in _hostile_values(row, hostile, hostile_uploads):
+            tried += 1
+            status, answer = _raw_call(server, endpoints, row["api"], **{**base, row["name"]: value})
+            message = _refusal(row["api"], status, answer)
+            where = f"{row['api']} {row['name']}={shown(value)}"
+            if message is None:
+                problems.append(f"{where}: ACCEPTED ({answer[:120]})")
+            elif not 400 <= status < 500 and status != 200:
+                problems.append(f"{where}: HTTP {status}: {message[:300]}")
+            elif not re.search(pattern, message, re.S):
+                problems.append(f"{where}: {message[:300]!r} does not match {pattern!r}")
+            elif "Something went wrong" in message or "Traceback" in message or len(message) > 1500:
+                problems.append(f"{where}: not a specific message: {message[:300]!r}")
+            elif re.search(r"&(#x?[0-9a-f]+|[a-z]+);|<[a-z/!?]", message, re.I):
+                problems.append(f"{where}: markup or HTML entities: {message[:300]!r}")
+    assert tried, f"no {hostile} values for any parameter"
+    assert not problems, f"{len(problems)} of {tried} {hostile} inputs not refused as they should be:\n" + \
+        "\n".join(problems)
+
+
+def test_a_header_that_lies_costs_the_server_little(server, endpoints, api_table, hostile_uploads, uploaded_image,
+                                                    uploaded_video):
+    """Every lying video to every video parameter: the app (this process, the server runs in it) and its ffmpeg
+    children grow by under 200 MB. Before the fix, one 35-byte GIF made a decoder grow to 1.7 GB."""
+    from lying_headers import LYING_VIDEOS, MemoryPeak
+
+    rows = [row for row in api_table if row["kind"] == "video"]
+    assert rows
+    with MemoryPeak() as peak:
+        for row in rows:
+            base = _cheap(endpoints, row["api"], uploaded_image, uploaded_video)
+            for case, (_, _, pattern) in LYING_VIDEOS.items():
+                status, answer = _raw_call(server, endpoints, row["api"],
+                                           **{**base, row["name"]: hostile_uploads[case]})
+                assert re.search(pattern, _refusal(row["api"], status, answer) or "ACCEPTED"), (row["api"], answer)
+    print(f"lying headers: app grew {peak.self_mb:.1f} MB, largest ffmpeg child {peak.children_mb:.1f} MB")
+    assert peak.total_mb < 200, (peak.self_mb, peak.children_mb)
 
 
 def test_the_readme_shows_how_an_api_client_reads_a_refusal(client, good_image):
