@@ -284,10 +284,18 @@ def _extend(studio: Studio, video: str, svd_model: str, params: VideoParams, req
     return result
 
 
-def _validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
+def _video_validations(values: tuple[Any, ...]) -> list[dict]:
+    """One answer per video parameter (VIDEO_INPUTS, then extra formats): a problem is put on the parameters its
+    message names, e.g. min and max guidance, not on all sixteen (on all only if it names none)."""
+    names = [*VIDEO_INPUTS, "extra_formats"]
     problem = _problem(_video_params, values)
+    blamed = set(re.findall(r"`(\w+)`", problem)) & set(names) or set(names)
+    return [gr.validate(not (problem and name in blamed), problem) for name in names]
+
+
+def _validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
     return [gr.validate(bool(video), "Generate or choose a video first: Extend continues the one shown."),
-            gr.validate(True, ""), *(gr.validate(not problem, problem) for _ in values)]
+            gr.validate(True, ""), *_video_validations(values)]
 
 
 def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, gr.Video]:
@@ -353,9 +361,8 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
 
     def validate(image: str | None, svd_model: str, *values: Any) -> list[dict]:
         """Runs before the queue: a missing image or a bad number is refused without waiting for the GPU."""
-        problem = _problem(_video_params, values)
         return [gr.validate(bool(image), "Please upload an image first."), gr.validate(True, ""),
-                *(gr.validate(not problem, problem) for _ in values)]
+                *_video_validations(values)]
 
     event = generate.click(image_to_video, inputs=[image, *controls.inputs],
                            outputs=[video, seed_used, prepared, notices, files], api_name="image_to_video",

@@ -429,10 +429,16 @@ def test_fractional_whole_numbers_are_refused_with_the_parameter_named(server, e
         _assert_4xx(status, message, rf"`{name}` must be a whole number")
 
 
-def test_min_guidance_above_max_guidance(client, good_image):
-    _refused(lambda: client.predict(image=handle_file(str(good_image)), **FAST, min_guidance_scale=5,
-                                    max_guidance_scale=1, api_name="/image_to_video"),
-             r"`min_guidance_scale` \(5\) must not be larger than `max_guidance_scale` \(1\)")
+@pytest.mark.parametrize("api", ["/image_to_video", "/extend_video"])
+def test_min_guidance_above_max_guidance_blames_those_two_only(client, good_image, files, api):
+    source = {"image": handle_file(str(good_image))} if api == "/image_to_video" else \
+        {"video": handle_file(str(_video(files / "eight.mp4", 8)))}
+    message = _refused(lambda: client.predict(**source, **FAST, min_guidance_scale=5, max_guidance_scale=1,
+                                              api_name=api),
+                       r"`min_guidance_scale` \(5\) must not be larger than `max_guidance_scale` \(1\)")
+    # Not "16 parameter(s) failed validation", one line per parameter of the endpoint with the same text.
+    assert message.startswith("2 parameter(s) failed validation:\n- min_guidance_scale: "), message
+    assert "\n- max_guidance_scale: " in message and "- seed:" not in message, message
 
 
 @pytest.mark.parametrize("name, value, allowed", [("aspect_mode", "diagonal", "crop, pad, native"),
