@@ -96,7 +96,7 @@ class UploadedImage(gr.Image):
             return None
         if (payload.url or "").startswith("data:"):
             # Inline base64 from API callers, written to a file as it came: Gradio's own path decodes it with PIL
-            # first (a decompression bomb included) and re-encodes it, losing transparency and 16-bit depth.
+            # first (a decompression bomb included) and re-encodes it as WebP (16 bits per channel become 8).
             try:
                 return processing_utils.save_base64_to_cache(payload.url, self.GRADIO_CACHE)
             except (ValueError, TypeError) as exc:

@@ -362,6 +362,22 @@ def test_a_file_parameter_that_is_not_an_uploaded_file_gets_our_message(server, 
     assert "pydantic" not in message and "validation error for" not in message, message
 
 
+def test_an_inline_base64_image_is_read_by_our_loader(server, endpoints):
+    """A data: URL is written to a file as sent; Gradio's own path decoded it with PIL (bombs included) and
+    re-encoded it as WebP (16 bits per channel lost, or refused)."""
+    import base64
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((150, 200), 32768, dtype=np.uint16)).save(buf, "PNG")  # 16-bit grey
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    status, answer = _raw_call(server, endpoints, "/prepare_image",
+                               image_path={"url": url, "path": None, "meta": {"_type": "gradio.FileData"}},
+                               resolution=256, aspect_mode="native")
+    assert answer.startswith("complete: "), answer
+    image, notes = json.loads(answer.split(": ", 1)[1])
+    assert image and "16 bits per channel" in notes, notes
+
+
 def test_upload_over_max_file_size_gets_413(server):
     blob = b"\x89PNG\r\n\x1a\n" + bytes(3 * 1024 * 1024)
     response = httpx.post(f"{server}gradio_api/upload", files=[("files", ("big.png", blob, "image/png"))],
