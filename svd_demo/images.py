@@ -349,6 +349,23 @@ def _sniff_unsupported(fp: str | io.BytesIO) -> str | None:
         return "HEIC/HEIF photos are not supported; please export or convert it to JPEG or PNG first."
     if head.startswith(b"%PDF"):
         return "PDF documents are not supported; please export the page as PNG or JPEG first."
+    video = _video_container(head)
+    if video:
+        return (f"it is a video ({video}), not a still image. Give a photo here; a video can be continued with "
+                "Extend (/extend_video) or smoothed with Frame interpolation (/interpolate).")
+    return None
+
+
+def _video_container(head: bytes) -> str | None:
+    """The container a file's first bytes announce, for the common video formats (None for anything else)."""
+    if head[4:8] == b"ftyp":
+        return "MP4 or MOV"  # HEIC shares the box layout and is caught before this
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "WebM or MKV"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "AVI"
+    if head.startswith(b"YUV4MPEG2"):
+        return "raw YUV4MPEG2"
     return None
 
 

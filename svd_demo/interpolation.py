@@ -883,11 +883,17 @@ def interpolate_file(
             frames.close()
             src.close()
     stats = engine.stats
+    notes = list(src.notes)
+    if engine.step > 1:  # a target below the source rate: fewer frames out than in, nothing blended in between
+        notes.append(f"The target of {float(target_fps):g} fps is below the source's {src.fps:g} fps, so the clip "
+                     f"was thinned out, not smoothed: {stats.input_frames - stats.output_frames} of its "
+                     f"{stats.input_frames} frames were dropped. For smoother motion choose a target above "
+                     f"{src.fps:g} fps, or a factor.")
     return InterpolationResult(
         output_path=out, kind=kind, input_frames=stats.input_frames, output_frames=stats.output_frames,
         source_fps=src.fps, output_fps=engine.output_fps, width=src.width, height=src.height,
         backend=engine.backend.name, seconds=time.perf_counter() - started, cut_pairs=stats.cut_pairs,
-        copied_pairs=stats.copied_pairs, flow_failed_pairs=stats.flow_failed_pairs, notes=src.notes,
+        copied_pairs=stats.copied_pairs, flow_failed_pairs=stats.flow_failed_pairs, notes=tuple(notes),
         video_info=info,
     )
 

@@ -69,15 +69,33 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
 ]}
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters: a value sent to the API can be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_TRUE_WORDS = ("true", "yes", "1")
+_FALSE_WORDS = ("false", "no", "0")
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """A bool, or its usual spellings as text ("false", "no", "0": JSON callers and form fields send those).
+
+    Anything else is refused: `bool("false")` is True, which is how a string "false" once turned an option on.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
+        return value.strip().lower() in _TRUE_WORDS
+    raise InputError(f"`{name}` must be true or false; got {shown(value)}.")
+
+
 def _coerce(spec: Spec, value: Any) -> Any:
     """One raw value to its declared type, within its range; raises InputError naming the parameter."""
     rng = f"between {spec.minimum:g} and {spec.maximum:g}" if spec.minimum is not None else ""
     if spec.kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "false", "0", "no"}:
-            return value.strip().lower() in {"true", "1", "yes"}
-        raise InputError(f"`{spec.name}` must be true or false, got {value!r}.")
+        return parse_bool(value, spec.name)
     if spec.kind is str:
         if not isinstance(value, str) or value not in (spec.choices or ()):
             raise InputError(f"`{spec.name}` must be one of {', '.join(spec.choices or ())}; got {value!r}.")

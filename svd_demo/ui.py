@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -23,9 +24,12 @@ from typing import Any
 
 import anyio
 import gradio as gr
+import pydantic
+from gradio import processing_utils
+from gradio.exceptions import InvalidPathError
 
 from svd_demo import zerogpu
-from svd_demo.errors import UserFacingError
+from svd_demo.errors import InputError, UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
 from svd_demo.params import (
@@ -37,6 +41,8 @@ from svd_demo.params import (
     Spec,
     VideoParams,
     clean_prompt,
+    parse_bool,
+    shown,
 )
 from svd_demo.settings import Settings, login
 from svd_demo.studio import CancelFlag, Studio
@@ -53,6 +59,34 @@ CSS = """
 """
 
 
+_MARKUP_START = re.compile(r"([<&])(?=[A-Za-z0-9/!?#])")
+WORD_JOINER = "\u2060"
+
+
+def _page_safe(text: str) -> str:
+    """`text` as written, in a form that no page can take for markup.
+
+    Gradio shows gr.Error messages as (sanitized) HTML, and API clients get the very same string. html.escape made
+    the page right and the API wrong (`&#x27;` around every quoted file name); an invisible word joiner after each
+    `<` or `&` that could start a tag or an entity keeps both right: the page shows the text, the API gets it.
+    """
+    return _MARKUP_START.sub(r"\1" + WORD_JOINER, text)
+
+
+class _Refusal(gr.Error):
+    """A message for the person or program that sent the request, shown as is (and as plain text, see _page_safe).
+
+    Its str() is the message: Gradio answers a refusal at queue join (HTTP 400) with str(error), which for gr.Error
+    is the message's repr, quotes and backslashes included.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_page_safe(message), print_exception=False)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class UploadedImage(gr.Image):
     """An image input that hands the uploaded file to our loader untouched.
 
@@ -65,23 +99,34 @@ class UploadedImage(gr.Image):
         return "image"  # the browser side is gr.Image's own
 
     def preprocess(self, payload: Any) -> str | None:
-        if payload is None or (payload.url or "").startswith("data:"):
-            return super().preprocess(payload)  # inline base64 from API callers: Gradio writes it to a file
+        if payload is None:
+            return None
+        if (payload.url or "").startswith("data:"):
+            # Inline base64 from API callers, written to a file as it came: Gradio's own path decodes it with PIL
+            # first (a decompression bomb included) and re-encodes it as WebP (16 bits per channel become 8).
+            try:
+                return processing_utils.save_base64_to_cache(payload.url, self.GRADIO_CACHE)
+            except (ValueError, TypeError) as exc:
+                raise _Refusal(f"The image sent inline (a data: URL) is not valid base64 ({exc}). Send the file "
+                               "instead (gradio_client's handle_file()).") from None
         return str(payload.path) if payload.path else None
 
 
 class _NamesItsParameter:
     """Gradio's own checks answer "Value 100 is greater than maximum value 25." or "Could not preprocess input
     component at index 2", which does not say which of a dozen numbers sent to the API was wrong; this one names the
-    parameter, as the rest of our checks do."""
+    parameter, as the rest of our checks do. With precision 0 a fraction is refused, not rounded (Gradio rounds:
+    2.5 seeds became 2)."""
 
     param = ""
 
     def preprocess(self, payload: float | None) -> float | int | None:
         number = isinstance(payload, (int, float)) and not isinstance(payload, bool) and math.isfinite(payload)
-        if not number or not self.minimum <= payload <= self.maximum:
-            raise gr.Error(f"`{self.param}` must be a finite number from {self.minimum:g} to {self.maximum:g}; got "
-                           f"{payload!r}.", print_exception=False)
+        whole = self.precision == 0
+        if not number or not self.minimum <= payload <= self.maximum or (whole and payload != int(payload)):
+            kind = "a whole number" if whole else "a finite number"
+            low, high = (int(v) if float(v).is_integer() else v for v in (self.minimum, self.maximum))
+            raise _Refusal(f"`{self.param}` must be {kind} from {low} to {high}; got {shown(payload)}.")
         return super().preprocess(payload)
 
 
@@ -102,15 +147,15 @@ def _named(component: _NamesItsParameter, param: str) -> Any:
 
 
 def _user_error(exc: BaseException) -> gr.Error:
-    """What the person sees: our own messages verbatim (escaped: they may quote user text), never internals."""
+    """What the person sees: our own messages verbatim (as plain text: they may quote user text), never internals."""
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, UserFacingError):
-        return gr.Error(html.escape(str(exc)), print_exception=False)
+        return _Refusal(str(exc))
     error_id = uuid.uuid4().hex[:8]
     log.exception("Unexpected error %s", error_id)
-    return gr.Error(f"Something went wrong on the server (error {error_id}). Please try again; if it keeps "
-                    "happening, report the error id.", print_exception=False)
+    return _Refusal(f"Something went wrong on the server (error {error_id}). Please try again; if it keeps "
+                    "happening, report the error id.")
 
 
 @contextmanager
@@ -132,7 +177,9 @@ def _component(spec: Spec, value: Any = None, **kwargs: Any) -> gr.components.Co
     if spec.name == "seed":
         return _named(Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common),
                       spec.name)
-    return _named(Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, **common), spec.name)
+    whole = 0 if spec.kind is int else None  # precision 0: a whole number, refused (not rounded) otherwise
+    return _named(Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, precision=whole,
+                         **common), spec.name)
 
 
 def _seed_box(label: str) -> gr.Number:
@@ -143,7 +190,8 @@ def _seed_box(label: str) -> gr.Number:
 
 
 def _notes(lines: list[str] | tuple[str, ...]) -> str:
-    return "\n".join(f"- {html.escape(line)}" for line in lines)
+    """Notices as a Markdown list: shown as written on the page, and plain text for API clients (`_page_safe`)."""
+    return "\n".join(f"- {_page_safe(line)}" for line in lines)
 
 
 def _video_params(values: tuple[Any, ...]) -> VideoParams:
@@ -334,10 +382,18 @@ def _extend(studio: Studio, video: str, svd_model: str, params: VideoParams, req
     return result
 
 
-def _validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
+def _video_validations(values: tuple[Any, ...]) -> list[dict]:
+    """One answer per video parameter (VIDEO_INPUTS, then extra formats): a problem is put on the parameters its
+    message names, e.g. min and max guidance, not on all sixteen (on all only if it names none)."""
+    names = [*VIDEO_INPUTS, "extra_formats"]
     problem = _problem(_video_params, values)
+    blamed = set(re.findall(r"`(\w+)`", problem)) & set(names) or set(names)
+    return [gr.validate(not (problem and name in blamed), problem) for name in names]
+
+
+def _validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
     return [gr.validate(bool(video), "Generate or choose a video first: Extend continues the one shown."),
-            gr.validate(True, ""), *(gr.validate(not problem, problem) for _ in values)]
+            gr.validate(True, ""), *_video_validations(values)]
 
 
 def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, gr.Video]:
@@ -369,7 +425,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         try:
             prep, loaded = studio.prepare(image_path, int(resolution), aspect_mode)
         except UserFacingError as exc:
-            return None, f"⚠️ {html.escape(str(exc))}"
+            return None, f"⚠️ {_page_safe(str(exc))}"
         w, h = prep.image.size
         return prep.image, _notes([f"The video will be {w}x{h}.", *loaded.notices, *prep.notices])
 
@@ -397,9 +453,8 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
 
     def validate(image: str | None, svd_model: str, *values: Any) -> list[dict]:
         """Runs before the queue: a missing image or a bad number is refused without waiting for the GPU."""
-        problem = _problem(_video_params, values)
         return [gr.validate(bool(image), "Please upload an image first."), gr.validate(True, ""),
-                *(gr.validate(not problem, problem) for _ in values)]
+                *_video_validations(values)]
 
     event = generate.click(_stops_when_dropped(image_to_video), inputs=[image, *controls.inputs],
                            outputs=[video, seed_used, prepared, notices, files], api_name="image_to_video",
@@ -428,8 +483,8 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
                     "reuse its seed.")
         with gr.Row():
-            num_seeds = _named(Slider(2, 8, value=4, step=1, label="Seeds", info="Starting from the seed in the "
-                                      "settings (or a random one when Randomize is on)."), "num_seeds")
+            num_seeds = _named(Slider(2, 8, value=4, step=1, precision=0, label="Seeds", info="Starting from the "
+                                      "seed in the settings (or a random one when Randomize is on)."), "num_seeds")
             compare = gr.Button("Compare seeds")
         gallery = gr.Gallery(label="One clip per seed", columns=4, height="auto", interactive=False)
 
@@ -603,7 +658,7 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
             source = gr.Video(label="Original", sources=["upload"])
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
-                factor = _named(Slider(MIN_FACTOR, MAX_FACTOR, value=2, step=1, label="Factor",
+                factor = _named(Slider(MIN_FACTOR, MAX_FACTOR, value=2, step=1, precision=0, label="Factor",
                                        info="Frames per source frame; used when target fps is 0."), "factor")
                 target_fps = _named(Slider(0, 120, value=0, step=1, label="Target fps",
                                            info="An exact output rate (e.g. 24 or 30); 0 = use the factor."),
@@ -684,10 +739,115 @@ def _banner(settings: Settings, device: str) -> str:
     return "\n\n".join(notes)
 
 
+# ------------------------------------------------------------------------ inputs Gradio passes on or answers vaguely
+
+_FILE_COMPONENTS = (gr.Image, gr.Video, gr.File)
+
+
+def _checked_input(component: gr.components.Component, name: str, value: Any) -> Any:
+    """`value` as Gradio may take it, or a _Refusal naming the API parameter, the value and what is allowed.
+
+    Left to Gradio, "false" checks a box (a non-empty string), [1, 2] becomes the prompt "[1, 2]", a file sent as a
+    path string gets pydantic's text (or, where no validator runs, no message at all) and a wrong choice is not
+    said to be which parameter's. Numbers check themselves (`_NamesItsParameter`), as they know their range.
+    """
+    if isinstance(component, gr.Checkbox):
+        try:
+            return parse_bool(value, name)
+        except InputError as exc:
+            raise _Refusal(str(exc)) from None
+    if isinstance(component, _FILE_COMPONENTS):
+        is_file = isinstance(value, dict) and (value.get("meta") or {}).get("_type") == "gradio.FileData"
+        if value is None or (is_file and (value.get("path") or value.get("url"))):
+            return value  # whether it was really uploaded here, Gradio checks (see _AppBlocks)
+        raise _Refusal(f"`{name}` must be an uploaded file: upload it first (POST /gradio_api/upload, or "
+                       f"gradio_client's handle_file()) and send the file reference it returns; got {shown(value)}. "
+                       "The server opens no path named in a request.")
+    allowed = [choice for _, choice in getattr(component, "choices", None) or []]
+    if isinstance(component, gr.CheckboxGroup):
+        if (isinstance(value, list) and all(isinstance(v, str) and v in allowed for v in value)
+                and len(set(value)) == len(value)):
+            return value
+        raise _Refusal(f"`{name}` must be a list of {', '.join(map(str, allowed))} (each at most once, or an empty "
+                       f"list); got {shown(value)}.")
+    if isinstance(component, gr.Dropdown) and component.allow_custom_value:
+        if value is None or isinstance(value, str):
+            return value
+        raise _Refusal(f"`{name}` must be text: one of {', '.join(map(str, allowed))}, or another hub id or "
+                       f"folder; got {shown(value)}.")
+    if isinstance(component, (gr.Radio, gr.Dropdown)):
+        if any(type(value) is type(choice) and value == choice for choice in allowed):
+            return value
+        raise _Refusal(f"`{name}` must be one of {', '.join(map(str, allowed))}; got {shown(value)}.")
+    if isinstance(component, gr.Textbox) and not (value is None or isinstance(value, str)):
+        raise _Refusal(f"`{name}` must be text; got {shown(value)}.")
+    return value
+
+
+def _not_an_upload(block_fn: Any, values: list[Any], names: list[str | None]) -> _Refusal:
+    """The refusal for a file reference Gradio would not take (not uploaded here, or malformed)."""
+    for i, component in enumerate(block_fn.inputs):
+        if isinstance(component, _FILE_COMPONENTS) and i < len(values) and isinstance(values[i], dict):
+            name = (names[i] if i < len(names) else None) or component.label
+            sent = values[i].get("path") or values[i].get("url")
+            return _Refusal(f"`{name}` must be a file uploaded to this server (POST /gradio_api/upload, or "
+                            f"gradio_client's handle_file()); {shown(sent)} was not uploaded here.")
+    return _Refusal("A file sent with this request was not uploaded to this server. Upload it first (POST "
+                    "/gradio_api/upload, or gradio_client's handle_file()).")
+
+
+def _hold_to_max_size(queue: Any) -> None:
+    """Make Gradio's queue keep to its `max_size` (--queue-size) when many requests arrive at once.
+
+    Gradio checks the size, then awaits the event's validator, then adds the event: a burst all passes the check
+    while the queue is still empty (16 of 16 accepted with a size of 2). Here a place is taken before the validator
+    runs and given back when Gradio has added the event or refused it. Nothing is awaited between Gradio adding the
+    event and the place being given back, so waiting events plus requests being admitted never exceed max_size.
+    """
+    push = queue.push
+    admitting = 0
+
+    async def push_within_max_size(body: Any, request: Any, username: str | None) -> tuple[bool, Any, str]:
+        nonlocal admitting
+        if queue.max_size is not None and len(queue) + admitting >= queue.max_size:
+            return (False, f"The queue is full: {queue.max_size} requests are waiting, the most this server takes "
+                    "(--queue-size). Please try again in a minute.", "queue_full")
+        admitting += 1
+        try:
+            return await push(body, request, username)
+        finally:
+            admitting -= 1
+
+    queue.push = push_within_max_size
+
+
+class _AppBlocks(gr.Blocks):
+    """gr.Blocks whose every input is checked before Gradio's own preprocessing, for browser and API alike, and
+    whose queue keeps to its size under a burst."""
+
+    def queue(self, *args: Any, **kwargs: Any) -> "_AppBlocks":
+        super().queue(*args, **kwargs)
+        _hold_to_max_size(self._queue)
+        return self
+
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False) -> Any:
+        # The API's own parameter names: Gradio's, also for a validator (it copies its event's).
+        names = list(block_fn.input_parameter_names or [])
+        checked = list(inputs)
+        for i, component in enumerate(block_fn.inputs):
+            if i < len(checked) and not component.stateful and i not in block_fn.component_prop_inputs:
+                name = (names[i] if i < len(names) else None) or component.label or f"input {i}"
+                checked[i] = _checked_input(component, name, checked[i])
+        try:
+            return await super().preprocess_data(block_fn, checked, state, explicit_call)
+        except (InvalidPathError, pydantic.ValidationError) as exc:  # Gradio's file checks: not ours to word
+            raise _not_an_upload(block_fn, checked, names) from exc
+
+
 def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
     """The whole app. Nothing is loaded here: models load on the first request (or at launch with --preload)."""
     studio = studio or Studio(settings)
-    with gr.Blocks(title="SVD Studio", delete_cache=_delete_cache(settings)) as demo:
+    with _AppBlocks(title="SVD Studio", delete_cache=_delete_cache(settings)) as demo:
         gr.Markdown("# SVD Studio\nAnimate a photo or a prompt with Stable Video Diffusion.")
         banner = _banner(settings, studio.cache.device)
         if banner:

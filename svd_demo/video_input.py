@@ -17,6 +17,13 @@ Caps (module constants, quoted in the error messages): frames at most ``MAX_WIDT
 orientation) and at least ``MIN_SIDE`` pixels on each side, at most ``MAX_INPUT_FRAMES`` frames and
 ``MAX_DURATION_S`` seconds. Every problem is reported as :class:`svd_demo.errors.InputError`.
 
+Headers are not trusted further than it takes to refuse them: a 35-byte GIF can claim 16000x16000 pixels, and a
+decoder started on it allocates for the claim (1.7 GB). So a video is read in three steps, each only after the one
+before passed every cap: its header alone (``-find_stream_info 0``: nothing decoded), then a count of its packets
+(stream copy, no decoding), then the decoder. Both ffmpeg runs that may decode are also capped by ffmpeg itself
+(``-max_pixels``, ``-max_alloc``), for streams whose header says nothing of their size. Images in a folder are
+checked the same way: size from the header, then decoded.
+
 Nothing heavy is imported here (no torch): numpy, Pillow and imageio-ffmpeg only.
 """
 
@@ -27,7 +34,7 @@ import os
 import pathlib
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +59,10 @@ VFR_TOLERANCE = 0.02
 """Relative gap between the average rate and ffmpeg's base rate (``tbr``) above which a file is reported as VFR."""
 VFR_MEASURED_TOLERANCE = 0.1
 """Relative gap between the header rate and frames/duration (files without audio) above which a file is VFR."""
+MAX_FRAMES_IN_MEMORY_BYTES = 1_000_000_000
+"""Largest clip ``frames_of`` holds in memory, decoded (400 frames of 1024x576 are 0.7 GB)."""
+MAX_FFMPEG_ALLOC_BYTES = 256 * 1024 * 1024
+"""Largest single allocation ffmpeg may make while reading an input (a 3840x2160 RGB frame is 25 MB)."""
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
@@ -138,10 +149,16 @@ def _check_fps(fps: float, what: str) -> float:
     return value
 
 
-def open_frames(path: str | os.PathLike, *, fps: float | None = None) -> VideoSource:
+Admit = Callable[[int | None, int | None, int | None], None]
+"""A caller's own limit: called with (width, height, frame count) from the header, each None where unknown, before
+anything is decoded; it raises InputError to refuse the input."""
+
+
+def open_frames(path: str | os.PathLike, *, fps: float | None = None, admit: Admit | None = None) -> VideoSource:
     """Open a video file or a folder of images for streaming; see the module docstring for the rules.
 
-    ``fps`` overrides the frame rate (for folders it defaults to ``DEFAULT_FOLDER_FPS``).
+    ``fps`` overrides the frame rate (for folders it defaults to ``DEFAULT_FOLDER_FPS``). ``admit`` adds the
+    caller's own limits, checked with the module's caps before the first frame is decoded.
     Raises InputError for a missing, unreadable, empty or oversized input.
     """
     if path is None or (isinstance(path, str) and not path.strip()):
@@ -150,7 +167,7 @@ def open_frames(path: str | os.PathLike, *, fps: float | None = None) -> VideoSo
     if fps is not None:
         fps = _check_fps(fps, "The frame rate (fps)")
     if p.is_dir():
-        return _open_folder(p, fps)
+        return _open_folder(p, fps, admit)
     if not p.exists():
         raise InputError(f"The input {str(p)!r} does not exist. Check the path and try again.")
     if not p.is_file():
@@ -162,21 +179,44 @@ def open_frames(path: str | os.PathLike, *, fps: float | None = None) -> VideoSo
             f"{p.name!r} is a single image; interpolation needs at least 2 frames. "
             "Give a video file or a folder that holds the frames as images."
         )
-    return _open_video(p, fps)
+    return _open_video(p, fps, admit)
 
 
 def frames_of(path: str | os.PathLike, max_frames: int, what: str) -> tuple[list[np.ndarray], float]:
-    """Every frame of a short video (or folder) in memory, and its frame rate; refused above ``max_frames``."""
-    with open_frames(path) as src:
+    """Every frame of a short video (or folder) in memory, and its frame rate.
+
+    Refused from the header, before decoding, above ``max_frames`` frames or ``MAX_FRAMES_IN_MEMORY_BYTES`` decoded;
+    ``what`` (e.g. "Extending") names the task in the messages.
+    """
+    name = pathlib.Path(path).name if path else ""
+    if name and pathlib.Path(path).suffix.lower() in IMAGE_SUFFIXES and not pathlib.Path(path).is_dir():
+        raise InputError(f"{name!r} is a single image; {what} continues a video, so it needs a video file (or a "
+                         "folder of frames). To animate a still image, use Image to video (/image_to_video).")
+
+    def admit(width: int | None, height: int | None, count: int | None, more: str = "") -> None:
+        if count is None:
+            return
+        if count > max_frames:
+            raise InputError(f"{what} works on clips of up to {max_frames} frames; {name!r} has {more}{count}. "
+                             "Trim it first.")
+        if width and height and count * width * height * 3 > MAX_FRAMES_IN_MEMORY_BYTES:
+            raise InputError(
+                f"{what} holds the whole clip in memory: {more}{count} frames of {width}x{height} are "
+                f"{_bytes_text(count * width * height * 3)} decoded, over the limit of "
+                f"{_bytes_text(MAX_FRAMES_IN_MEMORY_BYTES)}. Use a shorter or smaller clip (e.g. 1024x576).")
+
+    with open_frames(path, admit=admit) as src:
         frames: list[np.ndarray] = []
-        for frame in src.frames:
-            if len(frames) == max_frames:
-                raise InputError(f"{what} works on clips of up to {max_frames} frames; {src.path.name!r} has more. "
-                                 "Trim it first.")
+        for frame in src.frames:  # a header's count can be missing or wrong: the caps hold while decoding too
+            admit(src.width, src.height, len(frames) + 1, "at least ")
             frames.append(frame)
     if not frames:
         raise InputError(f"{src.path.name!r} holds no frames.")
     return frames, src.fps
+
+
+def _bytes_text(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"
 
 
 # ----------------------------------------------------------------------------------------------------------- folders
@@ -190,11 +230,15 @@ def _list_images(folder: pathlib.Path) -> list[pathlib.Path]:
     return sorted(files, key=lambda f: natural_key(f.name))
 
 
-def _read_image(file: pathlib.Path) -> np.ndarray:
+def _read_image(file: pathlib.Path, admit: Admit | None = None) -> np.ndarray:
+    """One image as RGB; its size is checked from the header (and by ``admit``) before it is decoded."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(file) as img:
+            check_frame_size(*img.size, f"The image {file.name!r}")
+            if admit is not None:
+                admit(*img.size, None)
             img = ImageOps.exif_transpose(img)
             if img.mode != "RGB":
                 if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -205,13 +249,18 @@ def _read_image(file: pathlib.Path) -> np.ndarray:
                 else:
                     img = img.convert("RGB")
             return np.asarray(img, dtype=np.uint8).copy()
+    except Image.DecompressionBombError:  # Pillow's own header check, at twice its MAX_IMAGE_PIXELS
+        raise InputError(f"The image {file.name!r} is far larger than the maximum of {MAX_WIDTH}x{MAX_HEIGHT} "
+                         f"pixels ({_caps_text()}). Downscale it first and try again.") from None
+    except InputError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(
             f"The image {file.name!r} cannot be read ({exc}). Remove or replace it and try again."
         ) from None
 
 
-def _open_folder(folder: pathlib.Path, fps: float | None) -> VideoSource:
+def _open_folder(folder: pathlib.Path, fps: float | None, admit: Admit | None) -> VideoSource:
     files = _list_images(folder)
     if not files:
         raise InputError(
@@ -219,9 +268,8 @@ def _open_folder(folder: pathlib.Path, fps: float | None) -> VideoSource:
             "Put the frames there as numbered image files."
         )
     check_frame_count(len(files), f"The folder {folder.name!r}")
-    first = _read_image(files[0])
+    first = _read_image(files[0], None if admit is None else lambda w, h, _: admit(w, h, len(files)))
     height, width = first.shape[:2]
-    check_frame_size(width, height, f"The image {files[0].name!r}")
 
     def frames() -> Iterator[np.ndarray]:
         yield first
@@ -303,18 +351,44 @@ def _parse_rate(text: str) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
+def _guards() -> list[str]:
+    """ffmpeg's own limits, for a run that may decode: no frame above the caps' pixels, no huge single allocation."""
+    return ["-max_alloc", str(MAX_FFMPEG_ALLOC_BYTES), "-max_pixels", str(MAX_WIDTH * MAX_HEIGHT)]
+
+
+def _probe_header(path: pathlib.Path) -> _Probe | None:
+    """What the container's header claims (streams, size, rates, duration), read without decoding anything.
+
+    ``-find_stream_info 0`` keeps ffmpeg from reading and decoding frames to fill in what the header leaves out.
+    None when the header names no video stream: some formats (MPEG-TS, raw streams) only tell by their packets.
+    """
+    text = _run_ffmpeg([*_guards(), "-find_stream_info", "0", "-i", str(path)], repr(path.name))
+    return _parse_probe(text, path, header_only=True)
+
+
 def _probe(path: pathlib.Path) -> _Probe:
     """Header (streams, size, rates, duration) and the number of video packets, in one ffmpeg run.
 
     The packets are counted by a stream copy to the null muxer (no decoding: fast); the count stops past the caps.
+    ffmpeg's stream analysis may decode a frame or two to fill in the header: call it only once the header alone
+    passed the caps (`_probe_header`).
     """
     text = _run_ffmpeg(
-        ["-i", str(path), "-map", "0:v:0?", "-c", "copy", "-t", f"{MAX_DURATION_S + 1:g}",
+        [*_guards(), "-i", str(path), "-map", "0:v:0?", "-c", "copy", "-t", f"{MAX_DURATION_S + 1:g}",
          "-frames:v", str(MAX_INPUT_FRAMES + 1), "-f", "null", "-"],
         repr(path.name),
     )
+    probe = _parse_probe(text, path, header_only=False)
+    assert probe is not None  # header_only=False raises instead
+    return probe
+
+
+def _parse_probe(text: str, path: pathlib.Path, *, header_only: bool) -> _Probe | None:
+    """A `_Probe` from ffmpeg's log; without ``header_only``, an unreadable or video-less file is an InputError."""
     streams = [line for line in text.splitlines() if line.lstrip().startswith("Stream #")]
     video = [line for line in streams if " Video: " in line and "(attached pic)" not in line]
+    if not video and header_only:
+        return None
     if not video:
         reason = ""
         for line in text.splitlines():
@@ -327,14 +401,14 @@ def _probe(path: pathlib.Path) -> _Probe:
             f"{path.name!r} is not a readable video file{reason}. It may be damaged or in an unsupported format; "
             "re-export it as MP4 (H.264) or give a folder of images."
         )
-    if "partial file" in text:  # the index promises frames the data no longer holds: cut off mid-transfer
+    if "partial file" in text and not header_only:  # the index promises frames the data does not hold: cut off
         raise InputError(f"{path.name!r} is cut off: the file ends before its last frame (an upload or download "
                          "that did not finish?). Please use the complete file.")
     line = video[0]
     probe = _Probe(has_audio=any(" Audio: " in s for s in streams))
     probe.codec = line.split("Video: ", 1)[-1].split(" ", 1)[0].strip(",")
     size = re.search(r"[ ,](\d{1,6})x(\d{1,6})[ ,\[]", line + " ")
-    if size:
+    if size and int(size.group(1)) and int(size.group(2)):  # 0x0: not known yet
         probe.width, probe.height = int(size.group(1)), int(size.group(2))
     fps = re.search(r"([0-9.]+k?) fps", line)
     tbr = re.search(r"([0-9.]+k?) tbr", line)
@@ -344,8 +418,11 @@ def _probe(path: pathlib.Path) -> _Probe:
     if dur:
         probe.duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
     counts = re.findall(r"frame=\s*(\d+)", text)
-    probe.packets = int(counts[-1]) if counts else None
+    probe.packets = int(counts[-1]) if counts and not header_only else None
     return probe
+
+
+_HEADER_COUNT_TOLERANCE = 1.05  # duration x rate is an estimate: refuse on it only when clearly past the cap
 
 
 def _check_probe(probe: _Probe, what: str) -> None:
@@ -358,6 +435,14 @@ def _check_probe(probe: _Probe, what: str) -> None:
         check_frame_size(probe.width, probe.height, what)
     if probe.packets is not None:
         check_frame_count(probe.packets, what)
+    elif probe.duration and probe.avg_fps and not probe.has_audio:  # audio can outlast the video: no estimate
+        estimate = probe.duration * probe.avg_fps
+        if estimate > MAX_INPUT_FRAMES * _HEADER_COUNT_TOLERANCE:
+            raise InputError(
+                f"{what} has more than {MAX_INPUT_FRAMES} frames by its header ({probe.duration:g} s at "
+                f"{probe.avg_fps:g} fps: about {estimate:.0f}), the maximum ({_caps_text()}). Trim it to a shorter "
+                "clip and try again."
+            )
 
 
 def _start_decoder(path: pathlib.Path):
@@ -365,7 +450,7 @@ def _start_decoder(path: pathlib.Path):
     import imageio_ffmpeg
 
     gen = imageio_ffmpeg.read_frames(
-        str(path), pix_fmt="rgb24",
+        str(path), pix_fmt="rgb24", input_params=_guards(),
         output_params=["-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough"],
     )
     try:
@@ -375,28 +460,25 @@ def _start_decoder(path: pathlib.Path):
         raise
 
 
-def _open_video(path: pathlib.Path, fps: float | None) -> VideoSource:
-    from concurrent.futures import ThreadPoolExecutor
-
+def _open_video(path: pathlib.Path, fps: float | None, admit: Admit | None) -> VideoSource:
     what = f"The video {path.name!r}"
-    # The decoder starts (and parses its header) while the probe runs: both are separate ffmpeg processes.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="svd-video-open") as pool:
-        decoder = pool.submit(_start_decoder, path)
-        try:
-            probe = _probe(path)
-            _check_probe(probe, what)
-            gen, meta = decoder.result()
-        except BaseException as exc:
-            try:
-                decoder.result()[0].close()
-            except BaseException:  # the decoder failed as well: it is closed already
-                pass
-            if isinstance(exc, (OSError, RuntimeError, StopIteration, IndexError, AttributeError, KeyError)):
-                raise InputError(
-                    f"{what} cannot be decoded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). "
-                    "It may be damaged; re-export it as MP4 (H.264) or give a folder of images."
-                ) from None
-            raise
+    # One step after another, each only once the one before passed every cap: see the module docstring.
+    header = _probe_header(path)
+    if header is not None:
+        _check_probe(header, what)
+        if admit is not None:
+            admit(header.width, header.height, None)
+    probe = _probe(path)
+    _check_probe(probe, what)
+    if admit is not None:
+        admit(probe.width, probe.height, probe.packets)
+    try:
+        gen, meta = _start_decoder(path)
+    except (OSError, RuntimeError, StopIteration, IndexError, AttributeError, KeyError) as exc:
+        raise InputError(
+            f"{what} cannot be decoded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). "
+            "It may be damaged; re-export it as MP4 (H.264) or give a folder of images."
+        ) from None
     count = probe.packets
     notes: list[str] = []
     vfr = False

@@ -346,7 +346,42 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     journal.at("done")
 
 
-def test_studio_in_browser(request, photo, tmp_path):
+MARKUP = "<b>bold</b> & &amp; it's"  # a tag, a bare ampersand, an entity and a quote, all to be shown as typed
+WORD_JOINER = "\u2060"  # invisible; the app puts one after a "<" or "&" that could start a tag or an entity
+
+
+def _run_markup_message(page, server: Server, photo: pathlib.Path, journal: Journal,
+                        shots: pathlib.Path | None) -> None:
+    """A message quoting text that looks like HTML shows that text, and renders none of it."""
+    from playwright.sync_api import expect
+
+    journal.at("open the page")
+    page.goto(server.url, wait_until="domcontentloaded", timeout=STEP_S * 1000)
+    heading = page.get_by_role("heading", name="Video settings", exact=True)
+    expect(heading).to_be_visible(timeout=STEP_S * 1000)
+    settings = page.locator("div.column").filter(has=heading).last
+    journal.at(f"type the video model {MARKUP!r}")
+    model = settings.get_by_label("Video model", exact=True)
+    model.fill(MARKUP)
+    model.press("Enter")
+    model.blur()
+    journal.at("upload the photo and Generate")
+    _block(page, "Input image").locator("input[type=file]").set_input_files(str(photo))
+    image_panel = page.get_by_role("tabpanel").filter(visible=True)
+    expect(image_panel.get_by_text(re.compile(r"The video will be \d+x\d+\."))).to_be_visible(timeout=STEP_S * 1000)
+    image_panel.get_by_role("button", name="Generate", exact=True).click()
+    journal.at("wait for the error message")
+    toast = page.locator('[data-testid="toast-body"]').filter(has_text="could not be loaded")
+    expect(toast).to_be_visible(timeout=GENERATE_S * 1000)
+    if shots is not None:
+        page.screenshot(path=str(shots / "markup-message.png"), full_page=True)
+    shown = toast.inner_text().replace(WORD_JOINER, "")
+    assert f"'{MARKUP}'" in shown, f"the message does not show the model name as typed: {shown!r}"
+    assert toast.locator("b").count() == 0, "the model name's <b> tag was rendered, not shown"
+    journal.at("done")
+
+
+def _browse(request, photo: pathlib.Path, tmp_path: pathlib.Path, scenario) -> None:
     _require_browser()  # before building the tiny models: a missing browser fails at once
     from playwright.sync_api import sync_playwright
 
@@ -356,14 +391,22 @@ def test_studio_in_browser(request, photo, tmp_path):
     journal = Journal()
     journal.at(f"start app.py (up to {SERVER_START_S} s)")
     with _serve(tiny_models_dir, tmp_path) as server, sync_playwright() as api:
-        _drive(api, server, photo, journal, artifacts)
+        _drive(api, server, photo, journal, artifacts, scenario)
     (artifacts / "console.log").write_text("\n".join(journal.lines) + "\n")
     print("\n".join(journal.lines))  # the steps with their times, shown with -rP or -s
     if journal.ignored:
         print("Ignored console errors (not ours):\n" + "\n".join(journal.ignored))
 
 
-def _drive(api, server: Server, photo: pathlib.Path, journal: Journal, artifacts: pathlib.Path) -> None:
+def test_studio_in_browser(request, photo, tmp_path):
+    _browse(request, photo, tmp_path, _run_studio)
+
+
+def test_a_message_quoting_markup_shows_it_as_text(request, photo, tmp_path):
+    _browse(request, photo, tmp_path, _run_markup_message)
+
+
+def _drive(api, server: Server, photo: pathlib.Path, journal: Journal, artifacts: pathlib.Path, scenario) -> None:
     try:
         browser = api.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
     except Exception as exc:
@@ -376,7 +419,7 @@ def _drive(api, server: Server, photo: pathlib.Path, journal: Journal, artifacts
         page.on("requestfailed", journal.request_failed)
         shots = artifacts if os.environ.get("SVD_DEMO_ARTIFACTS") else None
         try:
-            _run_studio(page, server, photo, journal, shots)
+            scenario(page, server, photo, journal, shots)
         except Exception as exc:
             failure = f"{type(exc).__name__}: {exc}"
         else:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 import httpx
 import pytest
 from conftest import FAST, free_port, launched
@@ -9,6 +13,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from svd_demo.errors import InputError
 from svd_demo.settings import Settings, login, parse_settings
 from svd_demo.ui import build_demo, launch_kwargs
 
@@ -86,3 +91,43 @@ def test_a_password_protects_the_api(tiny_settings, studio, tmp_path):
         assert "/image_to_video" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     finally:
         demo.close()
+
+
+BURST = 16  # requests fired at once: well above the queue size below, few enough for 2 CPU cores
+
+
+def test_a_burst_never_gets_more_than_queue_size_waiting(tiny_settings, studio, tmp_path, photo, monkeypatch):
+    """Gradio checks the queue size before it awaits the event's validator and adds the event after: a burst all
+    passed the check (16 of 16 accepted with --queue-size 2)."""
+    release = threading.Event()
+
+    def held(*args, **kwargs):  # the GPU job: busy until the burst is over, so everything else has to wait
+        release.wait(60)
+        raise InputError("released")
+
+    monkeypatch.setattr(studio, "image_to_video", held)
+    settings = replace(tiny_settings, queue_size=2)
+    with launched(settings, studio, tmp_path / "gradio") as url:
+        client = Client(url, verbose=False)
+        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/image_to_video"]
+        upload = httpx.post(f"{url}gradio_api/upload", files=[("files", ("p.png", photo.read_bytes()))]).json()[0]
+        values = {**FAST, "image": {"path": upload, "meta": {"_type": "gradio.FileData"}}}
+        data = [values.get(p["parameter_name"], p["parameter_default"]) for p in params["parameters"]]
+        barrier = threading.Barrier(BURST)
+
+        def join(_: int) -> httpx.Response:
+            barrier.wait(30)
+            return httpx.post(f"{url}gradio_api/call/image_to_video", json={"data": data}, timeout=60)
+
+        try:
+            with ThreadPoolExecutor(BURST) as pool:
+                answers = list(pool.map(join, range(BURST)))
+        finally:
+            release.set()
+        accepted = [a for a in answers if a.status_code == 200]
+        refused = [a for a in answers if a.status_code == 503]
+        assert len(accepted) + len(refused) == BURST, [(a.status_code, a.text[:200]) for a in answers]
+        # One runs (the GPU queue runs one job at a time), at most queue_size wait.
+        assert 1 <= len(accepted) <= settings.queue_size + 1, len(accepted)
+        detail = refused[0].json()["detail"]
+        assert "The queue is full: 2 requests are waiting" in detail and "--queue-size" in detail, detail

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import numpy as np
 import pytest
 from conftest import save_frames
+from lying_headers import LYING_VIDEOS, png_claiming, reading_cost
 from PIL import Image
 
 from svd_demo import video_input
@@ -199,3 +201,71 @@ def test_oversized_video_duration_and_frame_count(tmp_path, monkeypatch):
     folder = save_frames(tmp_path / "many", _frames(6, 16, 16))
     with pytest.raises(InputError, match="more than 5 frames"):
         open_frames(folder)
+
+
+# ------------------------------------------------------------------------------------ headers that lie (hostile)
+
+
+@pytest.fixture
+def nothing_decoded(monkeypatch):
+    """Fails the test if a decoder starts, or if the packet-counting probe (whose stream analysis may decode a
+    frame) runs: a file whose header breaks a cap must be refused from its header alone."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("decoding started before the header was checked")
+
+    monkeypatch.setattr(video_input, "_start_decoder", forbidden)
+    monkeypatch.setattr(video_input, "_probe", forbidden)
+
+
+@pytest.mark.parametrize("case", list(LYING_VIDEOS))
+def test_a_header_that_lies_is_refused_from_the_header_alone(tmp_path, nothing_decoded, case):
+    name, make, pattern = LYING_VIDEOS[case]
+    path = make(tmp_path / name)
+    assert path.stat().st_size < 30_000
+    with pytest.raises(InputError, match=pattern):
+        open_frames(path)
+
+
+@pytest.mark.parametrize("case", ["gif_16000x16000", "y4m_16000x16000", "avi_a_million_frames"])
+def test_memory_growth_on_a_lying_header_stays_under_200_mb(tmp_path, case):
+    name, make, pattern = LYING_VIDEOS[case]
+    cost = reading_cost(make(tmp_path / name))
+    assert cost["message"] and re.search(pattern, cost["message"]), cost
+    # Before the fix the GIF's decoder (started beside the probe) alone grew to 1.7 GB.
+    assert cost["total_mb"] < 200, cost
+
+
+def test_a_lying_folder_image_is_refused_from_its_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    png_claiming(folder / "frame0.png", 6000, 6000)  # 36 MP: under Pillow's bomb limit, over ours
+    Image.new("RGB", (32, 32)).save(folder / "frame1.png")
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded before the size check"))
+    with pytest.raises(InputError, match="6000x6000"):
+        open_frames(folder)
+
+
+def test_a_still_image_given_to_extend_is_refused_with_an_extend_message(tmp_path):
+    Image.new("RGB", (64, 48)).save(tmp_path / "still.png")
+    with pytest.raises(InputError) as err:
+        video_input.frames_of(tmp_path / "still.png", 400, "Extending")
+    message = str(err.value)
+    assert "'still.png' is a single image" in message and "Extending continues a video" in message, message
+    assert "interpolation" not in message.lower(), message
+
+
+def test_frames_of_refuses_a_long_clip_from_its_frame_count_before_decoding(tmp_path, monkeypatch):
+    path = _write_video(tmp_path / "c.mp4", _frames(10), fps=10)
+    monkeypatch.setattr(video_input, "_start_decoder", lambda *a: pytest.fail("decoded a clip that was too long"))
+    with pytest.raises(InputError, match=r"up to 5 frames; 'c.mp4' has 10"):
+        video_input.frames_of(path, 5, "Extending")
+
+
+def test_frames_of_refuses_a_clip_too_large_to_hold_in_memory(tmp_path, monkeypatch):
+    path = _write_video(tmp_path / "c.mp4", _frames(10), fps=10)  # 10 frames of 96x64: 184 KB decoded
+    monkeypatch.setattr(video_input, "MAX_FRAMES_IN_MEMORY_BYTES", 100_000)
+    monkeypatch.setattr(video_input, "_start_decoder", lambda *a: pytest.fail("decoded a clip that was too large"))
+    with pytest.raises(InputError, match=r"10 frames of 96x64 .*0\.2 MB.* limit of 0\.1 MB"):
+        video_input.frames_of(path, 400, "Extending")
