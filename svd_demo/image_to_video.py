@@ -108,7 +108,7 @@ def decode(loaded: LoadedPipeline, latents: Any, num_frames: int, chunk: int, *,
             parts.append(pipe.decode_latents(part, part.shape[1], chunk))
             if progress is not None:
                 done = start + part.shape[1]
-                progress(0.92 + 0.03 * done / num_frames, f"Decoded {done}/{num_frames} frames")
+                progress(0.92 + 0.025 * done / num_frames, f"Decoded {done}/{num_frames} frames")  # < encoding's
         video = torch.cat(parts, dim=2)  # (batch, channels, frames, height, width)
         frames = pipe.video_processor.postprocess_video(video=video, output_type="np")
     pipe.maybe_free_model_hooks()

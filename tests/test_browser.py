@@ -371,7 +371,7 @@ def _run_markup_message(page, server: Server, photo: pathlib.Path, journal: Jour
     expect(image_panel.get_by_text(re.compile(r"The video will be \d+x\d+\."))).to_be_visible(timeout=STEP_S * 1000)
     image_panel.get_by_role("button", name="Generate", exact=True).click()
     journal.at("wait for the error message")
-    toast = page.locator('[data-testid="toast-body"]').filter(has_text="could not be loaded")
+    toast = page.locator('[data-testid="toast-body"]').filter(has_text="does not exist on this machine")
     expect(toast).to_be_visible(timeout=GENERATE_S * 1000)
     if shots is not None:
         page.screenshot(path=str(shots / "markup-message.png"), full_page=True)
