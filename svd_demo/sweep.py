@@ -632,6 +632,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="Also write these formats for every item, comma-separated: gif, webm.")
     parser.add_argument("--dry-run", action="store_true", help="List the grid and exit without running anything.")
     add_settings_arguments(parser, only=MODEL_SETTINGS)
+    from svd_demo.sweep_ray import add_ray_arguments  # imports no Ray
+
+    add_ray_arguments(parser)
     parser.set_defaults(func=run_sweep_command)
 
 
@@ -651,6 +654,9 @@ def _step_printer(fraction: float, text: str) -> None:
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     """The `sweep` subcommand: 0 when every item ran or was done already, 1 when some failed."""
+    from svd_demo.sweep_ray import ray_requested, run_ray_command
+
+    on_ray = ray_requested(args)
     values = {name: parse_list(_flag(name) if name != "seed" else "--seeds", getattr(args, name))
               for name in (*SWEPT, *IMAGE_SWEPT) if getattr(args, name) is not None}
     if not args.images and not args.prompts:
@@ -668,6 +674,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         for index, item in enumerate(items, 1):
             print(f"[{index}/{len(items)}] {_describe(item)}")
         return 0
+    if on_ray:
+        return run_ray_command(args, items, sdxl_model)
 
     from svd_demo.settings import settings_from_args
     from svd_demo.studio import Studio
