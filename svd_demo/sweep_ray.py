@@ -75,7 +75,7 @@ RESTART_POLL_S = 1.0  # a call to a restarting actor fails at once: ask again th
 # Without an address (and no RAY_ADDRESS), a throwaway Ray instance is started for this sweep. On Linux Ray binds its
 # ports to the network address; turning "cluster mode" off (the switch Ray uses on macOS and Windows) keeps every
 # port on loopback. Read by Ray when it is imported.
-_LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 StudioFactory = Callable[["Settings"], Any]
 
@@ -181,7 +181,7 @@ def connect(address: str | None) -> bool:
         return False
     target = address or os.environ.get("RAY_ADDRESS") or "local"
     if target == "local" and ray is None:
-        os.environ.setdefault(_LOOPBACK_SWITCH, "0")
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     ray = import_ray()
     if target == "local":
         ray.init(address="local", include_dashboard=False)

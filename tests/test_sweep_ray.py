@@ -25,7 +25,10 @@ from PIL import Image
 
 from svd_demo.errors import InputError
 from svd_demo.sweep import add_sweep_parser, expand_grid, run_sweep
-from svd_demo.sweep_ray import plan_actors, run_sweep_ray
+from svd_demo.sweep_ray import LOOPBACK_ENV, plan_actors, run_sweep_ray
+
+# Ray reads this when it is first imported (by any test here): a local instance then binds every port to 127.0.0.1.
+os.environ.setdefault(LOOPBACK_ENV, "0")
 
 TINY = {k: v for k, v in FAST.items() if k != "randomize_seed"}
 GRID = {**{k: [v] for k, v in TINY.items()}, "seed": [0, 1], "motion_bucket_id": [40, 200]}
@@ -126,14 +129,164 @@ def test_optional_dependency_helper(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The driver's scheduling, against a stand-in for Ray (no processes: every call resolves at once)
+
+
+class FakeRay:
+    """Just enough of the ray module for `run_sweep_ray`; `script(actor, item, attempt)` says "ok" or "crash"."""
+
+    def __init__(self, script, actors: int = 2) -> None:
+        self.script, self.actors = script, actors
+        self.calls: list[tuple[int, str, int]] = []  # (actor, item id, attempt)
+        self.restarting: set[int] = set()
+        self.handles: list[FakeHandle] = []
+        self.killed: list[int] = []
+
+    def cluster_resources(self):
+        return {"CPU": float(self.actors)}
+
+    def remote(self, cls):  # ray.remote(SweepWorker).options(...).remote(settings, factory) -> a handle
+        return _FakeActorClass(self)
+
+    def wait(self, refs, num_returns=1, timeout=None):  # calls finish in the order they were made
+        first = min(refs, key=lambda ref: ref.number)
+        return [first], [ref for ref in refs if ref is not first]
+
+    def get(self, ref):
+        if isinstance(ref.value, BaseException):
+            raise ref.value
+        return ref.value
+
+    def kill(self, handle):
+        self.killed.append(handle.number)
+
+    def shutdown(self):
+        pytest.fail("the driver shut down a Ray it did not start")
+
+
+class _FakeActorClass:
+    def __init__(self, fake: FakeRay) -> None:
+        self.fake = fake
+
+    def options(self, **kwargs):
+        return self
+
+    def remote(self, settings, factory):
+        self.fake.handles.append(FakeHandle(self.fake, len(self.fake.handles)))
+        return self.fake.handles[-1]
+
+
+class _Ref:  # an ObjectRef: hashable, one per call, numbered in the order of the calls
+    made = 0
+
+    def __init__(self, value) -> None:
+        self.value, self.number = value, _Ref.made
+        _Ref.made += 1
+
+
+class _Method:
+    def __init__(self, function) -> None:
+        self.remote = lambda *args: _Ref(function(*args))
+
+
+class FakeHandle:
+    """An actor whose calls resolve at once: `describe` answers "restarting" once after each crash."""
+
+    def __init__(self, fake: FakeRay, number: int) -> None:
+        self.fake, self.number = fake, number
+        self.describe, self.run = _Method(self._describe), _Method(self._run)
+
+    def _describe(self):
+        from ray.exceptions import ActorUnavailableError
+
+        if self.number in self.fake.restarting:
+            self.fake.restarting.discard(self.number)
+            return ActorUnavailableError("The actor is restarting", None)
+        return {"node": "fake", "pid": self.number, "device": "cpu", "gpus": [], "torch_threads": 1}
+
+    def _run(self, item, image, attempt, model_ref, sdxl_model):
+        from ray.exceptions import ActorDiedError
+
+        from svd_demo.sweep import SweepRow
+        from svd_demo.sweep_ray import ItemOutcome
+
+        assert image is not None and image[:4] == b"\x89PNG"  # the image's bytes travel with the item
+        self.fake.calls.append((self.number, item.id, attempt))
+        if self.fake.script(self.number, item, attempt) == "crash":
+            self.fake.restarting.add(self.number)
+            return ActorDiedError()
+        record = {"parameters": {**item.params.to_dict(), "model": model_ref}, "timings": {"total_s": 0.1},
+                  "sweep": {"attempt": attempt, "worker": {"pid": self.number}}}
+        return ItemOutcome(row=SweepRow(item=item, status="ok"), worker={"pid": self.number}, seconds=0.1,
+                           files={f"{item.id}.mp4": b"mp4", f"{item.id}.json": json.dumps(record).encode()})
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    """A function that installs a FakeRay (given its script) for the next run_sweep_ray call."""
+    require("ray.exceptions", "pip install ray==2.60.0")  # the real exception classes (nothing is started)
+    monkeypatch.setattr("svd_demo.sweep_ray.RESTART_POLL_S", 0)  # a restarting actor is asked again at once
+
+    def install(script, actors: int = 2) -> FakeRay:
+        fake = FakeRay(script, actors)
+        monkeypatch.setattr("svd_demo.sweep_ray.connect", lambda address: False)
+        monkeypatch.setattr("svd_demo.sweep_ray.import_ray", lambda: fake)
+        return fake
+
+    return install
+
+
+def test_a_crashing_item_is_retried_on_the_other_actor_then_recorded(fake_ray, tiny_settings, photo, tmp_path):
+    items = expand_grid([photo], {"seed": [0, 1, 2, 3]}, model=tiny_settings.svd_model)
+    fake = fake_ray(lambda actor, item, attempt: "crash" if item.id == items[1].id else "ok")
+    lines: list[str] = []
+    report = run_sweep_ray(items, tmp_path, tiny_settings, actors=2, progress=lines.append)
+    assert [row.status for row in report.rows] == ["ok", "error", "ok", "ok"]
+    assert "the worker died 3 times while running this item (last: ActorDiedError" in report.rows[1].error
+    tries = [(actor, attempt) for actor, ident, attempt in fake.calls if ident == items[1].id]
+    assert [attempt for _, attempt in tries] == [1, 2, 3]  # --ray-retries 2: three attempts in all
+    assert all(a != b for (a, _), (b, _) in zip(tries, tries[1:], strict=False)), tries  # each on the other actor
+    assert sum("retrying (" in line for line in lines) == 2 and sum(" restarted on " in line for line in lines) >= 1
+    assert [row["status"][:6] for row in read_csv(tmp_path / "results.csv")] == ["ok", "error:", "ok", "ok"]
+    assert sorted(fake.killed) == [0, 1]  # the actors are released at the end
+    assert not [p for p in (tmp_path / "videos").iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_a_worker_that_keeps_dying_leaves_the_pool(fake_ray, tiny_settings, photo, tmp_path):
+    items = expand_grid([photo], {"seed": list(range(12))}, model=tiny_settings.svd_model)
+    fake = fake_ray(lambda actor, item, attempt: "crash" if actor == 0 else "ok")
+    lines: list[str] = []
+    report = run_sweep_ray(items, tmp_path, tiny_settings, actors=2, progress=lines.append)
+    assert [row.status for row in report.rows] == ["ok"] * 12  # every item retried on the healthy actor
+    assert "Worker 0 died 4 times: out of the pool." in lines
+    assert sum(actor == 0 for actor, _, _ in fake.calls) == 4  # ACTOR_MAX_RESTARTS + 1, then never again
+    assert max(attempt for _, _, attempt in fake.calls) == 2
+    assert all(json.loads((tmp_path / "videos" / f"{item.id}.json").read_text())["sweep"]["worker"]["pid"] == 1
+               for item in items)
+
+
+def test_ctrl_c_keeps_the_finished_rows_and_lists_the_rest_as_pending(fake_ray, tiny_settings, photo, tmp_path):
+    items = expand_grid([photo], {"seed": [0, 1, 2]}, model=tiny_settings.svd_model)
+    fake = fake_ray(lambda actor, item, attempt: "ok", actors=1)
+
+    def progress(line: str) -> None:
+        if line.startswith("[1/3]"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep_ray(items, tmp_path, tiny_settings, progress=progress)
+    assert [row["status"] for row in read_csv(tmp_path / "results.csv")] == ["ok", "pending", "pending"]
+    assert fake.killed == [0]
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [f"{items[0].id}.json", f"{items[0].id}.mp4"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # On a local Ray
 
 
 @pytest.fixture(scope="module")
 def ray_session():
     """A Ray instance for this module: 2 CPUs, every port on loopback, no dashboard."""
-    if "ray" not in sys.modules:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read at import: binds to 127.0.0.1
     ray = require("ray", "pip install ray==2.60.0, or pip install -r requirements-dev.txt")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
