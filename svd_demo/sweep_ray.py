@@ -8,10 +8,11 @@ them for every item it runs. One actor per GPU by default (Ray sets CUDA_VISIBLE
 
 Storage: nothing on the workers' side needs the driver's disk, and the driver needs nothing of theirs. The driver
 sends each item's image bytes with the item; the actor writes the outputs in a scratch folder of its own node, sends
-the bytes back (MP4, sidecar, extra formats, a prompt item's still: a few MB per item, next to minutes of GPU work)
-and deletes them. The driver writes each file under a temporary name and renames it into `videos/`, the sidecar
-last, then adds the row: a worker that dies mid-item leaves nothing in the out folder, and a driver killed mid-write
-leaves an MP4 without a sidecar, which a rerun runs again. A shared file system would only save that copy.
+the bytes back (MP4, sidecar, extra formats, a prompt item's still; 10-20 ms per item in BENCHMARKS.md, next to a
+minute or more of GPU work per full-size clip) and deletes them. The driver writes each file under a temporary name
+and renames it into `videos/`, the sidecar last, then adds the row: a worker that dies mid-item leaves nothing in
+the out folder, and a driver killed mid-write leaves an MP4 without a sidecar, which a rerun runs again. A shared
+file system would only save that copy.
 
 Failures: an item that fails inside the actor (an unreadable image, out of memory even after the memory retries, any
 other exception) comes back as an error row and the sweep goes on; a rerun retries it. A worker process that dies
