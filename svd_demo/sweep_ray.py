@@ -248,6 +248,7 @@ def store_outcome(item: SweepItem, outcome: ItemOutcome, out_dir: Path) -> Sweep
     if video.name not in outcome.files or sidecar.name not in outcome.files:
         return replace(outcome.row, item=item, status="error", video=None, sidecar=None,
                        error=f"the worker sent no {video.name} or {sidecar.name} (got {', '.join(names)})")
+    video.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         _write_bytes_atomic(video.parent / name, outcome.files[name])
     record = json.loads(outcome.files[sidecar.name])

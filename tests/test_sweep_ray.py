@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from optional_deps import require
 from PIL import Image
 
 from svd_demo.errors import InputError
-from svd_demo.sweep import add_sweep_parser, expand_grid, run_sweep
+from svd_demo.sweep import add_sweep_parser, expand_grid
 from svd_demo.sweep_ray import LOOPBACK_ENV, plan_actors, run_sweep_ray
 
 # Ray reads this when it is first imported (by any test here): a local instance then binds every port to 127.0.0.1.
@@ -126,6 +127,38 @@ def test_optional_dependency_helper(monkeypatch):
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception, match="not installed"):
         require("svd_demo_no_such_module", "pip install nothing")
+
+
+def test_the_worker_sends_its_files_back_and_turns_any_exception_into_a_row(studio, photo, tmp_path):
+    """SweepWorker.run in this process (no Ray): what an actor does with one item."""
+    from svd_demo.sweep_ray import SweepWorker, store_outcome
+
+    worker = object.__new__(SweepWorker)  # its __init__ asks Ray for the actor's GPUs
+    worker.scratch, worker.settings, worker.studio = tmp_path / "scratch", studio.settings, studio
+    worker.info = {"node": "here", "pid": os.getpid()}
+    (item,) = expand_grid([photo], {**{k: [v] for k, v in TINY.items()}, "seed": [5]}, model=studio.settings.svd_model)
+    outcome = worker.run(replace(item, image=Path("/nowhere") / photo.name), photo.read_bytes(), 2, None, None)
+    assert outcome.row.status == "ok" and outcome.trace == ""
+    assert sorted(outcome.files) == [f"{item.id}.json", f"{item.id}.mp4"]
+    assert not any((tmp_path / "scratch").iterdir())  # the scratch copies are gone once sent
+    row = store_outcome(item, outcome, tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "videos" / f"{item.id}.json").read_text())
+    assert row.video == tmp_path / "out" / "videos" / f"{item.id}.mp4" and row.item is item
+    assert record["sweep"]["attempt"] == 2 and record["sweep"]["worker"]["node"] == "here"
+    assert record["sweep"]["image"] == photo.name and record["parameters"]["seed"] == 5
+
+    class Broken:
+        settings = studio.settings
+
+        def image_to_video(self, *args, **kwargs):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    worker.studio = Broken()
+    outcome = worker.run(item, photo.read_bytes(), 1, None, None)
+    assert outcome.row.status == "error" and outcome.files == {}
+    assert outcome.row.error == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert "Traceback" in outcome.trace and outcome.row.parameters["seed"] == 5
+    assert not any((tmp_path / "scratch").iterdir())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -326,19 +359,18 @@ def ray_sweep(ray_session, tiny_settings, inputs, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_sweep(ray_sweep, studio, tmp_path_factory):
-    """The same grid through the local sweep, with the actors' torch thread count (CPU numerics depend on it)."""
-    import torch
-
+def local_sweep(ray_sweep, tiny_settings, inputs, tmp_path_factory):
+    """The same grid through the local sweep's command, in a fresh process with the actors' torch thread count: CPU
+    numerics depend on it, and a process whose pipeline already ran with other threads does not match either."""
     out, items, _, _, _, _ = ray_sweep
     threads = json.loads((out / "videos" / f"{items[0].id}.json").read_text())["sweep"]["worker"]["torch_threads"]
     local = tmp_path_factory.mktemp("local_sweep")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        run_sweep(studio, items[:4], local)
-    finally:
-        torch.set_num_threads(before)
+    grid = [f"--{name.replace('_', '-')}={','.join(map(str, values))}" for name, values in GRID.items()]
+    result = subprocess.run([sys.executable, "-m", "svd_demo", "sweep", "--images", str(inputs[0]), *grid,
+                             "--svd-model", tiny_settings.svd_model, "--device", "cpu", "--out", str(local)],
+                            env={**os.environ, "OMP_NUM_THREADS": str(threads)}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
     return local
 
 
