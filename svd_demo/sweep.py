@@ -342,6 +342,58 @@ def _describe(item: SweepItem) -> str:
     return f"{item.id} {item.label}" + (f" {values}" if values else "")
 
 
+def run_item(studio: Any, item: SweepItem, videos_dir: str | os.PathLike[str], *,
+             model_ref: str | None = None, sdxl_model: str | None = None,
+             step_progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+             sweep_info: Mapping[str, Any] | None = None) -> SweepRow:
+    """Run one item into `videos_dir`/<id>.mp4 and .json (prompt items also keep <id>-still.png).
+
+    An ok row, or an error row when the item fails with a UserFacingError (an unreadable image, out of memory);
+    GenerationCancelled and any other exception propagate. `sweep_info` joins the sidecar's "sweep" section (the Ray
+    path records its attempt and worker there).
+    """
+    from svd_demo.outputs import write_json_atomic
+
+    stem = Path(videos_dir) / item.id
+    _reset_cuda_peak()
+    try:
+        if item.image_params is not None:
+            _, result = studio.text_to_video(item.image_params, item.params, sdxl_model=sdxl_model,
+                                             svd_model=model_ref, progress=step_progress, cancel=cancel,
+                                             out_stem=stem, still_path=stem.with_name(f"{item.id}-still.png"))
+        else:
+            result = studio.image_to_video(item.image, item.params, model_ref=model_ref,
+                                           progress=step_progress, cancel=cancel, out_stem=stem)
+    except GenerationCancelled:
+        raise
+    except UserFacingError as exc:
+        settings = getattr(studio, "settings", None)  # for the error row's model columns
+        return planned_row(item, "error", error=str(exc), svd_model=model_ref or getattr(settings, "svd_model", None),
+                           sdxl_model=sdxl_model or getattr(settings, "sdxl_model", None))
+    peak, kind = _peak_memory(result.record)
+    result.record["sweep"] = {"id": item.id, "image": item.image.name if item.image else None,
+                              "prompt": item.prompt, "memory_kind": kind,
+                              "peak_memory_mb": None if peak is None else round(peak, 1), **(sweep_info or {})}
+    write_json_atomic(result.files.sidecar, result.record)
+    return _row_from_record(item, "ok", result.record, result.files.video, result.files.sidecar)
+
+
+def planned_row(item: SweepItem, status: str, *, svd_model: str | None, sdxl_model: str | None,
+                error: str = "") -> SweepRow:
+    """A row holding the item's own parameters (not resolved by a run): error rows, and the Ray path's pending ones."""
+    text = {**item.image_params.to_dict(), "sdxl_model": sdxl_model} if item.image_params else {}
+    return SweepRow(item=item, status=status, error=error,
+                    parameters={**text, **item.params.to_dict(), "model": svd_model})
+
+
+def outcome_text(row: SweepRow, seconds: float) -> str:
+    """What a progress line says about a finished item: 'ok in 3.1 s, peak 812 MB (...)' or 'error: ...'."""
+    if row.status == "error":
+        return f"error: {row.error}"
+    memory = f", peak {row.peak_memory_mb:.0f} MB ({row.memory_kind})" if row.peak_memory_mb is not None else ""
+    return f"ok in {seconds:.1f} s{memory}"
+
+
 def run_sweep(studio: Any, items: Sequence[SweepItem], out_dir: str | os.PathLike[str], *,
               progress: LineFn | None = None, step_progress: ProgressFn | None = None,
               model_ref: str | None = None, sdxl_model: str | None = None,
@@ -353,16 +405,11 @@ def run_sweep(studio: Any, items: Sequence[SweepItem], out_dir: str | os.PathLik
     `model_ref`/`sdxl_model` default to the studio's settings. Setting `cancel` stops the sweep: the current item
     is dropped, GenerationCancelled propagates, and the CSV and sheet keep what was done.
     """
-    from svd_demo.outputs import write_json_atomic
-
     _check_text_to_video(studio, items)
     started = time.perf_counter()
     out_dir = Path(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     report = progress or (lambda line: None)
-    settings = getattr(studio, "settings", None)  # for the error rows' model columns
-    svd_name = model_ref or getattr(settings, "svd_model", None)
-    sdxl_name = sdxl_model or getattr(settings, "sdxl_model", None)
     rows: list[SweepRow] = []
     dirty = False
 
@@ -384,33 +431,12 @@ def run_sweep(studio: Any, items: Sequence[SweepItem], out_dir: str | os.PathLik
                 flush()  # before a long run, so an interruption leaves a complete sheet of what is done
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled(f"Sweep cancelled after {index - 1} of {total} items.")
-            stem = out_dir / "videos" / item.id
             item_start = time.perf_counter()
-            _reset_cuda_peak()
-            try:
-                if item.image_params is not None:
-                    _, result = studio.text_to_video(item.image_params, item.params, sdxl_model=sdxl_model,
-                                                     svd_model=model_ref, progress=step_progress, cancel=cancel,
-                                                     out_stem=stem, still_path=stem.with_name(f"{item.id}-still.png"))
-                else:
-                    result = studio.image_to_video(item.image, item.params, model_ref=model_ref,
-                                                   progress=step_progress, cancel=cancel, out_stem=stem)
-            except GenerationCancelled:
-                raise  # the CSV and the sheet already hold every finished item
-            except UserFacingError as exc:
-                text = {**item.image_params.to_dict(), "sdxl_model": sdxl_name} if item.image_params else {}
-                rows.append(SweepRow(item=item, status="error", error=str(exc),
-                                     parameters={**text, **item.params.to_dict(), "model": svd_name}))
-                report(f"{head}: error: {exc}")
-            else:
-                peak, kind = _peak_memory(result.record)
-                result.record["sweep"] = {"id": item.id, "image": item.image.name if item.image else None,
-                                          "prompt": item.prompt, "memory_kind": kind,
-                                          "peak_memory_mb": None if peak is None else round(peak, 1)}
-                write_json_atomic(result.files.sidecar, result.record)
-                rows.append(_row_from_record(item, "ok", result.record, result.files.video, result.files.sidecar))
-                memory = f", peak {peak:.0f} MB ({kind})" if peak is not None else ""
-                report(f"{head}: ok in {time.perf_counter() - item_start:.1f} s{memory}")
+            # GenerationCancelled propagates: the CSV and the sheet already hold every finished item
+            row = run_item(studio, item, out_dir / "videos", model_ref=model_ref, sdxl_model=sdxl_model,
+                           step_progress=step_progress, cancel=cancel)
+            rows.append(row)
+            report(f"{head}: {outcome_text(row, time.perf_counter() - item_start)}")
             flush()
             dirty = False
     finally:  # also when interrupted: the sheet lists every item finished so far
@@ -606,6 +632,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="Also write these formats for every item, comma-separated: gif, webm.")
     parser.add_argument("--dry-run", action="store_true", help="List the grid and exit without running anything.")
     add_settings_arguments(parser, only=MODEL_SETTINGS)
+    from svd_demo.sweep_ray import add_ray_arguments  # imports no Ray
+
+    add_ray_arguments(parser)
     parser.set_defaults(func=run_sweep_command)
 
 
@@ -625,6 +654,9 @@ def _step_printer(fraction: float, text: str) -> None:
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     """The `sweep` subcommand: 0 when every item ran or was done already, 1 when some failed."""
+    from svd_demo.sweep_ray import ray_requested, run_ray_command
+
+    on_ray = ray_requested(args)
     values = {name: parse_list(_flag(name) if name != "seed" else "--seeds", getattr(args, name))
               for name in (*SWEPT, *IMAGE_SWEPT) if getattr(args, name) is not None}
     if not args.images and not args.prompts:
@@ -642,6 +674,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         for index, item in enumerate(items, 1):
             print(f"[{index}/{len(items)}] {_describe(item)}")
         return 0
+    if on_ray:
+        return run_ray_command(args, items, sdxl_model)
 
     from svd_demo.settings import settings_from_args
     from svd_demo.studio import Studio
