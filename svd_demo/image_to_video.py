@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from svd_demo.errors import GenerationCancelled, UserFacingError
+from svd_demo.errors import GenerationCancelled, OutOfMemory, UserFacingError
 from svd_demo.memory import decode_chunk, step_down
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
@@ -24,10 +24,6 @@ from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
 # progress(fraction in [0, 1], description)
 ProgressFn = Callable[[float, str], None]
 T = TypeVar("T")
-
-
-class OutOfMemory(UserFacingError):
-    """Even the smallest settings did not fit in GPU memory."""
 
 
 @dataclass
