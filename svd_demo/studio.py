@@ -10,7 +10,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from svd_demo.allocator import release_free_memory
-from svd_demo.errors import GenerationCancelled
+from svd_demo.errors import GenerationCancelled, InputError
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.models import check_model_ref, svd_defaults
@@ -33,7 +33,7 @@ from svd_demo.outputs import (
     write_outputs,
     write_png,
 )
-from svd_demo.params import ImageParams, VideoParams
+from svd_demo.params import INTERPOLATION_SPECS, MAX_COMPARE_SEEDS, ImageParams, VideoParams
 from svd_demo.pipelines import PipelineCache
 from svd_demo.settings import Settings
 
@@ -240,9 +240,37 @@ class Studio:
         notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes]
         return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record)
 
+    def compare_seeds(self, image: Any, params: VideoParams, seeds: Iterable[Any], *, model_ref: str | None = None,
+                      progress: ProgressFn | None = None,
+                      cancel: threading.Event | None = None) -> list[VideoResult]:
+        """The same image and parameters with each seed (the "compare seeds" gallery), in the seeds' order.
+
+        Seeds are validated first (at most MAX_COMPARE_SEEDS, duplicates dropped); each run is an `image_to_video`
+        into the output folder. `progress` sees the whole batch as 0..1; `cancel` stops the current seed
+        (GenerationCancelled propagates, the seeds already done are lost to the caller).
+        """
+        chosen: list[int] = []
+        for seed in seeds:
+            value = VideoParams.from_raw({"seed": seed}).seed
+            if value not in chosen:
+                chosen.append(value)
+        if not chosen:
+            raise InputError("Give at least one seed to compare.")
+        if len(chosen) > MAX_COMPARE_SEEDS:
+            raise InputError(f"Compare at most {MAX_COMPARE_SEEDS} seeds at once (got {len(chosen)}).")
+        results = []
+        for index, seed in enumerate(chosen):
+            def step(fraction: float, text: str, index: int = index, seed: int = seed) -> None:
+                if progress is not None:
+                    progress((index + fraction) / len(chosen), f"Seed {seed} ({index + 1}/{len(chosen)}): {text}")
+
+            results.append(self.image_to_video(image, replace(params, seed=seed, randomize_seed=False),
+                                               model_ref=model_ref, progress=step, cancel=cancel))
+        return results
+
     def interpolate(self, video: str | Path, *, factor: int | None = None, target_fps: float | None = None,
-                    slow_motion: bool = False, backend: str = "flow", progress: ProgressFn | None = None,
-                    cancel: threading.Event | None = None) -> Any:
+                    slow_motion: bool = False, backend: str = INTERPOLATION_SPECS["backend"].default,
+                    progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> Any:
         """Frame interpolation of an uploaded or generated video into a new MP4 + sidecar (CPU: no GPU lock).
 
         `cancel` stops it at the next frame, leaving no file.
@@ -428,8 +456,9 @@ def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn,
     from svd_demo.interpolation import interpolate_frames
 
     start = time.perf_counter()
+    backend = INTERPOLATION_SPECS["backend"].default
     report(0.96, f"Interpolating to {target_fps:g} fps")
     smooth = np.stack(list(interpolate_frames(iter(frames), fps, target_fps=target_fps, num_frames=len(frames),
-                                              cancel=cancel)))
-    return smooth, float(target_fps), {"source_fps": fps, "target_fps": target_fps, "backend": "flow",
+                                              backend=backend, cancel=cancel)))
+    return smooth, float(target_fps), {"source_fps": fps, "target_fps": target_fps, "backend": backend,
                                        "frames": len(smooth), "seconds": round(time.perf_counter() - start, 3)}

@@ -46,7 +46,6 @@ from svd_demo.params import IMAGE_SPECS, SPECS, ImageParams, VideoParams, clean_
 
 if TYPE_CHECKING:
     from svd_demo.image_to_video import ProgressFn
-    from svd_demo.studio import VideoResult
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 SWEPT = tuple(name for name in SPECS if name != "randomize_seed")  # seeds are explicit in a sweep, never drawn
@@ -56,7 +55,6 @@ GRID_ORDER = (*(name for name in SWEPT if name != "seed"), *IMAGE_SWEPT, "seed")
 PARAM_COLUMNS = (*SWEPT, "model")
 TEXT_COLUMNS = ("prompt", "negative_prompt", *IMAGE_SWEPT, "sdxl_model")  # only when the sweep has prompts
 TIMING_COLUMNS = ("total_s", "load_s", "denoise_s", "decode_s", "encode_s")
-MAX_COMPARE_SEEDS = 8  # the UI gallery: each seed is a full generation holding the GPU queue
 CSV_NAME = "results.csv"
 SHEET_NAME = "index.html"
 
@@ -417,34 +415,6 @@ def run_sweep(studio: Any, items: Sequence[SweepItem], out_dir: str | os.PathLik
         flush()
     return SweepReport(rows=rows, csv=out_dir / CSV_NAME, sheet=out_dir / SHEET_NAME,
                        elapsed_s=time.perf_counter() - started)
-
-
-def compare_seeds(studio: Any, image: Any, params: VideoParams, seeds: Iterable[Any], *, model_ref: str | None = None,
-                  progress: ProgressFn | None = None, cancel: Any = None) -> list[VideoResult]:
-    """The same image and parameters with each seed (for the UI's "compare seeds" gallery), in the seeds' order.
-
-    Seeds are validated first (at most MAX_COMPARE_SEEDS, duplicates dropped); files go to the studio's output folder
-    under unique names, like any UI run. `progress` sees the whole batch as 0..1; `cancel` stops the current seed
-    (GenerationCancelled propagates, the seeds already done are lost to the caller).
-    """
-    chosen: list[int] = []
-    for seed in seeds:
-        value = VideoParams.from_raw({"seed": seed}).seed
-        if value not in chosen:
-            chosen.append(value)
-    if not chosen:
-        raise InputError("Give at least one seed to compare.")
-    if len(chosen) > MAX_COMPARE_SEEDS:
-        raise InputError(f"Compare at most {MAX_COMPARE_SEEDS} seeds at once (got {len(chosen)}).")
-    results = []
-    for index, seed in enumerate(chosen):
-        def step(fraction: float, text: str, index: int = index, seed: int = seed) -> None:
-            if progress is not None:
-                progress((index + fraction) / len(chosen), f"Seed {seed} ({index + 1}/{len(chosen)}): {text}")
-
-        results.append(studio.image_to_video(image, replace(params, seed=seed, randomize_seed=False),
-                                             model_ref=model_ref, progress=step, cancel=cancel))
-    return results
 
 
 # ---------------------------------------------------------------------------------------------------------------

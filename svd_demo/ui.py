@@ -8,7 +8,6 @@ time whatever the tab; validation runs before the queue, so bad input never wait
 import asyncio
 import contextvars
 import functools
-import html
 import inspect
 import logging
 import math
@@ -35,7 +34,9 @@ from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defau
 from svd_demo.params import (
     EXTRA_FORMATS,
     IMAGE_SPECS,
+    INTERPOLATION_SPECS,
     MAX_SEED,
+    NUM_SEEDS,
     SPECS,
     ImageParams,
     Spec,
@@ -166,14 +167,15 @@ def _errors_for_user() -> Iterator[None]:
         raise _user_error(exc) from exc
 
 
-def _component(spec: Spec, value: Any = None, **kwargs: Any) -> gr.components.Component:
+def _component(spec: Spec, value: Any = None, choice_widget: type[gr.Radio | gr.Dropdown] = gr.Radio,
+               **kwargs: Any) -> gr.components.Component:
     """A component for a parameter spec: its label, range, step, default and help come from `params`."""
     value = spec.default if value is None else value
     common = {"label": spec.label, "info": spec.help, **kwargs}
     if spec.kind is bool:
         return gr.Checkbox(value=value, **common)
     if spec.choices:
-        return gr.Radio(choices=list(spec.choices), value=value, **common)
+        return choice_widget(choices=list(spec.choices), value=value, **common)
     if spec.name == "seed":
         return _named(Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common),
                       spec.name)
@@ -483,8 +485,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
                     "reuse its seed.")
         with gr.Row():
-            num_seeds = _named(Slider(2, 8, value=4, step=1, precision=0, label="Seeds", info="Starting from the "
-                                      "seed in the settings (or a random one when Randomize is on)."), "num_seeds")
+            num_seeds = _component(NUM_SEEDS)
             compare = gr.Button("Compare seeds")
         gallery = gr.Gallery(label="One clip per seed", columns=4, height="auto", interactive=False)
 
@@ -496,16 +497,14 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
                       progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
                       ) -> list[tuple[str, str]]:
         """The same image and settings with `num_seeds` consecutive seeds; returns (video, "seed N") pairs."""
-        from svd_demo.sweep import compare_seeds as run_seeds
-
         values = locals()
         params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
         params = _fit_zerogpu(studio, image, params, svd_model or None)
         first = random.SystemRandom().randint(0, MAX_SEED) if params.randomize_seed else params.seed
         seeds = [(first + i) % (MAX_SEED + 1) for i in range(int(num_seeds))]
         with _errors_for_user(), _run_token(studio, request) as token:
-            results = run_seeds(studio, image, params, seeds, model_ref=svd_model or None,
-                                **_gpu_kwargs(progress, token))
+            results = studio.compare_seeds(image, params, seeds, model_ref=svd_model or None,
+                                           **_gpu_kwargs(progress, token))
         return [(str(r.files.video), f"seed {r.seed}") for r in results]
 
     def needs_image(image: str | None, *rest: Any) -> list[dict]:
@@ -648,8 +647,6 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
 
 
 def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
-    from svd_demo.interpolation import BACKENDS, MAX_FACTOR, MIN_FACTOR
-
     gr.Markdown("Smooth a clip to a higher frame rate (e.g. 7 fps to 24 with Target fps) with motion-compensated "
                 "interpolation (optical flow in both directions, occlusion-aware), safe at scene cuts. Upload a video "
                 "(mp4, webm, mov, gif) or take the last one generated here.")
@@ -658,16 +655,11 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
             source = gr.Video(label="Original", sources=["upload"])
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
-                factor = _named(Slider(MIN_FACTOR, MAX_FACTOR, value=2, step=1, precision=0, label="Factor",
-                                       info="Frames per source frame; used when target fps is 0."), "factor")
-                target_fps = _named(Slider(0, 120, value=0, step=1, label="Target fps",
-                                           info="An exact output rate (e.g. 24 or 30); 0 = use the factor."),
-                                    "target_fps")
+                factor = _component(INTERPOLATION_SPECS["factor"])
+                target_fps = _component(INTERPOLATION_SPECS["target_fps"])
             with gr.Row():
-                slow_motion = gr.Checkbox(value=False, label="Slow motion",
-                                          info="Keep the source rate: the clip plays longer instead of smoother.")
-                backend = gr.Dropdown(sorted(BACKENDS), value="flow", label="Method",
-                                      info="flow (default), flow-hq (sharper, about 2x slower), blend (cross-fade).")
+                slow_motion = _component(INTERPOLATION_SPECS["slow_motion"])
+                backend = _component(INTERPOLATION_SPECS["backend"], choice_widget=gr.Dropdown)
             with gr.Row():
                 run = gr.Button("Interpolate", variant="primary")
                 cancel = gr.Button("Cancel", variant="stop")
@@ -676,15 +668,13 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
             notes = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
 
-    def interpolate(video: str | None, factor: float, target_fps: float, slow_motion: bool, backend: str = "flow",
+    def interpolate(video: str | None, factor: float, target_fps: float, slow_motion: bool, backend: str,
                     request: gr.Request | None = None,
                     progress: gr.Progress = gr.Progress(),  # noqa: B008
                     ) -> tuple[Any, ...]:
         """Interpolate a video by a factor (2-16) or to an exact target fps (target_fps > 0 wins)."""
         if not video:
             raise gr.Error("Please upload a video first (or use the last generated one).")
-        if backend not in BACKENDS:
-            raise gr.Error(f"Unknown method {html.escape(str(backend))!s}: choose {', '.join(sorted(BACKENDS))}.")
         with _errors_for_user(), _run_token(studio, request, INTERPOLATE_QUEUE) as token:
             # Raw values: the interpolation module checks them and says what is wrong (2.5 is not a factor).
             use_fps = target_fps not in (0, None, "")
