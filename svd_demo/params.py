@@ -77,7 +77,7 @@ NUM_SEEDS = Spec("num_seeds", "Seeds", "Starting from the seed in the settings (
 
 MIN_FACTOR = 2
 MAX_FACTOR = 16
-MAX_TARGET_FPS = 240.0  # the fastest playback rate a written video may have
+MAX_TARGET_FPS = 240  # the fastest playback rate a written video may have
 INTERPOLATION_BACKENDS = ("blend", "flow", "flow-hq")  # the names of `svd_demo.interpolation.BACKENDS`
 
 INTERPOLATION_SPECS: dict[str, Spec] = {s.name: s for s in [
@@ -229,6 +229,8 @@ IMAGE_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("orientation", "Orientation", "The still is rendered straight at the video size for this orientation, so "
          "nothing is cropped afterwards.", "landscape", str, choices=ORIENTATIONS),
 ]}
+# Every parameter the app takes from outside, by name (the names are unique across the tables).
+ALL_SPECS: dict[str, Spec] = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, NUM_SEEDS.name: NUM_SEEDS}
 
 
 def clean_prompt(text: Any, name: str = "prompt", *, required: bool = True) -> str:

@@ -47,6 +47,7 @@ class VideoResult:
     prepared: Image.Image
     notices: list[str]  # what was changed on the way (image conversions, crops, memory retries), for the user
     record: dict[str, Any]  # the sidecar's content
+    memory_changes: list[str] = field(default_factory=list)  # what the out-of-memory recovery changed (in notices)
 
 
 @dataclass
@@ -238,7 +239,8 @@ class Studio:
                               cancel=cancel)
         _published(cancel, files.video, *files.extras.values(), files.sidecar)
         notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes]
-        return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record)
+        return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record,
+                           memory_changes=result.memory_changes)
 
     def compare_seeds(self, image: Any, params: VideoParams, seeds: Iterable[Any], *, model_ref: str | None = None,
                       progress: ProgressFn | None = None,
@@ -420,7 +422,8 @@ class Studio:
         _published(cancel, files.video, *files.extras.values(), files.sidecar)
         notices = [*segment.notices, f"Added {record['added_frames']} frames to the {record['source']['frames']} of "
                                      f"{Path(video).name}."]
-        return VideoResult(files=files, seed=segment.seed, prepared=segment.prepared, notices=notices, record=record)
+        return VideoResult(files=files, seed=segment.seed, prepared=segment.prepared, notices=notices, record=record,
+                           memory_changes=segment.memory_changes)
 
     def text_to_video(self, image_params: ImageParams, video_params: VideoParams, *, sdxl_model: str | None = None,
                       svd_model: str | None = None, progress: ProgressFn | None = None,

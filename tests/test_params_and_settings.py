@@ -12,7 +12,7 @@ import pytest
 
 from svd_demo.errors import InputError
 from svd_demo.memory import GIB, PLANS, choose_profile, decode_chunk, step_down
-from svd_demo.params import IMAGE_SPECS, INTERPOLATION_SPECS, NUM_SEEDS, SPECS, ImageParams, VideoParams
+from svd_demo.params import ALL_SPECS, IMAGE_SPECS, INTERPOLATION_SPECS, SPECS, ImageParams, VideoParams
 from svd_demo.settings import Settings, parse_settings
 
 
@@ -97,7 +97,6 @@ def test_decode_chunk_follows_and_caps_by_profile():
 
 # --- one declaration per parameter: the UI's components, the API's info and the CLI's flags read the specs --------
 
-SPEC_TABLES = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, NUM_SEEDS.name: NUM_SEEDS}
 # Defaults that follow the chosen model (a spec's None, or the model's own steps and guidance for SDXL).
 MODEL_DEFAULTS = {"num_frames", "fps", "sdxl_steps", "sdxl_guidance_scale"}
 
@@ -115,7 +114,7 @@ def test_every_api_parameter_has_its_specs_default_range_and_choices(api_info):
     checked = set()
     for endpoint, info in endpoints.items():
         for param in info["parameters"]:
-            spec = SPEC_TABLES.get(param["parameter_name"])
+            spec = ALL_SPECS.get(param["parameter_name"])
             if spec is None:
                 continue
             where = f"{endpoint} {spec.name}"
@@ -128,14 +127,14 @@ def test_every_api_parameter_has_its_specs_default_range_and_choices(api_info):
                 assert (float(low), float(high)) == (spec.minimum, spec.maximum), where
             if spec.choices:
                 assert param["type"]["enum"] == list(spec.choices), where
-    assert checked == set(SPEC_TABLES)  # every spec reaches the API somewhere
+    assert checked == set(ALL_SPECS)  # every spec reaches the API somewhere
 
 
 def test_every_ui_component_has_its_specs_label_help_and_step(api_info):
     demo, _ = api_info
     for fn in demo.fns.values():
         for component, name in zip(fn.inputs, fn.input_parameter_names or [], strict=False):
-            spec = SPEC_TABLES.get(name)
+            spec = ALL_SPECS.get(name)
             if spec is None:
                 continue
             assert (component.label, component.info) == (spec.label, spec.help), (fn.api_name, name)
@@ -168,7 +167,7 @@ def test_every_cli_flag_has_its_specs_help_range_choices_and_default(command):
 
     parser = _subcommand(build_parser(command), command)
     flags = {a.dest: a for a in parser._actions}
-    for name, spec in SPEC_TABLES.items():
+    for name, spec in ALL_SPECS.items():
         if name not in flags:
             continue
         action = flags[name]
