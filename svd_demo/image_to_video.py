@@ -31,7 +31,6 @@ class Frames:
     """The frames of one generation and what it took to make them."""
 
     frames: np.ndarray  # (T, H, W, 3) uint8
-    params: VideoParams  # fully resolved: seed drawn, model defaults filled
     memory_profile: str
     decode_chunk_size: int
     memory_changes: list[str] = field(default_factory=list)  # what the out-of-memory recovery changed, for the user
@@ -181,7 +180,7 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
     finally:
         if loaded.current_profile != normal_profile:
             cache.use_profile(loaded, normal_profile)
-    return Frames(frames=to_uint8(float_frames), params=params, memory_profile=profile_used,
+    return Frames(frames=to_uint8(float_frames), memory_profile=profile_used,
                   decode_chunk_size=chunk, memory_changes=changes, timings=timings)
 
 

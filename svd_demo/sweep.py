@@ -43,6 +43,7 @@ from urllib.parse import quote
 
 from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
 from svd_demo.params import IMAGE_SPECS, SPECS, ImageParams, VideoParams, clean_prompt, parse_formats
+from svd_demo.sidecar import Sidecar
 
 if TYPE_CHECKING:
     from svd_demo.image_to_video import ProgressFn
@@ -295,7 +296,8 @@ def _reset_cuda_peak() -> None:
 
 
 def _peak_memory(record: Mapping[str, Any]) -> tuple[float | None, str]:
-    device = str(record.get("runtime", {}).get("device", ""))
+    runtime = Sidecar.from_record(record).runtime
+    device = runtime.device if runtime is not None else ""
     torch = sys.modules.get("torch")
     if device.startswith("cuda") and torch is not None and torch.cuda.is_initialized():
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
@@ -314,19 +316,20 @@ def _finished_row(item: SweepItem, out_dir: Path) -> SweepRow | None:
     if not (video.is_file() and sidecar.is_file()):
         return None
     try:
-        record = json.loads(sidecar.read_text(encoding="utf-8"))
+        done = Sidecar.read(sidecar)
     except (OSError, ValueError):
         return None  # a damaged sidecar: run the item again
-    if not isinstance(record, dict):
-        return None
-    return _row_from_record(item, "skipped", record, video, sidecar)
+    return _row(item, "skipped", done, video, sidecar)
 
 
 def _row_from_record(item: SweepItem, status: str, record: Mapping[str, Any], video: Path, sidecar: Path) -> SweepRow:
-    sweep = record.get("sweep", {})
-    return SweepRow(item=item, status=status, parameters=dict(record.get("parameters", {})),
-                    timings=dict(record.get("timings", {})), peak_memory_mb=sweep.get("peak_memory_mb"),
-                    memory_kind=sweep.get("memory_kind", ""), video=video, sidecar=sidecar)
+    return _row(item, status, Sidecar.from_record(record), video, sidecar)
+
+
+def _row(item: SweepItem, status: str, done: Sidecar, video: Path, sidecar: Path) -> SweepRow:
+    return SweepRow(item=item, status=status, parameters=done.parameters, timings=done.timings,
+                    peak_memory_mb=done.sweep.peak_memory_mb if done.sweep else None,
+                    memory_kind=done.sweep.memory_kind if done.sweep else "", video=video, sidecar=sidecar)
 
 
 def _check_text_to_video(target: Any, items: Sequence[SweepItem]) -> None:
