@@ -15,3 +15,11 @@ class ModelLoadError(UserFacingError):
 
 class GenerationCancelled(UserFacingError):
     """The user pressed Cancel; raised from a step callback so the pipeline stops at the next step."""
+
+
+class OutOfMemory(UserFacingError):
+    """Even the smallest settings did not fit in GPU memory."""
+
+
+class EncodeError(UserFacingError):
+    """The video could not be written (ffmpeg failed, the disk is full or not writable)."""

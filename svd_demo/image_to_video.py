@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from svd_demo.errors import GenerationCancelled, UserFacingError
+from svd_demo.errors import GenerationCancelled, OutOfMemory, UserFacingError
 from svd_demo.memory import decode_chunk, step_down
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
@@ -26,16 +26,11 @@ ProgressFn = Callable[[float, str], None]
 T = TypeVar("T")
 
 
-class OutOfMemory(UserFacingError):
-    """Even the smallest settings did not fit in GPU memory."""
-
-
 @dataclass
 class Frames:
     """The frames of one generation and what it took to make them."""
 
     frames: np.ndarray  # (T, H, W, 3) uint8
-    params: VideoParams  # fully resolved: seed drawn, model defaults filled
     memory_profile: str
     decode_chunk_size: int
     memory_changes: list[str] = field(default_factory=list)  # what the out-of-memory recovery changed, for the user
@@ -185,7 +180,7 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
     finally:
         if loaded.current_profile != normal_profile:
             cache.use_profile(loaded, normal_profile)
-    return Frames(frames=to_uint8(float_frames), params=params, memory_profile=profile_used,
+    return Frames(frames=to_uint8(float_frames), memory_profile=profile_used,
                   decode_chunk_size=chunk, memory_changes=changes, timings=timings)
 
 

@@ -21,10 +21,10 @@ import numpy as np
 from PIL import ExifTags, Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from svd_demo.errors import InputError
+from svd_demo.params import ASPECT_MODES
 
 DEFAULT_MAX_PIXELS = 25_000_000  # a 6000x4000 DSLR photo fits; a 36 MP decompression bomb does not
 MIN_SIDE = 16  # smaller images carry no usable content and break resampling maths
-ASPECT_MODES = ("crop", "pad", "native")
 TRAINED_ASPECT = 16 / 9  # SVD was trained at 1024x576
 MAX_NATIVE_ASPECT = 3.0  # native mode clamps to between 1:3 and 3:1; SVD degrades badly beyond that
 MIN_RESOLUTION = 64

@@ -55,10 +55,8 @@ import cv2
 import numpy as np
 
 from svd_demo.errors import GenerationCancelled, InputError
+from svd_demo.params import MAX_FACTOR, MAX_TARGET_FPS, MIN_FACTOR
 
-MIN_FACTOR = 2
-MAX_FACTOR = 16
-MAX_TARGET_FPS = 240.0
 MAX_OUTPUT_FRAMES = 20000
 """Largest number of frames one interpolation may produce (input frames x factor)."""
 MAX_VIDEO_FPS = 240.0

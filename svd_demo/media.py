@@ -19,7 +19,7 @@ from types import TracebackType
 
 import numpy as np
 
-from svd_demo.errors import UserFacingError
+from svd_demo.errors import EncodeError
 
 VIDEO_FORMATS = ("mp4", "webm", "gif")
 
@@ -36,10 +36,6 @@ _CODEC_ARGS: dict[str, list[str]] = {
 _EXPECTED_CODEC = {"mp4": ("h264", "yuv420p"), "webm": ("vp9", "yuv420p"), "gif": ("gif", None)}
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 """Speed presets of libx264 (faster = larger file at the same quality); .mp4 uses veryfast unless told otherwise."""
-
-
-class EncodeError(UserFacingError):
-    """The video could not be written (ffmpeg failed, the disk is full or not writable)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ ASPECT_MODES = ("crop", "pad", "native")
 LOOP_MODES = ("none", "ping-pong")
 EXTRA_FORMATS = ("gif", "webm")  # MP4 is always written
 MAX_SEED = 2**32 - 1  # torch.Generator takes 64 bits; 32 keep seeds short enough to read out and type
+MAX_COMPARE_SEEDS = 8  # the "compare seeds" gallery: each seed is a full generation holding the GPU queue
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,28 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          str, choices=LOOP_MODES),
     Spec("interpolate_fps", "Interpolate to fps", "After generating, add motion-compensated in-between frames up "
          "to this frame rate (e.g. 24 or 30) at the same duration. 0 = off.", 0, float, 0, 60, 1),
+]}
+
+
+NUM_SEEDS = Spec("num_seeds", "Seeds", "Starting from the seed in the settings (or a random one when Randomize is "
+                 "on).", 4, int, 2, MAX_COMPARE_SEEDS, 1)
+
+# --- Frame interpolation (the interpolation tab and `python -m svd_demo interpolate`) ------------------------------
+
+MIN_FACTOR = 2
+MAX_FACTOR = 16
+MAX_TARGET_FPS = 240  # the fastest playback rate a written video may have
+INTERPOLATION_BACKENDS = ("blend", "flow", "flow-hq")  # the names of `svd_demo.interpolation.BACKENDS`
+
+INTERPOLATION_SPECS: dict[str, Spec] = {s.name: s for s in [
+    Spec("factor", "Factor", "Frames per source frame; used when target fps is 0.", 2, int, MIN_FACTOR, MAX_FACTOR,
+         1),
+    Spec("target_fps", "Target fps", "An exact output rate (e.g. 24 or 30); 0 = use the factor.", 0, float, 0,
+         MAX_TARGET_FPS, 1),
+    Spec("slow_motion", "Slow motion", "Keep the source rate: the clip plays longer instead of smoother.", False,
+         bool),
+    Spec("backend", "Method", "flow (default), flow-hq (sharper, about 2x slower), blend (cross-fade).", "flow", str,
+         choices=INTERPOLATION_BACKENDS),
 ]}
 
 
@@ -206,6 +229,8 @@ IMAGE_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("orientation", "Orientation", "The still is rendered straight at the video size for this orientation, so "
          "nothing is cropped afterwards.", "landscape", str, choices=ORIENTATIONS),
 ]}
+# Every parameter the app takes from outside, by name (the names are unique across the tables).
+ALL_SPECS: dict[str, Spec] = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, NUM_SEEDS.name: NUM_SEEDS}
 
 
 def clean_prompt(text: Any, name: str = "prompt", *, required: bool = True) -> str:

@@ -10,7 +10,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,22 +18,22 @@ from typing import Any
 
 from PIL import Image
 
+from svd_demo import sidecar
 from svd_demo.allocator import release_free_memory
-from svd_demo.errors import GenerationCancelled
+from svd_demo.errors import GenerationCancelled, InputError
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.models import check_model_ref, svd_defaults
 from svd_demo.outputs import (
     OutputFiles,
     apply_loop,
-    library_versions,
     output_stem,
     remove_old_outputs,
     write_json_atomic,
     write_outputs,
     write_png,
 )
-from svd_demo.params import ImageParams, VideoParams
+from svd_demo.params import INTERPOLATION_SPECS, MAX_COMPARE_SEEDS, ImageParams, VideoParams
 from svd_demo.pipelines import PipelineCache
 from svd_demo.settings import Settings
 
@@ -47,6 +47,7 @@ class VideoResult:
     prepared: Image.Image
     notices: list[str]  # what was changed on the way (image conversions, crops, memory retries), for the user
     record: dict[str, Any]  # the sidecar's content
+    memory_changes: list[str] = field(default_factory=list)  # what the out-of-memory recovery changed (in notices)
 
 
 @dataclass
@@ -58,7 +59,10 @@ class StillResult:
     image: Image.Image
     seed: int
     notices: list[str]
-    record: dict[str, Any]
+    record: dict[str, Any]  # the sidecar's content (written again if the still is swept before it is animated)
+    params: ImageParams  # resolved: the seed used
+    model_ref: str
+    sdxl_s: float  # the SDXL call's seconds
 
 
 def _scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
@@ -211,38 +215,57 @@ class Studio:
         timings.update(result.timings)
 
         report(0.95, "Encoding")
-        text_stage = {}
-        if still is not None:
-            text_stage = {**still.record["parameters"], "sdxl_model": still.record["model"]["id"],
-                          "still": still.path.name}
-            timings["sdxl_s"] = still.record["timings"]["sdxl_s"]
-        record = {
-            "kind": "text_to_video" if still is not None else "image_to_video",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "parameters": {**text_stage, **params.to_dict(), "model": model_ref},
-            "model": {"id": model_ref, "revision": loaded.revision, "random_weights": loaded.random_weights},
-            "runtime": {"device": loaded.device, "dtype": str(loaded.dtype).removeprefix("torch."),
-                        "memory_profile": result.memory_profile, "decode_chunk_size": result.decode_chunk_size},
-            "input": {"original_size": list(original.original_size), "size": list(prepared.image.size),
-                      "notices": [*original.notices, *prepared.notices]},
-            "memory_changes": result.memory_changes,
-            "versions": library_versions(),
-            "timings": {k: round(v, 3) for k, v in timings.items()},
-        }
         frames, fps = apply_loop(result.frames, params.loop), params.effective_playback_fps
+        interpolation = None
         if params.interpolate_fps and params.interpolate_fps > fps:
-            frames, fps, record["interpolation"] = _smooth(frames, fps, params.interpolate_fps, report, cancel)
-            record["timings"]["interpolate_s"] = record["interpolation"].pop("seconds")
+            frames, fps, interpolation = _smooth(frames, fps, params.interpolate_fps, report, cancel)
+            timings["interpolate_s"] = interpolation.pop("seconds")
+        video = {"model_ref": model_ref, "loaded": loaded, "frames": result, "original": original,
+                 "prepared": prepared, "timings": timings, "interpolation": interpolation}
+        if still is None:
+            record = sidecar.image_to_video(params, **video)
+        else:
+            record = sidecar.text_to_video(still.params, still.model_ref, still.path.name, still.sdxl_s, params=params,
+                                           **video)
         stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
         files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
                               cancel=cancel)
         _published(cancel, files.video, *files.extras.values(), files.sidecar)
         notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes]
-        return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record)
+        return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record,
+                           memory_changes=result.memory_changes)
+
+    def compare_seeds(self, image: Any, params: VideoParams, seeds: Iterable[Any], *, model_ref: str | None = None,
+                      progress: ProgressFn | None = None,
+                      cancel: threading.Event | None = None) -> list[VideoResult]:
+        """The same image and parameters with each seed (the "compare seeds" gallery), in the seeds' order.
+
+        Seeds are validated first (at most MAX_COMPARE_SEEDS, duplicates dropped); each run is an `image_to_video`
+        into the output folder. `progress` sees the whole batch as 0..1; `cancel` stops the current seed
+        (GenerationCancelled propagates, the seeds already done are lost to the caller).
+        """
+        chosen: list[int] = []
+        for seed in seeds:
+            value = VideoParams.from_raw({"seed": seed}).seed
+            if value not in chosen:
+                chosen.append(value)
+        if not chosen:
+            raise InputError("Give at least one seed to compare.")
+        if len(chosen) > MAX_COMPARE_SEEDS:
+            raise InputError(f"Compare at most {MAX_COMPARE_SEEDS} seeds at once (got {len(chosen)}).")
+        results = []
+        for index, seed in enumerate(chosen):
+            def step(fraction: float, text: str, index: int = index, seed: int = seed) -> None:
+                if progress is not None:
+                    progress((index + fraction) / len(chosen), f"Seed {seed} ({index + 1}/{len(chosen)}): {text}")
+
+            results.append(self.image_to_video(image, replace(params, seed=seed, randomize_seed=False),
+                                               model_ref=model_ref, progress=step, cancel=cancel))
+        return results
 
     def interpolate(self, video: str | Path, *, factor: int | None = None, target_fps: float | None = None,
-                    slow_motion: bool = False, backend: str = "flow", progress: ProgressFn | None = None,
-                    cancel: threading.Event | None = None) -> Any:
+                    slow_motion: bool = False, backend: str = INTERPOLATION_SPECS["backend"].default,
+                    progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> Any:
         """Frame interpolation of an uploaded or generated video into a new MP4 + sidecar (CPU: no GPU lock).
 
         `cancel` stops it at the next frame, leaving no file.
@@ -260,15 +283,9 @@ class Studio:
         result = interpolate_file(video, path, factor=factor, target_fps=target_fps, slow_motion=slow_motion,
                                   backend=backend, progress=frames_done, cancel=cancel,
                                   metadata={"comment": json.dumps(settings, sort_keys=True)})
-        record = {"kind": "interpolate", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "parameters": settings,
-                  "source": {"name": Path(video).name, "frames": result.input_frames, "fps": result.source_fps},
-                  "output": {"frames": result.output_frames, "fps": result.output_fps, "width": result.width,
-                             "height": result.height, "cut_pairs": result.cut_pairs,
-                             "copied_pairs": result.copied_pairs},
-                  "notes": list(result.notes), "timings": {"total_s": round(result.seconds, 3)},
-                  "versions": library_versions()}
         try:
-            write_json_atomic(path.with_suffix(".json"), record)
+            write_json_atomic(path.with_suffix(".json"),
+                              sidecar.interpolate(settings, source_name=Path(video).name, result=result))
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -297,37 +314,27 @@ class Studio:
             loaded, still = cache.run(lambda: on_device(cache))
             timings["gpu_section_s"] = time.perf_counter() - waited
         timings["sdxl_s"] = still.seconds
-        record = {
-            "kind": "text_to_image",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "parameters": {**params.to_dict(), "sdxl_model": model_ref},
-            "model": {"id": model_ref, "revision": loaded.revision, "random_weights": loaded.random_weights},
-            "runtime": {"device": loaded.device, "dtype": str(loaded.dtype).removeprefix("torch."),
-                        "memory_profile": loaded.current_profile},
-            "notices": still.notices,
-            "versions": library_versions(),
-        }
         path = out_path or output_stem(self.settings.output_dir, "still", params.seed).with_suffix(".png")
-        write_png(still.image, path, record["parameters"])
-        sidecar = path.with_suffix(".json")
+        write_png(still.image, path, sidecar.still_parameters(params, model_ref))
         timings["total_s"] = time.perf_counter() - started
-        record.update(timings={k: round(v, 3) for k, v in timings.items()}, files={"png": path.name},
-                      image={"width": still.image.width, "height": still.image.height})
+        record = sidecar.text_to_image(params, model_ref=model_ref, loaded=loaded, notices=still.notices,
+                                       timings=timings, png=path, size=still.image.size)
+        record_path = path.with_suffix(".json")
         try:
-            write_json_atomic(sidecar, record)
+            write_json_atomic(record_path, record)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        _published(cancel, path, sidecar)
-        return StillResult(path=path, sidecar=sidecar, image=still.image, seed=params.seed, notices=still.notices,
-                           record=record)
+        _published(cancel, path, record_path)
+        return StillResult(path=path, sidecar=record_path, image=still.image, seed=params.seed, notices=still.notices,
+                           record=record, params=params, model_ref=model_ref, sdxl_s=round(still.seconds, 3))
 
     def animate_still(self, still: StillResult, params: VideoParams, *, model_ref: str | None = None,
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                       out_stem: Path | None = None) -> VideoResult:
         """The video stage of text to video: the still is already at the video size, so it is used as is."""
         if not still.path.exists():  # swept by the time-to-live while it waited: put it back, it is handed out again
-            write_png(still.image, still.path, still.record["parameters"])
+            write_png(still.image, still.path, sidecar.still_parameters(still.params, still.model_ref))
             write_json_atomic(still.sidecar, still.record)
         params = replace(params, aspect_mode="native", resolution=max(still.image.size),
                          seed=still.seed if params.randomize_seed else params.seed, randomize_seed=False)
@@ -375,24 +382,21 @@ class Studio:
             import cv2
 
             new = [cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) for frame in new]
-        record = {**segment.record, "kind": "extend_video",
-                  "source": {"name": Path(video).name, "frames": len(source), "fps": fps,
-                             "width": width, "height": height},
-                  "added_frames": len(new) - 1}
-        frames = np.empty((len(source) + len(new) - 1, height, width, 3), np.uint8)
+        added = len(new) - 1
+        record = sidecar.extend_video(segment.record, params, source_name=Path(video).name, source_frames=len(source),
+                                      fps=fps, width=width, height=height, added_frames=added)
+        notices = [*segment.notices, f"Added {added} frames to the {len(source)} of {Path(video).name}."]
+        frames = np.empty((len(source) + added, height, width, 3), np.uint8)
         for i, frame in enumerate([*source, *new[1:]]):  # filled one by one: np.stack would need a second copy
             frames[i] = frame
         del source, new
         frames = apply_loop(frames, params.loop)
-        record["parameters"] = {**record["parameters"], "loop": params.loop,
-                                "extra_formats": list(params.extra_formats)}
         stem = out_stem or output_stem(self.settings.output_dir, "extended", segment.seed)
         files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
                               cancel=cancel)
         _published(cancel, files.video, *files.extras.values(), files.sidecar)
-        notices = [*segment.notices, f"Added {record['added_frames']} frames to the {record['source']['frames']} of "
-                                     f"{Path(video).name}."]
-        return VideoResult(files=files, seed=segment.seed, prepared=segment.prepared, notices=notices, record=record)
+        return VideoResult(files=files, seed=segment.seed, prepared=segment.prepared, notices=notices, record=record,
+                           memory_changes=segment.memory_changes)
 
     def text_to_video(self, image_params: ImageParams, video_params: VideoParams, *, sdxl_model: str | None = None,
                       svd_model: str | None = None, progress: ProgressFn | None = None,
@@ -428,8 +432,9 @@ def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn,
     from svd_demo.interpolation import interpolate_frames
 
     start = time.perf_counter()
+    backend = INTERPOLATION_SPECS["backend"].default
     report(0.96, f"Interpolating to {target_fps:g} fps")
     smooth = np.stack(list(interpolate_frames(iter(frames), fps, target_fps=target_fps, num_frames=len(frames),
-                                              cancel=cancel)))
-    return smooth, float(target_fps), {"source_fps": fps, "target_fps": target_fps, "backend": "flow",
+                                              backend=backend, cancel=cancel)))
+    return smooth, float(target_fps), {"source_fps": fps, "target_fps": target_fps, "backend": backend,
                                        "frames": len(smooth), "seconds": round(time.perf_counter() - start, 3)}

@@ -43,10 +43,10 @@ from urllib.parse import quote
 
 from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
 from svd_demo.params import IMAGE_SPECS, SPECS, ImageParams, VideoParams, clean_prompt, parse_formats
+from svd_demo.sidecar import Sidecar
 
 if TYPE_CHECKING:
     from svd_demo.image_to_video import ProgressFn
-    from svd_demo.studio import VideoResult
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 SWEPT = tuple(name for name in SPECS if name != "randomize_seed")  # seeds are explicit in a sweep, never drawn
@@ -56,7 +56,6 @@ GRID_ORDER = (*(name for name in SWEPT if name != "seed"), *IMAGE_SWEPT, "seed")
 PARAM_COLUMNS = (*SWEPT, "model")
 TEXT_COLUMNS = ("prompt", "negative_prompt", *IMAGE_SWEPT, "sdxl_model")  # only when the sweep has prompts
 TIMING_COLUMNS = ("total_s", "load_s", "denoise_s", "decode_s", "encode_s")
-MAX_COMPARE_SEEDS = 8  # the UI gallery: each seed is a full generation holding the GPU queue
 CSV_NAME = "results.csv"
 SHEET_NAME = "index.html"
 
@@ -297,7 +296,8 @@ def _reset_cuda_peak() -> None:
 
 
 def _peak_memory(record: Mapping[str, Any]) -> tuple[float | None, str]:
-    device = str(record.get("runtime", {}).get("device", ""))
+    runtime = Sidecar.from_record(record).runtime
+    device = runtime.device if runtime is not None else ""
     torch = sys.modules.get("torch")
     if device.startswith("cuda") and torch is not None and torch.cuda.is_initialized():
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
@@ -316,19 +316,20 @@ def _finished_row(item: SweepItem, out_dir: Path) -> SweepRow | None:
     if not (video.is_file() and sidecar.is_file()):
         return None
     try:
-        record = json.loads(sidecar.read_text(encoding="utf-8"))
+        done = Sidecar.read(sidecar)
     except (OSError, ValueError):
         return None  # a damaged sidecar: run the item again
-    if not isinstance(record, dict):
-        return None
-    return _row_from_record(item, "skipped", record, video, sidecar)
+    return _row(item, "skipped", done, video, sidecar)
 
 
 def _row_from_record(item: SweepItem, status: str, record: Mapping[str, Any], video: Path, sidecar: Path) -> SweepRow:
-    sweep = record.get("sweep", {})
-    return SweepRow(item=item, status=status, parameters=dict(record.get("parameters", {})),
-                    timings=dict(record.get("timings", {})), peak_memory_mb=sweep.get("peak_memory_mb"),
-                    memory_kind=sweep.get("memory_kind", ""), video=video, sidecar=sidecar)
+    return _row(item, status, Sidecar.from_record(record), video, sidecar)
+
+
+def _row(item: SweepItem, status: str, done: Sidecar, video: Path, sidecar: Path) -> SweepRow:
+    return SweepRow(item=item, status=status, parameters=done.parameters, timings=done.timings,
+                    peak_memory_mb=done.sweep.peak_memory_mb if done.sweep else None,
+                    memory_kind=done.sweep.memory_kind if done.sweep else "", video=video, sidecar=sidecar)
 
 
 def _check_text_to_video(target: Any, items: Sequence[SweepItem]) -> None:
@@ -443,34 +444,6 @@ def run_sweep(studio: Any, items: Sequence[SweepItem], out_dir: str | os.PathLik
         flush()
     return SweepReport(rows=rows, csv=out_dir / CSV_NAME, sheet=out_dir / SHEET_NAME,
                        elapsed_s=time.perf_counter() - started)
-
-
-def compare_seeds(studio: Any, image: Any, params: VideoParams, seeds: Iterable[Any], *, model_ref: str | None = None,
-                  progress: ProgressFn | None = None, cancel: Any = None) -> list[VideoResult]:
-    """The same image and parameters with each seed (for the UI's "compare seeds" gallery), in the seeds' order.
-
-    Seeds are validated first (at most MAX_COMPARE_SEEDS, duplicates dropped); files go to the studio's output folder
-    under unique names, like any UI run. `progress` sees the whole batch as 0..1; `cancel` stops the current seed
-    (GenerationCancelled propagates, the seeds already done are lost to the caller).
-    """
-    chosen: list[int] = []
-    for seed in seeds:
-        value = VideoParams.from_raw({"seed": seed}).seed
-        if value not in chosen:
-            chosen.append(value)
-    if not chosen:
-        raise InputError("Give at least one seed to compare.")
-    if len(chosen) > MAX_COMPARE_SEEDS:
-        raise InputError(f"Compare at most {MAX_COMPARE_SEEDS} seeds at once (got {len(chosen)}).")
-    results = []
-    for index, seed in enumerate(chosen):
-        def step(fraction: float, text: str, index: int = index, seed: int = seed) -> None:
-            if progress is not None:
-                progress((index + fraction) / len(chosen), f"Seed {seed} ({index + 1}/{len(chosen)}): {text}")
-
-        results.append(studio.image_to_video(image, replace(params, seed=seed, randomize_seed=False),
-                                             model_ref=model_ref, progress=step, cancel=cancel))
-    return results
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -45,7 +45,6 @@ def truncation_notice(pipe: object, prompt: str, name: str = "prompt") -> str | 
 @dataclass
 class Still:
     image: Image.Image
-    params: ImageParams  # resolved: the seed used
     notices: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -73,4 +72,4 @@ def generate_still(loaded: LoadedPipeline, params: ImageParams, *, progress: Pro
             callback_on_step_end=step_callback(params.sdxl_steps, progress, cancel),
         ).images
     frame = to_uint8(images)[0]
-    return Still(image=Image.fromarray(frame), params=params, notices=notices, seconds=time.perf_counter() - start)
+    return Still(image=Image.fromarray(frame), notices=notices, seconds=time.perf_counter() - start)

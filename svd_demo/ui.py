@@ -1,14 +1,15 @@
 """The Gradio interface: the only module (with app.py) that imports gradio.
 
-Handlers are thin: they turn component values into parameter objects, call the `Studio`, and turn its results and
-errors into component updates. Every GPU event shares one concurrency id with limit 1, so one GPU runs one job at a
-time whatever the tab; validation runs before the queue, so bad input never waits behind someone else's video.
+Handlers are thin module-level functions of (studio, values): they turn component values into parameter objects,
+call the `Studio`, and turn its results and errors into component updates. `_bound` gives each the signature Gradio
+reads, generated from the names of its inputs, which are the API's parameter names. Every GPU event shares one
+concurrency id limited to the number of devices, so each GPU runs one job at a time whatever the tab; validation runs
+before the queue, so bad input never waits behind someone else's video.
 """
 
 import asyncio
 import contextvars
 import functools
-import html
 import inspect
 import logging
 import math
@@ -16,7 +17,7 @@ import os
 import random
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -33,9 +34,13 @@ from svd_demo.errors import InputError, UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
 from svd_demo.params import (
+    ALL_SPECS,
     EXTRA_FORMATS,
     IMAGE_SPECS,
+    INTERPOLATION_SPECS,
+    MAX_PROMPT_CHARS,
     MAX_SEED,
+    NUM_SEEDS,
     SPECS,
     ImageParams,
     Spec,
@@ -45,7 +50,7 @@ from svd_demo.params import (
     shown,
 )
 from svd_demo.settings import Settings, login
-from svd_demo.studio import CancelFlag, Studio
+from svd_demo.studio import CancelFlag, Studio, VideoResult
 from svd_demo.tiny_models import is_tiny_model
 
 log = logging.getLogger("svd_demo")
@@ -53,7 +58,6 @@ log = logging.getLogger("svd_demo")
 GPU_QUEUE = "gpu"  # the one concurrency id of every event that runs a model
 INTERPOLATE_QUEUE = "interpolate"
 CANCEL_WAIT_S = 30  # the Cancel button waits this long for the run to stop (one step) before answering
-VIDEO_INPUTS = list(SPECS)  # the video parameters, in the order every GPU handler receives them
 CSS = """
 .banner {padding: 0.5em 1em; border-radius: 8px; background: var(--color-accent-soft);}
 """
@@ -166,14 +170,15 @@ def _errors_for_user() -> Iterator[None]:
         raise _user_error(exc) from exc
 
 
-def _component(spec: Spec, value: Any = None, **kwargs: Any) -> gr.components.Component:
+def _component(spec: Spec, value: Any = None, choice_widget: type[gr.Radio | gr.Dropdown] = gr.Radio,
+               **kwargs: Any) -> gr.components.Component:
     """A component for a parameter spec: its label, range, step, default and help come from `params`."""
     value = spec.default if value is None else value
     common = {"label": spec.label, "info": spec.help, **kwargs}
     if spec.kind is bool:
         return gr.Checkbox(value=value, **common)
     if spec.choices:
-        return gr.Radio(choices=list(spec.choices), value=value, **common)
+        return choice_widget(choices=list(spec.choices), value=value, **common)
     if spec.name == "seed":
         return _named(Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common),
                       spec.name)
@@ -192,13 +197,6 @@ def _seed_box(label: str) -> gr.Number:
 def _notes(lines: list[str] | tuple[str, ...]) -> str:
     """Notices as a Markdown list: shown as written on the page, and plain text for API clients (`_page_safe`)."""
     return "\n".join(f"- {_page_safe(line)}" for line in lines)
-
-
-def _video_params(values: tuple[Any, ...]) -> VideoParams:
-    """Component values (VIDEO_INPUTS order, then extra formats) to checked parameters."""
-    named = dict(zip([*VIDEO_INPUTS, "extra_formats"], values, strict=True))
-    with _errors_for_user():
-        return VideoParams.from_raw(named)
 
 
 def _problem(check: Any, *args: Any) -> str:
@@ -313,10 +311,12 @@ async def _in_thread(flag: CancelFlag, call: Callable[[], Any]) -> Any:
         raise
 
 
-def _gpu_kwargs(progress: gr.Progress, token: Any, share: tuple[float, float] = (0.0, 1.0)) -> dict[str, Any]:
+def _gpu_kwargs(progress: gr.Progress | None, token: Any, share: tuple[float, float] = (0.0, 1.0)) -> dict[str, Any]:
     """Progress and cancel for a GPU call; none on ZeroGPU, whose worker process cannot call back into this one."""
     if zerogpu.on_zerogpu():
         return {}
+    if progress is None:
+        return {"cancel": token}
     start, end = share
     return {"progress": lambda f, text: progress(start + (end - start) * f, desc=text), "cancel": token}
 
@@ -333,67 +333,293 @@ def _fit_zerogpu(studio: Studio, source: Any, params: VideoParams, model_ref: st
     return params
 
 
+# ------------------------------------------------------------------------------------------------------ handlers
+# Module-level functions of (studio, values): `values` maps API parameter names to what the components sent.
+# `_bound` gives each one the positional signature Gradio reads (one parameter per input, named as the API names
+# it), so the API's names, the inputs' order and the handler's keys come from one list of names.
+
+VIDEO_PARAMS = [*SPECS, "extra_formats"]  # what `VideoParams.from_raw` takes
+VIDEO_INPUTS = ["svd_model", *VIDEO_PARAMS]  # the video settings every GPU handler receives, in this order
+STILL_PARAMS = ["prompt", "negative_prompt", *IMAGE_SPECS, "seed", "randomize_seed", "resolution"]  # ImageParams'
+TEXT_INPUTS = ["prompt", "negative_prompt", "sdxl_model", *IMAGE_SPECS]
+
+
+def _annotation(name: str) -> Any:
+    """The type a component sends for parameter `name` (sliders and number boxes send floats)."""
+    spec = ALL_SPECS.get(name)
+    if spec is not None:
+        return spec.kind if spec.kind in (bool, str) else float
+    return {"extra_formats": list[str], "still_result": Any}.get(name, str | None)
+
+
+def _bound(handler: Callable[..., Any], studio: Studio, names: list[str],
+           progress: gr.Progress | None = None) -> Callable[..., Any]:
+    """`handler(studio, values, request, progress)` as Gradio calls it: positional parameters `names` (Gradio reads
+    `inspect.signature`, here a generated `__signature__`), then the request and, if given, the progress tracker
+    Gradio fills in. A generator handler stays a generator (Gradio streams its updates)."""
+    parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_annotation(name))
+                  for name in names]
+    parameters.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request))
+    if progress is not None:
+        parameters.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=progress,
+                                            annotation=gr.Progress))
+    signature = inspect.Signature(parameters)
+
+    def arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
+        values = dict(signature.bind(*args, **kwargs).arguments)
+        return values, values.pop("request"), values.pop("progress", None)
+
+    if inspect.isgeneratorfunction(handler):
+        def call(*args: Any, **kwargs: Any) -> Any:
+            values, request, tracker = arguments(args, kwargs)
+            yield from handler(studio, values, request, tracker)
+    else:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            values, request, tracker = arguments(args, kwargs)
+            return handler(studio, values, request, tracker)
+
+    call.__signature__ = signature  # type: ignore[attr-defined]
+    call.__annotations__ = {p.name: p.annotation for p in parameters}
+    call.__name__ = call.__qualname__ = handler.__name__
+    call.__doc__ = handler.__doc__
+    return call
+
+
+def _video_params(values: Mapping[str, Any]) -> VideoParams:
+    """The video parameters among `values`, checked (those not given keep their defaults)."""
+    with _errors_for_user():
+        return VideoParams.from_raw({name: values[name] for name in VIDEO_PARAMS if name in values})
+
+
+def _image_params(values: Mapping[str, Any]) -> ImageParams:
+    """The still's parameters among `values`, checked."""
+    with _errors_for_user():
+        return ImageParams.from_raw({name: values[name] for name in STILL_PARAMS if name in values})
+
+
+def _model(values: Mapping[str, Any], name: str = "svd_model") -> str | None:
+    return values.get(name) or None  # empty: the one in the settings
+
+
+def _warn_memory_changes(result: VideoResult) -> None:
+    for change in result.memory_changes:
+        gr.Warning(change)
+
+
+def prepare_image(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                  progress: Any = None) -> tuple[Any, str]:
+    """The image as the model will see it, and what the video will be (size, conversions); CPU only."""
+    if not values.get("image_path"):
+        return None, ""
+    resolution = values.get("resolution", SPECS["resolution"].default)
+    try:
+        prep, loaded = studio.prepare(values["image_path"], int(resolution),
+                                      values.get("aspect_mode", SPECS["aspect_mode"].default))
+    except UserFacingError as exc:
+        return None, f"⚠️ {_page_safe(str(exc))}"
+    w, h = prep.image.size
+    return prep.image, _notes([f"The video will be {w}x{h}.", *loaded.notices, *prep.notices])
+
+
+def image_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                   progress: gr.Progress | None = None) -> tuple[Any, ...]:
+    """Animate an image; returns the MP4, the seed used, the prepared image, notices and all files."""
+    image = values.get("image")
+    params = _fit_zerogpu(studio, image, _video_params(values), _model(values))
+    with _errors_for_user(), _run_token(studio, request) as token:
+        result = studio.image_to_video(image, params, model_ref=_model(values), **_gpu_kwargs(progress, token))
+    _warn_memory_changes(result)
+    return _image_tab_outputs(result)
+
+
+def _extended(studio: Studio, values: Mapping[str, Any], request: gr.Request | None,
+              progress: gr.Progress | None) -> VideoResult:
+    """Extend, as both video tabs offer it: continue `video` from its last frame (`Studio.extend_video`)."""
+    video, params = values.get("video"), _video_params(values)
+    if zerogpu.on_zerogpu():
+        with _errors_for_user():
+            size = zerogpu.clip_size(video, params)
+        params = _fit_zerogpu(studio, None, params, _model(values), size)
+    with _errors_for_user(), _run_token(studio, request) as token:
+        result = studio.extend_video(video, params, model_ref=_model(values), **_gpu_kwargs(progress, token))
+    _warn_memory_changes(result)
+    return result
+
+
+def extend_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                 progress: gr.Progress | None = None) -> tuple[Any, ...]:
+    """A longer video: SVD continues `video` from its last frame with these settings, and the new frames are
+    appended (at the video's size and frame rate). Returns the same outputs as image_to_video."""
+    return _image_tab_outputs(_extended(studio, values, request, progress))
+
+
+def extend_this_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                      progress: gr.Progress | None = None) -> tuple[Any, ...]:
+    """Extend on the text tab: the video, its seed, notices and files."""
+    result = _extended(studio, values, request, progress)
+    return str(result.files.video), result.seed, _notes(result.notices), _files(result)
+
+
+def compare_seeds(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                  progress: gr.Progress | None = None) -> list[tuple[str, str]]:
+    """The same image and settings with `num_seeds` consecutive seeds; returns (video, "seed N") pairs."""
+    image = values.get("image")
+    params = _fit_zerogpu(studio, image, _video_params(values), _model(values))
+    first = random.SystemRandom().randint(0, MAX_SEED) if params.randomize_seed else params.seed
+    count = int(values.get("num_seeds", NUM_SEEDS.default))
+    seeds = [(first + i) % (MAX_SEED + 1) for i in range(count)]
+    with _errors_for_user(), _run_token(studio, request) as token:
+        results = studio.compare_seeds(image, params, seeds, model_ref=_model(values),
+                                       **_gpu_kwargs(progress, token))
+    return [(str(r.files.video), f"seed {r.seed}") for r in results]
+
+
+def text_to_image(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                  progress: gr.Progress | None = None) -> tuple[Any, ...]:
+    """Render an SDXL still at the video size; returns the still, its seed, notices and files."""
+    params = _image_params(values)
+    with _errors_for_user(), _run_token(studio, request) as token:
+        result = studio.text_to_image(params, model_ref=_model(values, "sdxl_model"), **_gpu_kwargs(progress, token))
+    return (str(result.path), result.seed, _notes(result.notices), [str(result.path), str(result.sidecar)],
+            result)
+
+
+def text_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                  progress: gr.Progress | None = None) -> Iterator[tuple[Any, ...]]:
+    """Prompt -> still -> video in one call; the still is shown as soon as it exists."""
+    # The two stages of Studio.text_to_video, called one by one so the still can be yielded in between.
+    video_params, params = _video_params(values), _image_params(values)
+    with _errors_for_user(), _run_token(studio, request) as token:
+        still = studio.text_to_image(params, model_ref=_model(values, "sdxl_model"),
+                                     **_gpu_kwargs(progress, token, (0.0, 0.3)))
+        yield str(still.path), None, still.seed, None, _notes(still.notices), [str(still.path)], still
+        video_params = _fit_zerogpu(studio, still.image, video_params, _model(values), still.image.size)
+        result = studio.animate_still(still, video_params, model_ref=_model(values),
+                                      **_gpu_kwargs(progress, token, (0.3, 1.0)))
+    _warn_memory_changes(result)
+    yield (str(still.path), str(result.files.video), still.seed, result.seed, _notes(result.notices),
+           [str(still.path), str(still.sidecar), *_files(result)], still)
+
+
+def animate_this_still(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                       progress: gr.Progress | None = None) -> tuple[Any, ...]:
+    """The video stage alone, for the session's last still; the last output hands the still to the image tab."""
+    still = values.get("still_result")
+    if still is None:
+        raise gr.Error("Make a still first (Still only or Prompt to video).")
+    params = _fit_zerogpu(studio, still.image, _video_params(values), _model(values), still.image.size)
+    with _errors_for_user(), _run_token(studio, request) as token:
+        result = studio.animate_still(still, params, model_ref=_model(values), **_gpu_kwargs(progress, token))
+    return str(result.files.video), result.seed, _notes(result.notices), _files(result), str(still.path)
+
+
+def interpolate(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                progress: gr.Progress | None = None) -> tuple[Any, ...]:
+    """Interpolate a video by a factor or to an exact target fps (target_fps > 0 wins)."""
+    if not values.get("video"):
+        raise gr.Error("Please upload a video first (or use the last generated one).")
+    values = {**{name: spec.default for name, spec in INTERPOLATION_SPECS.items()}, **values}
+    target_fps = values["target_fps"]
+    use_fps = target_fps not in (0, None, "")
+    report = None if progress is None else lambda f, text: progress(f, desc=text)
+    with _errors_for_user(), _run_token(studio, request, INTERPOLATE_QUEUE) as token:
+        # Raw values: the interpolation module checks them and says what is wrong (2.5 is not a factor).
+        out = studio.interpolate(values["video"], factor=None if use_fps else values["factor"],
+                                 target_fps=target_fps if use_fps else None, slow_motion=bool(values["slow_motion"]),
+                                 backend=values["backend"], progress=report, cancel=token)
+    lines = [f"{out.input_frames} frames at {out.source_fps:g} fps became {out.output_frames} frames at "
+             f"{out.output_fps:g} fps in {out.seconds:.1f} s.", *out.notes]
+    if out.cut_pairs:
+        lines.append(f"{out.cut_pairs} scene cut(s): frames were repeated there instead of blended.")
+    return str(out.output_path), _notes(lines), [str(out.output_path), str(out.output_path.with_suffix(".json"))]
+
+
+# Validators run before the queue: a missing file or a bad number is refused without waiting for the GPU. Each
+# check maps parameter names to the problem Gradio shows on them.
+
+
+def _validator(check: Callable[[Mapping[str, Any]], dict[str, str]], names: list[str]) -> Callable[..., list[dict]]:
+    """A Gradio validator for an event whose inputs are `names`: one gr.validate per input."""
+
+    def validate(*args: Any) -> list[dict]:
+        problems = check(dict(zip(names, args, strict=True)))
+        return [gr.validate(name not in problems, problems.get(name, "")) for name in names]
+
+    return validate
+
+
+def _video_problems(values: Mapping[str, Any]) -> dict[str, str]:
+    """A problem with the video parameters, put on the parameters its message names, e.g. min and max guidance,
+    not on all sixteen (on all only if it names none)."""
+    problem = _problem(_video_params, values)
+    if not problem:
+        return {}
+    blamed = set(re.findall(r"`(\w+)`", problem)) & set(VIDEO_PARAMS) or set(VIDEO_PARAMS)
+    return dict.fromkeys(blamed, problem)
+
+
+def _needs_image(values: Mapping[str, Any]) -> dict[str, str]:
+    return {} if values.get("image") else {"image": "Please upload an image first."}
+
+
+def _image_run_problems(values: Mapping[str, Any]) -> dict[str, str]:
+    return {**_needs_image(values), **_video_problems(values)}
+
+
+def _extend_problems(values: Mapping[str, Any]) -> dict[str, str]:
+    missing = {} if values.get("video") else {"video": "Generate or choose a video first: Extend continues the one "
+                                                       "shown."}
+    return {**missing, **_video_problems(values)}
+
+
+def _prompt_problems(values: Mapping[str, Any]) -> dict[str, str]:
+    problem = _problem(clean_prompt, values.get("prompt"))
+    return {"prompt": problem} if problem else {}
+
+
+# -------------------------------------------------------------------------------------------------------- layout
+
+_GPU_PROGRESS = gr.Progress(track_tqdm=True)
+
+
+def _wire(trigger: Any, handler: Callable[..., Any], studio: Studio, components: Mapping[str, Any],
+          names: list[str], *, progress: gr.Progress | None = _GPU_PROGRESS,
+          check: Callable[[Mapping[str, Any]], dict[str, str]] | None = None, **event: Any) -> Any:
+    """`trigger` (e.g. a button's click) runs `handler` on the components `names`, stopped when Gradio drops it."""
+    validator = _validator(check, names) if check is not None else None
+    return trigger(_stops_when_dropped(_bound(handler, studio, names, progress)),
+                   inputs=[components[name] for name in names], validator=validator, **event)
+
+
 @dataclass
 class VideoControls:
     """The video settings every tab shares: one set of components, not a copy per tab."""
 
-    svd_model: gr.Dropdown
-    by_name: dict[str, gr.components.Component]
-    extra_formats: gr.CheckboxGroup
+    by_name: dict[str, gr.components.Component]  # VIDEO_INPUTS: the model, the parameters, the extra formats
     column: gr.Column
-
-    @property
-    def inputs(self) -> list[gr.components.Component]:
-        return [self.svd_model, *(self.by_name[n] for n in VIDEO_INPUTS), self.extra_formats]
 
 
 def _video_settings(settings: Settings) -> VideoControls:
     frames_default, fps_default = svd_defaults(settings.svd_model)
+    by_name: dict[str, gr.components.Component] = {}
     with gr.Column(scale=1, min_width=320) as column:
         gr.Markdown("### Video settings")
-        svd_model = gr.Dropdown(choices=model_choices(SVD_PRESETS, settings.svd_model), value=settings.svd_model,
-                                label="Video model", allow_custom_value=True,
-                                info="SVD makes 14 frames, SVD-XT 25. A hub id or a local folder also works.")
-        by_name: dict[str, gr.components.Component] = {}
+        by_name["svd_model"] = gr.Dropdown(choices=model_choices(SVD_PRESETS, settings.svd_model),
+                                           value=settings.svd_model, label="Video model", allow_custom_value=True,
+                                           info="SVD makes 14 frames, SVD-XT 25. A hub id or a local folder also "
+                                                "works.")
         for name in ("resolution", "aspect_mode", "num_frames", "motion_bucket_id", "fps"):
             by_name[name] = _component(SPECS[name], {"num_frames": frames_default, "fps": fps_default}.get(name))
         with gr.Accordion("Advanced", open=False):
             for name in ("seed", "randomize_seed", "num_inference_steps", "noise_aug_strength", "min_guidance_scale",
                          "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop", "interpolate_fps"):
                 by_name[name] = _component(SPECS[name])
-            extra_formats = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
-                                             info="MP4 is always written.")
-    svd_model.change(lambda ref: [gr.update(value=v) for v in svd_defaults(ref)], inputs=svd_model,
-                     outputs=[by_name["num_frames"], by_name["fps"]], queue=False, api_visibility="private")
-    return VideoControls(svd_model, by_name, extra_formats, column)
-
-
-def _extend(studio: Studio, video: str, svd_model: str, params: VideoParams, request: gr.Request,
-            progress: gr.Progress) -> Any:
-    """Extend, as both video tabs offer it: continue `video` from its last frame (`Studio.extend_video`)."""
-    if zerogpu.on_zerogpu():
-        with _errors_for_user():
-            size = zerogpu.clip_size(video, params)
-        params = _fit_zerogpu(studio, None, params, svd_model or None, size)
-    with _errors_for_user(), _run_token(studio, request) as token:
-        result = studio.extend_video(video, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
-    for change in result.record.get("memory_changes", []):
-        gr.Warning(change)
-    return result
-
-
-def _video_validations(values: tuple[Any, ...]) -> list[dict]:
-    """One answer per video parameter (VIDEO_INPUTS, then extra formats): a problem is put on the parameters its
-    message names, e.g. min and max guidance, not on all sixteen (on all only if it names none)."""
-    names = [*VIDEO_INPUTS, "extra_formats"]
-    problem = _problem(_video_params, values)
-    blamed = set(re.findall(r"`(\w+)`", problem)) & set(names) or set(names)
-    return [gr.validate(not (problem and name in blamed), problem) for name in names]
-
-
-def _validate_extend(video: str | None, svd_model: str, *values: Any) -> list[dict]:
-    return [gr.validate(bool(video), "Generate or choose a video first: Extend continues the one shown."),
-            gr.validate(True, ""), *_video_validations(values)]
+            by_name["extra_formats"] = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
+                                                        info="MP4 is always written.")
+    by_name["svd_model"].change(lambda ref: [gr.update(value=v) for v in svd_defaults(ref)],
+                                inputs=by_name["svd_model"], outputs=[by_name["num_frames"], by_name["fps"]],
+                                queue=False, api_visibility="private")
+    return VideoControls(by_name, column)
 
 
 def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, gr.Video]:
@@ -419,120 +645,51 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
         gr.Examples([[str(p)] for p in example_images()], inputs=[image], cache_examples=False,
                     label="Example photos (public domain / CC0)")
 
-    def preview(image_path: str | None, resolution: float, aspect_mode: str) -> tuple[Any, str]:
-        if not image_path:
-            return None, ""
-        try:
-            prep, loaded = studio.prepare(image_path, int(resolution), aspect_mode)
-        except UserFacingError as exc:
-            return None, f"⚠️ {_page_safe(str(exc))}"
-        w, h = prep.image.size
-        return prep.image, _notes([f"The video will be {w}x{h}.", *loaded.notices, *prep.notices])
-
-    gr.on([image.change, controls.by_name["resolution"].release, controls.by_name["aspect_mode"].change], preview,
-          inputs=[image, controls.by_name["resolution"], controls.by_name["aspect_mode"]],
-          outputs=[prepared, notices], api_name="prepare_image", concurrency_id="cpu", concurrency_limit=4,
-          show_progress="minimal")
-
-    def image_to_video(image: str | None, svd_model: str, seed: float, randomize_seed: bool, resolution: float,
-                       aspect_mode: str, num_frames: float, num_inference_steps: float, motion_bucket_id: float,
-                       fps: float, noise_aug_strength: float, min_guidance_scale: float, max_guidance_scale: float,
-                       decode_chunk_size: float, playback_fps: float, loop: str, interpolate_fps: float,
-                       extra_formats: list[str], request: gr.Request,
-                       progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's idiom)
-                       ) -> tuple[Any, ...]:
-        """Animate an image; returns the MP4, the seed used, the prepared image, notices and all files."""
-        values = locals()
-        params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
-        params = _fit_zerogpu(studio, image, params, svd_model or None)
-        with _errors_for_user(), _run_token(studio, request) as token:
-            result = studio.image_to_video(image, params, model_ref=svd_model or None, **_gpu_kwargs(progress, token))
-        for change in result.record.get("memory_changes", []):
-            gr.Warning(change)
-        return _image_tab_outputs(result)
-
-    def validate(image: str | None, svd_model: str, *values: Any) -> list[dict]:
-        """Runs before the queue: a missing image or a bad number is refused without waiting for the GPU."""
-        return [gr.validate(bool(image), "Please upload an image first."), gr.validate(True, ""),
-                *_video_validations(values)]
-
-    event = generate.click(_stops_when_dropped(image_to_video), inputs=[image, *controls.inputs],
-                           outputs=[video, seed_used, prepared, notices, files], api_name="image_to_video",
-                           concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches), validator=validate,
-                           show_progress_on=[video])
-
-    def extend_video(video: str | None, svd_model: str, seed: float, randomize_seed: bool, resolution: float,
-                     aspect_mode: str, num_frames: float, num_inference_steps: float, motion_bucket_id: float,
-                     fps: float, noise_aug_strength: float, min_guidance_scale: float, max_guidance_scale: float,
-                     decode_chunk_size: float, playback_fps: float, loop: str, interpolate_fps: float,
-                     extra_formats: list[str], request: gr.Request,
-                     progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
-                     ) -> tuple[Any, ...]:
-        """A longer video: SVD continues `video` from its last frame with these settings, and the new frames are
-        appended (at the video's size and frame rate). Returns the same outputs as image_to_video."""
-        values = locals()
-        params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
-        return _image_tab_outputs(_extend(studio, video, svd_model, params, request, progress))
-
-    extend_event = extend.click(_stops_when_dropped(extend_video), inputs=[video, *controls.inputs],
-                                outputs=[video, seed_used, prepared, notices, files], api_name="extend_video",
-                                concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches),
-                                validator=_validate_extend, show_progress_on=[video])
-
     with gr.Accordion("Compare seeds", open=False):
         gr.Markdown("The same image and settings with several seeds, side by side: pick the motion you like, then "
                     "reuse its seed.")
         with gr.Row():
-            num_seeds = _named(Slider(2, 8, value=4, step=1, precision=0, label="Seeds", info="Starting from the "
-                                      "seed in the settings (or a random one when Randomize is on)."), "num_seeds")
+            num_seeds = _component(NUM_SEEDS)
             compare = gr.Button("Compare seeds")
         gallery = gr.Gallery(label="One clip per seed", columns=4, height="auto", interactive=False)
 
-    def compare_seeds(image: str | None, num_seeds: float, svd_model: str, seed: float, randomize_seed: bool,
-                      resolution: float, aspect_mode: str, num_frames: float, num_inference_steps: float,
-                      motion_bucket_id: float, fps: float, noise_aug_strength: float, min_guidance_scale: float,
-                      max_guidance_scale: float, decode_chunk_size: float, playback_fps: float, loop: str,
-                      interpolate_fps: float, extra_formats: list[str], request: gr.Request,
-                      progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
-                      ) -> list[tuple[str, str]]:
-        """The same image and settings with `num_seeds` consecutive seeds; returns (video, "seed N") pairs."""
-        from svd_demo.sweep import compare_seeds as run_seeds
-
-        values = locals()
-        params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
-        params = _fit_zerogpu(studio, image, params, svd_model or None)
-        first = random.SystemRandom().randint(0, MAX_SEED) if params.randomize_seed else params.seed
-        seeds = [(first + i) % (MAX_SEED + 1) for i in range(int(num_seeds))]
-        with _errors_for_user(), _run_token(studio, request) as token:
-            results = run_seeds(studio, image, params, seeds, model_ref=svd_model or None,
-                                **_gpu_kwargs(progress, token))
-        return [(str(r.files.video), f"seed {r.seed}") for r in results]
-
-    def needs_image(image: str | None, *rest: Any) -> list[dict]:
-        return [gr.validate(bool(image), "Please upload an image first."), *(gr.validate(True, "") for _ in rest)]
-
-    compare_event = compare.click(_stops_when_dropped(compare_seeds), inputs=[image, num_seeds, *controls.inputs],
-                                  outputs=gallery, api_name="compare_seeds", concurrency_id=GPU_QUEUE,
-                                  concurrency_limit=len(studio.caches), validator=needs_image)
-    _cancel_button(studio, cancel, [event, extend_event, compare_event], notices)
+    by_name = {**controls.by_name, "image": image, "video": video, "num_seeds": num_seeds}
+    gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
+    outputs = [video, seed_used, prepared, notices, files]
+    gr.on([image.change, by_name["resolution"].release, by_name["aspect_mode"].change],
+          _bound(prepare_image, studio, ["image_path", "resolution", "aspect_mode"]),
+          inputs=[image, by_name["resolution"], by_name["aspect_mode"]], outputs=[prepared, notices],
+          api_name="prepare_image", concurrency_id="cpu", concurrency_limit=4, show_progress="minimal")
+    events = [
+        _wire(generate.click, image_to_video, studio, by_name, ["image", *VIDEO_INPUTS], check=_image_run_problems,
+              outputs=outputs, api_name="image_to_video", **gpu),
+        _wire(extend.click, extend_video, studio, by_name, ["video", *VIDEO_INPUTS], check=_extend_problems,
+              outputs=outputs, api_name="extend_video", **gpu),
+        _wire(compare.click, compare_seeds, studio, by_name, ["image", "num_seeds", *VIDEO_INPUTS],
+              check=_needs_image, outputs=gallery, api_name="compare_seeds", **{**gpu, "show_progress_on": None}),
+    ]
+    _cancel_button(studio, cancel, events, notices)
     return image, video
 
 
 def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: UploadedImage) -> gr.Video:
     steps_default, guidance_default = sdxl_defaults(settings.sdxl_model)
+    by_name: dict[str, Any] = dict(controls.by_name)
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="A lighthouse on a cliff at sunset, waves "
-                                "crashing, golden light, photograph", max_length=2000)
-            negative_prompt = gr.Textbox(label="Negative prompt", value="", placeholder="blurry, low quality, text",
-                                         max_length=2000)
+            by_name["prompt"] = gr.Textbox(label="Prompt", lines=3, placeholder="A lighthouse on a cliff at sunset, "
+                                           "waves crashing, golden light, photograph", max_length=MAX_PROMPT_CHARS)
+            by_name["negative_prompt"] = gr.Textbox(label="Negative prompt", value="",
+                                                    placeholder="blurry, low quality, text",
+                                                    max_length=MAX_PROMPT_CHARS)
             with gr.Row():
-                sdxl_model = gr.Dropdown(choices=model_choices(SDXL_PRESETS, settings.sdxl_model),
-                                         value=settings.sdxl_model, label="Image model", allow_custom_value=True)
-                orientation = _component(IMAGE_SPECS["orientation"])
+                by_name["sdxl_model"] = gr.Dropdown(choices=model_choices(SDXL_PRESETS, settings.sdxl_model),
+                                                    value=settings.sdxl_model, label="Image model",
+                                                    allow_custom_value=True)
+                by_name["orientation"] = _component(IMAGE_SPECS["orientation"])
             with gr.Row():
-                sdxl_steps = _component(IMAGE_SPECS["sdxl_steps"], steps_default)
-                sdxl_guidance_scale = _component(IMAGE_SPECS["sdxl_guidance_scale"], guidance_default)
+                by_name["sdxl_steps"] = _component(IMAGE_SPECS["sdxl_steps"], steps_default)
+                by_name["sdxl_guidance_scale"] = _component(IMAGE_SPECS["sdxl_guidance_scale"], guidance_default)
             with gr.Row():
                 still_only = gr.Button("Still only")
                 animate = gr.Button("Animate this still")
@@ -540,7 +697,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
             still = gr.Image(label="Still", interactive=False, format="png", type="filepath")
-            video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+            video = by_name["video"] = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
             extend = gr.Button("Extend: continue from the last frame")
             with gr.Row():
                 still_seed = _seed_box("Still seed")
@@ -548,126 +705,46 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
             notices = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
     if example_prompts():
-        gr.Examples([[p] for p in example_prompts()], inputs=[prompt], label="Example prompts")
-    last_still = gr.State(None)  # this session's StillResult, for "Animate this still"
-    sdxl_model.change(lambda ref: [gr.update(value=v) for v in sdxl_defaults(ref)], inputs=sdxl_model,
-                      outputs=[sdxl_steps, sdxl_guidance_scale], queue=False, api_visibility="private")
+        gr.Examples([[p] for p in example_prompts()], inputs=[by_name["prompt"]], label="Example prompts")
+    by_name["still_result"] = last_still = gr.State(None)  # this session's StillResult, for "Animate this still"
+    by_name["sdxl_model"].change(lambda ref: [gr.update(value=v) for v in sdxl_defaults(ref)],
+                                 inputs=by_name["sdxl_model"],
+                                 outputs=[by_name["sdxl_steps"], by_name["sdxl_guidance_scale"]], queue=False,
+                                 api_visibility="private")
 
-    def image_params(prompt: str, negative_prompt: str, sdxl_steps: float, sdxl_guidance_scale: float,
-                     orientation: str, seed: float, randomize_seed: bool, resolution: float) -> ImageParams:
-        with _errors_for_user():
-            return ImageParams.from_raw(dict(prompt=prompt, negative_prompt=negative_prompt, sdxl_steps=sdxl_steps,
-                                             sdxl_guidance_scale=sdxl_guidance_scale, orientation=orientation,
-                                             seed=seed, randomize_seed=randomize_seed, resolution=resolution))
-
-    def text_to_image(prompt: str, negative_prompt: str, sdxl_model: str, sdxl_steps: float,
-                      sdxl_guidance_scale: float, orientation: str, seed: float, randomize_seed: bool,
-                      resolution: float, request: gr.Request,
-                      progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
-                      ) -> tuple[Any, ...]:
-        """Render an SDXL still at the video size; returns the still, its seed, notices and files."""
-        params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,
-                              randomize_seed, resolution)
-        with _errors_for_user(), _run_token(studio, request) as token:
-            result = studio.text_to_image(params, model_ref=sdxl_model or None, **_gpu_kwargs(progress, token))
-        return (str(result.path), result.seed, _notes(result.notices), [str(result.path), str(result.sidecar)],
-                result)
-
-    def text_to_video(prompt: str, negative_prompt: str, sdxl_model: str, sdxl_steps: float,
-                      sdxl_guidance_scale: float, orientation: str, svd_model: str, seed: float,
-                      randomize_seed: bool, resolution: float, aspect_mode: str, num_frames: float,
-                      num_inference_steps: float, motion_bucket_id: float, fps: float, noise_aug_strength: float,
-                      min_guidance_scale: float, max_guidance_scale: float, decode_chunk_size: float,
-                      playback_fps: float, loop: str, interpolate_fps: float, extra_formats: list[str],
-                      request: gr.Request,
-                      progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
-                      ) -> Iterator[tuple[Any, ...]]:
-        """Prompt -> still -> video in one call; the still is shown as soon as it exists."""
-        # The two stages of Studio.text_to_video, called one by one so the still can be yielded in between.
-        values = locals()
-        video_params = _video_params(tuple(values[name] for name in [*VIDEO_INPUTS, "extra_formats"]))
-        params = image_params(prompt, negative_prompt, sdxl_steps, sdxl_guidance_scale, orientation, seed,
-                              randomize_seed, resolution)
-        with _errors_for_user(), _run_token(studio, request) as token:
-            still_result = studio.text_to_image(params, model_ref=sdxl_model or None,
-                                                **_gpu_kwargs(progress, token, (0.0, 0.3)))
-            yield (str(still_result.path), None, still_result.seed, None, _notes(still_result.notices),
-                   [str(still_result.path)], still_result)
-            video_params = _fit_zerogpu(studio, still_result.image, video_params, svd_model or None,
-                                        still_result.image.size)
-            result = studio.animate_still(still_result, video_params, model_ref=svd_model or None,
-                                          **_gpu_kwargs(progress, token, (0.3, 1.0)))
-        for change in result.record.get("memory_changes", []):
-            gr.Warning(change)
-        yield (str(still_result.path), str(result.files.video), still_result.seed, result.seed,
-               _notes(result.notices), [str(still_result.path), str(still_result.sidecar), *_files(result)],
-               still_result)
-
-    # `request` and `progress` before *values: Gradio does not fill keyword-only ones after a *args.
-    def animate_this_still(still_result: Any, svd_model: str, request: gr.Request,
-                           progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
-                           *values: Any) -> tuple[Any, ...]:
-        if still_result is None:
-            raise gr.Error("Make a still first (Still only or Prompt to video).")
-        params = _fit_zerogpu(studio, still_result.image, _video_params(values), svd_model or None,
-                              still_result.image.size)
-        with _errors_for_user(), _run_token(studio, request) as token:
-            result = studio.animate_still(still_result, params, model_ref=svd_model or None,
-                                          **_gpu_kwargs(progress, token))
-        return (str(result.files.video), result.seed, _notes(result.notices), _files(result),
-                str(still_result.path))  # the last one hands the still to the image tab
-
-    def extend_this_video(video: str | None, svd_model: str, request: gr.Request,
-                          progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
-                          *values: Any) -> tuple[Any, ...]:
-        result = _extend(studio, video, svd_model, _video_params(values), request, progress)
-        return str(result.files.video), result.seed, _notes(result.notices), _files(result)
-
-    def validate_prompt(prompt: str, *rest: Any) -> list[dict]:
-        problem = _problem(clean_prompt, prompt)
-        return [gr.validate(not problem, problem), *(gr.validate(True, "") for _ in rest)]
-
-    text_inputs = [prompt, negative_prompt, sdxl_model, sdxl_steps, sdxl_guidance_scale, orientation]
-    shared = [controls.by_name["seed"], controls.by_name["randomize_seed"], controls.by_name["resolution"]]
     gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
     events = [
-        still_only.click(_stops_when_dropped(text_to_image), inputs=[*text_inputs, *shared],
-                         outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
-                         validator=validate_prompt, **{**gpu, "show_progress_on": [still]}),
-        to_video.click(_stops_when_dropped(text_to_video), inputs=[*text_inputs, *controls.inputs],
-                       outputs=[still, video, still_seed, video_seed, notices, files, last_still],
-                       api_name="text_to_video", validator=validate_prompt, **gpu),
-        animate.click(_stops_when_dropped(animate_this_still), inputs=[last_still, *controls.inputs],
-                      outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
-        extend.click(_stops_when_dropped(extend_this_video), inputs=[video, *controls.inputs],
-                     outputs=[video, video_seed, notices, files], api_visibility="private",
-                     validator=_validate_extend, **gpu),
+        _wire(still_only.click, text_to_image, studio, by_name,
+              [*TEXT_INPUTS, "seed", "randomize_seed", "resolution"], check=_prompt_problems,
+              outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
+              **{**gpu, "show_progress_on": [still]}),
+        _wire(to_video.click, text_to_video, studio, by_name, [*TEXT_INPUTS, *VIDEO_INPUTS], check=_prompt_problems,
+              outputs=[still, video, still_seed, video_seed, notices, files, last_still], api_name="text_to_video",
+              **gpu),
+        _wire(animate.click, animate_this_still, studio, by_name, ["still_result", *VIDEO_INPUTS],
+              outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
+        _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS], check=_extend_problems,
+              outputs=[video, video_seed, notices, files], api_visibility="private", **gpu),
     ]
     _cancel_button(studio, cancel, events, notices)
     return video
 
 
 def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
-    from svd_demo.interpolation import BACKENDS, MAX_FACTOR, MIN_FACTOR
-
     gr.Markdown("Smooth a clip to a higher frame rate (e.g. 7 fps to 24 with Target fps) with motion-compensated "
                 "interpolation (optical flow in both directions, occlusion-aware), safe at scene cuts. Upload a video "
                 "(mp4, webm, mov, gif) or take the last one generated here.")
+    by_name: dict[str, Any] = {}
     with gr.Row():
         with gr.Column():
-            source = gr.Video(label="Original", sources=["upload"])
+            by_name["video"] = source = gr.Video(label="Original", sources=["upload"])
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
-                factor = _named(Slider(MIN_FACTOR, MAX_FACTOR, value=2, step=1, precision=0, label="Factor",
-                                       info="Frames per source frame; used when target fps is 0."), "factor")
-                target_fps = _named(Slider(0, 120, value=0, step=1, label="Target fps",
-                                           info="An exact output rate (e.g. 24 or 30); 0 = use the factor."),
-                                    "target_fps")
+                by_name["factor"] = _component(INTERPOLATION_SPECS["factor"])
+                by_name["target_fps"] = _component(INTERPOLATION_SPECS["target_fps"])
             with gr.Row():
-                slow_motion = gr.Checkbox(value=False, label="Slow motion",
-                                          info="Keep the source rate: the clip plays longer instead of smoother.")
-                backend = gr.Dropdown(sorted(BACKENDS), value="flow", label="Method",
-                                      info="flow (default), flow-hq (sharper, about 2x slower), blend (cross-fade).")
+                by_name["slow_motion"] = _component(INTERPOLATION_SPECS["slow_motion"])
+                by_name["backend"] = _component(INTERPOLATION_SPECS["backend"], choice_widget=gr.Dropdown)
             with gr.Row():
                 run = gr.Button("Interpolate", variant="primary")
                 cancel = gr.Button("Cancel", variant="stop")
@@ -676,37 +753,19 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
             notes = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
 
-    def interpolate(video: str | None, factor: float, target_fps: float, slow_motion: bool, backend: str = "flow",
-                    request: gr.Request | None = None,
-                    progress: gr.Progress = gr.Progress(),  # noqa: B008
-                    ) -> tuple[Any, ...]:
-        """Interpolate a video by a factor (2-16) or to an exact target fps (target_fps > 0 wins)."""
-        if not video:
-            raise gr.Error("Please upload a video first (or use the last generated one).")
-        if backend not in BACKENDS:
-            raise gr.Error(f"Unknown method {html.escape(str(backend))!s}: choose {', '.join(sorted(BACKENDS))}.")
-        with _errors_for_user(), _run_token(studio, request, INTERPOLATE_QUEUE) as token:
-            # Raw values: the interpolation module checks them and says what is wrong (2.5 is not a factor).
-            use_fps = target_fps not in (0, None, "")
-            out = studio.interpolate(video, factor=None if use_fps else factor,
-                                     target_fps=target_fps if use_fps else None, slow_motion=bool(slow_motion),
-                                     backend=backend, progress=lambda f, text: progress(f, desc=text), cancel=token)
-        lines = [f"{out.input_frames} frames at {out.source_fps:g} fps became {out.output_frames} frames at "
-                 f"{out.output_fps:g} fps in {out.seconds:.1f} s.", *out.notes]
-        if out.cut_pairs:
-            lines.append(f"{out.cut_pairs} scene cut(s): frames were repeated there instead of blended.")
-        return str(out.output_path), _notes(lines), [str(out.output_path),
-                                                   str(out.output_path.with_suffix(".json"))]
-
     def newest(*videos: str | None) -> str | None:
         """The newer of the two video tabs' videos: Gradio writes each file when its video is shown."""
         shown = [v for v in videos if v and os.path.exists(v)]
         return max(shown, key=os.path.getmtime) if shown else None
 
     take_last.click(newest, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
-    event = run.click(_stops_when_dropped(interpolate), inputs=[source, factor, target_fps, slow_motion, backend],
-                      outputs=[result, notes, files], api_name="interpolate", concurrency_id=INTERPOLATE_QUEUE,
-                      concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space
+    factor = INTERPOLATION_SPECS["factor"]
+    event = _wire(run.click, interpolate, studio, by_name, ["video", *INTERPOLATION_SPECS], progress=gr.Progress(),
+                  outputs=[result, notes, files], api_name="interpolate",
+                  api_description=f"Interpolate a video by a factor ({factor.minimum}-{factor.maximum}) or to an "
+                                  "exact target fps (target_fps > 0 wins).",
+                  concurrency_id=INTERPOLATE_QUEUE,
+                  concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space
     _cancel_button(studio, cancel, event, notes, INTERPOLATE_QUEUE)
 
 

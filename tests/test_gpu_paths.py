@@ -17,7 +17,8 @@ from conftest import FAST
 from PIL import Image
 
 from svd_demo import pipelines
-from svd_demo.image_to_video import OutOfMemory, generate_frames
+from svd_demo.errors import OutOfMemory
+from svd_demo.image_to_video import generate_frames
 from svd_demo.memory import GIB, choose_profile, keep_other_on_gpu, resolve_devices
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import PipelineCache

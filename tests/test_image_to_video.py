@@ -17,7 +17,7 @@ from PIL import Image
 from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
 from svd_demo.image_to_video import generate_frames, to_uint8
 from svd_demo.media import probe_video, read_metadata
-from svd_demo.params import VideoParams
+from svd_demo.params import MAX_COMPARE_SEEDS, VideoParams
 from svd_demo.settings import Settings
 from svd_demo.studio import Studio
 
@@ -283,3 +283,18 @@ def test_unknown_devices_are_clear_errors(tiny_settings):
     for device in ("tpu", "cuda:x", "cuda:7"):
         with pytest.raises(ValueError, match="device|Device"):
             Studio(replace(tiny_settings, device=device))
+
+
+def test_compare_seeds_runs_one_video_per_seed_in_order(studio, photo):
+    fractions: list[float] = []
+    results = studio.compare_seeds(photo, VideoParams.from_raw({**FAST, "randomize_seed": True}), ["5", 6, 5],
+                                    progress=lambda fraction, text: fractions.append(fraction))
+    assert [r.seed for r in results] == [5, 6]
+    assert all(r.files.video.is_file() and r.record["parameters"]["seed"] == r.seed for r in results)
+    # Never back (0.92 + 0.03 after the last decoded chunk is 0.9500000000000001, then "Encoding" says 0.95).
+    assert all(later >= earlier - 1e-9 for earlier, later in zip(fractions, fractions[1:], strict=False))
+    assert 0.5 <= fractions[-1] <= 1
+    with pytest.raises(InputError, match="`seed`"):
+        studio.compare_seeds(photo, VideoParams(), [1, -2])
+    with pytest.raises(InputError, match=f"at most {MAX_COMPARE_SEEDS} seeds"):
+        studio.compare_seeds(photo, VideoParams(), range(MAX_COMPARE_SEEDS + 1))

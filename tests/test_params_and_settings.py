@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from svd_demo.errors import InputError
 from svd_demo.memory import GIB, PLANS, choose_profile, decode_chunk, step_down
-from svd_demo.params import SPECS, VideoParams
+from svd_demo.params import ALL_SPECS, IMAGE_SPECS, INTERPOLATION_SPECS, SPECS, ImageParams, VideoParams
 from svd_demo.settings import Settings, parse_settings
 
 
@@ -92,3 +93,115 @@ def test_decode_chunk_follows_and_caps_by_profile():
     assert decode_chunk(8, PLANS["low"], 25) == 2
     assert decode_chunk(0, PLANS["minimal"], 25) == 1
     assert decode_chunk(14, PLANS["balanced"], 25) == 14
+
+
+# --- one declaration per parameter: the UI's components, the API's info and the CLI's flags read the specs --------
+
+# Defaults that follow the chosen model (a spec's None, or the model's own steps and guidance for SDXL).
+MODEL_DEFAULTS = {"num_frames", "fps", "sdxl_steps", "sdxl_guidance_scale"}
+
+
+@pytest.fixture(scope="module")
+def api_info(tmp_path_factory):
+    from svd_demo.ui import build_demo
+
+    demo = build_demo(Settings(output_dir=tmp_path_factory.mktemp("outputs"), device="cpu"))
+    return demo, demo.get_api_info()["named_endpoints"]
+
+
+def test_every_api_parameter_has_its_specs_default_range_and_choices(api_info):
+    _, endpoints = api_info
+    checked = set()
+    for endpoint, info in endpoints.items():
+        for param in info["parameters"]:
+            spec = ALL_SPECS.get(param["parameter_name"])
+            if spec is None:
+                continue
+            where = f"{endpoint} {spec.name}"
+            checked.add(spec.name)
+            if spec.name not in MODEL_DEFAULTS:
+                assert param["parameter_default"] == spec.default, where
+            if spec.minimum is not None and spec.name != "seed":  # a Number box: its range is not in the API info
+                described = param["type"]["description"]
+                low, high = re.fullmatch(r"numeric value between (\S+) and (\S+)", described).groups()
+                assert (float(low), float(high)) == (spec.minimum, spec.maximum), where
+            if spec.choices:
+                assert param["type"]["enum"] == list(spec.choices), where
+    assert checked == set(ALL_SPECS)  # every spec reaches the API somewhere
+
+
+def test_every_ui_component_has_its_specs_label_help_and_step(api_info):
+    demo, _ = api_info
+    for fn in demo.fns.values():
+        for component, name in zip(fn.inputs, fn.input_parameter_names or [], strict=False):
+            spec = ALL_SPECS.get(name)
+            if spec is None:
+                continue
+            assert (component.label, component.info) == (spec.label, spec.help), (fn.api_name, name)
+            if spec.step is not None and hasattr(component, "step"):
+                assert component.step == spec.step, (fn.api_name, name)
+
+
+def test_the_interpolation_engine_reads_the_interpolation_specs():
+    from svd_demo import interpolation
+
+    assert sorted(interpolation.BACKENDS) == list(INTERPOLATION_SPECS["backend"].choices)
+    factor, target = INTERPOLATION_SPECS["factor"], INTERPOLATION_SPECS["target_fps"]
+    assert (interpolation.MIN_FACTOR, interpolation.MAX_FACTOR) == (factor.minimum, factor.maximum)
+    assert interpolation.MAX_TARGET_FPS == target.maximum
+    with pytest.raises(InputError, match=f"from {factor.minimum} to {factor.maximum}"):
+        interpolation.output_timestamps(4, 7.0, factor=factor.maximum + 1)
+    assert interpolation.output_timestamps(2, 1.0, target_fps=target.maximum)[1] == target.maximum
+
+
+def _subcommand(parser, name):
+    import argparse
+
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name]
+
+
+@pytest.mark.parametrize("command", ["generate", "extend", "text-to-image", "text-to-video"])
+def test_every_cli_flag_has_its_specs_help_range_choices_and_default(command):
+    from svd_demo.cli import _given, build_parser
+
+    parser = _subcommand(build_parser(command), command)
+    flags = {a.dest: a for a in parser._actions}
+    for name, spec in ALL_SPECS.items():
+        if name not in flags:
+            continue
+        action = flags[name]
+        assert action.help.startswith(spec.help), name
+        if spec.minimum is not None:
+            assert f"Range {spec.minimum:g}-{spec.maximum:g}." in action.help, name
+        assert action.choices == spec.choices, name
+    required = {"generate": ["--image", "x.png"], "extend": ["--video", "x.mp4"]}.get(command, ["--prompt", "a"])
+    args = parser.parse_args([*required, "--out", "x.mp4"])
+    if command in ("generate", "extend"):
+        assert VideoParams.from_raw(_given(args, [*SPECS, "extra_formats"])) == VideoParams()
+    else:
+        assert ImageParams.from_raw({"prompt": "a", **_given(args, [*IMAGE_SPECS, "seed", "randomize_seed",
+                                                                   "resolution"])}) == ImageParams(prompt="a")
+
+
+def test_the_interpolate_cli_has_the_specs_default_and_choices():
+    from svd_demo.cli import build_parser
+
+    parser = _subcommand(build_parser("interpolate"), "interpolate")
+    backend = next(a for a in parser._actions if a.dest == "backend")
+    assert (backend.default, list(backend.choices)) == (INTERPOLATION_SPECS["backend"].default,
+                                                        list(INTERPOLATION_SPECS["backend"].choices))
+    factor = next(a for a in parser._actions if a.dest == "factor")
+    spec = INTERPOLATION_SPECS["factor"]
+    assert f"({spec.minimum}-{spec.maximum})" in factor.help
+
+
+def test_the_ui_does_not_import_the_batch_tool():
+    import ast
+
+    import svd_demo.ui
+
+    tree = ast.parse(Path(svd_demo.ui.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "svd_demo.sweep" not in imported

@@ -24,7 +24,6 @@ from svd_demo.sweep import (
     SweepRow,
     add_sweep_parser,
     collect_images,
-    compare_seeds,
     expand_grid,
     parse_list,
     run_sweep,
@@ -366,16 +365,3 @@ def test_prompt_items_go_through_text_to_video(studio, tiny_models_dir, tmp_path
     sheet = (tmp_path / "index.html").read_text()
     assert "Prompt: a lighthouse &lt;b&gt;at&lt;/b&gt; dusk" in sheet and sheet.count("<video ") == 1
     assert [r.status for r in run_sweep(NeverRuns(), items, tmp_path).rows] == ["skipped"]
-
-
-def test_compare_seeds_for_the_ui_gallery(studio, photo):
-    fractions: list[float] = []
-    results = compare_seeds(studio, photo, VideoParams.from_raw({**FAST, "randomize_seed": True}), ["5", 6, 5],
-                            progress=lambda fraction, text: fractions.append(fraction))
-    assert [r.seed for r in results] == [5, 6]
-    assert all(r.files.video.is_file() and r.record["parameters"]["seed"] == r.seed for r in results)
-    assert fractions == sorted(fractions) and 0.5 <= fractions[-1] <= 1
-    with pytest.raises(InputError, match="`seed`"):
-        compare_seeds(studio, photo, VideoParams(), [1, -2])
-    with pytest.raises(InputError, match="at most 8 seeds"):
-        compare_seeds(studio, photo, VideoParams(), range(9))
