@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from svd_demo.tiny_models import TINY_MARKER, build_tiny_sdxl, is_tiny_model, save_tiny_models
+from svd_demo.models import TINY_MARKER, is_tiny_model
+from svd_demo.tiny_models import build_tiny_sdxl, save_tiny_models
 
 HEIGHT, WIDTH = 144, 256
 
