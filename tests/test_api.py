@@ -6,9 +6,9 @@ import json
 
 import httpx
 import pytest
-from conftest import FAST, launched
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
+from helpers import FAST, launched
 
 from svd_demo.media import probe_video
 

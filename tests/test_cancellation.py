@@ -76,7 +76,7 @@ def test_encoding_stops_when_cancelled_and_leaves_no_file(tmp_path):
 
 
 def test_a_run_cancelled_after_denoising_leaves_no_file(own_studio, photo):
-    from conftest import FAST
+    from helpers import FAST
 
     cancel = threading.Event()
 
@@ -90,7 +90,7 @@ def test_a_run_cancelled_after_denoising_leaves_no_file(own_studio, photo):
 
 
 def test_published_files_are_removed_when_the_run_is_dropped_later(own_studio, photo):
-    from conftest import FAST
+    from helpers import FAST
 
     flag = CancelFlag()
     result = own_studio.image_to_video(photo, VideoParams.from_raw(FAST), cancel=flag)
@@ -247,8 +247,8 @@ def _time_to_free(steps: StepLog, stopped: float, long_started: float, short_ste
 
 @pytest.mark.timeout(600)
 def test_a_dropped_run_frees_the_gpu_for_the_next_request(tiny_settings, photo, tmp_path, monkeypatch):
-    from conftest import FAST, launched
     from gradio_client import Client, handle_file
+    from helpers import FAST, launched
 
     settings = replace(tiny_settings, output_dir=tmp_path / "outputs")
     gradio_dir = tmp_path / "gradio"
@@ -373,8 +373,8 @@ def test_cancel_and_a_closed_tab_stop_the_run_in_a_browser(tiny_settings, photo,
     """As a person would: Cancel stops the run and says so; closing the tab frees the GPU for the next person."""
     import re
 
-    from conftest import FAST, launched
     from gradio_client import Client, handle_file
+    from helpers import FAST, launched
     from test_browser import CHROMIUM, CHROMIUM_ARGS, Journal, _block, _require_browser, _set_slider
 
     _require_browser()

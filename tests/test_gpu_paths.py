@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from svd_demo import pipelines

@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import FAST, launched
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
+from helpers import FAST, launched
 from PIL import Image
 
 from svd_demo.media import probe_video, write_video

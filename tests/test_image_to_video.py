@@ -11,7 +11,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from svd_demo.errors import GenerationCancelled, InputError, ModelLoadError, UserFacingError

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import stop_process
+from helpers import free_port, stop_process
 from PIL import Image
 
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
@@ -190,12 +189,6 @@ def test_dockerignore_keeps_local_state_out():
 
 # --- the image's own command, run here -------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _local(argv: list[str], port: int) -> list[str]:
     """The image's command on this machine: this interpreter for `python`, the test's port for 7860."""
     return [sys.executable if a == "python" else a.replace(":7860", f":{port}") for a in argv]
@@ -216,7 +209,7 @@ def _wait_for_http_200(url: str, proc: subprocess.Popen, deadline: float) -> Non
 
 
 def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **env_of(dockerfile)}
     env.update({
         "GRADIO_SERVER_PORT": str(port),
@@ -243,7 +236,7 @@ def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tm
         stop_process(proc, 15)
         log.close()
     # and the health check does fail when nothing answers
-    dead = _free_port()
+    dead = free_port()
     check = subprocess.run(_local(healthcheck_command(dockerfile), dead), cwd=ROOT,
                            env={**env, "GRADIO_SERVER_PORT": str(dead)}, capture_output=True, timeout=30)
     assert check.returncode != 0

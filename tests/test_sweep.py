@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from svd_demo.errors import GenerationCancelled, InputError, UserFacingError

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from svd_demo.errors import InputError

@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import save_frames
+from helpers import save_frames
 from lying_headers import LYING_VIDEOS, png_claiming, reading_cost
 from PIL import Image
 

@@ -10,7 +10,7 @@ import types
 
 import pytest
 import torch
-from conftest import FAST, free_port
+from helpers import FAST, free_port
 
 from svd_demo import images, zerogpu
 from svd_demo.errors import InputError
