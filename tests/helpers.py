@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import socket
 import subprocess
@@ -60,3 +61,18 @@ def stop_process(process: subprocess.Popen, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout)
+
+
+def running_children(name: str) -> set[int]:
+    """Pids of this process's children whose command name starts with `name` and that still run (Linux /proc)."""
+    found = set()
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+        except OSError:  # gone meanwhile
+            continue
+        comm, fields = rest.rsplit(") ", 1)
+        state, ppid = fields.split()[:2]
+        if int(ppid) == os.getpid() and comm.startswith(name) and state != "Z":
+            found.add(int(pid))
+    return found
