@@ -14,6 +14,7 @@ from benchmarks import app
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_overhead_prints_every_stage(capsys):
     assert app.main(["overhead", "--repeats", "1"]) == 0
     out = capsys.readouterr().out

@@ -41,6 +41,7 @@ def test_help_documents_the_time_budget_also_through_svd_demo_bench(capsys):
     assert "results.json" in text and "summary.md" in text and "--fast-cap-s" in text
 
 
+@pytest.mark.slow
 def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     out = tmp_path / "bench"
     result = run_bench("--out", str(out))
@@ -70,6 +71,7 @@ def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     assert logged and all(STAMP.match(line) for line in logged)
 
 
+@pytest.mark.slow
 def test_a_saved_model_and_a_subset_of_parts(tiny_models_dir, tmp_path):
     result = run_bench("--out", str(tmp_path), "--svd-model", str(tiny_models_dir / "svd"), "--parts", "warmup",
                        "--caps-gb", "12")
@@ -82,6 +84,7 @@ def test_a_saved_model_and_a_subset_of_parts(tiny_models_dir, tmp_path):
     assert set(data["rows"]) >= {"cap-12GB", "cap-12GB-high"} and list(data["parts"]) == ["warmup"]
 
 
+@pytest.mark.slow
 def test_a_tiny_budget_still_writes_both_files_with_reasons(tmp_path):
     out = tmp_path / "bench"
     result = run_bench("--out", str(out), "--budget-s", "0.5", timeout=120)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import pytest
 from helpers import free_port, stop_process
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("SVD_DEMO_CHROMIUM", "/usr/bin/chromium")

@@ -13,6 +13,8 @@ from svd_demo.media import probe_video
 from svd_demo.params import VideoParams
 from svd_demo.video_input import frames_of
 
+pytestmark = pytest.mark.slow  # every test here starts from a generated clip
+
 
 @pytest.fixture(scope="module")
 def clip(studio, tmp_path_factory):

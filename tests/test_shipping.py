@@ -207,6 +207,7 @@ def _wait_for_http_200(url: str, proc: subprocess.Popen, deadline: float) -> Non
     pytest.fail(f"nothing served HTTP 200 at {url} within the time limit")
 
 
+@pytest.mark.slow
 def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tmp_path):
     port = free_port()
     env = {**os.environ, **env_of(dockerfile)}

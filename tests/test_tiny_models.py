@@ -121,6 +121,7 @@ def test_svd_geometry(svd_pipe):
     assert svd_pipe.unet.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_svd_frames_shape_finite_deterministic(svd_pipe):
     frames = _svd(svd_pipe, num_frames=4)
     assert frames.shape == (1, 4, HEIGHT, WIDTH, 3)
