@@ -152,8 +152,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                             "fps.")
         add_cli_arguments(interp)
         interp.set_defaults(func=run_cli)
-    # Listed here for --help; `main` hands its arguments to svd_demo.bench, which has its own parser.
-    sub.add_parser("bench", help="Speed and memory benchmarks: `python -m svd_demo bench --help`.", add_help=False)
+    # Listed here for --help; `main` hands its arguments to the repository's benchmarks/gpu.py (its own parser).
+    sub.add_parser("bench", help="The GPU benchmark, now `python -m benchmarks.gpu` in the repository.",
+                   add_help=False)
     if only in (None, "tiny-models"):
         tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
         tiny.add_argument("directory", help="Folder to write DIR/svd and DIR/sdxl into.")
@@ -219,13 +220,25 @@ def _tune_for_interpolation() -> None:
     keep_freed_memory()
 
 
+def _bench(argv: list[str]) -> int:
+    """`bench` moved out of the app to the repository's benchmarks/: forward to it where it is, else say where."""
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / "benchmarks" / "gpu.py").is_file():
+        print("error: the GPU benchmark is not part of the installed app: run `python -m benchmarks.gpu` in the "
+              "svd-demo repository (BENCHMARKS.md).", file=sys.stderr)
+        return 2
+    print("note: `python -m svd_demo bench` is `python -m benchmarks.gpu` now.", file=sys.stderr)
+    sys.path.insert(0, str(repo))
+    from benchmarks.gpu import main as gpu_main
+
+    return gpu_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
-        from svd_demo.bench import main as bench_main
-
-        return bench_main(argv[1:])
+        return _bench(argv[1:])
     if argv[:1] == ["interpolate"]:
         _tune_for_interpolation()
     args = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None).parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,19 @@ SVD_PRESETS: tuple[ModelPreset, ...] = (
     ModelPreset("SVD-XT 1.1 (25 frames)", "stabilityai/stable-video-diffusion-img2vid-xt-1-1", 25, 6),
 )
 DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
+
+
+TINY_MARKER = "svd_demo_tiny.json"
+"""File that `svd_demo.tiny_models` writes into each tiny pipeline folder; the app shows a "random weights" banner
+when it sees it. Read here, so that the app never imports the builder (and torch) to ask."""
+
+
+def is_tiny_model(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a pipeline folder written by ``save_tiny_models`` (it holds ``TINY_MARKER``)."""
+    try:
+        return (Path(path) / TINY_MARKER).is_file()
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 MAX_MODEL_REF = 255  # hub ids are far shorter; a longer "path" is a mistake or an attack

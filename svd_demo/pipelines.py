@@ -30,9 +30,8 @@ from svd_demo.memory import (
     resolve_device,
     resolve_dtype,
 )
-from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_page
+from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_page
 from svd_demo.settings import Settings
-from svd_demo.tiny_models import is_tiny_model
 
 log = logging.getLogger("svd_demo")
 T = TypeVar("T")

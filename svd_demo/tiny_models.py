@@ -18,8 +18,7 @@ import uuid
 
 import torch
 
-TINY_MARKER = "svd_demo_tiny.json"
-"""File written into each saved pipeline dir; the app shows a "random weights" banner when it sees it."""
+from svd_demo.models import TINY_MARKER
 
 KINDS = ("svd", "sdxl")
 
@@ -251,10 +250,3 @@ def save_tiny_models(directory: str | os.PathLike, *, which: tuple[str, ...] = K
         paths[kind] = final
     return paths
 
-
-def is_tiny_model(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a pipeline dir written by ``save_tiny_models`` (it holds ``TINY_MARKER``)."""
-    try:
-        return (pathlib.Path(path) / TINY_MARKER).is_file()
-    except (OSError, TypeError, ValueError):
-        return False

@@ -32,7 +32,7 @@ from gradio.exceptions import InvalidPathError
 from svd_demo import zerogpu
 from svd_demo.errors import InputError, UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
-from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, model_choices, sdxl_defaults, svd_defaults
+from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_choices, sdxl_defaults, svd_defaults
 from svd_demo.params import (
     ALL_SPECS,
     EXTRA_FORMATS,
@@ -51,7 +51,6 @@ from svd_demo.params import (
 )
 from svd_demo.settings import Settings, login
 from svd_demo.studio import CancelFlag, Studio, VideoResult
-from svd_demo.tiny_models import is_tiny_model
 
 log = logging.getLogger("svd_demo")
 

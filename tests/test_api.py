@@ -6,9 +6,9 @@ import json
 
 import httpx
 import pytest
-from conftest import FAST, launched
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
+from helpers import FAST, launched
 
 from svd_demo.media import probe_video
 
@@ -55,6 +55,7 @@ def test_missing_image_is_refused_before_the_queue(client):
         client.predict(image=None, api_name="/image_to_video")
 
 
+@pytest.mark.slow
 def test_out_of_range_numbers_are_refused_and_the_server_keeps_serving(client, photo, server):
     for bad in [{"num_frames": 0}, {"num_frames": 10000}, {"num_inference_steps": -1}, {"fps": 0}]:
         with pytest.raises((ValidationError, AppError, httpx.HTTPStatusError)):
@@ -75,6 +76,7 @@ def test_a_corrupt_upload_gets_a_clear_message(client, tmp_path):
         client.predict(image=handle_file(str(bad)), **FAST, api_name="/image_to_video")
 
 
+@pytest.mark.slow
 def test_interpolate_through_the_api(client, photo):
     video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
     out, notes, files = client.predict(video=handle_file(video), factor=3, target_fps=0,
@@ -88,6 +90,7 @@ def test_interpolate_through_the_api(client, photo):
     assert probe_video(out).fps == pytest.approx(14)  # an exact target fps wins over the factor
 
 
+@pytest.mark.slow
 def test_extend_video_through_the_api(client, photo):
     video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
     longer, seed, _prepared, notes, files = client.predict(video=handle_file(video), **{**FAST, "seed": 21},
@@ -114,6 +117,7 @@ def test_interpolate_refuses_a_non_video(client, tmp_path):
                        api_name="/interpolate")
 
 
+@pytest.mark.slow
 def test_compare_seeds_through_the_api(client, photo):
     gallery = client.predict(image=handle_file(str(photo)), num_seeds=2, seed=5, randomize_seed=False,
                              resolution=256, num_frames=4, num_inference_steps=2, api_name="/compare_seeds")

@@ -16,7 +16,6 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,9 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import stop_process
+from helpers import free_port, stop_process
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("SVD_DEMO_CHROMIUM", "/usr/bin/chromium")
@@ -63,12 +62,6 @@ def _require_browser() -> None:
         pytest.fail(f"No Chromium at {CHROMIUM}. {_install_hint()}", pytrace=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Server:
     url: str
@@ -87,7 +80,7 @@ def _serve(models: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[Server]:
     work = tmp_path / "server"
     (work / "gradio-tmp").mkdir(parents=True)
     output_dir, log_path = tmp_path / "outputs", tmp_path / "server.log"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "GRADIO_TEMP_DIR": str(work / "gradio-tmp"), "PYTHONUNBUFFERED": "1"}
     for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SVD_DEMO_AUTH", "SVD_DEMO_SHARE", "SVD_DEMO_PRELOAD"):

@@ -16,6 +16,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "svd_demo", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_generate_twice_with_the_same_seed_gives_the_same_frames_then_extend(tiny_models_dir, photo, tmp_path):
     common = ["generate", "--image", str(photo), "--svd-model", str(tiny_models_dir / "svd"), "--resolution", "256",
               "--num-frames", "4", "--num-inference-steps", "2", "--seed", "5", "--device", "cpu"]
@@ -34,6 +35,7 @@ def test_generate_twice_with_the_same_seed_gives_the_same_frames_then_extend(tin
     assert json.loads((tmp_path / "c.json").read_text())["source"]["name"] == "a.mp4"
 
 
+@pytest.mark.slow
 def test_bad_input_exits_with_a_clear_message(tiny_models_dir, photo, tmp_path):
     result = cli("generate", "--image", str(photo), "--out", str(tmp_path / "x.mp4"), "--num-frames", "0",
                  "--svd-model", str(tiny_models_dir / "svd"))

@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FAST
+from helpers import FAST
 
 from svd_demo.errors import InputError
 from svd_demo.media import probe_video
 from svd_demo.params import VideoParams
 from svd_demo.video_input import frames_of
+
+pytestmark = pytest.mark.slow  # every test here starts from a generated clip
 
 
 @pytest.fixture(scope="module")

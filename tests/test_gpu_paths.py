@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from svd_demo import pipelines
@@ -78,6 +78,7 @@ def before_forward():
         handle.remove()
 
 
+@pytest.mark.slow
 def test_a_profile_cycle_runs_in_every_profile_and_ends_with_the_same_weights(stand_in, image):
     loaded = stand_in.get("svd", stand_in.settings.svd_model)
     assert loaded.current_profile == "low"
@@ -96,6 +97,7 @@ def test_a_profile_cycle_runs_in_every_profile_and_ends_with_the_same_weights(st
     assert np.array_equal(frames["high"], frames["balanced"])
 
 
+@pytest.mark.slow
 def test_out_of_memory_under_low_steps_down_to_minimal_and_the_next_request_works(stand_in, image, before_forward):
     loaded = stand_in.get("svd", stand_in.settings.svd_model)
     calls = []
@@ -108,6 +110,7 @@ def test_out_of_memory_under_low_steps_down_to_minimal_and_the_next_request_work
     assert again.memory_profile == "low" and not again.memory_changes
 
 
+@pytest.mark.slow
 def test_two_out_of_memory_errors_in_a_row_reach_the_caller_as_the_apps_error(stand_in, image, before_forward):
     loaded = stand_in.get("svd", stand_in.settings.svd_model)
     failing = [True]
@@ -120,6 +123,7 @@ def test_two_out_of_memory_errors_in_a_row_reach_the_caller_as_the_apps_error(st
     assert stand_in.run(lambda: generate_frames(stand_in, loaded, image, PARAMS)).frames.shape[0] == 4
 
 
+@pytest.mark.slow
 def test_the_retry_starts_after_the_failed_attempt_is_freed(stand_in, image, before_forward):
     """Retried inside the `except` block, the traceback keeps the failed attempt's tensors alive."""
     loaded = stand_in.get("svd", stand_in.settings.svd_model)

@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import FAST, launched
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
+from helpers import FAST, launched
 from PIL import Image
 
 from svd_demo.media import probe_video, write_video
@@ -35,7 +35,6 @@ from svd_demo.settings import Settings
 
 TEXT_FAST = {"sdxl_steps": 2, "resolution": 256, "randomize_seed": False, "seed": 5}
 HTTP_TIMEOUT = 60.0  # no single request may hang the suite
-INTERPOLATE_MISSING = "interpolate endpoint not yet wired"
 
 
 # --------------------------------------------------------------------------------------------------------- server
@@ -241,6 +240,7 @@ REFUSED_IMAGES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(REFUSED_IMAGES))
 def test_unusable_image_is_refused_by_preview_and_generation(client, files, case):
     name, make, pattern = REFUSED_IMAGES[case]
@@ -321,6 +321,7 @@ def test_transparent_png_is_not_black_where_transparent(client, files):
     assert centre[0] > 150 and centre[1] < 80, centre
 
 
+@pytest.mark.slow
 def test_animated_gif_makes_a_video_from_its_first_frame(client, files):
     frames = [Image.new("RGB", (200, 150), c) for c in [(230, 20, 20), (20, 230, 20), (20, 20, 230)]]
     path = files / "anim.gif"
@@ -348,6 +349,7 @@ def test_forged_file_payloads_are_refused(server, endpoints, forged):
     _assert_refused(status, message, r"^`image` must be a file uploaded to this server|could not be read as an image")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api, name", [("/image_to_video", "image"), ("/compare_seeds", "image"),
                                        ("/prepare_image", "image_path"), ("/extend_video", "video"),
                                        ("/interpolate", "video")])
@@ -420,6 +422,7 @@ def uploaded_video(server, files) -> dict[str, Any]:
     return _upload(server, _video(files / "eight_frames.mp4", 8))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1, 1e12, 2**64], ids=str)
 def test_non_finite_negative_and_huge_numbers_get_4xx_for_every_parameter(server, endpoints, uploaded_image, numeric,
                                                                           bad):
@@ -430,6 +433,7 @@ def test_non_finite_negative_and_huge_numbers_get_4xx_for_every_parameter(server
         _assert_4xx(status, message, rf"`{name}`")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["abc", "7", None, [1, 2], {"a": 1}], ids=repr)
 def test_strings_and_other_types_where_numbers_belong(server, endpoints, uploaded_image, numeric, bad):
     for name in numeric:
@@ -513,6 +517,7 @@ def test_html_and_control_characters_in_prompts_are_never_rendered(client):
 # ------------------------------------------------------------------------------------------ a short output TTL
 
 
+@pytest.mark.slow
 def test_text_to_video_keeps_its_own_still_when_the_video_outlasts_the_ttl(hostile_studio, monkeypatch):
     from dataclasses import replace
 
@@ -536,8 +541,7 @@ def test_text_to_video_keeps_its_own_still_when_the_video_outlasts_the_ttl(hosti
 
 @pytest.fixture(scope="module")
 def interpolate(endpoints):
-    if "/interpolate" not in endpoints:
-        pytest.xfail(INTERPOLATE_MISSING)
+    assert "/interpolate" in endpoints  # it exists: a missing endpoint fails these tests, it is no expected failure
     return "/interpolate"
 
 
@@ -837,6 +841,7 @@ def _refusal(api: str, status: int, answer: str) -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hostile", HOSTILE_CLASSES)
 def test_every_parameter_of_every_endpoint_refuses_each_class_of_hostile_input(
         server, endpoints, api_table, hostile_uploads, uploaded_image, uploaded_video, hostile):
@@ -938,6 +943,7 @@ def test_a_model_name_longer_than_a_file_name_can_be(client, good_image):
 # ---------------------------------------------------------------------------------------------------- the end
 
 
+@pytest.mark.slow
 def test_after_the_corpus_real_runs_still_succeed(client, good_image, hostile_settings):
     video, seed, prepared, notes, out = client.predict(image=handle_file(str(good_image)), seed=77, **FAST,
                                                        api_name="/image_to_video")

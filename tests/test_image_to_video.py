@@ -11,7 +11,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
@@ -56,6 +56,7 @@ def test_frames_are_finite_uint8_of_the_prepared_size(studio, photo):
     assert frames.frames.std() > 0  # not a constant (black) video
 
 
+@pytest.mark.slow
 def test_same_seed_same_frames_other_seed_other_frames(studio, photo):
     a = read_frames(run(studio, photo, seed=3).files.video)
     b = read_frames(run(studio, photo, seed=3).files.video)
@@ -64,6 +65,7 @@ def test_same_seed_same_frames_other_seed_other_frames(studio, photo):
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.slow
 def test_randomized_seed_is_reported(studio, photo):
     result = run(studio, photo, randomize_seed=True)
     record = json.loads(result.files.sidecar.read_text())
@@ -71,6 +73,7 @@ def test_randomized_seed_is_reported(studio, photo):
     assert record["parameters"]["randomize_seed"] is False  # the record replays exactly
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("size", "mode", "expected"), [
     ((400, 300), "crop", (256, 144)),
     ((400, 300), "pad", (256, 144)),
@@ -84,6 +87,7 @@ def test_aspect_modes_give_the_expected_video_size(studio, tmp_path, size, mode,
     assert (info.width, info.height) == expected
 
 
+@pytest.mark.slow
 def test_ping_pong_and_extra_formats(studio, photo):
     result = run(studio, photo, loop="ping-pong", extra_formats=["gif", "webm"], playback_fps=12)
     assert result.files.info.num_frames == 6  # 4 forward + 2 back (the ends are not repeated)
@@ -92,6 +96,7 @@ def test_ping_pong_and_extra_formats(studio, photo):
     assert probe_video(result.files.extras["webm"]).codec == "vp9"
 
 
+@pytest.mark.slow
 def test_the_pipeline_loads_once_across_many_calls(tiny_settings, photo, caplog, tmp_path):
     fresh = Studio(Settings(**{**tiny_settings.__dict__, "output_dir": tmp_path / "out"}))
     with caplog.at_level(logging.INFO, logger="svd_demo"):
@@ -101,6 +106,7 @@ def test_the_pipeline_loads_once_across_many_calls(tiny_settings, photo, caplog,
     assert sum(m.startswith("Loaded svd pipeline from") for m in caplog.messages) == 1
 
 
+@pytest.mark.slow
 def test_concurrent_calls_all_succeed(studio, photo):
     results, errors = [], []
 
@@ -124,6 +130,7 @@ def _raise_oom(*args, **kwargs):
     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("chunk", "tried"), [(4, [4, 2, 1]), (3, [3, 2, 1])])  # 3 // 2 would skip 2
 def test_decode_out_of_memory_halves_the_chunk_down_to_one(studio, photo, monkeypatch, chunk, tried):
     vae = studio.cache.get("svd", studio.settings.svd_model).pipe.vae
@@ -144,6 +151,7 @@ def test_decode_out_of_memory_halves_the_chunk_down_to_one(studio, photo, monkey
     assert json.loads(result.files.sidecar.read_text())["runtime"]["decode_chunk_size"] == 1
 
 
+@pytest.mark.slow
 def test_denoise_out_of_memory_steps_down_a_profile_once(studio, photo, monkeypatch):
     loaded = studio.cache.get("svd", studio.settings.svd_model)
     unet = loaded.pipe.unet
@@ -163,6 +171,7 @@ def test_denoise_out_of_memory_steps_down_a_profile_once(studio, photo, monkeypa
     assert loaded.current_profile == "high"  # the next request starts from the normal profile
 
 
+@pytest.mark.slow
 def test_cancel_stops_within_a_step_and_frees_the_lock(studio, photo):
     cancel = threading.Event()
     steps = []
@@ -181,6 +190,7 @@ def test_cancel_stops_within_a_step_and_frees_the_lock(studio, photo):
     assert run(studio, photo).files.info.num_frames == 4
 
 
+@pytest.mark.slow
 def test_cancel_while_decoding_stops_at_the_next_chunk(studio, photo, monkeypatch):
     """Decoding a long clip at full size takes seconds on a GPU: a cancel then must not wait for all of it."""
     vae = studio.cache.get("svd", studio.settings.svd_model).pipe.vae
@@ -199,6 +209,7 @@ def test_cancel_while_decoding_stops_at_the_next_chunk(studio, photo, monkeypatc
     assert chunks == [1]
 
 
+@pytest.mark.slow
 def test_decoding_chunk_by_chunk_gives_the_pipelines_own_frames(studio, photo):
     loaded = studio.cache.get("svd", studio.settings.svd_model)
     image = Image.open(photo).convert("RGB").resize((256, 144))
@@ -246,6 +257,7 @@ def test_a_header_claiming_20000x20000_is_refused_without_decoding(tmp_path):
         run(studio, path)
 
 
+@pytest.mark.slow
 def test_a_failed_encode_leaves_nothing(studio, photo, monkeypatch):
     import svd_demo.media as media
 
@@ -256,6 +268,7 @@ def test_a_failed_encode_leaves_nothing(studio, photo, monkeypatch):
     assert set(studio.settings.output_dir.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_generated_clip_can_be_interpolated_to_a_target_fps(studio, photo):
     result = run(studio, photo, interpolate_fps=21)  # 4 frames at 7 fps -> 10 frames at 21 fps, same duration
     assert (result.files.info.num_frames, result.files.info.fps) == (10, pytest.approx(21))
@@ -263,6 +276,7 @@ def test_generated_clip_can_be_interpolated_to_a_target_fps(studio, photo):
     assert record["interpolation"]["target_fps"] == 21 and "interpolate_s" in record["timings"]
 
 
+@pytest.mark.slow
 def test_a_second_device_is_a_setting(tiny_settings, photo, tmp_path):
     """Two devices (two CPUs here, two GPUs in production): two jobs run at once, each on its own pipelines."""
     from dataclasses import replace

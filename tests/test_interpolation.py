@@ -9,7 +9,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from conftest import save_frames
+from helpers import save_frames
 from PIL import Image
 
 from svd_demo import interpolation as interp

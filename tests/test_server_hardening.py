@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from conftest import FAST, free_port, launched
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from helpers import FAST, free_port, launched
 from PIL import Image
 
 from svd_demo.errors import InputError

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import stop_process
+import yaml
+from helpers import free_port, stop_process
+from huggingface_hub import SpaceHardware
 from PIL import Image
 
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
@@ -26,9 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 SVD_XT = "stabilityai/stable-video-diffusion-img2vid-xt"
 SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
-# Hugging Face Spaces hardware flavours (huggingface_hub.SpaceHardware is the source when it is installed).
-KNOWN_HARDWARE = {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "l4x4", "a10g-small", "a10g-large",
-                  "a10g-largex2", "a10g-largex4", "a100-large", "h100", "zero-a10g"}
 SPACES_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 TOKEN_RE = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 
@@ -190,12 +188,6 @@ def test_dockerignore_keeps_local_state_out():
 
 # --- the image's own command, run here -------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _local(argv: list[str], port: int) -> list[str]:
     """The image's command on this machine: this interpreter for `python`, the test's port for 7860."""
     return [sys.executable if a == "python" else a.replace(":7860", f":{port}") for a in argv]
@@ -215,8 +207,9 @@ def _wait_for_http_200(url: str, proc: subprocess.Popen, deadline: float) -> Non
     pytest.fail(f"nothing served HTTP 200 at {url} within the time limit")
 
 
+@pytest.mark.slow
 def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **env_of(dockerfile)}
     env.update({
         "GRADIO_SERVER_PORT": str(port),
@@ -243,7 +236,7 @@ def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tm
         stop_process(proc, 15)
         log.close()
     # and the health check does fail when nothing answers
-    dead = _free_port()
+    dead = free_port()
     check = subprocess.run(_local(healthcheck_command(dockerfile), dead), cwd=ROOT,
                            env={**env, "GRADIO_SERVER_PORT": str(dead)}, capture_output=True, timeout=30)
     assert check.returncode != 0
@@ -273,44 +266,10 @@ def test_no_file_contains_a_hugging_face_token():
 
 # --- Spaces front matter in README.md -------------------------------------------------------------------------------
 
-def _scalar(text: str) -> object:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    if text.lower() in {"true", "false"}:
-        return text.lower() == "true"
-    return text
-
-
-def parse_front_matter_simple(block: str) -> dict[str, object]:
-    """Flat `key: value` pairs and `key:` followed by `- item` lists (all a Spaces card needs), without PyYAML."""
-    data: dict[str, object] = {}
-    key = None
-    for line in block.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        item = re.fullmatch(r"\s*-\s+(.*)", line)
-        if item and key is not None and isinstance(data[key], list):
-            data[key].append(_scalar(item.group(1)))
-            continue
-        match = re.fullmatch(r"([A-Za-z_][\w-]*):\s*(.*)", line)
-        assert match, f"cannot parse front matter line {line!r}"
-        key, value = match.group(1), match.group(2).split(" #")[0]
-        if value.strip().startswith("[") and value.strip().endswith("]"):
-            data[key] = [_scalar(v) for v in value.strip()[1:-1].split(",") if v.strip()]
-        else:
-            data[key] = _scalar(value) if value.strip() else []
-    return data
-
-
 def front_matter(text: str) -> tuple[str, dict[str, object]]:
     match = re.match(r"---[ \t]*\n(.*?)\n---[ \t]*(\n|$)", text, flags=re.S)
     assert match, "README.md must start with a YAML front matter block (--- ... ---)"
     block = match.group(1)
-    try:
-        import yaml
-    except ImportError:
-        return block, parse_front_matter_simple(block)
     return block, yaml.safe_load(block)
 
 
@@ -325,23 +284,10 @@ def test_readme_has_spaces_front_matter():
         "python_version must be a quoted string such as \"3.11\" (unquoted 3.10 reads as 3.1)"
     assert card["app_file"] == "app.py" and (ROOT / "app.py").is_file()
     assert card["colorFrom"] in SPACES_COLORS and card["colorTo"] in SPACES_COLORS
-    try:
-        from huggingface_hub import SpaceHardware
-
-        hardware = {h.value for h in SpaceHardware}
-    except ImportError:
-        hardware = KNOWN_HARDWARE
-    assert card["suggested_hardware"] in hardware
+    assert card["suggested_hardware"] in {h.value for h in SpaceHardware}
     assert isinstance(card["models"], list) and {SVD_XT, SDXL} <= set(card["models"])
     assert isinstance(card["short_description"], str) and 0 < len(card["short_description"]) <= 60
     assert isinstance(card["license"], str) and card["license"]
-
-
-def test_simple_front_matter_parser_agrees_with_yaml():
-    yaml = pytest.importorskip("yaml")
-    block = ('title: svd-demo\nemoji: 🎞️\nsdk_version: 6.31.0\npython_version: "3.11"\npinned: false\n'
-             "models:\n  - a/b\n  - c/d-1.0\ntags: [video, svd]\nshort_description: Photo to video  # note\n")
-    assert parse_front_matter_simple(block) == yaml.safe_load(block)
 
 
 # --- examples --------------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ def test_attention_uses_pytorch_sdpa_by_default(pipe):
     assert names == {"AttnProcessor2_0"}
 
 
+@pytest.mark.slow
 def test_fast_compiles_without_falling_back_to_eager_and_gives_the_same_frames(pipe, monkeypatch):
     """dynamo gives up after `recompile_limit` recompiles of one block class and silently runs the rest eager; this
     makes that an error, and uses dynamo's eager backend (the tracing and guards are the same as inductor's)."""
@@ -52,6 +53,7 @@ def test_fast_compiles_without_falling_back_to_eager_and_gives_the_same_frames(p
     assert all(getattr(m, "_compiled_call_impl", None) is None for m in pipe.unet.modules())
 
 
+@pytest.mark.slow
 def test_forward_chunking_gives_the_same_frames(pipe):
     apply_plan(pipe, PLANS["high"], "cpu")
     plain = frames(pipe)
@@ -60,6 +62,7 @@ def test_forward_chunking_gives_the_same_frames(pipe):
     apply_plan(pipe, PLANS["high"], "cpu")
 
 
+@pytest.mark.slow
 def test_bf16_stays_close_to_fp32(tiny_models_dir, pipe):
     from diffusers import StableVideoDiffusionPipeline
 

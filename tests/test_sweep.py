@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
@@ -190,6 +190,7 @@ def done_sweep(studio, tmp_path_factory):
     return out, items, report, lines, time.perf_counter() - started
 
 
+@pytest.mark.slow
 def test_sweep_writes_videos_csv_and_contact_sheet(done_sweep):
     out, items, report, lines, seconds = done_sweep
     print(f"\n2x2 sweep: {seconds:.1f} s", *lines, sep="\n")  # shown with -s
@@ -230,6 +231,7 @@ def test_sweep_writes_videos_csv_and_contact_sheet(done_sweep):
     assert "<b>num_frames</b>" not in sheet and "num_frames=4" in sheet  # fixed values are listed once
 
 
+@pytest.mark.slow
 def test_a_second_run_skips_everything(done_sweep, tmp_path):
     out, items, first, _, _ = done_sweep
     again = tmp_path / "again"
@@ -253,6 +255,7 @@ def test_a_second_run_skips_everything(done_sweep, tmp_path):
     assert (again / "index.html").read_text().count("<video ") == 4
 
 
+@pytest.mark.slow
 def test_cancel_stops_before_the_next_item_and_keeps_the_sheet(done_sweep, tmp_path):
     out, items, _, _, _ = done_sweep
     again = tmp_path / "again"
@@ -266,6 +269,7 @@ def test_cancel_stops_before_the_next_item_and_keeps_the_sheet(done_sweep, tmp_p
     assert [r["status"] for r in read_csv(again / "results.csv")] == ["skipped"] * 4
 
 
+@pytest.mark.slow
 def test_an_interrupted_item_runs_again_through_the_cli(done_sweep, studio, tmp_path, capsys, monkeypatch):
     out, items, _, _, _ = done_sweep
     resumed = tmp_path / "resumed"
@@ -348,6 +352,7 @@ def test_prompts_need_text_to_video(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_prompt_items_go_through_text_to_video(studio, tiny_models_dir, tmp_path):
     if not callable(getattr(studio, "text_to_video", None)):
         pytest.skip("this Studio has no text_to_video yet")

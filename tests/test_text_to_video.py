@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FAST
+from helpers import FAST
 from PIL import Image
 
 from svd_demo.errors import InputError
@@ -67,6 +67,7 @@ def test_prompt_to_video_hands_the_still_to_svd(studio):
     assert json.loads(read_metadata(video.files.video)["comment"])["sdxl_steps"] == 2
 
 
+@pytest.mark.slow
 def test_a_second_text_to_video_reloads_nothing(studio):
     image_params = ImageParams.from_raw({"prompt": "a forest", **STILL})
     video_params = VideoParams.from_raw({k: v for k, v in FAST.items() if k != "resolution"})

@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from svd_demo.tiny_models import TINY_MARKER, build_tiny_sdxl, is_tiny_model, save_tiny_models
+from svd_demo.models import TINY_MARKER, is_tiny_model
+from svd_demo.tiny_models import build_tiny_sdxl, save_tiny_models
 
 HEIGHT, WIDTH = 144, 256
 
@@ -120,6 +121,7 @@ def test_svd_geometry(svd_pipe):
     assert svd_pipe.unet.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_svd_frames_shape_finite_deterministic(svd_pipe):
     frames = _svd(svd_pipe, num_frames=4)
     assert frames.shape == (1, 4, HEIGHT, WIDTH, 3)

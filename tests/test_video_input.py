@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import save_frames
+from helpers import running_children, save_frames
 from lying_headers import LYING_VIDEOS, png_claiming, reading_cost
 from PIL import Image
 
@@ -126,9 +126,12 @@ def test_fps_override_and_bad_fps(tmp_path):
 
 
 def test_close_before_reading_stops_the_decoder(tmp_path):
-    path = _write_video(tmp_path / "c.mp4", _frames(6), fps=8)
+    path = _write_video(tmp_path / "c.mp4", _frames(30), fps=8)  # more than a pipe holds: ffmpeg waits on us
+    before = running_children("ffmpeg")
     with open_frames(path) as src:
         next(src.frames)
+        assert running_children("ffmpeg") - before, "no decoder ran"
+    assert running_children("ffmpeg") == before  # stopped with 29 frames unread
     src.close()  # twice is fine
 
 

@@ -10,7 +10,7 @@ import types
 
 import pytest
 import torch
-from conftest import FAST, free_port
+from helpers import FAST, free_port
 
 from svd_demo import images, zerogpu
 from svd_demo.errors import InputError
@@ -50,6 +50,7 @@ def test_a_job_that_cannot_fit_is_refused_before_it_starts():
         zerogpu.fit_video(VideoParams(num_frames=50, num_inference_steps=25), 1024, 576, 30)
 
 
+@pytest.mark.slow
 def test_install_wraps_the_gpu_entry_points_with_per_call_durations(studio, photo, monkeypatch):
     asked = []
     fake = types.ModuleType("spaces")
@@ -93,6 +94,7 @@ def zerogpu_space(monkeypatch):
         fake.restore()
 
 
+@pytest.mark.slow
 def test_start_up_on_zerogpu_uses_no_cuda_and_requests_run_inside_gpu_calls(zerogpu_space, tiny_settings, tmp_path,
                                                                               photo):
     from gradio_client import Client, handle_file

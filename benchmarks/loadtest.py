@@ -1,6 +1,6 @@
 """Load test: many concurrent API clients against the real app, on loopback only, bounded, and it stops by itself.
 
-    python -m svd_demo.loadtest --models DIR [--clients 8] [--requests-per-client 7] [--out notes.md]
+    python -m benchmarks.loadtest --models DIR [--clients 8] [--requests-per-client 7] [--out notes.md]
 
 DIR holds tiny (or real) pipelines as written by ``python -m svd_demo tiny-models DIR`` (DIR/svd, DIR/sdxl). The
 script starts ``python app.py`` itself in a subprocess on 127.0.0.1 and a free port, with its own output folder,
@@ -37,7 +37,6 @@ import math
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks._net import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app.py"
 ENDPOINTS = ("/image_to_video", "/text_to_image", "/text_to_video", "/interpolate")
@@ -57,12 +58,6 @@ ORIENTATIONS = ("landscape", "portrait", "square")
 
 
 # ------------------------------------------------------------------------------------------------------- server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_status_kb(pid: int, key: str) -> int | None:
@@ -728,7 +723,7 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m svd_demo.loadtest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, required=True, help="folder with svd/ and sdxl/ pipelines")
     parser.add_argument("--clients", type=int, default=8, help="concurrent API clients (threads)")
     parser.add_argument("--requests-per-client", type=int, default=7, help="requests each client sends in turn")
@@ -748,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.clients < 1 or args.requests_per_client < 1 or args.rss_every < 1:
         parser.error("--clients, --requests-per-client and --rss-every must be at least 1")
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # so `finally` stops the app on kill too
-    command = "python -m svd_demo.loadtest " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python -m benchmarks.loadtest " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     try:
         report = run_load(args.models, clients=args.clients, requests_per_client=args.requests_per_client,
                           queue_size=args.queue_size, output_ttl=args.output_ttl, timeout=args.timeout,

@@ -1,41 +1,35 @@
-"""Benchmarks that print numbers (recorded in BENCHMARKS.md with their commands).
+"""The GPU benchmark, `python -m benchmarks.gpu`: speed and memory per profile, the headline table in ONE
+time-boxed command (recorded in BENCHMARKS.md with its command).
 
-`profiles` (the default of `python -m svd_demo bench`): the headline table in ONE time-boxed command.
-  On a GPU (any `cuda` or `cuda:N` device): SVD-XT's architecture with random weights, built on the GPU (nothing is
-  downloaded; real weights with --svd-model), 25 frames, 1024x576, 25 steps. On a CPU the same parts run on the
-  tiny test models at 256x144 (control flow only, no GPU figures) and finish in well under a minute.
+On a GPU (any `cuda` or `cuda:N` device): SVD-XT's architecture with random weights, built on the GPU (nothing is
+downloaded; real weights with --svd-model), 25 frames, 1024x576, 25 steps. On a CPU the same parts run on the
+tiny test models at 256x144 (control flow only, no GPU figures) and finish in well under a minute.
 
-  Parts, in order of importance (each keeps back time for the ones after it):
-    warmup    'high', 2 steps: CUDA context, cuBLAS/attention kernels; the estimates the budget works with
-    baseline  the plain diffusers recipe: fp16, enable_model_cpu_offload, default decode (all frames at once)
-    high      the app's own path (generate_frames), everything on the GPU
-    fast      high + regional torch.compile, in a child process with a hard cap (--fast-cap-s):
-              a compile that overruns is killed with its process group and the later parts still run
-    balanced, low   model offload (+ forward chunking): 25 steps when the time allows, else fewer, extrapolated
-    caps      simulated 8/12/16/24 GB cards (a per-process memory cap = card - the measured CUDA context): what
-              `auto` picks given that card's (total, free) memory, and whether its run completes
-    sdxl      the SDXL architecture, random weights, a 1024x576 still with 'high'
-    minimal   sequential offload: a few steps, s/step extrapolated to 25 (said so in the results)
-    switch    profile switches after a model-offload run (low -> minimal -> high) leave the weights intact
-  Every timed run follows a warm-up of the same part at the same shapes (1 step; 2 for SDXL and for `fast`'s
-  compile), is synchronized with torch.cuda.synchronize(device) and has the device's peak statistics reset for it.
+Parts, in order of importance (each keeps back time for the ones after it):
+  warmup    'high', 2 steps: CUDA context, cuBLAS/attention kernels; the estimates the budget works with
+  baseline  the plain diffusers recipe: fp16, enable_model_cpu_offload, default decode (all frames at once)
+  high      the app's own path (generate_frames), everything on the GPU
+  fast      high + regional torch.compile, in a child process with a hard cap (--fast-cap-s):
+            a compile that overruns is killed with its process group and the later parts still run
+  balanced, low   model offload (+ forward chunking): 25 steps when the time allows, else fewer, extrapolated
+  caps      simulated 8/12/16/24 GB cards (a per-process memory cap = card - the measured CUDA context): what
+            `auto` picks given that card's (total, free) memory, and whether its run completes
+  sdxl      the SDXL architecture, random weights, a 1024x576 still with 'high'
+  minimal   sequential offload: a few steps, s/step extrapolated to 25 (said so in the results)
+  switch    profile switches after a model-offload run (low -> minimal -> high) leave the weights intact
+Every timed run follows a warm-up of the same part at the same shapes (1 step; 2 for SDXL and for `fast`'s
+compile), is synchronized with torch.cuda.synchronize(device) and has the device's peak statistics reset for it.
 
-  Time budget: --budget-s seconds (default 530) counted from --t0 (default: the start of this command). A part that
-  does not fit the time left minus what the later parts need shrinks its step count (extrapolated and labelled) or
-  is skipped with the reason; at the budget a watchdog writes the results and exits (code 3). 530 s keeps a
-  9-minute device command clear of its limit with the start-up included.
+Time budget: --budget-s seconds (default 530) counted from --t0 (default: the start of this command). A part that
+does not fit the time left minus what the later parts need shrinks its step count (extrapolated and labelled) or
+is skipped with the reason; at the budget a watchdog writes the results and exits (code 3). 530 s keeps a
+9-minute device command clear of its limit with the start-up included.
 
-  Results: OUT/results.json and OUT/summary.md (Markdown), rewritten after every part, so a run that is killed
-  still leaves them; OUT/progress.log holds the progress lines, each stamped with the clock and the seconds since
-  --t0. Every row is present: measured, or with the reason it was not. Exit codes: 0 done (see the rows for
-  skipped parts), 3 stopped at the budget, 2 could not start. On a lent GPU: `bash benchmarks/gpu_run.sh`
-  (installs the carried diffusers wheel first; BENCHMARKS.md has the device call).
-
-`startup`: seconds until the page answers HTTP 200, for `python app.py` and for a bare Gradio app that imports
-  torch, each started fresh several times (median).
-`overhead`: everything a request does outside the pipeline call, for a 14-frame 1024x576 clip: loading and framing
-  the photo, the 8-bit conversion, encoding, probing and the sidecar.
-`requests`: two requests through one studio on tiny models: the second must not load anything.
+Results: OUT/results.json and OUT/summary.md (Markdown), rewritten after every part, so a run that is killed
+still leaves them; OUT/progress.log holds the progress lines, each stamped with the clock and the seconds since
+--t0. Every row is present: measured, or with the reason it was not. Exit codes: 0 done (see the rows for
+skipped parts), 3 stopped at the budget, 2 could not start. On a lent GPU: `bash benchmarks/gpu_run.sh`
+(installs the carried diffusers wheel first; BENCHMARKS.md has the device call).
 """
 
 from __future__ import annotations
@@ -55,119 +49,12 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-BARE_APP = """
-import sys, torch, gradio as gr
-with gr.Blocks() as demo:
-    gr.Markdown("bare")
-demo.launch(server_port=int(sys.argv[1]), quiet=True)
-"""
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _time_to_page(cmd: list[str], port: int, timeout: float = 120.0) -> float:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while time.perf_counter() - start < timeout:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - start
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{' '.join(cmd)} did not serve a page within {timeout} s")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def bench_startup(svd_model: str, repeats: int) -> None:
-    app = Path(__file__).resolve().parent.parent / "app.py"
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as bare:
-        bare.write(BARE_APP)
-    results: dict[str, list[float]] = {"bare gradio + torch": [], "svd-demo app.py": []}
-    for _ in range(repeats):  # interleaved, so a noisy neighbour hurts both alike
-        port = _free_port()
-        results["bare gradio + torch"].append(_time_to_page([sys.executable, bare.name, str(port)], port))
-        port = _free_port()
-        results["svd-demo app.py"].append(
-            _time_to_page([sys.executable, str(app), "--svd-model", svd_model, "--port", str(port)], port))
-    Path(bare.name).unlink()
-    print("| app | median s | runs |\n|---|---|---|")
-    for name, times in results.items():
-        print(f"| {name} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)} |")
-    ratio = statistics.median(results["svd-demo app.py"]) / statistics.median(results["bare gradio + torch"])
-    print(f"\nratio app / bare: {ratio:.2f} (target <= 1.2)")
-
-
-def bench_overhead(repeats: int) -> None:
-    from PIL import Image
-
-    from svd_demo.image_to_video import to_uint8
-    from svd_demo.images import load_image, prepare_image
-    from svd_demo.outputs import library_versions, output_stem, write_outputs
-
-    out = Path(tempfile.mkdtemp(prefix="svd-bench-"))
-    # A 12-megapixel photo-like JPEG (smooth gradients and edges, as a camera gives), framed to 1024x576.
-    y, x = np.mgrid[0:3000, 0:4000].astype(np.float32)
-    photo = np.stack([x / 4000 * 255, y / 3000 * 255, (np.sin(x / 50) * np.cos(y / 70) + 1) * 127], -1)
-    Image.fromarray(photo.astype(np.uint8)).save(out / "photo.jpg", quality=92)
-    prepared = prepare_image(load_image(out / "photo.jpg").image, 1024, "crop").image
-    base = np.asarray(prepared, np.float32) / 255
-    # What the pipeline returns: 14 float frames in [0, 1], each shifted a little (motion, like a real clip).
-    float_frames = np.stack([np.roll(base, 6 * i, axis=1) for i in range(14)])
-    stages: dict[str, list[float]] = {"load + frame the photo": [], "NaN check + 8-bit": [],
-                                      "encode + probe + sidecar": [], "total": []}
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        loaded = load_image(out / "photo.jpg", min_side=1024)  # as Studio.prepare does
-        prepare_image(loaded.image, 1024, "crop")
-        t1 = time.perf_counter()
-        frames = to_uint8(float_frames)
-        t2 = time.perf_counter()
-        record = {"parameters": {"seed": 1}, "versions": library_versions(), "timings": {}}
-        write_outputs(frames, output_stem(out, "video", 1), 7.0, record)
-        t3 = time.perf_counter()
-        for name, value in zip(stages, [t1 - t0, t2 - t1, t3 - t2, t3 - t0], strict=True):
-            stages[name].append(value)
-    print("| stage (14 frames, 1024x576, from a 4000x3000 JPEG) | median s |\n|---|---|")
-    for name, times in stages.items():
-        print(f"| {name} | {statistics.median(times):.3f} |")
-    print("\ntarget: total <= 0.5 s on 2 CPU cores")
-
-
-def bench_requests(svd_model: str) -> None:
-    from PIL import Image
-
-    from svd_demo.params import VideoParams
-    from svd_demo.settings import Settings
-    from svd_demo.studio import Studio
-
-    studio = Studio(Settings(svd_model=svd_model, output_dir=Path(tempfile.mkdtemp(prefix="svd-bench-"))))
-    image = Image.new("RGB", (640, 480), (90, 140, 200))
-    params = VideoParams(resolution=256, num_frames=14, num_inference_steps=2, randomize_seed=False)
-    print("| request | loads so far | load_s | total_s |\n|---|---|---|---|")
-    for i in (1, 2):
-        result = studio.image_to_video(image, params)
-        timings = result.record["timings"]
-        print(f"| {i} | {studio.cache.loads} | {timings.get('load_s', 0):.2f} | {timings['total_s']:.2f} |")
-
-
 
 # The published SVD-XT architecture (FACTS.md): UNet 1.52 B, VAE 98 M, CLIP ViT-H/14 632 M parameters.
 SVD_XT_VAE = {"block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
@@ -206,9 +93,9 @@ def build_full_size_svd(device: str, dtype: object) -> object:
     return pipe
 
 
-
 # --- profiles: the headline table in one time-boxed run ------------------------------------------------------------
 
+REPO = Path(__file__).resolve().parents[1]
 GIB = 2**30
 DEFAULT_BUDGET_S = 530.0
 PART_ORDER = ("warmup", "baseline", "high", "fast", "balanced", "low", "caps", "sdxl", "minimal", "switch")
@@ -227,6 +114,12 @@ CHILD_MARGIN_S = {True: 8.0, False: 2.0}  # the child's own watchdog fires this 
 STEP_FACTOR = {"baseline": 1.05, "high": 1.0, "fast": 0.8, "balanced": 1.05, "low": 1.5, "minimal": 3.5}
 FIXED_FACTOR = {"baseline": 2.0, "high": 1.0, "fast": 1.0, "balanced": 1.5, "low": 2.0, "minimal": 3.5}
 NOT_RUN = "not run"
+
+
+def _env_with_repo() -> dict[str, str]:
+    """This environment with the repository first on PYTHONPATH: a child `-m benchmarks.gpu` runs from any folder."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
 
 
 def is_gpu(device: str) -> bool:
@@ -369,12 +262,13 @@ def row_parts(caps_gb: tuple[int, ...]) -> dict[str, str]:
     return rows
 
 
-def run_capped(cmd: list[str], cap_s: float, started: Callable[[subprocess.Popen], None] | None = None) -> int | None:
+def run_capped(cmd: list[str], cap_s: float, started: Callable[[subprocess.Popen], None] | None = None,
+               env: dict[str, str] | None = None) -> int | None:
     """Run `cmd` in its own process group; at `cap_s` kill the whole group (compile workers included).
 
     Returns the exit code, or None when it was killed at the cap.
     """
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env)
     if started is not None:
         started(proc)
     try:
@@ -635,9 +529,8 @@ class ProfilesBench:
             model, short = "SVD-XT and SDXL architectures, random weights (nothing downloaded)", "SVD-XT"
         else:
             model, short = "tiny random-weight SVD and SDXL (the tests' configs)", "tiny SVD"
-        argv = sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]
         report.data["meta"].update(
-            command=" ".join(["python -m svd_demo bench", *argv]), device=c.device, dtype=c.dtype, model=model,
+            command=" ".join(["python -m benchmarks.gpu", *sys.argv[1:]]), device=c.device, dtype=c.dtype, model=model,
             svd=short, size=f"{c.width}x{c.height}", frames=c.frames, steps=c.steps, few_steps=c.few_steps,
             sdxl_steps=c.sdxl_steps, parts=parts, child=child, gpu="CUDA GPU" if gpu else "CPU",
             started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.t0)))
@@ -1122,14 +1015,14 @@ class ProfilesBench:
         shutil.rmtree(child_out, ignore_errors=True)  # never read an earlier run's results
         c = self.c
         budget = self.r.elapsed() + cap - CHILD_MARGIN_S[c.gpu]
-        cmd = [sys.executable, "-m", "svd_demo", "bench", "profiles", "--child", "--parts", "fast",
+        cmd = [sys.executable, "-m", "benchmarks.gpu", "--child", "--parts", "fast",
                "--out", str(child_out), "--t0", repr(self.r.t0), "--budget-s", f"{budget:.1f}",
                "--device", c.device, "--dtype", c.dtype, "--svd-model", c.svd_model, "--width", str(c.width),
                "--height", str(c.height), "--frames", str(c.frames), "--steps", str(c.steps)]
         if frames_file:
             cmd += ["--compare-frames", str(frames_file)]
         self.r.log(f"fast: child process with a hard cap of {cap:.0f} s (its own build, compile warm-up, timed run)")
-        rc = run_capped(cmd, cap, started=lambda proc: setattr(self, "child_proc", proc))
+        rc = run_capped(cmd, cap, started=lambda proc: setattr(self, "child_proc", proc), env=_env_with_repo())
         self.child_proc = None
         exit_text = "killed at the cap" if rc is None else str(rc)
         try:
@@ -1284,60 +1177,47 @@ def run_profiles(args: argparse.Namespace, t0: float) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m svd_demo bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", default="profiles",
-                        choices=["profiles", "startup", "overhead", "requests"])
-    profiles = parser.add_argument_group("profiles")
-    profiles.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S,
-                          help="Time budget in seconds for the whole run, counted from --t0. Parts are run in order "
-                               "of importance, each keeping back the least time the later ones need; a part that "
-                               "does not fit shrinks its step count (extrapolated, said so) or is skipped with the "
-                               "reason; at the budget a watchdog writes the results and exits with code 3. "
-                               f"[default {DEFAULT_BUDGET_S:.0f}: a 9-minute device command with its start-up]")
-    profiles.add_argument("--t0", type=float, default=None,
-                          help="Epoch seconds the budget counts from [default: the start of this command]; a "
-                               "wrapper script passes its own start so that its set-up counts too.")
-    profiles.add_argument("--out", default="outputs/bench",
-                          help="Folder for results.json, summary.md and progress.log, rewritten after every part "
-                               "[default outputs/bench]")
-    profiles.add_argument("--parts", default=",".join(PART_ORDER),
-                          help=f"Comma-separated subset of the parts, run in their fixed order [default "
-                               f"{','.join(PART_ORDER)}]")
-    profiles.add_argument("--fast-cap-s", type=float, default=FAST_CAP_S,
-                          help="Hard cap in seconds for the `fast` child process (build, compile warm-up, timed "
-                               f"run); it is killed with its process group at the cap [default {FAST_CAP_S:.0f}]")
-    profiles.add_argument("--caps-gb", type=lambda t: [int(x) for x in t.split(",") if x],
-                          default=list(DEFAULT_CAPS_GB), help="Card sizes (GB) to simulate with a per-process "
-                          "memory cap [default 8,12,16,24]")
-    profiles.add_argument("--width", type=int, default=None, help="default 1024 on a GPU, 256 elsewhere")
-    profiles.add_argument("--height", type=int, default=None, help="default 576 on a GPU, 144 elsewhere")
-    profiles.add_argument("--frames", type=int, default=None, help="default 25 on a GPU, 2 elsewhere")
-    profiles.add_argument("--steps", type=int, default=None, help="default 25 on a GPU, 3 elsewhere")
-    profiles.add_argument("--sdxl-steps", type=int, default=None, help="default 30 on a GPU, 3 elsewhere")
-    profiles.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the `fast` child process
-    profiles.add_argument("--compare-frames", default=None, help=argparse.SUPPRESS)  # the parent's `high` frames
+    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S,
+                        help="Time budget in seconds for the whole run, counted from --t0. Parts are run in order "
+                             "of importance, each keeping back the least time the later ones need; a part that "
+                             "does not fit shrinks its step count (extrapolated, said so) or is skipped with the "
+                             "reason; at the budget a watchdog writes the results and exits with code 3. "
+                             f"[default {DEFAULT_BUDGET_S:.0f}: a 9-minute device command with its start-up]")
+    parser.add_argument("--t0", type=float, default=None,
+                        help="Epoch seconds the budget counts from [default: the start of this command]; a "
+                             "wrapper script passes its own start so that its set-up counts too.")
+    parser.add_argument("--out", default="outputs/bench",
+                        help="Folder for results.json, summary.md and progress.log, rewritten after every part "
+                             "[default outputs/bench]")
+    parser.add_argument("--parts", default=",".join(PART_ORDER),
+                        help=f"Comma-separated subset of the parts, run in their fixed order [default "
+                             f"{','.join(PART_ORDER)}]")
+    parser.add_argument("--fast-cap-s", type=float, default=FAST_CAP_S,
+                        help="Hard cap in seconds for the `fast` child process (build, compile warm-up, timed "
+                             f"run); it is killed with its process group at the cap [default {FAST_CAP_S:.0f}]")
+    parser.add_argument("--caps-gb", type=lambda t: [int(x) for x in t.split(",") if x],
+                        default=list(DEFAULT_CAPS_GB), help="Card sizes (GB) to simulate with a per-process "
+                        "memory cap [default 8,12,16,24]")
+    parser.add_argument("--width", type=int, default=None, help="default 1024 on a GPU, 256 elsewhere")
+    parser.add_argument("--height", type=int, default=None, help="default 576 on a GPU, 144 elsewhere")
+    parser.add_argument("--frames", type=int, default=None, help="default 25 on a GPU, 2 elsewhere")
+    parser.add_argument("--steps", type=int, default=None, help="default 25 on a GPU, 3 elsewhere")
+    parser.add_argument("--sdxl-steps", type=int, default=None, help="default 30 on a GPU, 3 elsewhere")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the `fast` child process
+    parser.add_argument("--compare-frames", default=None, help=argparse.SUPPRESS)  # the parent's `high` frames
     parser.add_argument("--svd-model", default="random",
-                        help="profiles: 'random' (SVD-XT's architecture built on a GPU, tiny models elsewhere) or a "
-                             "model folder/id; startup/requests: a local model (tiny ones are fine).")
+                        help="'random' (SVD-XT's architecture built on a GPU, tiny models elsewhere) or a model "
+                             "folder/id.")
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu: any CUDA device is a GPU")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp16", "bf16", "fp32"])
-    parser.add_argument("--repeats", type=int, default=5, help="startup/overhead: runs per figure (median)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
-    args = build_parser().parse_args(argv)
-    if args.which == "profiles":
-        return run_profiles(args, t0)
-    if args.which == "startup":
-        bench_startup(args.svd_model if args.svd_model != "random" else "./tiny-models/svd", args.repeats)
-    elif args.which == "overhead":
-        bench_overhead(args.repeats)
-    else:
-        bench_requests(args.svd_model if args.svd_model != "random" else "./tiny-models/svd")
-    return 0
+    return run_profiles(build_parser().parse_args(argv), t0)
 
 
 if __name__ == "__main__":

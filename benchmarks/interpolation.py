@@ -1,6 +1,6 @@
 """Quality and speed benchmark of the interpolation backends against ffmpeg's ``minterpolate``.
 
-Run: ``python -m svd_demo.interpolation_bench --out DIR`` (needs ``scikit-image`` for its public-domain photos; a
+Run: ``python -m benchmarks.interpolation --out DIR`` (needs ``scikit-image`` for its public-domain photos; a
 benchmark-only dependency, ``pip install scikit-image``).
 
 Method: each test clip is rendered at 1024x576 and 24 fps from real photographs with an exactly known motion, so
@@ -417,7 +417,7 @@ def to_markdown(rows: list[dict], steps: list[tuple[str, float, float]] | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m svd_demo.interpolation_bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.interpolation", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=pathlib.Path, help="work folder for clips, outputs and table")
     parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))

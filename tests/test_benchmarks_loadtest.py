@@ -1,7 +1,7 @@
 """The load script: a short real run (the app in a subprocess, 4 clients x 3 requests) passes every check and stops
 the app; the checks themselves catch what they are meant to catch; and the app is stopped when the run fails.
 
-The full run (8 clients, 56 requests) is a separate command: see notes/load.md.
+The full run (8 clients, 56 requests) is a separate command: see BENCHMARKS.md ("Load").
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from svd_demo.loadtest import (
+from benchmarks.loadtest import (
     AppServer,
     Outcome,
     Request,
@@ -36,6 +36,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_a_short_load_run_passes_every_check_and_stops_the_app(tiny_models_dir, tmp_path):
     started: list[AppServer] = []
     # A queue of 2 for 4 clients: some requests may be turned away, which must come back as queue-full, not hang.
@@ -86,7 +87,7 @@ http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
 @pytest.mark.parametrize("failure", ["ctrl-c", "error"])
 def test_the_app_and_its_children_are_stopped_when_the_run_fails(tmp_path, monkeypatch, failure):
     """A stand-in app (answers HTTP, has a child process, is no Gradio app) in place of app.py: fast and exact."""
-    import svd_demo.loadtest as loadtest
+    import benchmarks.loadtest as loadtest
 
     fake = tmp_path / "fake_app.py"
     fake.write_text(FAKE_APP)
