@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST
+from helpers import FAST
 from optional_deps import require
 from PIL import Image
 

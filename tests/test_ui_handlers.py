@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from conftest import FAST
+from helpers import FAST
 
 from svd_demo import ui
 from svd_demo.media import probe_video
