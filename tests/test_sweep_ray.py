@@ -248,8 +248,9 @@ class FakeHandle:
         if self.fake.script(self.number, item, attempt) == "crash":
             self.fake.restarting.add(self.number)
             return ActorDiedError()
-        record = {"parameters": {**item.params.to_dict(), "model": model_ref}, "timings": {"total_s": 0.1},
-                  "sweep": {"attempt": attempt, "worker": {"pid": self.number}}}
+        record = {"kind": "image_to_video", "parameters": {**item.params.to_dict(), "model": model_ref},
+                  "timings": {"total_s": 0.1},
+                  "sweep": {"id": item.id, "attempt": attempt, "worker": {"pid": self.number}}}
         return ItemOutcome(row=SweepRow(item=item, status="ok"), worker={"pid": self.number}, seconds=0.1,
                            files={f"{item.id}.mp4": b"mp4", f"{item.id}.json": json.dumps(record).encode()})
 
@@ -374,6 +375,7 @@ def local_sweep(ray_sweep, tiny_settings, inputs, tmp_path_factory):
     return local
 
 
+@pytest.mark.slow  # a real local Ray instance
 def test_ray_sweep_gives_the_local_rows_and_frames(ray_sweep, local_sweep):
     out, items, report, lines, _, seconds = ray_sweep
     print(f"\nRay sweep of {len(items)} items: {seconds:.1f} s", *lines, sep="\n")  # shown with -s
@@ -398,6 +400,7 @@ def test_ray_sweep_gives_the_local_rows_and_frames(ray_sweep, local_sweep):
     assert "4 ran, 0 skipped (already done), 1 failed" in report.summary
 
 
+@pytest.mark.slow  # a real local Ray instance
 def test_a_failed_item_is_recorded_and_progress_is_counted(ray_sweep, inputs):
     out, items, report, lines, early, _ = ray_sweep
     error = report.rows[4]
@@ -416,6 +419,7 @@ def test_a_failed_item_is_recorded_and_progress_is_counted(ray_sweep, inputs):
     assert set(early) - set(finished_then) <= {"pending", "running"}
 
 
+@pytest.mark.slow  # a real local Ray instance
 def test_a_resumed_run_skips_finished_items_and_retries_a_killed_worker(ray_sweep, tiny_settings, tmp_path):
     out, items, _, _, _, _ = ray_sweep
     again = tmp_path / "again"
@@ -472,6 +476,7 @@ def test_a_resumed_run_skips_finished_items_and_retries_a_killed_worker(ray_swee
     assert np.array_equal(decoded(again / "videos" / f"{killed.id}.mp4"), decoded(out / "videos" / f"{killed.id}.mp4"))
 
 
+@pytest.mark.slow  # a real local Ray instance
 def test_a_finished_sweep_needs_no_cluster(ray_sweep, tiny_settings, tmp_path, monkeypatch):
     out, items, _, _, _, _ = ray_sweep
     done = tmp_path / "done"
@@ -482,6 +487,7 @@ def test_a_finished_sweep_needs_no_cluster(ray_sweep, tiny_settings, tmp_path, m
     assert [row["status"] for row in read_csv(done / "results.csv")] == ["skipped"] * 4
 
 
+@pytest.mark.slow  # a real local Ray instance
 def test_when_no_worker_can_start_the_items_say_why(ray_session, tiny_settings, inputs, tmp_path):
     def broken_studio(settings):
         raise RuntimeError("no such device on this node")
