@@ -30,7 +30,7 @@ from svd_demo.memory import (
     resolve_device,
     resolve_dtype,
 )
-from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_page
+from svd_demo.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL, SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_page
 from svd_demo.settings import Settings
 
 log = logging.getLogger("svd_demo")
@@ -115,9 +115,10 @@ def explain_load_error(kind: str, model_ref: str, exc: BaseException) -> ModelLo
         hub_id = False
     if folder.exists() or not hub_id:  # a folder, or what can only mean one ("./x", "/x", "a/b/c")
         if not folder.is_dir():
-            msg = (f"The {name} model folder '{model_ref}' does not exist on this machine. Pass the folder that "
-                   "`save_pretrained` wrote (it holds model_index.json), or a hub id such as "
-                   "stabilityai/stable-video-diffusion-img2vid-xt.")
+            where = "is a file, not a folder" if folder.exists() else "does not exist on this machine"
+            example = DEFAULT_SDXL_MODEL if kind == "sdxl" else DEFAULT_SVD_MODEL
+            msg = (f"The {name} model folder '{model_ref}' {where}. Pass the folder that `save_pretrained` wrote "
+                   f"(it holds model_index.json), or a hub id such as {example}.")
         elif not (folder / "model_index.json").is_file():
             msg = (f"The folder '{model_ref}' does not hold a diffusers pipeline (no model_index.json). Point the "
                    "setting at the folder that `save_pretrained` wrote, e.g. DIR/svd from `python -m svd_demo "

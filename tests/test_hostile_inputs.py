@@ -791,7 +791,7 @@ def _hostile_values(row: dict[str, Any], hostile: str, uploads: dict[str, Any]) 
     if kind == "model":  # empty means the configured model: not hostile
         values = {"wrong_type": [(v, rf"^`{name}` must be text") for v in (123, ["a"], {"a": 1}, True)],
                   "huge": [("x" * 100_000, r"model name is not valid")],
-                  "path_like": [(v, r"could not be loaded|does not hold a diffusers pipeline")
+                  "path_like": [(v, r"could not be loaded|does not hold a diffusers pipeline|is a file, not a folder")
                                 for v in ("/etc", "/etc/passwd", "../../../../proc/self")]}
         return values.get(hostile, [])
     if kind == "text":

@@ -90,6 +90,16 @@ def test_a_wrong_local_path_is_a_folder_that_does_not_exist_with_no_link(tiny_se
         "stabilityai/stable-video-diffusion-img2vid-xt.")
 
 
+def test_a_file_is_not_a_model_folder(tiny_settings, tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ModelLoadError) as caught:
+        PipelineCache(tiny_settings, device="cpu").get("sdxl", str(tmp_path / "weights.bin"))
+    assert str(caught.value) == (
+        f"The image (SDXL) model folder '{tmp_path / 'weights.bin'}' is a file, not a folder. Pass the folder that "
+        "`save_pretrained` wrote (it holds model_index.json), or a hub id such as "
+        "stabilityai/stable-diffusion-xl-base-1.0.")
+
+
 def test_a_folder_that_is_not_a_pipeline(tiny_settings, tmp_path):
     (tmp_path / "empty").mkdir()
     assert _load_error(tiny_settings, str(tmp_path / "empty")) == (
