@@ -275,11 +275,13 @@ def test_hub_model_without_network_names_the_page_and_token(tmp_path, photo, mon
 
 
 def test_a_failed_encode_leaves_nothing(studio, photo, monkeypatch):
+    import dataclasses
+
     import svd_demo.media as media
 
-    monkeypatch.setitem(media._CODEC_ARGS, "mp4", ["-c:v", "no-such-codec"])
+    monkeypatch.setitem(media._FORMATS, "mp4", dataclasses.replace(media._FORMATS["mp4"], codec="no-such-codec"))
     before = set(studio.settings.output_dir.iterdir())
-    with pytest.raises(media.EncodeError):
+    with pytest.raises(media.VideoError):
         run(studio, photo)
     assert set(studio.settings.output_dir.iterdir()) == before
 
