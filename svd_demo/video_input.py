@@ -207,14 +207,14 @@ def frames_of(path: str | os.PathLike, max_frames: int, what: str) -> tuple[list
     name = pathlib.Path(path).name if path else ""
     if name and pathlib.Path(path).suffix.lower() in IMAGE_SUFFIXES and not pathlib.Path(path).is_dir():
         raise VideoInputError(f"{name!r} is a single image; {what} continues a video, so it needs a video file (or a "
-                         "folder of frames). To animate a still image, use Image to video (/image_to_video).")
+                              "folder of frames). To animate a still image, use Image to video (/image_to_video).")
 
     def admit(width: int | None, height: int | None, count: int | None, more: str = "") -> None:
         if count is None:
             return
         if count > max_frames:
             raise VideoInputError(f"{what} works on clips of up to {max_frames} frames; {name!r} has {more}{count}. "
-                             "Trim it first.")
+                                  "Trim it first.")
         if width and height and count * width * height * 3 > MAX_FRAMES_IN_MEMORY_BYTES:
             raise VideoInputError(
                 f"{what} holds the whole clip in memory: {more}{count} frames of {width}x{height} are "
@@ -267,7 +267,7 @@ def _read_image(file: pathlib.Path, admit: Admit | None = None) -> np.ndarray:
             return np.asarray(img, dtype=np.uint8).copy()
     except Image.DecompressionBombError:  # Pillow's own header check, at twice its MAX_IMAGE_PIXELS
         raise VideoInputError(f"The image {file.name!r} is far larger than the maximum of {MAX_WIDTH}x{MAX_HEIGHT} "
-                         f"pixels ({_caps_text()}). Downscale it first and try again.") from None
+                              f"pixels ({_caps_text()}). Downscale it first and try again.") from None
     except InputError:  # ours, or the caller's `admit`
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

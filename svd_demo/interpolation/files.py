@@ -24,7 +24,7 @@ from svd_demo.errors import InputError
 from svd_demo.interpolation.backends import InterpolationBackend
 from svd_demo.interpolation.engine import FrameInterpolator, ProgressCallback
 from svd_demo.interpolation.timing import MAX_OUTPUT_FRAMES, rate_step
-from svd_demo.media import VideoInfo, atomic_write, open_video_writer
+from svd_demo.media import VideoError, VideoInfo, atomic_write, open_video_writer
 from svd_demo.video_input import open_frames
 
 MAX_VIDEO_FPS = 240.0
@@ -158,7 +158,7 @@ def _write_folder(frames: Iterator[np.ndarray], output_path: pathlib.Path, total
         def write(frame: np.ndarray) -> None:
             name = tmp / f"frame_{next(index):0{digits}d}.png"
             if not cv2.imwrite(str(name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                raise InputError(f"Could not write {name.name} into {str(output_path.parent)!r}; "
+                raise VideoError(f"Could not write {name.name} into {str(output_path.parent)!r}; "
                                  "check that the folder is writable and the disk is not full.")
 
         return _drain(frames, write)
