@@ -145,13 +145,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
         add_sweep_parser(sub)
     if only in (None, "interpolate"):
-        from svd_demo.interpolation import add_cli_arguments, run_cli
-
-        interp = sub.add_parser("interpolate", help="Frame interpolation of a video or a folder of images.",
-                                description="Motion-compensated frame interpolation: a factor or an exact target "
-                                            "fps.")
-        add_cli_arguments(interp)
-        interp.set_defaults(func=run_cli)
+        _add_interpolate_parser(sub)
     # Listed here for --help; `main` hands its arguments to the repository's benchmarks/gpu.py (its own parser).
     sub.add_parser("bench", help="The GPU benchmark, now `python -m benchmarks.gpu` in the repository.",
                    add_help=False)
@@ -206,6 +200,46 @@ def _add_generation_parsers(sub, only: str | None) -> None:
             add_spec_arguments(cmd, [SPECS["seed"], SPECS["randomize_seed"], SPECS["resolution"]])
         add_settings_arguments(cmd, only=MODEL_SETTINGS)
         cmd.set_defaults(func=func)
+
+
+def _add_interpolate_parser(sub) -> None:
+    from svd_demo.params import INTERPOLATION_SPECS
+
+    factor, backend = INTERPOLATION_SPECS["factor"], INTERPOLATION_SPECS["backend"]
+    parser = sub.add_parser("interpolate", help="Frame interpolation of a video or a folder of images.",
+                            description="Motion-compensated frame interpolation: a factor or an exact target fps.")
+    parser.add_argument("input", help="video file (mp4, webm, mov, mkv, gif, ...) or folder of images")
+    parser.add_argument("--out", required=True, help="output .mp4/.webm/.gif, or a folder for PNG frames")
+    rate = parser.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--factor", type=int, help=f"output frames per input frame ({factor.minimum}-{factor.maximum})")
+    rate.add_argument("--target-fps", "--fps", type=float, dest="target_fps",
+                      help="exact output frame rate, e.g. 24 or 30")
+    parser.add_argument("--slow-motion", action="store_true",
+                        help="keep the source frame rate: the clip plays factor (or fps/source fps) times longer")
+    parser.add_argument("--backend", default=backend.default, choices=backend.choices, help=backend.help)
+    parser.add_argument("--input-fps", type=float, default=None,
+                        help="override the input frame rate (a folder of images defaults to 8)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=cmd_interpolate)
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from svd_demo.interpolation import interpolate_file
+
+    def progress(done: int, total: int | None) -> None:
+        print(f"\r{done}/{total if total else '?'} frames", end="", file=sys.stderr, flush=True)
+
+    result = interpolate_file(args.input, args.out, factor=args.factor, target_fps=args.target_fps,
+                              slow_motion=args.slow_motion, backend=args.backend, input_fps=args.input_fps,
+                              progress=None if args.quiet else progress)
+    if not args.quiet:
+        print(file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{result.output_path}: {result.output_frames} frames at {result.output_fps:g} fps from "
+          f"{result.input_frames} at {result.source_fps:g} fps ({result.width}x{result.height}, {result.backend}, "
+          f"{result.cut_pairs} cuts, {result.copied_pairs} still pairs) in {result.seconds:.2f} s")
+    return 0
 
 
 def _tune_for_interpolation() -> None:

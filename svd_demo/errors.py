@@ -21,5 +21,9 @@ class OutOfMemory(UserFacingError):
     """Even the smallest settings did not fit in GPU memory."""
 
 
-class EncodeError(UserFacingError):
-    """The video could not be written (ffmpeg failed, the disk is full or not writable)."""
+class VideoError(UserFacingError):
+    """A video (or another output file) cannot be written or read; the message names the file and says why."""
+
+
+class VideoInputError(VideoError, InputError):
+    """A video or folder of frames given as input cannot be used: unreadable, damaged, or past a cap."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import platform
 import threading
 import time
@@ -25,9 +24,10 @@ from PIL import Image
 
 from svd_demo import __version__
 from svd_demo.errors import GenerationCancelled
-from svd_demo.media import VideoInfo, parameters_tag, write_video
+from svd_demo.media import VideoInfo, atomic_write, parameters_tag, write_video
 
-LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "gradio", "imageio-ffmpeg", "opencv-python-headless")
+LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "gradio", "moviepy", "imageio-ffmpeg",
+             "opencv-python-headless")
 
 
 @dataclass
@@ -67,27 +67,19 @@ def library_versions() -> dict[str, str]:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
+    """`data` as indented JSON, written whole or not at all (`atomic_write`)."""
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_png(image: Image.Image, path: Path, parameters: dict[str, Any]) -> None:
-    """A PNG with the parameters in a text chunk (as other SD tools do), written under a temporary name first."""
+    """A PNG with the parameters in a text chunk (as other SD tools do), written whole or not at all."""
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
     info.add_text("parameters", json.dumps(parameters, sort_keys=True, default=str))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_write(path) as tmp:
         image.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_outputs(frames: np.ndarray, stem: Path, fps: float, record: dict[str, Any], *,

@@ -4,7 +4,8 @@
 time, so a long 1080p clip is never held in memory as a whole.
 
 * Video files (mp4, webm, mov, mkv, avi, gif, ...) are decoded by the ffmpeg binary shipped with ``imageio-ffmpeg``
-  (``imageio_ffmpeg.read_frames``). Audio and subtitle streams are ignored. Every decoded frame is delivered once
+  (``imageio_ffmpeg.read_frames``, not moviepy's reader: see ``_start_decoder``). Audio and subtitle streams are
+  ignored. Every decoded frame is delivered once
   (``-fps_mode passthrough``: no frame is dropped or duplicated by ffmpeg).
 * Frame rate: the container's *average* frame rate is used (ffmpeg's ``fps`` field, i.e. ``avg_frame_rate``). For a
   variable-frame-rate (VFR) file the frames are treated as evenly spaced at that average rate; they are not
@@ -15,14 +16,16 @@ time, so a long 1080p clip is never held in memory as a whole.
 
 Caps (module constants, quoted in the error messages): frames at most ``MAX_WIDTH`` x ``MAX_HEIGHT`` (either
 orientation) and at least ``MIN_SIDE`` pixels on each side, at most ``MAX_INPUT_FRAMES`` frames and
-``MAX_DURATION_S`` seconds. Every problem is reported as :class:`svd_demo.errors.InputError`.
+``MAX_DURATION_S`` seconds. Every problem is reported as :class:`svd_demo.errors.VideoInputError` (an
+:class:`svd_demo.errors.InputError`).
 
 Headers are not trusted further than it takes to refuse them: a 35-byte GIF can claim 16000x16000 pixels, and a
 decoder started on it allocates for the claim (1.7 GB). So a video is read in three steps, each only after the one
 before passed every cap: its header alone (``-find_stream_info 0``: nothing decoded), then a count of its packets
 (stream copy, no decoding), then the decoder. Both ffmpeg runs that may decode are also capped by ffmpeg itself
 (``-max_pixels``, ``-max_alloc``), for streams whose header says nothing of their size. Images in a folder are
-checked the same way: size from the header, then decoded.
+checked the same way: size from the header, then decoded. ``probe_input`` is the same check without the decoder.
+ffmpeg's reports are read by the one parser, ``svd_demo.media.parse_ffmpeg_log``.
 
 Nothing heavy is imported here (no torch): numpy, Pillow and imageio-ffmpeg only.
 """
@@ -33,13 +36,13 @@ import math
 import os
 import pathlib
 import re
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from svd_demo.errors import InputError
+from svd_demo.errors import InputError, VideoInputError
+from svd_demo.media import VideoInfo, ffmpeg_failure, parse_ffmpeg_log, run_ffmpeg
 
 MAX_WIDTH = 3840
 """Largest accepted frame width (or height, for portrait input)."""
@@ -119,12 +122,12 @@ def check_frame_size(width: int, height: int, what: str) -> None:
     """Raise InputError when ``width`` x ``height`` is outside the caps."""
     long_side, short_side = max(width, height), min(width, height)
     if long_side > MAX_WIDTH or short_side > MAX_HEIGHT:
-        raise InputError(
+        raise VideoInputError(
             f"{what} is {width}x{height} pixels, larger than the maximum of {MAX_WIDTH}x{MAX_HEIGHT} "
             f"(either orientation; {_caps_text()}). Downscale it first (for example to 1920x1080) and try again."
         )
     if short_side < MIN_SIDE:
-        raise InputError(
+        raise VideoInputError(
             f"{what} is {width}x{height} pixels; frames must be at least {MIN_SIDE} pixels on each side. "
             "Use a larger video or images."
         )
@@ -133,7 +136,7 @@ def check_frame_size(width: int, height: int, what: str) -> None:
 def check_frame_count(num_frames: int, what: str) -> None:
     """Raise InputError when ``num_frames`` is above ``MAX_INPUT_FRAMES``."""
     if num_frames > MAX_INPUT_FRAMES:
-        raise InputError(
+        raise VideoInputError(
             f"{what} has more than {MAX_INPUT_FRAMES} frames, the maximum ({_caps_text()}). "
             "Trim it to a shorter clip (or split it into parts) and try again."
         )
@@ -143,15 +146,15 @@ def _check_fps(fps: float, what: str) -> float:
     try:
         value = float(fps)
     except (TypeError, ValueError):
-        raise InputError(f"{what} must be a number of frames per second, got {fps!r}.") from None
+        raise VideoInputError(f"{what} must be a number of frames per second, got {fps!r}.") from None
     if not math.isfinite(value) or value <= 0 or value > MAX_SOURCE_FPS:
-        raise InputError(f"{what} must be a finite number in (0, {MAX_SOURCE_FPS:g}], got {fps!r}.")
+        raise VideoInputError(f"{what} must be a finite number in (0, {MAX_SOURCE_FPS:g}], got {fps!r}.")
     return value
 
 
 Admit = Callable[[int | None, int | None, int | None], None]
 """A caller's own limit: called with (width, height, frame count) from the header, each None where unknown, before
-anything is decoded; it raises InputError to refuse the input."""
+anything is decoded; it raises an InputError to refuse the input."""
 
 
 def open_frames(path: str | os.PathLike, *, fps: float | None = None, admit: Admit | None = None) -> VideoSource:
@@ -159,27 +162,40 @@ def open_frames(path: str | os.PathLike, *, fps: float | None = None, admit: Adm
 
     ``fps`` overrides the frame rate (for folders it defaults to ``DEFAULT_FOLDER_FPS``). ``admit`` adds the
     caller's own limits, checked with the module's caps before the first frame is decoded.
-    Raises InputError for a missing, unreadable, empty or oversized input.
+    Raises VideoInputError for a missing, unreadable, empty or oversized input.
     """
-    if path is None or (isinstance(path, str) and not path.strip()):
-        raise InputError("No input was given: choose a video file or a folder of images.")
-    p = pathlib.Path(path).expanduser()
     if fps is not None:
         fps = _check_fps(fps, "The frame rate (fps)")
+    p = _given_path(path)
     if p.is_dir():
         return _open_folder(p, fps, admit)
-    if not p.exists():
-        raise InputError(f"The input {str(p)!r} does not exist. Check the path and try again.")
-    if not p.is_file():
-        raise InputError(f"The input {str(p)!r} is neither a file nor a folder.")
-    if p.stat().st_size == 0:
-        raise InputError(f"The file {p.name!r} is empty (0 bytes). Choose a real video file.")
+    p = _input_file(p)
     if p.suffix.lower() in IMAGE_SUFFIXES:
-        raise InputError(
+        raise VideoInputError(
             f"{p.name!r} is a single image; interpolation needs at least 2 frames. "
             "Give a video file or a folder that holds the frames as images."
         )
-    return _open_video(p, fps, admit)
+    return _open_video(p, probe_input(p, admit), fps)
+
+
+def _given_path(path: str | os.PathLike | None) -> pathlib.Path:
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise VideoInputError("No input was given: choose a video file or a folder of images.")
+    return pathlib.Path(path).expanduser()
+
+
+def _input_file(path: str | os.PathLike | None) -> pathlib.Path:
+    """``path`` as an existing, non-empty file; raises VideoInputError saying what is wrong with it."""
+    p = _given_path(path)
+    if not p.exists():
+        raise VideoInputError(f"The input {str(p)!r} does not exist. Check the path and try again.")
+    if p.is_dir():
+        raise VideoInputError(f"The input {str(p)!r} is a folder; choose a video file.")
+    if not p.is_file():
+        raise VideoInputError(f"The input {str(p)!r} is neither a file nor a folder.")
+    if p.stat().st_size == 0:
+        raise VideoInputError(f"The file {p.name!r} is empty (0 bytes). Choose a real video file.")
+    return p
 
 
 def frames_of(path: str | os.PathLike, max_frames: int, what: str) -> tuple[list[np.ndarray], float]:
@@ -190,17 +206,17 @@ def frames_of(path: str | os.PathLike, max_frames: int, what: str) -> tuple[list
     """
     name = pathlib.Path(path).name if path else ""
     if name and pathlib.Path(path).suffix.lower() in IMAGE_SUFFIXES and not pathlib.Path(path).is_dir():
-        raise InputError(f"{name!r} is a single image; {what} continues a video, so it needs a video file (or a "
-                         "folder of frames). To animate a still image, use Image to video (/image_to_video).")
+        raise VideoInputError(f"{name!r} is a single image; {what} continues a video, so it needs a video file (or a "
+                              "folder of frames). To animate a still image, use Image to video (/image_to_video).")
 
     def admit(width: int | None, height: int | None, count: int | None, more: str = "") -> None:
         if count is None:
             return
         if count > max_frames:
-            raise InputError(f"{what} works on clips of up to {max_frames} frames; {name!r} has {more}{count}. "
-                             "Trim it first.")
+            raise VideoInputError(f"{what} works on clips of up to {max_frames} frames; {name!r} has {more}{count}. "
+                                  "Trim it first.")
         if width and height and count * width * height * 3 > MAX_FRAMES_IN_MEMORY_BYTES:
-            raise InputError(
+            raise VideoInputError(
                 f"{what} holds the whole clip in memory: {more}{count} frames of {width}x{height} are "
                 f"{_bytes_text(count * width * height * 3)} decoded, over the limit of "
                 f"{_bytes_text(MAX_FRAMES_IN_MEMORY_BYTES)}. Use a shorter or smaller clip (e.g. 1024x576).")
@@ -211,7 +227,7 @@ def frames_of(path: str | os.PathLike, max_frames: int, what: str) -> tuple[list
             admit(src.width, src.height, len(frames) + 1, "at least ")
             frames.append(frame)
     if not frames:
-        raise InputError(f"{src.path.name!r} holds no frames.")
+        raise VideoInputError(f"{src.path.name!r} holds no frames.")
     return frames, src.fps
 
 
@@ -250,12 +266,12 @@ def _read_image(file: pathlib.Path, admit: Admit | None = None) -> np.ndarray:
                     img = img.convert("RGB")
             return np.asarray(img, dtype=np.uint8).copy()
     except Image.DecompressionBombError:  # Pillow's own header check, at twice its MAX_IMAGE_PIXELS
-        raise InputError(f"The image {file.name!r} is far larger than the maximum of {MAX_WIDTH}x{MAX_HEIGHT} "
-                         f"pixels ({_caps_text()}). Downscale it first and try again.") from None
-    except InputError:
+        raise VideoInputError(f"The image {file.name!r} is far larger than the maximum of {MAX_WIDTH}x{MAX_HEIGHT} "
+                              f"pixels ({_caps_text()}). Downscale it first and try again.") from None
+    except InputError:  # ours, or the caller's `admit`
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(
+        raise VideoInputError(
             f"The image {file.name!r} cannot be read ({exc}). Remove or replace it and try again."
         ) from None
 
@@ -263,7 +279,7 @@ def _read_image(file: pathlib.Path, admit: Admit | None = None) -> np.ndarray:
 def _open_folder(folder: pathlib.Path, fps: float | None, admit: Admit | None) -> VideoSource:
     files = _list_images(folder)
     if not files:
-        raise InputError(
+        raise VideoInputError(
             f"The folder {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}). "
             "Put the frames there as numbered image files."
         )
@@ -276,7 +292,7 @@ def _open_folder(folder: pathlib.Path, fps: float | None, admit: Admit | None) -
         for file in files[1:]:
             frame = _read_image(file)
             if frame.shape[:2] != (height, width):
-                raise InputError(
+                raise VideoInputError(
                     f"The image {file.name!r} is {frame.shape[1]}x{frame.shape[0]} pixels but {files[0].name!r} is "
                     f"{width}x{height}; all frames in a folder must have the same size."
                 )
@@ -312,141 +328,104 @@ class _FrameStream(Iterator[np.ndarray]):
         self._decoder.close()
 
 
-@dataclass
-class _Probe:
-    width: int | None = None
-    height: int | None = None
-    avg_fps: float | None = None
-    tbr: float | None = None
-    duration: float | None = None
-    has_audio: bool = False
-    codec: str | None = None
-    packets: int | None = None
-
-
-def _ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _run_ffmpeg(args: list[str], what: str) -> str:
-    try:
-        proc = subprocess.run(
-            [_ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
-            capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise InputError(f"Reading {what} took longer than {_PROBE_TIMEOUT_S} s; the file may be damaged.") from None
-    return proc.stderr.decode("utf-8", errors="replace")
-
-
-def _parse_rate(text: str) -> float | None:
-    text = text.strip()
-    mult = 1000.0 if text.endswith("k") else 1.0
-    try:
-        value = float(text.rstrip("k")) * mult
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value > 0 else None
-
-
 def _guards() -> list[str]:
     """ffmpeg's own limits, for a run that may decode: no frame above the caps' pixels, no huge single allocation."""
     return ["-max_alloc", str(MAX_FFMPEG_ALLOC_BYTES), "-max_pixels", str(MAX_WIDTH * MAX_HEIGHT)]
 
 
-def _probe_header(path: pathlib.Path) -> _Probe | None:
+# The probes below are direct ffmpeg runs: moviepy's `ffmpeg_parse_infos` runs `ffmpeg -i` with no guards and no
+# way to add them, lets ffmpeg's stream analysis decode before anything is checked (or, by default, decodes the
+# whole file to measure it), and cannot count packets without decoding.
+
+
+def _probe_header(path: pathlib.Path) -> VideoInfo | None:
     """What the container's header claims (streams, size, rates, duration), read without decoding anything.
 
     ``-find_stream_info 0`` keeps ffmpeg from reading and decoding frames to fill in what the header leaves out.
     None when the header names no video stream: some formats (MPEG-TS, raw streams) only tell by their packets.
     """
-    text = _run_ffmpeg([*_guards(), "-find_stream_info", "0", "-i", str(path)], repr(path.name))
-    return _parse_probe(text, path, header_only=True)
+    _, log = run_ffmpeg([*_guards(), "-find_stream_info", "0", "-i", str(path)], repr(path.name),
+                        timeout_s=_PROBE_TIMEOUT_S, error=VideoInputError)
+    return parse_ffmpeg_log(log, path, path.stat().st_size)
 
 
-def _probe(path: pathlib.Path) -> _Probe:
+def _probe(path: pathlib.Path) -> VideoInfo:
     """Header (streams, size, rates, duration) and the number of video packets, in one ffmpeg run.
 
     The packets are counted by a stream copy to the null muxer (no decoding: fast); the count stops past the caps.
     ffmpeg's stream analysis may decode a frame or two to fill in the header: call it only once the header alone
-    passed the caps (`_probe_header`).
+    passed the caps (`_probe_header`). An unreadable, video-less or cut-off file is a VideoInputError.
     """
-    text = _run_ffmpeg(
+    _, log = run_ffmpeg(
         [*_guards(), "-i", str(path), "-map", "0:v:0?", "-c", "copy", "-t", f"{MAX_DURATION_S + 1:g}",
          "-frames:v", str(MAX_INPUT_FRAMES + 1), "-f", "null", "-"],
-        repr(path.name),
+        repr(path.name), timeout_s=_PROBE_TIMEOUT_S, error=VideoInputError,
     )
-    probe = _parse_probe(text, path, header_only=False)
-    assert probe is not None  # header_only=False raises instead
-    return probe
-
-
-def _parse_probe(text: str, path: pathlib.Path, *, header_only: bool) -> _Probe | None:
-    """A `_Probe` from ffmpeg's log; without ``header_only``, an unreadable or video-less file is an InputError."""
-    streams = [line for line in text.splitlines() if line.lstrip().startswith("Stream #")]
-    video = [line for line in streams if " Video: " in line and "(attached pic)" not in line]
-    if not video and header_only:
-        return None
-    if not video:
-        reason = ""
-        for line in text.splitlines():
-            if "Invalid data" in line or "moov atom not found" in line or "Error opening input" in line:
-                reason = " (ffmpeg: " + line.split("]", 1)[-1].strip() + ")"
-                break
-        if streams:
-            raise InputError(f"{path.name!r} has no video stream (only audio or other data). Choose a video file.")
-        raise InputError(
-            f"{path.name!r} is not a readable video file{reason}. It may be damaged or in an unsupported format; "
-            "re-export it as MP4 (H.264) or give a folder of images."
+    info = parse_ffmpeg_log(log, path, path.stat().st_size)
+    if info is None:
+        if "Stream #" in log:
+            raise VideoInputError(f"{path.name!r} has no video stream (only audio or other data). Choose a video "
+                                  "file.")
+        failure = ffmpeg_failure(log)
+        raise VideoInputError(
+            f"{path.name!r} is not a readable video file{f' (ffmpeg: {failure})' if failure else ''}. It may be "
+            "damaged or in an unsupported format; re-export it as MP4 (H.264) or give a folder of images."
         )
-    if "partial file" in text and not header_only:  # the index promises frames the data does not hold: cut off
-        raise InputError(f"{path.name!r} is cut off: the file ends before its last frame (an upload or download "
-                         "that did not finish?). Please use the complete file.")
-    line = video[0]
-    probe = _Probe(has_audio=any(" Audio: " in s for s in streams))
-    probe.codec = line.split("Video: ", 1)[-1].split(" ", 1)[0].strip(",")
-    size = re.search(r"[ ,](\d{1,6})x(\d{1,6})[ ,\[]", line + " ")
-    if size and int(size.group(1)) and int(size.group(2)):  # 0x0: not known yet
-        probe.width, probe.height = int(size.group(1)), int(size.group(2))
-    fps = re.search(r"([0-9.]+k?) fps", line)
-    tbr = re.search(r"([0-9.]+k?) tbr", line)
-    probe.avg_fps = _parse_rate(fps.group(1)) if fps else None
-    probe.tbr = _parse_rate(tbr.group(1)) if tbr else None
-    dur = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
-    if dur:
-        probe.duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
-    counts = re.findall(r"frame=\s*(\d+)", text)
-    probe.packets = int(counts[-1]) if counts and not header_only else None
-    return probe
+    if "partial file" in log:  # the index promises frames the data does not hold: cut off
+        raise VideoInputError(f"{path.name!r} is cut off: the file ends before its last frame (an upload or "
+                              "download that did not finish?). Please use the complete file.")
+    return info
 
 
 _HEADER_COUNT_TOLERANCE = 1.05  # duration x rate is an estimate: refuse on it only when clearly past the cap
 
 
-def _check_probe(probe: _Probe, what: str) -> None:
-    if probe.duration is not None and probe.duration > MAX_DURATION_S:
-        raise InputError(
-            f"{what} is {probe.duration:.0f} s long, more than the maximum of {MAX_DURATION_S:g} s "
+def _check_probe(info: VideoInfo, what: str) -> None:
+    if info.duration is not None and info.duration > MAX_DURATION_S:
+        raise VideoInputError(
+            f"{what} is {info.duration:.0f} s long, more than the maximum of {MAX_DURATION_S:g} s "
             f"({_caps_text()}). Trim it to a shorter clip and try again."
         )
-    if probe.width is not None and probe.height is not None:
-        check_frame_size(probe.width, probe.height, what)
-    if probe.packets is not None:
-        check_frame_count(probe.packets, what)
-    elif probe.duration and probe.avg_fps and not probe.has_audio:  # audio can outlast the video: no estimate
-        estimate = probe.duration * probe.avg_fps
+    if info.width is not None and info.height is not None:
+        check_frame_size(info.width, info.height, what)
+    if info.num_frames is not None:
+        check_frame_count(info.num_frames, what)
+    elif info.duration and info.fps and not info.has_audio:  # audio can outlast the video: no estimate
+        estimate = info.duration * info.fps
         if estimate > MAX_INPUT_FRAMES * _HEADER_COUNT_TOLERANCE:
-            raise InputError(
-                f"{what} has more than {MAX_INPUT_FRAMES} frames by its header ({probe.duration:g} s at "
-                f"{probe.avg_fps:g} fps: about {estimate:.0f}), the maximum ({_caps_text()}). Trim it to a shorter "
+            raise VideoInputError(
+                f"{what} has more than {MAX_INPUT_FRAMES} frames by its header ({info.duration:g} s at "
+                f"{info.fps:g} fps: about {estimate:.0f}), the maximum ({_caps_text()}). Trim it to a shorter "
                 "clip and try again."
             )
 
 
+def probe_input(path: str | os.PathLike, admit: Admit | None = None) -> VideoInfo:
+    """A video file given as input, checked against the caps (and ``admit``) from its header before anything is
+    decoded, then from a count of its packets: size, rates, duration and frame count. Raises VideoInputError."""
+    p = _input_file(path)
+    what = f"The video {p.name!r}"
+    # One step after another, each only once the one before passed every cap: see the module docstring.
+    header = _probe_header(p)
+    if header is not None:
+        _check_probe(header, what)
+        if admit is not None:
+            admit(header.width, header.height, None)
+    info = _probe(p)
+    _check_probe(info, what)
+    if admit is not None:
+        admit(info.width, info.height, info.num_frames)
+    return info
+
+
 def _start_decoder(path: pathlib.Path):
-    """``imageio_ffmpeg.read_frames`` with every decoded frame delivered once; returns (generator, meta)."""
+    """``imageio_ffmpeg.read_frames`` with every decoded frame delivered once; returns (generator, meta).
+
+    Not moviepy's ``FFMPEG_VideoReader``: its constructor probes the file itself, unguarded (and by default decodes
+    all of it); its command has no place for ``-max_pixels`` before ``-i``; it converts to a constant rate (a
+    12-frame variable-rate clip came out as 24 frames); at the end it repeats the last frame with a warning instead
+    of stopping; and it never drains ffmpeg's error pipe, which a damaged file can fill until ffmpeg blocks.
+    """
     import imageio_ffmpeg
 
     gen = imageio_ffmpeg.read_frames(
@@ -460,36 +439,28 @@ def _start_decoder(path: pathlib.Path):
         raise
 
 
-def _open_video(path: pathlib.Path, fps: float | None, admit: Admit | None) -> VideoSource:
+def _open_video(path: pathlib.Path, info: VideoInfo, fps: float | None) -> VideoSource:
+    """The decoder on a file that `probe_input` passed; the rate from ``fps`` or from the file."""
     what = f"The video {path.name!r}"
-    # One step after another, each only once the one before passed every cap: see the module docstring.
-    header = _probe_header(path)
-    if header is not None:
-        _check_probe(header, what)
-        if admit is not None:
-            admit(header.width, header.height, None)
-    probe = _probe(path)
-    _check_probe(probe, what)
-    if admit is not None:
-        admit(probe.width, probe.height, probe.packets)
     try:
         gen, meta = _start_decoder(path)
     except (OSError, RuntimeError, StopIteration, IndexError, AttributeError, KeyError) as exc:
-        raise InputError(
+        raise VideoInputError(
             f"{what} cannot be decoded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). "
             "It may be damaged; re-export it as MP4 (H.264) or give a folder of images."
         ) from None
-    count = probe.packets
+    count = info.num_frames
     notes: list[str] = []
     vfr = False
     if fps is None:
         # Frames per second of the file as a whole; only trusted without audio (audio can outlast the video).
-        measured = count / probe.duration if count and probe.duration and not probe.has_audio else None
-        rate = probe.avg_fps or probe.tbr or measured
+        measured = count / info.duration if count and info.duration and not info.has_audio else None
+        rate = info.fps or info.tbr or measured
         if rate is None:
             gen.close()
-            raise InputError(f"{what} has no readable frame rate. Give the rate explicitly (fps) and try again.")
-        if probe.avg_fps and probe.tbr and abs(probe.avg_fps - probe.tbr) > VFR_TOLERANCE * probe.tbr:
+            raise VideoInputError(f"{what} has no readable frame rate. Give the rate explicitly (fps) and try "
+                                  "again.")
+        if info.fps and info.tbr and abs(info.fps - info.tbr) > VFR_TOLERANCE * info.tbr:
             vfr = True
         elif measured and abs(measured - rate) > VFR_MEASURED_TOLERANCE * rate:
             vfr, rate = True, measured
@@ -505,7 +476,7 @@ def _open_video(path: pathlib.Path, fps: float | None, admit: Admit | None) -> V
             )
     else:
         rate = fps
-    if probe.has_audio:
+    if info.has_audio:
         notes.append(f"The audio of {path.name!r} is ignored.")
     width, height = (int(v) for v in meta["size"])
     try:
@@ -522,7 +493,7 @@ def _open_video(path: pathlib.Path, fps: float | None, admit: Admit | None) -> V
             except StopIteration:
                 return
             except (RuntimeError, OSError) as exc:
-                raise InputError(
+                raise VideoInputError(
                     f"{what} is damaged: frame {index + 1} cannot be decoded "
                     f"({str(exc).splitlines()[0]}). Re-export the video and try again."
                 ) from None
@@ -533,5 +504,5 @@ def _open_video(path: pathlib.Path, fps: float | None, admit: Admit | None) -> V
 
     return VideoSource(
         path=path, fps=rate, width=width, height=height, num_frames=count, frames=_FrameStream(frames(), gen),
-        kind="video", variable_frame_rate=vfr, has_audio=probe.has_audio, notes=tuple(notes),
+        kind="video", variable_frame_rate=vfr, has_audio=info.has_audio, notes=tuple(notes),
     )

@@ -137,9 +137,12 @@ def video_size(source: Any, params: VideoParams) -> tuple[int, int]:
 
 
 def clip_size(video: Any, params: VideoParams) -> tuple[int, int]:
-    """The size of the part that extends `video` (`Studio.extend_video`): its shape at the chosen resolution."""
-    from svd_demo.images import output_size
-    from svd_demo.media import probe_video
+    """The size of the part that extends `video` (`Studio.extend_video`): its shape at the chosen resolution.
 
-    info = probe_video(video)
+    The video is an upload: it is checked against the input caps from its header first, before anything is decoded.
+    """
+    from svd_demo.images import output_size
+    from svd_demo.video_input import probe_input
+
+    info = probe_input(video)
     return output_size(info.width, info.height, params.resolution, "native")

@@ -14,7 +14,7 @@ import torch
 from helpers import FAST
 from PIL import Image
 
-from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
+from svd_demo.errors import GenerationCancelled, InputError, UserFacingError, VideoError
 from svd_demo.image_to_video import generate_frames, to_uint8
 from svd_demo.media import probe_video, read_metadata
 from svd_demo.params import MAX_COMPARE_SEEDS, VideoParams
@@ -259,11 +259,13 @@ def test_a_header_claiming_20000x20000_is_refused_without_decoding(tmp_path):
 
 @pytest.mark.slow
 def test_a_failed_encode_leaves_nothing(studio, photo, monkeypatch):
+    import dataclasses
+
     import svd_demo.media as media
 
-    monkeypatch.setitem(media._CODEC_ARGS, "mp4", ["-c:v", "no-such-codec"])
+    monkeypatch.setitem(media._FORMATS, "mp4", dataclasses.replace(media._FORMATS["mp4"], codec="no-such-codec"))
     before = set(studio.settings.output_dir.iterdir())
-    with pytest.raises(media.EncodeError):
+    with pytest.raises(VideoError):
         run(studio, photo)
     assert set(studio.settings.output_dir.iterdir()) == before
 

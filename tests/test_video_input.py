@@ -272,3 +272,20 @@ def test_frames_of_refuses_a_clip_too_large_to_hold_in_memory(tmp_path, monkeypa
     monkeypatch.setattr(video_input, "_start_decoder", lambda *a: pytest.fail("decoded a clip that was too large"))
     with pytest.raises(InputError, match=r"10 frames of 96x64 .*0\.2 MB.* limit of 0\.1 MB"):
         video_input.frames_of(path, 400, "Extending")
+
+
+def test_probe_input_reads_size_rate_and_frame_count(tmp_path):
+    info = video_input.probe_input(_write_video(tmp_path / "c.mp4", _frames(6), fps=8))
+    assert (info.width, info.height, info.fps, info.num_frames, info.has_audio) == (96, 64, 8, 6, False)
+
+
+def test_a_lying_header_is_refused_by_probe_input_and_clip_size_without_decoding(tmp_path, nothing_decoded):
+    from svd_demo import zerogpu
+    from svd_demo.params import VideoParams
+
+    name, make, pattern = LYING_VIDEOS["gif_16000x16000"]
+    path = make(tmp_path / name)
+    with pytest.raises(InputError, match=pattern):
+        video_input.probe_input(path)
+    with pytest.raises(InputError, match=pattern):  # ZeroGPU sizes an extension from the upload before the GPU call
+        zerogpu.clip_size(str(path), VideoParams())
