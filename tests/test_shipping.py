@@ -320,3 +320,18 @@ def test_examples_module_imports_neither_gradio_nor_torch():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"gradio", "torch", "diffusers", "skimage"}
+
+
+def test_the_readme_layout_table_matches_the_tree():
+    """Every runtime module is in README's layout table, and every path the table names exists."""
+    root = ROOT
+    table = (root / "README.md").read_text().split("## Layout", 1)[1]
+    named = set(re.findall(r"^\| `([^`]+)`", table, re.M))
+    named |= {f"svd_demo/{m}" for row in re.findall(r"^\| (`svd_demo/[^|]+)\|", table, re.M)
+              for m in re.findall(r"`([\w.]+\.py)`", row)}  # a row may list siblings: `a.py`, `b.py`
+    assert all((root / path).exists() for path in named), sorted(p for p in named if not (root / p).exists())
+    modules = {p.relative_to(root).as_posix() for p in (root / "svd_demo").glob("*.py")
+               if p.name not in ("__init__.py", "__main__.py")}
+    folders = {p.relative_to(root).as_posix() + "/" for p in (root / "svd_demo").iterdir() if p.is_dir()
+               and (p / "__init__.py").exists()}
+    assert not (modules | folders) - named, sorted((modules | folders) - named)
