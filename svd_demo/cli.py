@@ -29,7 +29,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser, specs: Sequence[Spec]) -
     """One flag per parameter; the default is None so that only what the user typed reaches the validator."""
     for spec in specs:
         default = "the model's" if spec.default is None else spec.default
-        rng = f" Range {spec.minimum:g}-{spec.maximum:g}." if spec.minimum is not None else ""
+        # `:g` for fractions only: it would print the seed limit as 4.29497e+09
+        low, high = (f"{v:g}" if isinstance(v, float) else v for v in (spec.minimum, spec.maximum))
+        rng = f" Range {low}-{high}." if spec.minimum is not None else ""
         help_text = f"{spec.help}{rng} [default {default}]"
         if spec.kind is bool:
             parser.add_argument(_flag(spec.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
@@ -226,13 +228,17 @@ def _add_interpolate_parser(sub) -> None:
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from svd_demo.interpolation import interpolate_file
 
+    # On a terminal one line is rewritten in place; piped into a log, carriage returns would run together.
+    live = sys.stderr.isatty()
+
     def progress(done: int, total: int | None) -> None:
-        print(f"\r{done}/{total if total else '?'} frames", end="", file=sys.stderr, flush=True)
+        text = f"{done}/{total if total else '?'} frames"
+        print(f"\r{text}" if live else text, end="" if live else "\n", file=sys.stderr, flush=True)
 
     result = interpolate_file(args.input, args.out, factor=args.factor, target_fps=args.target_fps,
                               slow_motion=args.slow_motion, backend=args.backend, input_fps=args.input_fps,
                               progress=None if args.quiet else progress)
-    if not args.quiet:
+    if live and not args.quiet:
         print(file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)

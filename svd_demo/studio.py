@@ -415,7 +415,8 @@ def _ready(cache: PipelineCache, kind: str, model_ref: str, timings: dict[str, f
     """The pipeline loaded (once) and on the device; `load_s` is recorded only when this call loaded it."""
     if progress is not None:
         what = "video" if kind == "svd" else "image"
-        progress(0.0, f"Loading the {what} model (the first run downloads it)")
+        source = "from its folder" if Path(model_ref).expanduser().is_dir() else "(the first run downloads it)"
+        progress(0.0, f"Loading the {what} model {source}")
     loads_before = cache.loads
     loaded = cache.get(kind, model_ref)
     cache.make_resident(kind)

@@ -52,6 +52,7 @@ def test_help_lists_every_api_parameter():
                  "--min-guidance-scale", "--max-guidance-scale", "--decode-chunk-size", "--playback-fps",
                  "--aspect-mode", "--loop", "--seed", "--randomize-seed", "--resolution", "--svd-model"]:
         assert flag in out
+    assert "Range 0-4294967295." in out and "e+" not in out  # the seed range, as a number to type
 
 
 def test_interpolate_subcommand_does_not_import_the_diffusion_stack():
@@ -99,3 +100,8 @@ def test_interpolate_subcommand_folder_output(tmp_path):
     result = cli("interpolate", str(src), "--factor", "2", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "out").glob("*.png"))) == 5  # 2N-1, originals included
+    # Piped (not a terminal), progress is whole lines: a bare carriage return runs them together in a log (bytes:
+    # text mode would turn each carriage return into a newline).
+    piped = subprocess.run([sys.executable, "-m", "svd_demo", "interpolate", str(src), "--factor", "2", "--out",
+                            str(tmp_path / "again")], capture_output=True, timeout=300)
+    assert b"\r" not in piped.stderr and b"5/5 frames\n" in piped.stderr

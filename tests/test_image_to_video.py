@@ -220,6 +220,12 @@ def test_decoding_chunk_by_chunk_gives_the_pipelines_own_frames(studio, photo):
     assert np.abs(ours.astype(int) - to_uint8(np.asarray(plain)).astype(int)).max() <= 1
 
 
+def test_progress_says_a_local_model_is_loaded_not_downloaded(studio, photo):
+    said: list[str] = []
+    studio.image_to_video(photo, VideoParams.from_raw(FAST), progress=lambda fraction, text: said.append(text))
+    assert "Loading the video model from its folder" in said and not any("download" in text for text in said)
+
+
 def test_nan_frames_are_refused_not_written_black():
     frames = np.zeros((3, 8, 8, 3), np.float32)
     frames[1, 2, 2, 0] = np.nan
