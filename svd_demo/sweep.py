@@ -34,7 +34,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -451,12 +450,10 @@ def run_sweep(studio: Any, items: Sequence[SweepItem], out_dir: str | os.PathLik
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
+    from svd_demo.media import atomic_write
+
+    with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _relative(path: Path, out_dir: Path) -> str:

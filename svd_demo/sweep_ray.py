@@ -228,12 +228,10 @@ def _duration(seconds: float) -> str:
 
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
+    from svd_demo.media import atomic_write
+
+    with atomic_write(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def store_outcome(item: SweepItem, outcome: ItemOutcome, out_dir: Path) -> SweepRow:
