@@ -173,7 +173,8 @@ def test_every_cli_flag_has_its_specs_help_range_choices_and_default(command):
         action = flags[name]
         assert action.help.startswith(spec.help), name
         if spec.minimum is not None:
-            assert f"Range {spec.minimum:g}-{spec.maximum:g}." in action.help, name
+            low, high = (f"{v:g}" if isinstance(v, float) else str(v) for v in (spec.minimum, spec.maximum))
+            assert f"Range {low}-{high}." in action.help and "e+" not in action.help, name
         assert action.choices == spec.choices, name
     required = {"generate": ["--image", "x.png"], "extend": ["--video", "x.mp4"]}.get(command, ["--prompt", "a"])
     args = parser.parse_args([*required, "--out", "x.mp4"])
