@@ -102,7 +102,8 @@ PART_ORDER = ("warmup", "baseline", "high", "fast", "balanced", "low", "caps", "
 SVD_ROWS = ("baseline", "high", "fast", "balanced", "low", "minimal")
 DEFAULT_CAPS_GB = (8, 12, 16, 24)
 # Least seconds each part needs on an H200 (SVD-XT at 1024x576, 25 frames: about 1 s a step), kept back for it by
-# the parts before it: gpu_check.sh's sizing plus the 1-step warm-up every timed part has here.
+# the parts before it: the first device sketch's sizing (shared/tools/gpu_check.sh) plus the 1-step warm-up every
+# timed part has here.
 PART_MIN_S = {"warmup": 15, "baseline": 50, "high": 35, "fast": 100, "balanced": 20, "low": 25, "caps": 45,
               "sdxl": 30, "minimal": 40, "switch": 5}
 PART_MIN_S_TINY = dict.fromkeys(PART_ORDER, 1.0)  # tiny models on a CPU: about a second a clip

@@ -22,7 +22,7 @@ GIB = 1024**3
 # (weights 4.2 GiB: UNet 1.52 B, VAE 98 M and image encoder 632 M parameters) and for SDXL at 1024x576 (weights
 # 6.5 GiB). `high` counts every weight plus the working memory; the offloading profiles count the largest model and
 # the working memory that their chunking leaves. ESTIMATES, read from the model sizes and published figures (diffusers
-# documents SVD under 8 GB with offload + forward chunking + decode chunk 2); `python -m svd_demo bench` on a GPU
+# documents SVD under 8 GB with offload + forward chunking + decode chunk 2); `python -m benchmarks.gpu` on a GPU
 # measures each profile's peak (BENCHMARKS.md) and these values should follow those measurements.
 NEED_GIB = {
     "svd": {"high": 18.0, "balanced": 10.0, "low": 6.0, "minimal": 2.5},

@@ -114,6 +114,20 @@ def parse_bool(value: Any, name: str) -> bool:
     raise InputError(f"`{name}` must be true or false; got {shown(value)}.")
 
 
+
+def finite_number(value: Any, what: str, qualifier: str = "") -> float:
+    """`value` as a finite float, or an InputError naming `what` (booleans and None are not numbers here)."""
+    wanted = f"a number {qualifier}".rstrip()
+    if isinstance(value, bool) or value is None:
+        raise InputError(f"{what} must be {wanted}; got {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be {wanted}; got {value!r}.") from None
+    if not math.isfinite(number):
+        raise InputError(f"{what} must be a finite {wanted.removeprefix('a ')}; got {value!r}.")
+    return number
+
 def _coerce(spec: Spec, value: Any) -> Any:
     """One raw value to its declared type, within its range; raises InputError naming the parameter."""
     rng = f"between {spec.minimum:g} and {spec.maximum:g}" if spec.minimum is not None else ""
@@ -123,14 +137,7 @@ def _coerce(spec: Spec, value: Any) -> Any:
         if not isinstance(value, str) or value not in (spec.choices or ()):
             raise InputError(f"`{spec.name}` must be one of {', '.join(spec.choices or ())}; got {value!r}.")
         return value
-    if isinstance(value, bool) or value is None:
-        raise InputError(f"`{spec.name}` must be a number {rng}; got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"`{spec.name}` must be a number {rng}; got {value!r}.") from None
-    if not math.isfinite(number):
-        raise InputError(f"`{spec.name}` must be a finite number {rng}; got {value!r}.")
+    number = finite_number(value, f"`{spec.name}`", rng)
     if spec.kind is int:
         if number != int(number):
             raise InputError(f"`{spec.name}` must be a whole number {rng}; got {value!r}.")

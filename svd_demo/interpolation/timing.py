@@ -17,26 +17,14 @@ from fractions import Fraction
 import numpy as np
 
 from svd_demo.errors import InputError
-from svd_demo.params import MAX_FACTOR, MAX_TARGET_FPS, MIN_FACTOR
+from svd_demo.params import MAX_FACTOR, MAX_TARGET_FPS, MIN_FACTOR, finite_number
 
 MAX_OUTPUT_FRAMES = 20000
 """Largest number of frames one interpolation may produce (input frames x factor)."""
 
 
-def check_number(value, what: str) -> float:
-    if isinstance(value, bool):
-        raise InputError(f"{what} must be a number, got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a number, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise InputError(f"{what} must be a finite number, got {value!r}.")
-    return number
-
-
 def _check_source_fps(source_fps) -> float:
-    fps = check_number(source_fps, "The source frame rate")
+    fps = finite_number(source_fps, "The source frame rate")
     if fps <= 0 or fps > 1000:
         raise InputError(f"The source frame rate must be in (0, 1000] fps, got {source_fps!r}.")
     return fps
@@ -48,14 +36,14 @@ def rate_step(source_fps, factor, target_fps, slow_motion) -> tuple[Fraction, fl
     if (factor is None) == (target_fps is None):
         raise InputError("Give exactly one of factor (2-16) or target fps, not both and not neither.")
     if factor is not None:
-        k = check_number(factor, "The interpolation factor")
+        k = finite_number(factor, "The interpolation factor")
         if k != int(k) or not MIN_FACTOR <= k <= MAX_FACTOR:
             raise InputError(f"The interpolation factor must be a whole number from {MIN_FACTOR} to {MAX_FACTOR}, "
                              f"got {factor!r}.")
         step = Fraction(1, int(k))
         out_fps = fps * int(k)
     else:
-        target = check_number(target_fps, "The target frame rate")
+        target = finite_number(target_fps, "The target frame rate")
         if target <= 0 or target > MAX_TARGET_FPS:
             raise InputError(f"The target frame rate must be above 0 and at most {MAX_TARGET_FPS:g} fps, "
                              f"got {target_fps!r}.")
