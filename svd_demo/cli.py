@@ -18,7 +18,8 @@ from svd_demo.errors import UserFacingError
 if TYPE_CHECKING:
     from svd_demo.params import Spec
 
-SUBCOMMANDS = ("generate", "extend", "text-to-image", "text-to-video", "sweep", "interpolate", "bench", "tiny-models")
+SUBCOMMANDS = ("app", "generate", "extend", "text-to-image", "text-to-video", "sweep", "interpolate", "bench",
+               "tiny-models")
 
 
 def _flag(name: str) -> str:
@@ -131,15 +132,18 @@ def cmd_tiny_models(args: argparse.Namespace) -> int:
     for kind, path in paths.items():
         print(f"Wrote tiny random-weight {kind} pipeline to {path}")
     if {"svd", "sdxl"} <= set(paths):
-        print(f"Run the app on them: python app.py --svd-model {paths['svd']} --sdxl-model {paths['sdxl']}")
+        print(f"Run the app on them: {_prog()} app --svd-model {paths['svd']} --sdxl-model {paths['sdxl']}")
     return 0
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Every subcommand, or only `only`'s: `main` builds just the one it runs, so that e.g. `interpolate` does not
     import the generation settings and the sweep (its start-up is part of what its benchmark times)."""
-    parser = argparse.ArgumentParser(prog="python -m svd_demo", description="svd-demo from the command line.")
+    parser = argparse.ArgumentParser(prog=_prog(), description="svd-demo from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
+    # Listed here for --help; `main` hands its arguments to the web app's own parser (svd_demo.server).
+    sub.add_parser("app", help="Run the web app (the same as `python app.py`; `app --help` lists its options).",
+                   add_help=False)
     if only in (None, "generate", "extend", "text-to-image", "text-to-video"):
         _add_generation_parsers(sub, only)
     if only in (None, "sweep"):
@@ -274,9 +278,18 @@ def _bench(argv: list[str]) -> int:
     return gpu_main(argv)
 
 
+def _prog() -> str:
+    """`svd-demo` when run as the installed console script, else `python -m svd_demo`."""
+    return "svd-demo" if Path(sys.argv[0]).name == "svd-demo" else "python -m svd_demo"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["app"]:
+        from svd_demo.server import main as serve
+
+        return serve(argv[1:], prog=f"{_prog()} app")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     if argv[:1] == ["interpolate"]:

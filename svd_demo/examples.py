@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import pathlib
 
-EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+def _examples_dir() -> pathlib.Path:
+    """examples/ beside the package in a checkout (and on Spaces, in Docker); an installed package carries the same
+    files as svd_demo/example_files (see pyproject.toml)."""
+    here = pathlib.Path(__file__).resolve().parent
+    beside = here.parent / "examples"
+    return beside if beside.is_dir() else here / "example_files"
+
+
+EXAMPLES_DIR = _examples_dir()
 IMAGES_DIR = EXAMPLES_DIR / "images"
 PROMPTS_FILE = EXAMPLES_DIR / "prompts.txt"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")

@@ -5,8 +5,18 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
+from typing import NoReturn
 
 import pytest
+
+
+def missing(message: str) -> NoReturn:
+    """Skip the test for a missing tool on a developer's machine, with `message` as the reason; fail it in CI
+    (CI=true), which installs every tool, so that a broken setup never passes as skipped tests."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}. CI installs every test dependency (.ci/run), so this test must run there.",
+                    pytrace=False)
+    pytest.skip(message)
 
 
 def require(module: str, install: str) -> ModuleType:
@@ -14,7 +24,4 @@ def require(module: str, install: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        message = f"{module} is not installed ({install}): {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}. CI installs requirements-dev.txt, so this test must run there.", pytrace=False)
-        pytest.skip(message)
+        missing(f"{module} is not installed ({install}): {exc}")

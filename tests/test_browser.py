@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from helpers import free_port, stop_process
+from optional_deps import missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -47,19 +48,19 @@ IGNORED_CONSOLE: list[tuple[re.Pattern[str], str]] = []
 
 
 def _install_hint() -> str:
-    return ("The browser test needs the Playwright Python package and Debian's Chromium: "
-            "`pip install playwright` and `apt-get install -y chromium` (Playwright's own browser download is not "
-            f"used; set SVD_DEMO_CHROMIUM to use another Chromium than {CHROMIUM}).")
+    return ("The browser test needs the Playwright Python package (in the tests extra) and Debian's Chromium: "
+            "`apt-get install -y chromium` (Playwright's own browser download is not used; set SVD_DEMO_CHROMIUM "
+            f"to use another Chromium than {CHROMIUM})")
 
 
 def _require_browser() -> None:
-    """Fail (never skip) without the browser stack: CI installs it, so its absence is a broken setup."""
+    """Skip with the reason on a machine without the browser stack; fail in CI, which installs it."""
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.fail(f"playwright is not installed. {_install_hint()}", pytrace=False)
+        missing(f"playwright is not installed. {_install_hint()}")
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"No Chromium at {CHROMIUM}. {_install_hint()}", pytrace=False)
+        missing(f"No Chromium at {CHROMIUM}. {_install_hint()}")
 
 
 @dataclass

@@ -335,3 +335,25 @@ def test_the_readme_layout_table_matches_the_tree():
     folders = {p.relative_to(root).as_posix() + "/" for p in (root / "svd_demo").iterdir() if p.is_dir()
                and (p / "__init__.py").exists()}
     assert not (modules | folders) - named, sorted((modules | folders) - named)
+
+
+# --- README's commands -----------------------------------------------------------------------------------------------
+
+
+def _readme_block_after(marker: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split(marker, 1)[1]
+    return re.search(r"```bash\n(.*?)```", text, re.S).group(1).strip()
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    command = _readme_block_after("**Run the tests**")
+    assert command == 'python -m pip install -e ".[tests]" && python -m pytest'
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert command in ci_lines
+
+
+def test_readme_quickstarts_use_the_installed_command():
+    assert _readme_block_after("**On a GPU**") == "pip install . && svd-demo app"
+    offline = _readme_block_after("**On a CPU, or without the model hub.**").splitlines()
+    assert offline == ["pip install . && svd-demo tiny-models ./tiny-models",
+                       "svd-demo app --svd-model ./tiny-models/svd --sdxl-model ./tiny-models/sdxl"]

@@ -122,7 +122,7 @@ def test_without_ray_the_sweep_works_and_ray_says_how_to_install(photo, tmp_path
 
 def test_optional_dependency_helper(monkeypatch):
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI installs requirements-dev.txt"):
+    with pytest.raises(pytest.fail.Exception, match="CI installs every test dependency"):
         require("svd_demo_no_such_module", "pip install nothing")
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception, match="not installed"):
@@ -321,7 +321,7 @@ def test_ctrl_c_keeps_the_finished_rows_and_lists_the_rest_as_pending(fake_ray, 
 @pytest.fixture(scope="module")
 def ray_session():
     """A Ray instance for this module: 2 CPUs, every port on loopback, no dashboard."""
-    ray = require("ray", "pip install ray==2.60.0, or pip install -r requirements-dev.txt")
+    ray = require("ray", 'pip install ray==2.60.0, or pip install -e ".[tests]"')
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray

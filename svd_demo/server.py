@@ -1,0 +1,40 @@
+"""The web app as `python app.py` and `svd-demo app` run it: settings → ZeroGPU start-up → studio → UI → launch.
+
+Nothing here imports gradio or torch at import time: `--help` answers at once, and on ZeroGPU `spaces` must be
+imported before anything touches CUDA (`zerogpu.start`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from svd_demo import zerogpu
+from svd_demo.settings import Settings, parse_settings
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+
+def create_app(settings: Settings) -> gr.Blocks:
+    """The app, ready to launch: the studio (models preloaded if asked) behind the interface."""
+    from svd_demo.studio import Studio
+    from svd_demo.ui import build_demo
+
+    studio = Studio(settings)
+    if settings.preload:  # load before serving, e.g. where the first visitor should not wait for a download
+        studio.cache.get("svd", settings.svd_model)
+    zerogpu.install(studio, settings.zerogpu_seconds)
+    demo = build_demo(settings, studio)
+    demo.queue(max_size=settings.queue_size)
+    return demo
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    settings = zerogpu.start(parse_settings(argv, prog=prog))  # first: on ZeroGPU, `spaces` before any CUDA use
+    from svd_demo.ui import launch_kwargs
+
+    create_app(settings).launch(**launch_kwargs(settings))
+    return 0
