@@ -6,6 +6,8 @@ Every generation flag is built from `params.SPECS`, so its default, range and he
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -52,11 +54,46 @@ def _settings(args: argparse.Namespace):
 
 
 def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
-    """The values the user typed; an explicit --seed means "this seed" unless --randomize-seed says otherwise."""
+    """The values the user typed, over those of `--settings-from`; an explicit --seed means "this seed" unless
+    --randomize-seed says otherwise."""
     values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if "seed" in values and "randomize_seed" not in values:
         values["randomize_seed"] = False  # the same seed gives the same frames
+    restored = getattr(args, "restored", None)
+    if restored is not None:
+        values = {**{k: v for k, v in restored.values().items() if k in names}, **values}
     return values
+
+
+def _restore(args: argparse.Namespace, typed: set[str]) -> None:
+    """`--settings-from FILE`: its settings (model and prompt included) under whatever was typed."""
+    from svd_demo.restore import read_settings
+
+    args.restored = restored = read_settings(args.settings_from)
+    for name, model in (("svd_model", restored.svd_model), ("sdxl_model", restored.sdxl_model)):
+        if model and hasattr(args, name) and _flag(name) not in typed:
+            setattr(args, name, model)
+    if getattr(args, "prompt", "") is None:
+        if restored.still is None:
+            raise UserFacingError(f"{restored.source} was not made from a prompt: pass --prompt.")
+        args.prompt, args.negative_prompt = restored.still.prompt, restored.still.negative_prompt
+    print(f"note: settings from {restored.source} ({restored.kind.replace('_', ' ')}, seed {restored.video.seed}) "
+          "where no flag says otherwise", file=sys.stderr)
+
+
+def _quick(studio, given: dict[str, object], names: Sequence[str], *model_refs: str | None) -> dict[str, object]:
+    """`given` on top of the quick starting values where they apply (a CPU, random weights), saying so once."""
+    from svd_demo.params import describe_quick
+
+    quick = studio.quick_defaults(*model_refs)
+    if not quick:
+        return given
+    used = {name: value for name, value in quick.items() if name in names and name not in given}
+    if used:
+        print(f"note: quick settings for this machine ({describe_quick(quick)}) where no flag says otherwise; "
+              "pass --resolution, --num-frames, --num-inference-steps or --sdxl-steps to raise them.",
+              file=sys.stderr)
+    return {**used, **given}
 
 
 def _checked_out(path: str, suffix: str) -> Path:
@@ -80,9 +117,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from svd_demo.params import SPECS, VideoParams
     from svd_demo.studio import Studio
 
-    params = VideoParams.from_raw(_given(args, [*SPECS, "extra_formats"]))
     out = _checked_out(args.out, ".mp4")
     studio = Studio(_settings(args))
+    names = [*SPECS, "extra_formats"]
+    params = VideoParams.from_raw(_quick(studio, _given(args, names), names, studio.settings.svd_model))
     if args.command == "extend":
         run, source = studio.extend_video, args.video
     else:
@@ -93,18 +131,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                    f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
 
 
-def _image_params(args: argparse.Namespace):
+def _image_params(args: argparse.Namespace, studio):
     from svd_demo.params import IMAGE_SPECS, ImageParams
 
-    return ImageParams.from_raw({"prompt": args.prompt, "negative_prompt": args.negative_prompt,
-                                 **_given(args, [*IMAGE_SPECS, "seed", "randomize_seed", "resolution"])})
+    names = [*IMAGE_SPECS, "seed", "randomize_seed", "resolution"]
+    given = _quick(studio, _given(args, names), names, studio.settings.sdxl_model, studio.settings.svd_model)
+    return ImageParams.from_raw({"prompt": args.prompt, "negative_prompt": args.negative_prompt, **given})
 
 
 def cmd_text_to_image(args: argparse.Namespace) -> int:
     from svd_demo.studio import Studio
 
     out = _checked_out(args.out, ".png")
-    result = Studio(_settings(args)).text_to_image(_image_params(args), progress=_progress, out_path=out)
+    studio = Studio(_settings(args))
+    result = studio.text_to_image(_image_params(args, studio), progress=_progress, out_path=out)
     return _report(result.notices, f"Wrote {result.path} ({result.image.width}x{result.image.height}, seed "
                                    f"{result.seed}); parameters in {result.sidecar}")
 
@@ -113,14 +153,17 @@ def cmd_text_to_video(args: argparse.Namespace) -> int:
     from svd_demo.params import SPECS, VideoParams
     from svd_demo.studio import Studio
 
-    image_params = _image_params(args)
+    studio = Studio(_settings(args))
+    image_params = _image_params(args, studio)
     # seed, randomize_seed and resolution belong to the still: one --seed reproduces both stages
-    video_params = VideoParams.from_raw(
-        _given(args, [*(s for s in SPECS if s not in ("seed", "randomize_seed", "resolution")), "extra_formats"]))
+    names = [*(s for s in SPECS if s not in ("seed", "randomize_seed", "resolution")), "extra_formats"]
+    with contextlib.redirect_stderr(io.StringIO()):  # the note was printed for the still already
+        given = _quick(studio, _given(args, names), names, studio.settings.svd_model, studio.settings.sdxl_model)
+    video_params = VideoParams.from_raw(given)
     out = _checked_out(args.out, ".mp4")
     still_path = _checked_out(args.still, ".png") if args.still else out.with_suffix(".still.png")
-    still, video = Studio(_settings(args)).text_to_video(image_params, video_params, progress=_progress,
-                                                         out_stem=out.with_suffix(""), still_path=still_path)
+    still, video = studio.text_to_video(image_params, video_params, progress=_progress,
+                                        out_stem=out.with_suffix(""), still_path=still_path)
     return _report(video.notices, f"Wrote {still.path} and {video.files.video} ({video.files.info.num_frames} "
                                   f"frames, seed {video.seed}); parameters in {video.files.sidecar}")
 
@@ -163,6 +206,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+SETTINGS_FROM_HELP = ("Start from the settings recorded in a video (.mp4/.webm) or .json sidecar this app wrote, "
+                      "model and prompt included; flags you type win.")
+
+
 def _add_generation_parsers(sub, only: str | None) -> None:
     from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS
     from svd_demo.settings import MODEL_SETTINGS, add_settings_arguments
@@ -181,6 +228,7 @@ def _add_generation_parsers(sub, only: str | None) -> None:
         cmd = sub.add_parser(name, help=what, description=description)
         cmd.add_argument(source, required=True, help=source_help)
         cmd.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
+        cmd.add_argument("--settings-from", metavar="FILE", help=SETTINGS_FROM_HELP)
         add_spec_arguments(cmd, list(SPECS.values()))
         cmd.add_argument("--extra-formats", default=None,
                          help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
@@ -193,8 +241,10 @@ def _add_generation_parsers(sub, only: str | None) -> None:
         if only not in (None, name):
             continue
         cmd = sub.add_parser(name, help=what, description=what)
-        cmd.add_argument("--prompt", required=True, help="What the still shows.")
+        cmd.add_argument("--prompt", default=None, help="What the still shows (required unless --settings-from "
+                         "names a file made from a prompt).")
         cmd.add_argument("--negative-prompt", default="", help="What it should not show.")
+        cmd.add_argument("--settings-from", metavar="FILE", help=SETTINGS_FROM_HELP)
         cmd.add_argument("--out", required=True, help=f"Output {suffix}; a .json sidecar is written beside it.")
         add_spec_arguments(cmd, list(IMAGE_SPECS.values()))
         if name == "text-to-video":
@@ -296,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _tune_for_interpolation()
     args = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None).parse_args(argv)
     try:
+        if getattr(args, "settings_from", None):
+            _restore(args, {a.split("=", 1)[0] for a in argv if a.startswith("--")})
+        if getattr(args, "prompt", "") is None:
+            raise UserFacingError("--prompt is required (or --settings-from a file made from a prompt).")
         return args.func(args)
     except UserFacingError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)

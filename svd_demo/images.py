@@ -21,14 +21,14 @@ import numpy as np
 from PIL import ExifTags, Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from svd_demo.errors import InputError
-from svd_demo.params import ASPECT_MODES
+from svd_demo.params import ASPECT_MODES, SPECS
 
 DEFAULT_MAX_PIXELS = 25_000_000  # a 6000x4000 DSLR photo fits; a 36 MP decompression bomb does not
 MIN_SIDE = 16  # smaller images carry no usable content and break resampling maths
 TRAINED_ASPECT = 16 / 9  # SVD was trained at 1024x576
 MAX_NATIVE_ASPECT = 3.0  # native mode clamps to between 1:3 and 3:1; SVD degrades badly beyond that
-MIN_RESOLUTION = 64
-MAX_RESOLUTION = 2048
+MIN_RESOLUTION = int(SPECS["resolution"].minimum)  # one range for the slider, the CLI, the API and this check
+MAX_RESOLUTION = int(SPECS["resolution"].maximum)
 MIN_SHORT_SIDE = 64
 _SNAP_TOLERANCE = 0.03  # a multiple of 64 is preferred only if it bends the aspect ratio by at most 3%
 _NOTICE_CUT = 0.005  # crops below half a percent are only rounding, not worth telling the user about

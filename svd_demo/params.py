@@ -40,8 +40,8 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("seed", "Seed", "Same seed, same image and settings: the same video.", 42, int, 0, MAX_SEED, 1),
     Spec("randomize_seed", "Randomize seed", "Pick a new seed for every run; the seed used is shown.", True, bool),
     Spec("resolution", "Resolution (long side, px)",
-         "The video's long side. 1024 is the trained size; smaller is faster and needs less memory.",
-         1024, int, 256, 1024, 64),
+         "The video's long side, a multiple of 8 (diffusers needs it). 1024 is the trained size; smaller is faster "
+         "and needs less memory.", 1024, int, 64, 2048, 8),
     Spec("aspect_mode", "Aspect", "crop: 16:9 like the trained 1024x576, centre crop. pad: fit inside 16:9 with "
          "bars. native: keep the photo's shape (portrait stays portrait).", "crop", str, choices=ASPECT_MODES),
     Spec("num_frames", "Frames", "Frames to generate. SVD was trained on 14, SVD-XT on 25; memory grows with it.",
@@ -68,6 +68,22 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("interpolate_fps", "Interpolate to fps", "After generating, add motion-compensated in-between frames up "
          "to this frame rate (e.g. 24 or 30) at the same duration. 0 = off.", 0, float, 0, 60, 1),
 ]}
+
+
+# A CPU, or tiny random-weight models, would take an hour over the GPU defaults (1024 px, 25 steps): there the page
+# and the CLI start from these, where a run finishes in seconds. Every control stays free to raise.
+QUICK_DEFAULTS: dict[str, int] = {"resolution": 256, "num_frames": 6, "num_inference_steps": 4, "sdxl_steps": 2}
+
+
+def quick_defaults(device: str, *, random_weights: bool) -> dict[str, int]:
+    """The starting values that replace the defaults on `device` (a resolved one: "cpu", "cuda:1", "mps"), or none."""
+    return dict(QUICK_DEFAULTS) if device == "cpu" or random_weights else {}
+
+
+def describe_quick(values: Mapping[str, int]) -> str:
+    """The quick settings in words, for the banner and the CLI's note."""
+    return (f"resolution {values['resolution']}, {values['num_frames']} frames, {values['num_inference_steps']} "
+            f"steps ({values['sdxl_steps']} for a still)")
 
 
 NUM_SEEDS = Spec("num_seeds", "Seeds", "Starting from the seed in the settings (or a random one when Randomize is "
@@ -142,6 +158,8 @@ def _coerce(spec: Spec, value: Any) -> Any:
         if number != int(number):
             raise InputError(f"`{spec.name}` must be a whole number {rng}; got {value!r}.")
         number = int(number)
+        if spec.step and spec.step > 1 and number % spec.step:  # the slider's step is a rule (resolution: 8)
+            raise InputError(f"`{spec.name}` must be a multiple of {spec.step:g} {rng}; got {value!r}.")
     if (spec.minimum is not None and number < spec.minimum) or (spec.maximum is not None and number > spec.maximum):
         raise InputError(f"`{spec.name}` must be {rng}; got {value!r}.")
     return number

@@ -23,7 +23,7 @@ from svd_demo.allocator import release_free_memory
 from svd_demo.errors import GenerationCancelled, InputError
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
-from svd_demo.models import check_model_ref, svd_defaults
+from svd_demo.models import check_model_ref, is_tiny_model, svd_defaults
 from svd_demo.outputs import (
     OutputFiles,
     apply_loop,
@@ -33,7 +33,7 @@ from svd_demo.outputs import (
     write_outputs,
     write_png,
 )
-from svd_demo.params import INTERPOLATION_SPECS, MAX_COMPARE_SEEDS, ImageParams, VideoParams
+from svd_demo.params import INTERPOLATION_SPECS, MAX_COMPARE_SEEDS, ImageParams, VideoParams, quick_defaults
 from svd_demo.pipelines import PipelineCache
 from svd_demo.settings import Settings
 
@@ -178,6 +178,12 @@ class Studio:
             yield cache
         finally:
             self._free.put(cache)
+
+    def quick_defaults(self, *model_refs: str | None) -> dict[str, int]:
+        """The starting values that replace the defaults here (params.QUICK_DEFAULTS), or none: on a CPU, or when
+        one of `model_refs` (by default the settings' models) has random weights."""
+        refs = [ref for ref in model_refs or (self.settings.svd_model, self.settings.sdxl_model) if ref]
+        return quick_defaults(self.cache.device, random_weights=any(map(is_tiny_model, refs)))
 
     def prepare(self, source: Any, resolution: int, aspect_mode: str) -> tuple[PreparedImage, LoadedImage]:
         """The image exactly as the model will see it (CPU only, fast): for the preview and for generation."""

@@ -485,6 +485,7 @@ def _fmt(value: Any) -> str:
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;background:#111;color:#eee}
+a{color:#8cf}a:visited{color:#c9f}
 h1{font-size:1.3rem;margin:0 0 .3rem}h2{font-size:1.05rem;margin:1.6rem 0 .5rem;word-break:break-all}
 .fixed,.meta{color:#aaa;font-size:12px}.fixed code{color:#ddd}
 .grid{display:grid;gap:12px;grid-template-columns:repeat(auto-fill,minmax(260px,1fr))}

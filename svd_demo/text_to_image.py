@@ -38,8 +38,9 @@ def truncation_notice(pipe: object, prompt: str, name: str = "prompt") -> str | 
     if len(ids) <= limit:
         return None
     kept = tokenizer.decode(ids[1:limit - 1], skip_special_tokens=True)
-    return (f"The {name} is {len(ids) - 2} tokens long; the text encoder reads the first {limit - 2}, so the rest "
-            f"was ignored. It read: \u201c{kept}\u201d")
+    return (f"The {name} is {len(ids) - 2} tokens long; the text encoder reads {limit} tokens, the first "
+            f"{limit - 2} of the {name}'s between its start and end markers, so the rest was ignored. It read: "
+            f"\u201c{kept}\u201d")
 
 
 @dataclass

@@ -46,9 +46,11 @@ from svd_demo.params import (
     Spec,
     VideoParams,
     clean_prompt,
+    describe_quick,
     parse_bool,
     shown,
 )
+from svd_demo.restore import read_settings
 from svd_demo.settings import Settings, login
 from svd_demo.studio import CancelFlag, Studio, VideoResult
 
@@ -59,7 +61,8 @@ INTERPOLATE_QUEUE = "interpolate"
 CANCEL_WAIT_S = 30  # the Cancel button waits this long for the run to stop (one step) before answering
 CSS = """
 .banner {padding: 0.5em 1em; border-radius: 8px; background: var(--color-accent-soft);}
-"""
+.player video {max-height: 60vh; object-fit: contain;}
+"""  # .player: a portrait clip fills the column's width and would stretch the page far below the fold
 
 
 _MARKUP_START = re.compile(r"([<&])(?=[A-Za-z0-9/!?#])")
@@ -533,6 +536,31 @@ def interpolate(studio: Studio, values: Mapping[str, Any], request: gr.Request |
     return str(out.output_path), _notes(lines), [str(out.output_path), str(out.output_path.with_suffix(".json"))]
 
 
+def restore_settings(path: str | None) -> list[Any]:
+    """Updates for VIDEO_INPUTS, TEXT_INPUTS, the tabs and the note, from a video or sidecar made here.
+
+    A file without our settings changes nothing and says why; a clip made from a prompt opens the text tab.
+    """
+    unchanged = [gr.update()] * (len(VIDEO_INPUTS) + len(TEXT_INPUTS)) + [gr.Tabs()]
+    if not path:
+        return [*unchanged, ""]
+    try:
+        restored = read_settings(path)
+    except InputError as exc:
+        return [*unchanged, _notes([str(exc)])]
+    values = restored.values()
+    models = {"svd_model": restored.svd_model, "sdxl_model": restored.sdxl_model}
+    names = [*VIDEO_INPUTS, *TEXT_INPUTS]
+    updates = [gr.update(value=models[n]) if n in models and models[n] else
+               gr.update(value=values[n]) if n in values else gr.update() for n in names]
+    tab = "text_to_video" if restored.still else "image_to_video"
+    what = (f"the prompt \u201c{restored.still.prompt}\u201d, " if restored.still else "") + f"seed {values['seed']}"
+    note = (f"Restored the settings of {restored.source} ({restored.kind.replace('_', ' ')}: {what}). "
+            + ("Press Prompt to video to make it again." if restored.still else
+               "Upload its photo and press Generate to make it again."))
+    return [*updates, gr.Tabs(selected=tab), _notes([note])]
+
+
 # Validators run before the queue: a missing file or a bad number is refused without waiting for the GPU. Each
 # check maps parameter names to the problem Gradio shows on them.
 
@@ -586,6 +614,11 @@ def _wire(trigger: Any, handler: Callable[..., Any], studio: Studio, components:
           check: Callable[[Mapping[str, Any]], dict[str, str]] | None = None, **event: Any) -> Any:
     """`trigger` (e.g. a button's click) runs `handler` on the components `names`, stopped when Gradio drops it."""
     validator = _validator(check, names) if check is not None else None
+    outputs = event.get("outputs", [])
+    notes = [out for out in (outputs if isinstance(outputs, list) else [outputs]) if isinstance(out, gr.Markdown)]
+    if notes:  # at once, before the run queues: a run that fails must not leave the last run's note under its error
+        trigger(lambda: "" if len(notes) == 1 else [""] * len(notes), None, notes, queue=False,
+                api_visibility="private")
     return trigger(_stops_when_dropped(_bound(handler, studio, names, progress)),
                    inputs=[components[name] for name in names], validator=validator, **event)
 
@@ -598,8 +631,12 @@ class VideoControls:
     column: gr.Column
 
 
-def _video_settings(settings: Settings) -> VideoControls:
-    frames_default, fps_default = svd_defaults(settings.svd_model)
+def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
+    def model_defaults(ref: str) -> tuple[int, int]:
+        frames, fps = svd_defaults(ref)
+        return quick.get("num_frames", frames), fps
+
+    frames_default, fps_default = model_defaults(settings.svd_model)
     by_name: dict[str, gr.components.Component] = {}
     with gr.Column(scale=1, min_width=320) as column:
         gr.Markdown("### Video settings")
@@ -607,15 +644,21 @@ def _video_settings(settings: Settings) -> VideoControls:
                                            value=settings.svd_model, label="Video model", allow_custom_value=True,
                                            info="SVD makes 14 frames, SVD-XT 25. A hub id or a local folder also "
                                                 "works.")
+        starting = {**quick, "num_frames": frames_default, "fps": fps_default}
         for name in ("resolution", "aspect_mode", "num_frames", "motion_bucket_id", "fps"):
-            by_name[name] = _component(SPECS[name], {"num_frames": frames_default, "fps": fps_default}.get(name))
+            by_name[name] = _component(SPECS[name], starting.get(name))
         with gr.Accordion("Advanced", open=False):
             for name in ("seed", "randomize_seed", "num_inference_steps", "noise_aug_strength", "min_guidance_scale",
                          "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop", "interpolate_fps"):
-                by_name[name] = _component(SPECS[name])
+                by_name[name] = _component(SPECS[name], starting.get(name))
             by_name["extra_formats"] = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
                                                         info="MP4 is always written.")
-    by_name["svd_model"].change(lambda ref: [gr.update(value=v) for v in svd_defaults(ref)],
+        with gr.Accordion("Restore settings from a video", open=False):
+            by_name["restore"] = gr.File(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
+                                         file_types=[".mp4", ".webm", ".json"], elem_id="restore-settings")
+            by_name["restore_note"] = gr.Markdown()
+    # .input, not .change: only a person's pick brings the model's defaults; a restored file sets both itself.
+    by_name["svd_model"].input(lambda ref: [gr.update(value=v) for v in model_defaults(ref)],
                                 inputs=by_name["svd_model"], outputs=[by_name["num_frames"], by_name["fps"]],
                                 queue=False, api_visibility="private")
     return VideoControls(by_name, column)
@@ -631,7 +674,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
                 generate = gr.Button("Generate", variant="primary")
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
-            video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+            video = gr.Video(label="Video", elem_classes="player", autoplay=True, loop=True, interactive=False)
             extend = gr.Button("Extend: continue from the last frame")
             seed_used = _seed_box("Seed used")
             notices = gr.Markdown()
@@ -671,8 +714,13 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
     return image, video
 
 
-def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: UploadedImage) -> gr.Video:
-    steps_default, guidance_default = sdxl_defaults(settings.sdxl_model)
+def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: UploadedImage,
+              quick: dict[str, int]) -> gr.Video:
+    def model_defaults(ref: str) -> tuple[int, float]:
+        steps, guidance = sdxl_defaults(ref)
+        return min(steps, quick.get("sdxl_steps", steps)), guidance
+
+    steps_default, guidance_default = model_defaults(settings.sdxl_model)
     by_name: dict[str, Any] = dict(controls.by_name)
     with gr.Row():
         with gr.Column():
@@ -696,7 +744,8 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
             still = gr.Image(label="Still", interactive=False, format="png", type="filepath")
-            video = by_name["video"] = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+            video = by_name["video"] = gr.Video(label="Video", elem_classes="player", autoplay=True, loop=True,
+                                                interactive=False)
             extend = gr.Button("Extend: continue from the last frame")
             with gr.Row():
                 still_seed = _seed_box("Still seed")
@@ -706,7 +755,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
     if example_prompts():
         gr.Examples([[p] for p in example_prompts()], inputs=[by_name["prompt"]], label="Example prompts")
     by_name["still_result"] = last_still = gr.State(None)  # this session's StillResult, for "Animate this still"
-    by_name["sdxl_model"].change(lambda ref: [gr.update(value=v) for v in sdxl_defaults(ref)],
+    by_name["sdxl_model"].input(lambda ref: [gr.update(value=v) for v in model_defaults(ref)],
                                  inputs=by_name["sdxl_model"],
                                  outputs=[by_name["sdxl_steps"], by_name["sdxl_guidance_scale"]], queue=False,
                                  api_visibility="private")
@@ -726,7 +775,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
               outputs=[video, video_seed, notices, files], api_visibility="private", **gpu),
     ]
     _cancel_button(studio, cancel, events, notices)
-    return video
+    return video, by_name
 
 
 def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
@@ -736,7 +785,7 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
     by_name: dict[str, Any] = {}
     with gr.Row():
         with gr.Column():
-            by_name["video"] = source = gr.Video(label="Original", sources=["upload"])
+            by_name["video"] = source = gr.Video(label="Original", elem_classes="player", sources=["upload"])
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
                 by_name["factor"] = _component(INTERPOLATION_SPECS["factor"])
@@ -748,7 +797,7 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
                 run = gr.Button("Interpolate", variant="primary")
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
-            result = gr.Video(label="Interpolated", autoplay=True, loop=True, interactive=False)
+            result = gr.Video(label="Interpolated", elem_classes="player", autoplay=True, loop=True, interactive=False)
             notes = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
 
@@ -786,7 +835,7 @@ def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Mar
     button.click(cancel_run, None, notes, queue=False, api_visibility="private")
 
 
-def _banner(settings: Settings, device: str) -> str:
+def _banner(settings: Settings, device: str, quick: dict[str, int]) -> str:
     notes = []
     if device == "cpu":
         notes.append("**Running on the CPU:** generation will be very slow (many minutes per clip with real "
@@ -794,6 +843,10 @@ def _banner(settings: Settings, device: str) -> str:
     if is_tiny_model(settings.svd_model) or is_tiny_model(settings.sdxl_model):
         notes.append("**Random weights:** the loaded models are tiny test models, so the results are noise. "
                      "Point `--svd-model` / `--sdxl-model` at real models for real results.")
+    if quick:
+        notes.append(f"**Quick settings:** the page starts from {describe_quick(quick)}, so that a run finishes "
+                     "in seconds here. Raise any of them freely; on a GPU with real models the defaults are the "
+                     "models' own.")
     return "\n\n".join(notes)
 
 
@@ -907,19 +960,24 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
     studio = studio or Studio(settings)
     with _AppBlocks(title="SVD Studio", delete_cache=_delete_cache(settings)) as demo:
         gr.Markdown("# SVD Studio\nAnimate a photo or a prompt with Stable Video Diffusion.")
-        banner = _banner(settings, studio.cache.device)
+        quick = studio.quick_defaults()
+        banner = _banner(settings, studio.cache.device, quick)
         if banner:
             gr.Markdown(banner, elem_classes="banner")
         with gr.Row():
             # On the left, the settings both video tabs share (a collapsible sidebar hid them).
-            controls = _video_settings(settings)
-            with gr.Column(scale=3), gr.Tabs():
+            controls = _video_settings(settings, quick)
+            with gr.Column(scale=3), gr.Tabs() as tabs:
                 with gr.Tab("Image to video", id="image_to_video") as image_tab:
                     image_input, image_video = _image_tab(studio, controls)
                 with gr.Tab("Text to image to video", id="text_to_video") as text_tab:
-                    text_video = _text_tab(studio, settings, controls, image_input)
+                    text_video, text_inputs = _text_tab(studio, settings, controls, image_input, quick)
                 with gr.Tab("Frame interpolation", id="interpolate") as interpolate_tab:
                     _interpolate_tab(studio, [image_video, text_video])
+        restored = [*(controls.by_name[n] for n in VIDEO_INPUTS), *(text_inputs[n] for n in TEXT_INPUTS), tabs,
+                    controls.by_name["restore_note"]]
+        controls.by_name["restore"].upload(restore_settings, controls.by_name["restore"], restored, queue=False,
+                                           api_visibility="private")
         # The settings column belongs to the two video tabs; on the interpolation tab it would only mislead.
         for tab, visible in ((image_tab, True), (text_tab, True), (interpolate_tab, False)):
             tab.select(partial(gr.Column, visible=visible), None, controls.column, queue=False,

@@ -105,3 +105,28 @@ def test_interpolate_subcommand_folder_output(tmp_path):
     piped = subprocess.run([sys.executable, "-m", "svd_demo", "interpolate", str(src), "--factor", "2", "--out",
                             str(tmp_path / "again")], capture_output=True, timeout=300)
     assert b"\r" not in piped.stderr and b"5/5 frames\n" in piped.stderr
+
+
+@pytest.mark.slow
+def test_settings_from_a_video_reproduce_it_and_typed_flags_win(tiny_models_dir, photo, tmp_path):
+    first = cli("generate", "--image", str(photo), "--svd-model", str(tiny_models_dir / "svd"), "--resolution", "256",
+                "--num-frames", "4", "--num-inference-steps", "2", "--seed", "11", "--motion-bucket-id", "33",
+                "--out", str(tmp_path / "a.mp4"))
+    assert first.returncode == 0, first.stderr
+    # No model flag: the model comes from the file too.
+    again = cli("generate", "--image", str(photo), "--settings-from", str(tmp_path / "a.mp4"),
+                "--out", str(tmp_path / "b.mp4"))
+    assert again.returncode == 0, again.stderr
+    assert "note: settings from a.mp4 (image to video, seed 11)" in again.stderr
+    assert np.array_equal(read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4"))
+    changed = cli("generate", "--image", str(photo), "--settings-from", str(tmp_path / "b.json"),
+                  "--num-frames", "3", "--out", str(tmp_path / "c.mp4"))
+    assert changed.returncode == 0, changed.stderr
+    record = json.loads((tmp_path / "c.json").read_text())["parameters"]
+    assert (record["num_frames"], record["seed"], record["motion_bucket_id"]) == (3, 11, 33)
+
+    refused = cli("generate", "--image", str(photo), "--settings-from", str(photo), "--out", str(tmp_path / "d.mp4"))
+    assert refused.returncode == 2 and "`settings_from` must be a .mp4, .webm or .json file" in refused.stderr
+    assert not (tmp_path / "d.mp4").exists()
+    no_prompt = cli("text-to-video", "--settings-from", str(tmp_path / "a.json"), "--out", str(tmp_path / "e.mp4"))
+    assert no_prompt.returncode == 2 and "a.json was not made from a prompt: pass --prompt" in no_prompt.stderr

@@ -505,7 +505,7 @@ def test_html_and_control_characters_in_prompts_are_never_rendered(client):
     still, seed, notes, out = client.predict(prompt=hostile + padding, negative_prompt=hostile + padding,
                                              **TEXT_FAST, api_name="/text_to_image")
     assert seed == 5 and Path(still).is_file()
-    assert "the text encoder reads the first" in notes and "negative prompt" in notes, notes
+    assert "the text encoder reads 77 tokens" in notes and "negative prompt" in notes, notes
     _assert_plain(notes)  # no tag can start: a word joiner follows each "<" (and nothing is an HTML entity)
     assert "script" in notes and "onerror" in notes, notes  # quoted as the text encoder read it
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", notes), repr(notes)
@@ -650,7 +650,7 @@ def test_a_boolean_that_is_neither_true_nor_false_is_refused(server, endpoints, 
 @pytest.mark.parametrize("api, name, value, low, high", [
     ("/compare_seeds", "num_seeds", 2.5, 2, 8),  # was floored to 2
     ("/image_to_video", "seed", 7.5, 0, 4294967295),  # was rounded to 8
-    ("/prepare_image", "resolution", 512.5, 256, 1024),  # was floored to 512
+    ("/prepare_image", "resolution", 512.5, 64, 2048),  # was floored to 512
     ("/interpolate", "factor", 2.5, 2, 16),
     ("/text_to_image", "sdxl_steps", 2.5, 1, 100),
 ])

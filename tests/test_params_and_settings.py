@@ -12,7 +12,15 @@ import pytest
 
 from svd_demo.errors import InputError
 from svd_demo.memory import GIB, PLANS, choose_profile, decode_chunk, step_down
-from svd_demo.params import ALL_SPECS, IMAGE_SPECS, INTERPOLATION_SPECS, SPECS, ImageParams, VideoParams
+from svd_demo.params import (
+    ALL_SPECS,
+    IMAGE_SPECS,
+    INTERPOLATION_SPECS,
+    QUICK_DEFAULTS,
+    SPECS,
+    ImageParams,
+    VideoParams,
+)
 from svd_demo.settings import Settings, parse_settings
 
 
@@ -119,8 +127,8 @@ def test_every_api_parameter_has_its_specs_default_range_and_choices(api_info):
                 continue
             where = f"{endpoint} {spec.name}"
             checked.add(spec.name)
-            if spec.name not in MODEL_DEFAULTS:
-                assert param["parameter_default"] == spec.default, where
+            if spec.name not in MODEL_DEFAULTS:  # on this CPU the page starts from the quick settings
+                assert param["parameter_default"] == QUICK_DEFAULTS.get(spec.name, spec.default), where
             if spec.minimum is not None and spec.name != "seed":  # a Number box: its range is not in the API info
                 described = param["type"]["description"]
                 low, high = re.fullmatch(r"numeric value between (\S+) and (\S+)", described).groups()
@@ -206,3 +214,15 @@ def test_the_ui_does_not_import_the_batch_tool():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert "svd_demo.sweep" not in imported
+
+
+@pytest.mark.parametrize("value", [300, 1020.0 + 0.0, 60, 2056])
+def test_the_resolution_range_is_one_rule_for_slider_validation_and_framing(value):
+    """One range: what the slider offers (SPECS), what a request may send, and what framing accepts agree."""
+    from svd_demo.images import MAX_RESOLUTION, MIN_RESOLUTION
+
+    spec = SPECS["resolution"]
+    assert (MIN_RESOLUTION, MAX_RESOLUTION, spec.step) == (spec.minimum, spec.maximum, 8)
+    with pytest.raises(InputError, match=r"^`resolution` must be (a multiple of 8 )?between 64 and 2048"):
+        VideoParams.from_raw({"resolution": value})
+    assert VideoParams.from_raw({"resolution": 304}).resolution == 304  # what framing takes, the request takes

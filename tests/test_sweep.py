@@ -370,3 +370,21 @@ def test_prompt_items_go_through_text_to_video(studio, tiny_models_dir, tmp_path
     sheet = (tmp_path / "index.html").read_text()
     assert "Prompt: a lighthouse &lt;b&gt;at&lt;/b&gt; dusk" in sheet and sheet.count("<video ") == 1
     assert [r.status for r in run_sweep(NeverRuns(), items, tmp_path).rows] == ["skipped"]
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (0, 2, 4)] if len(hex_colour) == 6 else \
+        [int(c * 2, 16) / 255 for c in hex_colour]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_contact_sheet_links_are_readable_on_its_dark_background():
+    from svd_demo.sweep import _CSS
+
+    background = re.search(r"body\{[^}]*background:#(\w+)", _CSS).group(1)
+    for selector in ("a", "a:visited"):
+        colour = re.search(rf"(?:^|}}|\n){re.escape(selector)}\{{[^}}]*color:#(\w+)", _CSS)
+        assert colour, f"the contact sheet sets no colour for {selector}: the browser's dark blue on dark grey"
+        lighter, darker = sorted((_luminance(colour.group(1)), _luminance(background)), reverse=True)
+        assert (lighter + 0.05) / (darker + 0.05) >= 4.5  # WCAG AA for body text

@@ -83,3 +83,32 @@ def test_validators_put_a_problem_on_the_parameters_it_names():
                                                                                     "max_guidance_scale"}
     assert ui._needs_image({"image": None}) == {"image": "Please upload an image first."}
     assert ui._prompt_problems({"prompt": "a boat"}) == {}
+
+
+def test_every_run_clears_its_last_notes_at_once(tiny_settings, studio):
+    """A run that fails must not leave the previous run's note under its error: each run's trigger first empties
+    the notes it writes, without queueing."""
+    import gradio as gr
+
+    from svd_demo.ui import build_demo
+
+    demo = build_demo(tiny_settings, studio)
+    runs = [fn for fn in demo.fns.values() if fn.api_name in ("interpolate", "image_to_video", "text_to_video",
+                                                               "text_to_image", "extend_video")]
+    assert len(runs) == 5
+    for run in runs:
+        notes = [block for block in run.outputs if isinstance(block, gr.Markdown)]
+        clears = [fn for fn in demo.fns.values() if fn.targets == run.targets and fn is not run and not fn.queue
+                  and set(fn.outputs) == set(notes)]
+        assert notes and len(clears) == 1, run.api_name
+        assert clears[0].fn() in ("", [""])
+
+
+def test_every_video_player_keeps_a_portrait_clip_within_the_window(tiny_settings, studio):
+    import gradio as gr
+
+    from svd_demo.ui import CSS, build_demo
+
+    players = [b for b in build_demo(tiny_settings, studio).blocks.values() if isinstance(b, gr.Video)]
+    assert len(players) == 4 and all("player" in (p.elem_classes or []) for p in players)
+    assert ".player video {max-height: 60vh; object-fit: contain;}" in CSS
