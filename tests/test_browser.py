@@ -253,6 +253,11 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     # The left column with the shared settings: the innermost column that holds its heading.
     settings = page.locator("div.column").filter(has=heading).last
 
+    journal.at("random weights on a CPU: the banner says so, and the page starts from the quick settings")
+    expect(page.get_by_text("Quick settings:", exact=False)).to_be_visible(timeout=STEP_S * 1000)
+    expect(settings.get_by_label("number input for Resolution (long side, px)", exact=True)).to_have_value("256")
+    expect(settings.get_by_label("number input for Frames", exact=True)).to_have_value("6")
+
     journal.at("small settings: resolution 256, 4 frames, 2 steps")
     _set_slider(settings, "Resolution (long side, px)", 256, journal)
     _set_slider(settings, "Frames", 4, journal)
@@ -288,6 +293,17 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     got = {key: params.get(key) for key in wanted}
     assert got == wanted, f"the run used {got}, the page asked for {wanted}"
     shot("image_to_video-after")
+
+    journal.at("change the steps and the seed, then restore both by dropping the clip on the sidebar")
+    _set_slider(settings, "Steps", 9, journal)
+    settings.get_by_role("button", name=re.compile(r"^\s*Restore settings from a video\b")).click()
+    clip = next(server.output_dir.glob("*-video-*.mp4"))
+    page.locator("#restore-settings input[type=file]").set_input_files(str(clip))
+    expect(settings.get_by_text(f"Restored the settings of {clip.name}")).to_be_visible(timeout=STEP_S * 1000)
+    expect(settings.get_by_label("number input for Steps", exact=True)).to_have_value("2")
+    expect(settings.get_by_label("Seed", exact=True)).to_have_value(seed_text)
+    expect(settings.get_by_label("Randomize seed", exact=True)).not_to_be_checked()
+    shot("restored-settings")
 
     journal.at("Extend: continue the clip from its last frame")
     image_panel.get_by_role("button", name="Extend: continue from the last frame", exact=True).click()
