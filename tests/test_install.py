@@ -12,9 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port, stop_process
 from packaging.requirements import Requirement
 
 from svd_demo.media import probe_video
@@ -89,3 +92,28 @@ def test_console_script_answers_help_and_makes_a_tiny_video(installed, tmp_path,
     info = probe_video(out)
     assert (info.width, info.height, info.num_frames) == (256, 144, 4)
     assert json.loads(out.with_suffix(".json").read_text())["parameters"]["seed"] == 3
+
+
+def test_console_script_serves_the_app_as_the_readme_says(installed, tmp_path):
+    """The README's offline quickstart, from the installed command: the page answers and says it runs quick."""
+    assert _run(installed, "svd-demo", "tiny-models", "tiny-models", cwd=tmp_path).returncode == 0
+    port = free_port()
+    env = {**os.environ, "PATH": f"{installed}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": "",
+           "GRADIO_SERVER_PORT": str(port), "SVD_DEMO_OUTPUT_DIR": str(tmp_path / "outputs")}
+    log = (tmp_path / "app.log").open("w")
+    app = subprocess.Popen(["svd-demo", "app", "--svd-model", "./tiny-models/svd", "--sdxl-model",
+                            "./tiny-models/sdxl"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    try:
+        page = ""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and app.poll() is None and not page:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page, f"svd-demo app did not serve: {(tmp_path / 'app.log').read_text()[-2000:]}"
+        assert "Quick settings:" in page and "Random weights:" in page
+    finally:
+        stop_process(app, timeout=10)
+        log.close()
