@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from svd_demo.errors import GenerationCancelled, OutOfMemory, UserFacingError
-from svd_demo.memory import decode_chunk, step_down
+from svd_demo.memory import decode_chunk, pixel_note, step_down
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
 
@@ -35,6 +35,7 @@ class Frames:
     decode_chunk_size: int
     memory_changes: list[str] = field(default_factory=list)  # what the out-of-memory recovery changed, for the user
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what changed the pixels on purpose (fp8/int8 weights)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -180,8 +181,9 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
     finally:
         if loaded.current_profile != normal_profile:
             cache.use_profile(loaded, normal_profile)
-    return Frames(frames=to_uint8(float_frames), memory_profile=profile_used,
-                  decode_chunk_size=chunk, memory_changes=changes, timings=timings)
+    note = pixel_note(profile_used, loaded.quantize)
+    return Frames(frames=to_uint8(float_frames), memory_profile=profile_used, decode_chunk_size=chunk,
+                  memory_changes=changes, timings=timings, notes=[note] if note else [])
 
 
 def _attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:

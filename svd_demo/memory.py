@@ -1,7 +1,9 @@
 """Device, precision and GPU memory profiles: what each profile turns on, and which one `auto` picks.
 
 SVD's temporal VAE has no slicing (`AutoencoderKLTemporalDecoder.enable_slicing` raises), so its memory knobs are
-model / sequential CPU offload, UNet forward chunking and the decode chunk size. SDXL also gets VAE slicing/tiling.
+model CPU offload, group offloading (block or leaf level, with a CUDA stream that copies the next group while the
+current one computes), fp8 storage of the UNet's weights, UNet forward chunking and the decode chunk size. SDXL also
+gets VAE slicing/tiling. int8 weights (torchao) are a load-time setting (`--quantize int8`), not a profile.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ SPEED_PROFILES = ("fast",)
 GIB = 1024**3
 # What each profile needs, in GiB of GPU memory this process can use, for SVD-XT in fp16 at 1024x576 and 25 frames
 # (weights 4.2 GiB: UNet 1.52 B, VAE 98 M and image encoder 632 M parameters) and for SDXL at 1024x576 (weights
-# 6.5 GiB). `high` counts every weight plus the working memory; the offloading profiles count the largest model and
-# the working memory that their chunking leaves. ESTIMATES, read from the model sizes and published figures (diffusers
-# documents SVD under 8 GB with offload + forward chunking + decode chunk 2); `python -m benchmarks.gpu` on a GPU
-# measures each profile's peak (BENCHMARKS.md) and these values should follow those measurements.
+# 6.5 GiB). `high` counts every weight plus the working memory; `balanced` (model offload) the largest model and the
+# working memory; `low` (block-level group offload) the UNet parts outside its down/up blocks plus two blocks in fp8
+# (the one computing and the one the stream prefetches, about 1 GiB) and the working memory that forward chunking and
+# a decode chunk of 2 leave (about 4 GiB: diffusers documents SVD under 8 GB with model offload, chunking and decode
+# chunk 2, of which 3 GiB are the fp16 UNet); `minimal` (leaf level) one layer's weights and the working memory of a
+# 1-frame decode. ESTIMATES until measured: `python -m benchmarks.gpu` on a GPU measures each profile's peak
+# (BENCHMARKS.md lists the rows still unmeasured) and these values should follow those measurements.
 NEED_GIB = {
-    "svd": {"high": 18.0, "balanced": 10.0, "low": 6.0, "minimal": 2.5},
+    "svd": {"high": 18.0, "balanced": 10.0, "low": 5.0, "minimal": 3.0},
     "sdxl": {"high": 11.0, "balanced": 7.0, "low": 4.5, "minimal": 2.0},
 }
 # fp16 weights (GiB): what a resident pipeline keeps on the GPU while the other one runs.
@@ -40,22 +45,63 @@ class MemoryPlan:
     """What a profile does to a pipeline."""
 
     profile: str
-    offload: str  # "none" | "model" | "sequential"
+    offload: str  # "none" | "model" | "group_block" | "group_leaf"
     forward_chunking: bool
     decode_chunk_size: int  # frames decoded at once when the user leaves it at 0 (auto)
     max_decode_chunk: int | None  # a cap on what the user may ask for, so a profile keeps its promise
     vae_slicing: bool  # SDXL only
     vae_tiling: bool  # SDXL only
     compile: bool = False  # torch.compile of the UNet's repeated blocks (regional: compiles in ~1/10 the time)
+    fp8_storage: bool = False  # UNet weights stored in float8_e4m3fn, cast up layer by layer: lossy (see README)
 
 
 PLANS: dict[str, MemoryPlan] = {
     "fast": MemoryPlan("fast", "none", False, 8, None, False, False, compile=True),
     "high": MemoryPlan("high", "none", False, 8, None, False, False),
     "balanced": MemoryPlan("balanced", "model", False, 4, None, True, False),
-    "low": MemoryPlan("low", "model", True, 2, 2, True, True),
-    "minimal": MemoryPlan("minimal", "sequential", True, 1, 1, True, True),
+    "low": MemoryPlan("low", "group_block", True, 2, 2, True, True, fp8_storage=True),
+    "minimal": MemoryPlan("minimal", "group_leaf", True, 1, 1, True, True, fp8_storage=True),
 }
+
+
+QUANTIZE = ("none", "int8")  # `--quantize`: UNet weights as loaded; int8 is weight-only, through torchao
+TORCHAO_PIN = "torchao==0.18.0"  # the version the tests run on (requirements-dev.txt)
+
+
+def unet_weights(profile: str, quantize: str) -> str | None:
+    """How the UNet's weights are stored when they are not at the pipeline's dtype: "int8", "fp8" or None."""
+    if quantize == "int8":
+        return "int8"
+    return "fp8" if PLANS[profile].fp8_storage else None
+
+
+def pixel_note(profile: str, quantize: str) -> str | None:
+    """What the user is told when a run's weights make its frames differ from the `high` profile's, or None."""
+    weights = unet_weights(profile, quantize)
+    if weights is None:
+        return None
+    how = "loaded in int8 (--quantize int8)" if weights == "int8" else f"stored in fp8 by the '{profile}' profile"
+    return (f"The video model's weights were {how} to save GPU memory: the frames differ slightly from the 'high' "
+            "profile's for the same seed (see README, Memory profiles).")
+
+
+def quantization_config(quantize: str) -> Any:
+    """diffusers' `quantization_config` for `from_pretrained`: the UNet in int8 weight-only (torchao), or None.
+
+    torchao takes a config object (a string is deprecated); it is optional, so its absence is a clear error.
+    """
+    if quantize == "none":
+        return None
+    if quantize not in QUANTIZE:
+        raise ValueError(f"Unknown --quantize {quantize!r}: choose one of {', '.join(QUANTIZE)}.")
+    try:
+        from torchao.quantization import Int8WeightOnlyConfig
+    except ImportError as exc:
+        raise ImportError(f"--quantize int8 needs torchao: pip install {TORCHAO_PIN} (or start without "
+                          "--quantize).") from exc
+    from diffusers import PipelineQuantizationConfig, TorchAoConfig
+
+    return PipelineQuantizationConfig(quant_mapping={"unet": TorchAoConfig(Int8WeightOnlyConfig())})
 
 
 def resolve_device(setting: str) -> str:
@@ -162,22 +208,120 @@ def decode_chunk(requested: int, plan: MemoryPlan, num_frames: int) -> int:
 
 def apply_plan(pipe: Any, plan: MemoryPlan, device: str) -> None:
     """Put a loaded pipeline into the state a profile describes; safe to call again to switch profiles."""
-    # Offload hooks from a previous profile must go first: model offload and `.to(device)` do not mix.
-    pipe.remove_all_hooks()
+    # Offload hooks from a previous profile must go first: model offload, group offload and `.to(device)` do not mix
+    # (diffusers refuses to add one kind of offload hook while the other is there).
+    remove_offloading(pipe)
+    if plan.offload != "none":
+        pipe.to("cpu")  # before fp8 is switched on or off: its full-precision copy is kept in CPU memory
+    set_fp8_storage(pipe.unet, plan.fp8_storage and not is_quantized(pipe.unet))
     if device == "cpu" or plan.offload == "none":
         pipe.to(device)
     elif plan.offload == "model":
-        pipe.to("cpu")
         pipe.enable_model_cpu_offload(device=device)
     else:
-        pipe.to("cpu")
-        pipe.enable_sequential_cpu_offload(device=device)
+        enable_group_offload(pipe, device, leaf=plan.offload == "group_leaf")
     set_forward_chunking(pipe.unet, plan.forward_chunking)
     set_compiled_blocks(pipe.unet, plan.compile)
     vae = pipe.vae
     if hasattr(vae, "enable_tiling") and type(vae).__name__ == "AutoencoderKL":  # SDXL's VAE, not SVD's
         vae.enable_slicing() if plan.vae_slicing else vae.disable_slicing()
         vae.enable_tiling() if plan.vae_tiling else vae.disable_tiling()
+
+
+def _modules(pipe: Any) -> dict[str, Any]:
+    import torch
+
+    return {name: c for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
+
+
+def enable_group_offload(pipe: Any, device: str, *, leaf: bool) -> None:
+    """Group offloading of every model of the pipeline: weights live in CPU memory and come to `device` one block
+    (or, `leaf`, one layer) at a time.
+
+    On CUDA the UNet's groups travel on a side stream, the next one while the current one computes, which is what
+    makes block level nearly as fast as model offload. The VAE and image encoder run once per clip: they copy
+    synchronously (with the stream, a group the prefetch order does not reach, such as the VAE's decoder, which
+    the pipeline calls through `vae.decode`, not `forward`, would be used before its copy ends).
+    """
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    onload = torch.device(device)
+    for name, module in _modules(pipe).items():
+        kwargs: dict[str, Any] = {"offload_type": "leaf_level"} if leaf else {
+            "offload_type": "block_level", "num_blocks_per_group": 1,
+            # The hooks sit on `forward`. A VAE is called through `encode`/`decode`, which call its children: each
+            # child gets its own groups, or its weights would never reach the GPU. SDXL's VAE declares its own list.
+            "block_modules": (getattr(module, "_group_offload_block_modules", None)
+                              or [child for child, _ in module.named_children()]) if name == "vae" else None}
+        apply_group_offloading(module, onload_device=onload, offload_device=torch.device("cpu"),
+                               use_stream=onload.type == "cuda" and name == "unet", **kwargs)
+
+
+def remove_offloading(pipe: Any) -> None:
+    """Remove model offload hooks (accelerate's) and group offload hooks (diffusers'), leaving a plain pipeline.
+
+    diffusers has no public way to disable group offloading; its own `_maybe_remove_and_reapply_group_offloading`
+    removes these three hooks, and so do we. After a completed run every group is back in CPU memory; after a failed
+    one some may still be on the GPU, which the caller's next `.to()` handles.
+    """
+    from diffusers.hooks import HookRegistry
+    from diffusers.hooks.group_offloading import (
+        _GROUP_OFFLOADING,
+        _LAYER_EXECUTION_TRACKER,
+        _LAZY_PREFETCH_GROUP_OFFLOADING,
+        _is_group_offload_enabled,
+    )
+
+    pipe.remove_all_hooks()
+    for module in _modules(pipe).values():
+        if _is_group_offload_enabled(module):
+            registry = HookRegistry.check_if_exists_or_initialize(module)
+            for hook in (_GROUP_OFFLOADING, _LAYER_EXECUTION_TRACKER, _LAZY_PREFETCH_GROUP_OFFLOADING):
+                registry.remove_hook(hook, recurse=True)
+
+
+_FULL_PRECISION = "_svd_demo_full_precision"  # the UNet's own tensors while fp8 storage is on
+_CASTING_HOOK = "layerwise_casting"  # diffusers.hooks.layerwise_casting._LAYERWISE_CASTING_HOOK
+
+
+def is_quantized(model: Any) -> bool:
+    """Whether a model was loaded quantized (int8 through torchao): its weights stay as they are."""
+    return bool(getattr(model, "is_quantized", False))
+
+
+def fp8_storage_enabled(unet: Any) -> bool:
+    return getattr(unet, _FULL_PRECISION, None) is not None
+
+
+def set_fp8_storage(unet: Any, enabled: bool) -> None:
+    """Store the UNet's weights in float8_e4m3fn (half of fp16) and cast each layer up to the UNet's dtype for its
+    forward, or go back to the full-precision weights (idempotent).
+
+    diffusers' default skip patterns keep the normalisation layers, embeddings and `proj_in`/`proj_out` at full
+    precision. The cast is lossy and diffusers refuses to undo it; the original tensors are therefore kept in CPU
+    memory (the UNet's size: 3 GiB for SVD-XT in fp16) while fp8 is on, and put back when a profile without fp8
+    follows, so a profile switch never degrades the weights. Call with the weights in CPU memory.
+    """
+    import torch
+
+    if enabled == fp8_storage_enabled(unet):
+        return
+    tensors = dict(unet.named_parameters()) | dict(unet.named_buffers())
+    if enabled:
+        full = {name: tensor.data.to("cpu") for name, tensor in tensors.items()}  # no copy when already there
+        unet.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=unet.dtype)
+        setattr(unet, _FULL_PRECISION, full)
+        return
+    for module in unet.modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        hook = registry.get_hook(_CASTING_HOOK) if registry is not None else None
+        if hook is not None:
+            hook.deinitalize_hook = lambda module: module  # its refusal guards the lossy cast, undone just below
+            registry.remove_hook(_CASTING_HOOK, recurse=False)
+    for name, tensor in getattr(unet, _FULL_PRECISION).items():
+        tensors[name].data = tensor
+    setattr(unet, _FULL_PRECISION, None)
 
 
 def set_forward_chunking(unet: Any, enabled: bool) -> None:

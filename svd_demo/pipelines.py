@@ -27,6 +27,8 @@ from svd_demo.memory import (
     choose_profile,
     gpu_memory,
     keep_other_on_gpu,
+    quantization_config,
+    remove_offloading,
     resolve_device,
     resolve_dtype,
 )
@@ -51,6 +53,7 @@ class LoadedPipeline:
     revision: str | None
     random_weights: bool
     current_profile: str = ""
+    quantize: str = "none"  # `--quantize`: int8 UNet weights, fixed at load
     resident: bool = True  # weights where the profile puts them; False while moved out to make room for the other
 
     @property
@@ -215,6 +218,12 @@ class PipelineCache:
         # The official repos ship fp16 weight files: half the download. Local folders and other ids may not.
         if dtype == torch.float16 and model_ref in {p.model_id for p in (*SVD_PRESETS, *SDXL_PRESETS)}:
             kwargs["variant"] = "fp16"
+        try:
+            quantized = quantization_config(self.settings.quantize)
+        except ImportError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        if quantized is not None:
+            kwargs["quantization_config"] = quantized
         vae_ref = self.settings.sdxl_vae if kind == "sdxl" else ""
         try:
             if vae_ref:
@@ -240,7 +249,8 @@ class PipelineCache:
                      memory[0] / 2**30, profile)
         return LoadedPipeline(kind=kind, model_ref=model_ref, pipe=pipe, device=device, dtype=dtype, profile=profile,
                               load_seconds=seconds, revision=_revision(pipe),
-                              random_weights=is_tiny_model(model_ref), current_profile=profile)
+                              random_weights=is_tiny_model(model_ref), current_profile=profile,
+                              quantize=self.settings.quantize)
 
     def make_resident(self, kind: str) -> None:
         """Before running `kind`: if the two pipelines do not fit the GPU together, move the other one out first."""
@@ -275,7 +285,7 @@ class PipelineCache:
         with self.gpu_lock:
             loaded = self._loaded.pop(kind, None)
             if loaded is not None:
-                loaded.pipe.remove_all_hooks()
+                remove_offloading(loaded.pipe)
                 device = loaded.device
                 del loaded
                 free_memory(device)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from svd_demo.memory import QUANTIZE
 from svd_demo.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
 
 DTYPES = ("auto", "fp16", "bf16", "fp32")
@@ -28,6 +29,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     memory_profile: str = "auto"
+    quantize: str = "none"
     output_dir: Path = Path(tempfile.gettempdir()) / "svd-demo-outputs"
     output_ttl: int = 3600
     max_image_pixels: int = 25_000_000
@@ -55,6 +57,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "memory_profile": ("SVD_DEMO_MEMORY_PROFILE", "GPU memory profile; auto picks from the GPU's memory "
                        "(thresholds in README). fast = high + torch.compile of the UNet's blocks (the first run at "
                        "each size compiles)."),
+    "quantize": ("SVD_DEMO_QUANTIZE", "Load the video/image model's UNet in int8 (weight-only, through torchao: pip "
+                 "install torchao) for 6 GB cards; lossy, like the fp8 storage of the low/minimal profiles."),
     "output_dir": ("SVD_DEMO_OUTPUT_DIR", "Folder for generated files."),
     "output_ttl": ("SVD_DEMO_OUTPUT_TTL", "Seconds before generated files are deleted (0 keeps them)."),
     "max_image_pixels": ("SVD_DEMO_MAX_IMAGE_PIXELS", "Largest input image, in pixels, checked before decoding."),
@@ -69,7 +73,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }
-_CHOICES = {"dtype": DTYPES, "memory_profile": MEMORY_PROFILES}
+_CHOICES = {"dtype": DTYPES, "memory_profile": MEMORY_PROFILES, "quantize": QUANTIZE}
 
 
 def _parse_bool(text: str) -> bool:
@@ -80,7 +84,7 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-MODEL_SETTINGS = ("svd_model", "sdxl_model", "sdxl_vae", "device", "dtype", "memory_profile",
+MODEL_SETTINGS = ("svd_model", "sdxl_model", "sdxl_vae", "device", "dtype", "memory_profile", "quantize",
                   "max_image_pixels")  # what a CLI run needs
 
 

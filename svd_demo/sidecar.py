@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from svd_demo.memory import unet_weights
+
 if TYPE_CHECKING:
     from svd_demo.image_to_video import Frames
     from svd_demo.images import LoadedImage, PreparedImage
@@ -45,8 +47,12 @@ def _model(model_ref: str, loaded: LoadedPipeline) -> dict[str, Any]:
     return {"id": model_ref, "revision": loaded.revision, "random_weights": loaded.random_weights}
 
 
+def _dtype(loaded: LoadedPipeline) -> str:
+    return str(loaded.dtype).removeprefix("torch.")
+
+
 def _runtime(loaded: LoadedPipeline, memory_profile: str) -> dict[str, Any]:
-    return {"device": loaded.device, "dtype": str(loaded.dtype).removeprefix("torch."),
+    return {"device": loaded.device, "dtype": _dtype(loaded),
             "memory_profile": memory_profile}
 
 
@@ -65,7 +71,8 @@ def image_to_video(params: VideoParams, *, model_ref: str, loaded: LoadedPipelin
         "created": _created(),
         "parameters": {**params.to_dict(), "model": model_ref},
         "model": _model(model_ref, loaded),
-        "runtime": {**_runtime(loaded, frames.memory_profile), "decode_chunk_size": frames.decode_chunk_size},
+        "runtime": {**_runtime(loaded, frames.memory_profile), "decode_chunk_size": frames.decode_chunk_size,
+                    "unet_weights": unet_weights(frames.memory_profile, loaded.quantize) or _dtype(loaded)},
         "input": {"original_size": list(original.original_size), "size": list(prepared.image.size),
                   "notices": [*original.notices, *prepared.notices]},
         "memory_changes": frames.memory_changes,
@@ -142,6 +149,7 @@ class Runtime:
     dtype: str
     memory_profile: str | None = None
     decode_chunk_size: int | None = None  # videos only
+    unet_weights: str | None = None  # videos: "fp8"/"int8" when the weights change the pixels, else the dtype
 
 
 @dataclass(frozen=True)

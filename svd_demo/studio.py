@@ -237,7 +237,8 @@ class Studio:
         files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
                               cancel=cancel)
         _published(cancel, files.video, *files.extras.values(), files.sidecar)
-        notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes]
+        notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes,
+                   *result.notes]
         return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record,
                            memory_changes=result.memory_changes)
 

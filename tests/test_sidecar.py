@@ -13,7 +13,7 @@ from svd_demo.params import ImageParams, VideoParams
 from svd_demo.sidecar import ModelUsed, Runtime, Sidecar
 
 LOADED = SimpleNamespace(revision="abc", random_weights=True, device="cuda:0", dtype="torch.float16",
-                         current_profile="balanced")
+                         current_profile="balanced", quantize="none")
 FRAMES = SimpleNamespace(memory_profile="low", decode_chunk_size=4, memory_changes=["retried with 'low'"])
 ORIGINAL = SimpleNamespace(original_size=(400, 300), notices=("converted",))
 PREPARED = SimpleNamespace(image=SimpleNamespace(size=(256, 144)), notices=("cropped",))
@@ -33,7 +33,8 @@ def test_image_to_video_reads_back_typed():
     done = _written(record)
     assert (done.kind, done.parameters["seed"], done.parameters["model"]) == ("image_to_video", 7, "svd")
     assert done.model == ModelUsed(id="svd", revision="abc", random_weights=True)
-    assert done.runtime == Runtime(device="cuda:0", dtype="float16", memory_profile="low", decode_chunk_size=4)
+    assert done.runtime == Runtime(device="cuda:0", dtype="float16", memory_profile="low", decode_chunk_size=4,
+                                   unet_weights="fp8")
     assert done.memory_changes == ("retried with 'low'",) and done.timings == {"denoise_s": 1.235}
     assert record["input"] == {"original_size": [400, 300], "size": [256, 144], "notices": ["converted", "cropped"]}
     assert record["interpolation"] == {"target_fps": 24} and record["versions"]["svd-demo"]
