@@ -11,12 +11,16 @@ Parts, in order of importance (each keeps back time for the ones after it):
   high      the app's own path (generate_frames), everything on the GPU
   fast      high + regional torch.compile, in a child process with a hard cap (--fast-cap-s):
             a compile that overruns is killed with its process group and the later parts still run
-  balanced, low   model offload (+ forward chunking): 25 steps when the time allows, else fewer, extrapolated
+  balanced  model offload: 25 steps when the time allows, else fewer, extrapolated
+  low       block-level group offload (UNet on a CUDA stream) + fp8 UNet storage + forward chunking, same way;
+            PSNR against `high`'s frames (same seed) when both ran every step
   caps      simulated 8/12/16/24 GB cards (a per-process memory cap = card - the measured CUDA context): what
             `auto` picks given that card's (total, free) memory, and whether its run completes
   sdxl      the SDXL architecture, random weights, a 1024x576 still with 'high'
-  minimal   sequential offload: a few steps, s/step extrapolated to 25 (said so in the results)
-  switch    profile switches after a model-offload run (low -> minimal -> high) leave the weights intact
+  minimal   leaf-level group offload + fp8 + decode chunk 1: a few steps, s/step extrapolated to 25 (said so)
+  switch    profile switches after an offloaded run (low -> minimal -> high) leave the weights intact
+  int8      `--quantize int8` (torchao int8 weight-only UNet) under `low`, PSNR against `high`; last, because
+            quantizing the shared pipeline cannot be undone
 Every timed run follows a warm-up of the same part at the same shapes (1 step; 2 for SDXL and for `fast`'s
 compile), is synchronized with torch.cuda.synchronize(device) and has the device's peak statistics reset for it.
 
@@ -98,21 +102,22 @@ def build_full_size_svd(device: str, dtype: object) -> object:
 REPO = Path(__file__).resolve().parents[1]
 GIB = 2**30
 DEFAULT_BUDGET_S = 530.0
-PART_ORDER = ("warmup", "baseline", "high", "fast", "balanced", "low", "caps", "sdxl", "minimal", "switch")
-SVD_ROWS = ("baseline", "high", "fast", "balanced", "low", "minimal")
+PART_ORDER = ("warmup", "baseline", "high", "fast", "balanced", "low", "caps", "sdxl", "minimal", "switch", "int8")
+SVD_ROWS = ("baseline", "high", "fast", "balanced", "low", "minimal", "int8")
 DEFAULT_CAPS_GB = (8, 12, 16, 24)
 # Least seconds each part needs on an H200 (SVD-XT at 1024x576, 25 frames: about 1 s a step), kept back for it by
 # the parts before it: the first device sketch's sizing (shared/tools/gpu_check.sh) plus the 1-step warm-up every
 # timed part has here.
 PART_MIN_S = {"warmup": 15, "baseline": 50, "high": 35, "fast": 100, "balanced": 20, "low": 25, "caps": 45,
-              "sdxl": 30, "minimal": 40, "switch": 5}
+              "sdxl": 30, "minimal": 40, "switch": 5, "int8": 30}
 PART_MIN_S_TINY = dict.fromkeys(PART_ORDER, 1.0)  # tiny models on a CPU: about a second a clip
 FAST_CAP_S = 170.0  # the child's own build (~15 s), compiling ~16 graphs of UNet blocks, the timed run
 FAST_MIN_S = {True: 90.0, False: 10.0}  # below this the child cannot finish even its compile warm-up (GPU / CPU)
 CHILD_MARGIN_S = {True: 8.0, False: 2.0}  # the child's own watchdog fires this long before its hard cap
 # Cost of a denoising step and the fixed cost of a clip (image encode, weight moves, decode) relative to `high`:
-# first guesses, scaled by what the warm-up measures. Sequential offload re-sends every weight at every step.
-STEP_FACTOR = {"baseline": 1.05, "high": 1.0, "fast": 0.8, "balanced": 1.05, "low": 1.5, "minimal": 3.5}
+# first guesses, scaled by what the warm-up measures. Group offload re-sends the UNet's weights at every step (fp8:
+# half the bytes), on a side stream for `low`; leaf level (`minimal`) one layer at a time.
+STEP_FACTOR = {"baseline": 1.05, "high": 1.0, "fast": 0.8, "balanced": 1.05, "low": 1.3, "minimal": 2.5}
 FIXED_FACTOR = {"baseline": 2.0, "high": 1.0, "fast": 1.0, "balanced": 1.5, "low": 2.0, "minimal": 3.5}
 NOT_RUN = "not run"
 
@@ -331,6 +336,12 @@ def derive(data: dict[str, Any]) -> None:
         f"{row['vs_recipe']:.2f}x as fast{est}")
 
 
+def psnr_db(frames: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR (dB) of uint8 frames against a reference of the same shape; inf when identical."""
+    mse = float(np.mean((frames.astype(np.float64) - reference.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
 def _why(row: dict[str, Any]) -> str:
     parts = [row.get("reason") or "", row.get("extrapolated") or "", row.get("changes") or "",
              "output had NaN (random weights): timing and memory are valid" if row.get("nan_output") else ""]
@@ -354,15 +365,16 @@ def render_markdown(data: dict[str, Any]) -> str:
             "timed run after a 1-step warm-up of the same part)", "",
             "| profile | status | steps run | s/step (median) | decode s | total s (as run) | total s for "
             f"{meta.get('steps')} steps | peak alloc GiB | peak reserved GiB | card GiB needed (reserved + context) "
-            "| vs recipe | notes |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    names = {"baseline": "diffusers recipe (model CPU offload, default decode)"}
+            "| vs recipe | PSNR vs high dB | notes |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    names = {"baseline": "diffusers recipe (model CPU offload, default decode)", "int8": "int8 (low, int8 UNet)"}
     for name in SVD_ROWS:
         r = rows.get(name, {})
         ratio = f"{r['vs_recipe']:.2f}x" if r.get("vs_recipe") else ""
         out.append(f"| {names.get(name, name)} | {r.get('status')} | {_fmt(r.get('steps_run'))} | "
                    f"{_fmt(r.get('s_per_step'), 3)} | {_fmt(r.get('decode_s'))} | {_fmt(r.get('total_s'), 1)} | "
                    f"{_fmt(r.get('total_est_s'), 1)} | {_fmt(r.get('peak_alloc_gib'))} | "
-                   f"{_fmt(r.get('peak_reserved_gib'))} | {_fmt(r.get('card_need_gib'))} | {ratio} | {_why(r)} |")
+                   f"{_fmt(r.get('peak_reserved_gib'))} | {_fmt(r.get('card_need_gib'))} | {ratio} | "
+                   f"{_fmt(r.get('psnr_vs_high_db'), 1)} | {_why(r)} |")
     fast = rows.get("fast", {})
     if "compile_warmup_s" in fast:
         out += ["", f"fast: compile warm-up {_fmt(fast.get('compile_warmup_s'), 1)} s (2 steps); recompile-limit "
@@ -852,26 +864,33 @@ class ProfilesBench:
         self.log_run("baseline", r)
 
     def profile_part(self, profile: str, *, lo: int | None = None, hi: int | None = None,
-                     keep_frames: bool = False) -> dict[str, Any] | None:
-        """A 1-step warm-up, then as many steps as the time allows between `lo` and `hi` (extrapolated if < all)."""
-        lo, hi = lo or self.c.few_steps, hi or self.c.steps
-        if not self.fits(profile, self.estimate(profile, 1) + self.estimate(profile, lo),
+                     keep_frames: bool = False, row: str | None = None) -> dict[str, Any] | None:
+        """A 1-step warm-up, then as many steps as the time allows between `lo` and `hi` (extrapolated if < all).
+
+        The frames are compared with `high`'s (PSNR) when both ran every step with the same seed."""
+        lo, hi, row = lo or self.c.few_steps, hi or self.c.steps, row or profile
+        if not self.fits(row, self.estimate(profile, 1) + self.estimate(profile, lo),
                          f"a 1-step warm-up and {lo} steps of '{profile}'"):
             return None
         self.ensure_pipe()
         warm = self.app_run(profile, 1)
         if warm["status"] != "ok":
-            self.set_row(profile, {**warm, "reason": f"warm-up failed: {warm.get('reason')}"})
+            self.set_row(row, {**warm, "reason": f"warm-up failed: {warm.get('reason')}"})
             return None
         per_step = self.s_step * STEP_FACTOR[profile]
         steps = self.steps_that_fit(lambda n: warm["total_s"] + (n - 1) * per_step, lo, hi)
         if not steps:
-            self.skip(profile, f"not enough time after its warm-up ({warm['total_s']:.1f} s) for {lo} steps")
+            self.skip(row, f"not enough time after its warm-up ({warm['total_s']:.1f} s) for {lo} steps")
             return None
-        r = self.app_run(profile, steps, keep_frames=keep_frames)
+        r = self.app_run(profile, steps, keep_frames=True)
         r["warmup_s"] = warm["total_s"]
-        self.set_row(profile, r)
-        self.log_run(profile, r)
+        frames = r.get("_frames") if keep_frames else r.pop("_frames", None)
+        if profile != "high":
+            r["psnr_vs_high_db"] = None
+            if frames is not None and self.high_frames is not None and steps == self.c.steps:
+                r["psnr_vs_high_db"] = psnr_db(frames, self.high_frames)
+        self.set_row(row, r)
+        self.log_run(row, r)
         return r
 
     def part_high(self) -> None:
@@ -889,8 +908,34 @@ class ProfilesBench:
         self.profile_part("low")
 
     def part_minimal(self) -> None:
-        # A few steps: sequential offload re-sends every weight at every step; s/step is extrapolated to all steps.
+        # A few steps: leaf level moves one layer at a time; s/step is extrapolated to all steps (no PSNR then).
         self.profile_part("minimal", lo=self.c.few_steps, hi=self.c.few_steps)
+
+    def part_int8(self) -> None:
+        """`low` with an int8 UNet. The random-weight UNet is quantized in place with torchao's `quantize_` and the
+        config object diffusers' `TorchAoConfig` applies at load (`--quantize int8` loads through
+        `from_pretrained`); it cannot be undone, so this part comes last and drops the pipeline afterwards."""
+        from svd_demo.memory import TORCHAO_PIN
+
+        if not self.fits("int8", self.estimate("low", 1) + self.estimate("low", self.c.few_steps),
+                         f"a 1-step warm-up and {self.c.few_steps} steps of 'low' with an int8 UNet"):
+            return
+        try:
+            from torchao.quantization import Int8WeightOnlyConfig, quantize_
+        except ImportError:
+            self.skip("int8", f"torchao is not installed (pip install {TORCHAO_PIN})")
+            return
+        self.ensure_pipe()
+        failed = self.prepare("quantizing the UNet to int8", lambda: (
+            self.use("balanced"), quantize_(self.pipe.unet, Int8WeightOnlyConfig())))  # weights in CPU memory first
+        if failed:
+            self.set_row("int8", failed)
+            return
+        self.profile = None
+        try:
+            self.profile_part("low", row="int8")
+        finally:
+            self.broken = True  # nothing after this may reuse an int8 UNet as if it were the fp16 one
 
     def part_caps(self) -> None:
         from svd_demo.memory import choose_profile
@@ -970,7 +1015,7 @@ class ProfilesBench:
             self.ops.empty_cache()
 
     def part_switch(self) -> None:
-        """After a model-offload run, switching to minimal and back must keep the weights (no inference tensors)."""
+        """After an offloaded run, switching to minimal and back must keep the weights (no inference tensors)."""
         if not self.fits("switch", self.estimate("low", 1), "a 1-step 'low' run and two profile switches"):
             return
         self.ensure_pipe()

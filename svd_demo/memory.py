@@ -286,8 +286,9 @@ _CASTING_HOOK = "layerwise_casting"  # diffusers.hooks.layerwise_casting._LAYERW
 
 
 def is_quantized(model: Any) -> bool:
-    """Whether a model was loaded quantized (int8 through torchao): its weights stay as they are."""
-    return bool(getattr(model, "is_quantized", False))
+    """Whether a model's weights are quantized (int8 through torchao, at load or in place): they stay as they are."""
+    return bool(getattr(model, "is_quantized", False)) or any(
+        type(p).__module__.startswith("torchao") for p in model.parameters())
 
 
 def fp8_storage_enabled(unet: Any) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import re
@@ -60,6 +61,13 @@ def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     assert rows["minimal"]["steps_run"] == 2 and "extrapolated" not in rows["high"]
     assert "ran 2 of 3 steps" in rows["minimal"]["extrapolated"] and "ran 2 of 3 steps" in summary
     assert rows["cap-8GB"]["auto"] in bench.SVD_ROWS and rows["cap-8GB"]["ran"] == rows["cap-8GB"]["auto"]
+    # fp8 (low) and int8 change the pixels: measured against high's frames when both ran every step.
+    assert rows["low"]["steps_run"] == 3 and 0 < rows["low"]["psnr_vs_high_db"] < float("inf")
+    if importlib.util.find_spec("torchao") or os.environ.get("CI") == "true":  # CI installs it
+        assert rows["int8"]["status"] == "ok" and rows["int8"]["psnr_vs_high_db"] is not None
+    else:
+        assert rows["int8"]["status"] == "skipped" and "pip install torchao" in rows["int8"]["reason"]
+    assert rows["minimal"]["psnr_vs_high_db"] is None  # 2 of 3 steps: not comparable
     assert data["meta"]["done"] and data["meta"]["stopped"] is None and data["headline"]
     assert list(data["parts"]) == list(bench.PART_ORDER)
     for label in ("## Headline", "diffusers recipe", "| minimal |", "| cap-16GB |", "## SDXL still", "## Parts"):
@@ -132,7 +140,8 @@ def test_a_part_keeps_time_for_the_later_parts_and_shrinks_its_steps(tmp_path):
     report = bench.Report(tmp_path, t0=time.time(), budget_s=300.0)
     runner = bench.ProfilesBench(config, report, list(bench.PART_ORDER))
     runner.part = "balanced"
-    assert runner.reserve() == sum(bench.PART_MIN_S[p] for p in ("low", "caps", "sdxl", "minimal", "switch"))
+    assert runner.reserve() == sum(bench.PART_MIN_S[p] for p in ("low", "caps", "sdxl", "minimal", "switch",
+                                                                             "int8"))
     room = report.left() - runner.reserve()
     assert runner.steps_that_fit(lambda n: n * room / 12, 3, 25) == 10  # 15 steps would not fit, 10 do
     assert runner.steps_that_fit(lambda n: room + 1, 3, 25) == 0
