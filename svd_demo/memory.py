@@ -326,17 +326,14 @@ def set_fp8_storage(unet: Any, enabled: bool) -> None:
 
 
 def set_forward_chunking(unet: Any, enabled: bool) -> None:
-    """Feed-forward layers one chunk at a time (less activation memory), or all at once.
+    """Feed-forward layers one batch item at a time (less activation memory), or all at once.
 
-    The SVD UNet has `enable_forward_chunking` but no `disable_...`, so switching off goes through the blocks' own
-    setter, the same one `enable_forward_chunking` uses.
+    Through the blocks' own setter, the one SVD's `enable_forward_chunking()` calls with its defaults (chunk 1 over
+    dim 0): SVD's UNet has no `disable_...`, and SDXL's `UNet2DConditionModel` has neither.
     """
-    if enabled:
-        unet.enable_forward_chunking()
-        return
     for module in unet.modules():
-        if hasattr(module, "set_chunk_feed_forward"):
-            module.set_chunk_feed_forward(chunk_size=None, dim=0)  # keywords: the temporal block takes **kwargs
+        if hasattr(module, "set_chunk_feed_forward"):  # keywords: the temporal block takes **kwargs
+            module.set_chunk_feed_forward(chunk_size=1 if enabled else None, dim=0)
 
 
 # The UNet blocks that repeat (SVD's spatio-temporal ones and SDXL's 2D ones): compiling these, not the whole UNet,

@@ -55,8 +55,8 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def _hooks_left(pipe) -> list[str]:
     """Every offload or casting hook still on the pipeline's models: accelerate's `_hf_hook`, diffusers' registry."""
     left = []
-    for name in ("unet", "vae", "image_encoder"):
-        for path, module in getattr(pipe, name).named_modules():
+    for name, model in pipe.components.items():
+        for path, module in model.named_modules() if isinstance(model, torch.nn.Module) else ():
             if hasattr(module, "_hf_hook"):
                 left.append(f"{name}.{path}: accelerate")
             registry = getattr(module, "_diffusers_hook", None)
@@ -70,6 +70,7 @@ def test_group_offload_gives_the_frames_of_no_offload(cache, image, offload):
     loaded = cache.get("svd", cache.settings.svd_model)
     resident = _frames(cache, loaded, image)
     apply_plan(loaded.pipe, dataclasses.replace(PLANS["high"], offload=offload), STAND_IN)
+    assert loaded.pipe._execution_device == torch.device(STAND_IN)  # latents are made where the groups compute
     offloaded = _frames(cache, loaded, image)
     # Offloading moves weights; it does not change what they compute (measured: identical on this CPU).
     assert np.abs(offloaded.astype(int) - resident.astype(int)).max() <= 1
@@ -184,3 +185,24 @@ def test_int8_without_torchao_is_a_clear_error(cache, monkeypatch):
     cache.settings = dataclasses.replace(cache.settings, quantize="int8")
     with pytest.raises(ModelLoadError, match=r"--quantize int8 needs torchao: pip install torchao==0\.18\.0"):
         cache.get("svd", cache.settings.svd_model)
+
+
+def test_the_sdxl_still_runs_in_the_new_profiles_and_keeps_its_weights(cache):
+    """The profiles apply to the SDXL pipeline too (its UNet in fp8, its VAE through the blocks it declares)."""
+    from svd_demo.params import ImageParams
+    from svd_demo.text_to_image import generate_still
+
+    params = ImageParams.from_raw({"prompt": "a lighthouse at dusk", "resolution": 256, "sdxl_steps": 2,
+                                   "randomize_seed": False})
+    loaded = cache.get("sdxl", cache.settings.sdxl_model)
+    before = {k: v.clone() for k, v in loaded.pipe.unet.state_dict().items()}
+    stills = {}
+    for profile in ("high", "balanced", "low", "minimal", "high"):
+        cache.use_profile(loaded, profile)
+        stills[profile] = np.asarray(cache.run(lambda: generate_still(loaded, params)).image)
+    assert stills["high"].shape == (144, 256, 3)
+    assert np.array_equal(stills["balanced"], stills["high"])
+    assert 0 < np.abs(stills["low"].astype(int) - stills["high"]).max()  # fp8 changes the pixels, a little
+    assert _psnr(stills["low"], stills["high"]) >= FP8_MIN_PSNR_DB
+    assert all(torch.equal(before[k], v) for k, v in loaded.pipe.unet.state_dict().items())
+    assert _hooks_left(loaded.pipe) == []
