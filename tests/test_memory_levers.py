@@ -65,6 +65,7 @@ def _hooks_left(pipe) -> list[str]:
     return left
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("offload", ["group_block", "group_leaf"])
 def test_group_offload_gives_the_frames_of_no_offload(cache, image, offload):
     loaded = cache.get("svd", cache.settings.svd_model)
@@ -78,6 +79,7 @@ def test_group_offload_gives_the_frames_of_no_offload(cache, image, offload):
     assert _hooks_left(loaded.pipe) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["low", "minimal"])
 def test_every_weight_a_run_uses_reaches_the_gpu(cache, image, profile, monkeypatch):
     """On "cpu:0" a weight the hooks never onload still computes; on a GPU it would be a device-mismatch error.
@@ -113,6 +115,7 @@ def test_every_weight_a_run_uses_reaches_the_gpu(cache, image, profile, monkeypa
     assert sorted({where for key, where in used.items() if key not in onloaded}) == []
 
 
+@pytest.mark.slow
 def test_fp8_storage_quarters_fp32_weights_and_stays_within_its_tolerance(cache, image):
     loaded = cache.get("svd", cache.settings.svd_model)
     unet = loaded.pipe.unet
@@ -130,6 +133,7 @@ def test_fp8_storage_quarters_fp32_weights_and_stays_within_its_tolerance(cache,
     assert np.array_equal(_frames(cache, loaded, image), lossy)  # still deterministic per seed
 
 
+@pytest.mark.slow
 def test_leaving_fp8_restores_the_exact_weights_and_a_clean_pipeline(cache, image):
     loaded = cache.get("svd", cache.settings.svd_model)
     before = {k: v.clone() for k, v in loaded.pipe.unet.state_dict().items()}
@@ -150,6 +154,7 @@ def test_only_the_lossy_levers_have_a_pixel_note():
     assert "int8" in pixel_note("high", "int8")
 
 
+@pytest.mark.slow
 def test_the_pixel_note_reaches_the_run_notices_and_sidecar(tiny_settings, tmp_path, photo):
     from svd_demo.studio import Studio
 
@@ -161,6 +166,7 @@ def test_the_pixel_note_reaches_the_run_notices_and_sidecar(tiny_settings, tmp_p
     assert sidecar.Sidecar.from_record(result.record).runtime.unet_weights == "fp8"
 
 
+@pytest.mark.slow
 def test_int8_weights_through_torchao_load_and_run_on_the_cpu(cache, image):
     require("torchao", "pip install torchao==0.18.0")
     from torchao.quantization import Int8Tensor
@@ -187,6 +193,7 @@ def test_int8_without_torchao_is_a_clear_error(cache, monkeypatch):
         cache.get("svd", cache.settings.svd_model)
 
 
+@pytest.mark.slow
 def test_the_sdxl_still_runs_in_the_new_profiles_and_keeps_its_weights(cache):
     """The profiles apply to the SDXL pipeline too (its UNet in fp8, its VAE through the blocks it declares)."""
     from svd_demo.params import ImageParams
@@ -206,3 +213,16 @@ def test_the_sdxl_still_runs_in_the_new_profiles_and_keeps_its_weights(cache):
     assert _psnr(stills["low"], stills["high"]) >= FP8_MIN_PSNR_DB
     assert all(torch.equal(before[k], v) for k, v in loaded.pipe.unet.state_dict().items())
     assert _hooks_left(loaded.pipe) == []
+
+
+def test_quantize_is_a_setting_with_an_environment_variable_and_fixed_choices(capsys):
+    from svd_demo.settings import parse_settings
+
+    assert parse_settings([], {}).quantize == "none"
+    assert parse_settings(["--quantize", "int8"], {}).quantize == "int8"
+    assert parse_settings([], {"SVD_DEMO_QUANTIZE": "int8"}).quantize == "int8"
+    with pytest.raises(SystemExit):
+        parse_settings(["--quantize", "int4"], {})
+    assert "invalid choice: 'int4'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="Unknown --quantize 'int4'"):
+        memory.quantization_config("int4")  # an environment value is not checked by argparse: loading says it
