@@ -81,7 +81,7 @@ def pixel_note(profile: str, quantize: str) -> str | None:
     if weights is None:
         return None
     how = "loaded in int8 (--quantize int8)" if weights == "int8" else f"stored in fp8 by the '{profile}' profile"
-    return (f"The video model's weights were {how} to save GPU memory: the frames differ slightly from the 'high' "
+    return (f"The model's weights were {how} to save GPU memory: the result differs slightly from the 'high' "
             "profile's for the same seed (see README, Memory profiles).")
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from svd_demo.image_to_video import ProgressFn, step_callback, to_uint8
 from svd_demo.images import output_size
+from svd_demo.memory import pixel_note
 from svd_demo.params import ImageParams
 from svd_demo.pipelines import LoadedPipeline
 
@@ -73,4 +74,6 @@ def generate_still(loaded: LoadedPipeline, params: ImageParams, *, progress: Pro
             callback_on_step_end=step_callback(params.sdxl_steps, progress, cancel),
         ).images
     frame = to_uint8(images)[0]
-    return Still(image=Image.fromarray(frame), notices=notices, seconds=time.perf_counter() - start)
+    note = pixel_note(loaded.current_profile, loaded.quantize)  # fp8/int8 weights: said, as for videos
+    return Still(image=Image.fromarray(frame), notices=[*notices, *([note] if note else [])],
+                 seconds=time.perf_counter() - start)

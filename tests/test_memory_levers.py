@@ -206,7 +206,9 @@ def test_the_sdxl_still_runs_in_the_new_profiles_and_keeps_its_weights(cache):
     stills = {}
     for profile in ("high", "balanced", "low", "minimal", "high"):
         cache.use_profile(loaded, profile)
-        stills[profile] = np.asarray(cache.run(lambda: generate_still(loaded, params)).image)
+        still = cache.run(lambda: generate_still(loaded, params))
+        assert (pixel_note(profile, "none") in still.notices) is PLANS[profile].fp8_storage
+        stills[profile] = np.asarray(still.image)
     assert stills["high"].shape == (144, 256, 3)
     assert np.array_equal(stills["balanced"], stills["high"])
     assert 0 < np.abs(stills["low"].astype(int) - stills["high"]).max()  # fp8 changes the pixels, a little
