@@ -181,8 +181,9 @@ def test_int8_weights_through_torchao_load_and_run_on_the_cpu(cache, image):
     one_at_a_time = VideoParams.from_raw({**FAST, "decode_chunk_size": 1}).resolved(num_frames=4, fps=7)
     frames = _frames(cache, loaded, image, one_at_a_time)  # the decode chunk changes pixels: the same in both
     assert frames.shape == (4, 144, 256, 3)
-    cache.use_profile(loaded, "high")
-    assert np.array_equal(_frames(cache, loaded, image, one_at_a_time), frames)  # offloading moves int8 unchanged
+    for profile in ("balanced", "high"):  # model offload, then none: offloading moves int8 weights unchanged
+        cache.use_profile(loaded, profile)
+        assert np.array_equal(_frames(cache, loaded, image, one_at_a_time), frames), profile
 
 
 def test_int8_without_torchao_is_a_clear_error(cache, monkeypatch):
