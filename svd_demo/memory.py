@@ -24,11 +24,11 @@ GIB = 1024**3
 # (weights 4.2 GiB: UNet 1.52 B, VAE 98 M and image encoder 632 M parameters) and for SDXL at 1024x576 (weights
 # 6.5 GiB). `high` counts every weight plus the working memory; `balanced` (model offload) the largest model and the
 # working memory; `low` (block-level group offload) the UNet parts outside its down/up blocks plus two blocks in fp8
-# (the one computing and the one the stream prefetches, about 1 GiB) and the working memory that forward chunking and
-# a decode chunk of 2 leave (about 4 GiB: diffusers documents SVD under 8 GB with model offload, chunking and decode
-# chunk 2, of which 3 GiB are the fp16 UNet); `minimal` (leaf level) one layer's weights and the working memory of a
-# 1-frame decode. ESTIMATES until measured: `python -m benchmarks.gpu` on a GPU measures each profile's peak
-# (BENCHMARKS.md lists the rows still unmeasured) and these values should follow those measurements.
+# (the one computing and the one the stream prefetches: 0.87 GiB, counted in BENCHMARKS.md) and the working memory
+# that forward chunking and a decode chunk of 2 leave (about 4 GiB: diffusers documents SVD under 8 GB with model
+# offload, chunking and decode chunk 2, of which 3 GiB are the fp16 UNet); `minimal` (leaf level) one layer's
+# weights and the working memory of a 1-frame decode. ESTIMATES until measured: `python -m benchmarks.gpu` on a GPU
+# measures each profile's peak (BENCHMARKS.md lists the rows still unmeasured) and these values should follow them.
 NEED_GIB = {
     "svd": {"high": 18.0, "balanced": 10.0, "low": 5.0, "minimal": 3.0},
     "sdxl": {"high": 11.0, "balanced": 7.0, "low": 4.5, "minimal": 2.0},
