@@ -357,3 +357,14 @@ def test_readme_quickstarts_use_the_installed_command():
     offline = _readme_block_after("**On a CPU, or without the model hub.**").splitlines()
     assert offline == ["pip install . && svd-demo tiny-models ./tiny-models",
                        "svd-demo app --svd-model ./tiny-models/svd --sdxl-model ./tiny-models/sdxl"]
+
+
+def test_optional_pins_named_in_messages_are_the_extras():
+    """An error that says `pip install X==V` names the version the package's extra installs."""
+    import tomllib
+
+    from svd_demo.memory import TORCHAO_PIN
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["quantize"] == [TORCHAO_PIN]
+    assert "svd-demo[bench,ray,quantize]" in extras["tests"]  # CI runs the tests of every optional path
