@@ -6,8 +6,6 @@ Every generation flag is built from `params.SPECS`, so its default, range and he
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import logging
 import os
 import sys
@@ -81,15 +79,16 @@ def _restore(args: argparse.Namespace, typed: set[str]) -> None:
           "where no flag says otherwise", file=sys.stderr)
 
 
-def _quick(studio, given: dict[str, object], names: Sequence[str], *model_refs: str | None) -> dict[str, object]:
-    """`given` on top of the quick starting values where they apply (a CPU, random weights), saying so once."""
+def _quick(studio, given: dict[str, object], names: Sequence[str], *model_refs: str | None,
+           say: bool = True) -> dict[str, object]:
+    """`given` on top of the quick starting values where they apply (a CPU, random weights), saying so if `say`."""
     from svd_demo.params import describe_quick
 
     quick = studio.quick_defaults(*model_refs)
     if not quick:
         return given
     used = {name: value for name, value in quick.items() if name in names and name not in given}
-    if used:
+    if used and say:
         print(f"note: quick settings for this machine ({describe_quick(quick)}) where no flag says otherwise; "
               "pass --resolution, --num-frames, --num-inference-steps or --sdxl-steps to raise them.",
               file=sys.stderr)
@@ -157,8 +156,8 @@ def cmd_text_to_video(args: argparse.Namespace) -> int:
     image_params = _image_params(args, studio)
     # seed, randomize_seed and resolution belong to the still: one --seed reproduces both stages
     names = [*(s for s in SPECS if s not in ("seed", "randomize_seed", "resolution")), "extra_formats"]
-    with contextlib.redirect_stderr(io.StringIO()):  # the note was printed for the still already
-        given = _quick(studio, _given(args, names), names, studio.settings.svd_model, studio.settings.sdxl_model)
+    given = _quick(studio, _given(args, names), names, studio.settings.svd_model, studio.settings.sdxl_model,
+                   say=False)  # said for the still already
     video_params = VideoParams.from_raw(given)
     out = _checked_out(args.out, ".mp4")
     still_path = _checked_out(args.still, ".png") if args.still else out.with_suffix(".still.png")

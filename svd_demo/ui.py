@@ -715,7 +715,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
 
 
 def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: UploadedImage,
-              quick: dict[str, int]) -> gr.Video:
+              quick: dict[str, int]) -> tuple[gr.Video, dict[str, Any]]:
     def model_defaults(ref: str) -> tuple[int, float]:
         steps, guidance = sdxl_defaults(ref)
         return min(steps, quick.get("sdxl_steps", steps)), guidance
