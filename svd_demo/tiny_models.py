@@ -250,3 +250,37 @@ def save_tiny_models(directory: str | os.PathLike, *, which: tuple[str, ...] = K
         paths[kind] = final
     return paths
 
+
+
+UPSCALER_KINDS = ("srvgg", "rrdb")
+
+
+def save_tiny_upscalers(directory: str | os.PathLike) -> dict[str, pathlib.Path]:
+    """Tiny random-weight upscalers of the two real classes, saved as the official checkpoints are (BasicSR's
+    {"params": ...} for SRVGGNetCompact, {"params_ema": ...} for RRDBNet), so the app's loader reads them as it
+    reads the real files: DIR/tiny-srvgg-x4.pth and DIR/tiny-rrdb-x4.pth."""
+    from svd_demo.upscale.networks import RRDBNet, SRVGGNetCompact
+
+    root = pathlib.Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    # Few, narrow layers: a small receptive field (tiles with 16 px of context match the whole frame exactly) and
+    # milliseconds per frame. The real sizes are the classes' defaults (benchmarks build those).
+    networks = {"srvgg": ("tiny-srvgg-x4.pth", "params", SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4)),
+                "rrdb": ("tiny-rrdb-x4.pth", "params_ema", RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=4))}
+    paths = {}
+    for kind, (name, key, network) in networks.items():
+        # Random weights, brought into the 0-1 range of real outputs so that the values tests compare are not all
+        # clipped: SRVGG adds its (halved) residual to a nearest-neighbour upscale; RRDB's last layer is centred.
+        with torch.no_grad():
+            if kind == "srvgg":
+                for param in network.parameters():
+                    param.mul_(0.5)
+            else:
+                network.conv_last.weight.mul_(10.0)
+                network.conv_last.bias.fill_(0.5)
+        with tempfile.NamedTemporaryFile(dir=root, suffix=".partial", delete=False) as tmp:
+            torch.save({key: network.state_dict()}, tmp.name)
+        os.replace(tmp.name, root / name)
+        paths[kind] = root / name
+    return paths

@@ -1,0 +1,120 @@
+"""One frame through an upscaler, in overlapping tiles, and the size cap of what may come out.
+
+Tiles bound the memory of one network call: RealESRGAN_x4plus on a whole 1024x576 frame holds 64-channel
+activations at 4096x2304 (fp16: over 1 GB per tensor, several alive at once), so 4K output would not fit a consumer
+card. Each tile is run with `TILE_PAD` pixels of context that are cut off again (a border without context looks
+different), and neighbouring tiles overlap by `TILE_OVERLAP` pixels, cross-faded linearly so no seam can show.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from svd_demo.errors import InputError
+
+if TYPE_CHECKING:
+    from svd_demo.upscale.loading import LoadedUpscaler
+
+UPSCALE_FACTORS = {"2x": 2, "4x": 4}
+MAX_OUTPUT_LONG_SIDE = 3840
+"""Largest output side in pixels: 4K UHD (3840x2160). 4x of SVD's 1024x576 (4096x2304) is refused: use 2x."""
+MAX_OUTPUT_PIXELS = 3840 * 2160
+DEFAULT_TILE = 512
+"""Tile side in input pixels; 0 runs the whole frame at once."""
+TILE_PAD = 16
+"""Context around each tile, in input pixels, run through the network and then cut off."""
+TILE_OVERLAP = 16
+"""Overlap of neighbouring tiles, in input pixels, cross-faded."""
+
+
+def output_size(width: int, height: int, factor: int) -> tuple[int, int]:
+    return width * factor, height * factor
+
+
+def check_output_size(width: int, height: int, factor: int, name: str = "upscale") -> tuple[int, int]:
+    """The output size of `factor` x (width, height); InputError naming parameter `name` above the cap."""
+    out_w, out_h = output_size(width, height, factor)
+    if max(out_w, out_h) > MAX_OUTPUT_LONG_SIDE or out_w * out_h > MAX_OUTPUT_PIXELS:
+        largest = MAX_OUTPUT_LONG_SIDE // factor
+        raise InputError(f"`{name}` {factor}x would make {out_w}x{out_h} frames from {width}x{height}; the largest "
+                         f"output is {MAX_OUTPUT_LONG_SIDE} pixels on the long side ({MAX_OUTPUT_LONG_SIDE}x2160). "
+                         f"Choose a smaller factor, or an input of at most {largest} pixels on its long side.")
+    return out_w, out_h
+
+
+def factor_of(upscale: str | int, name: str = "upscale") -> int:
+    """2 or 4 from "2x"/"4x" (or the number itself); InputError naming `name` otherwise."""
+    if isinstance(upscale, str) and upscale in UPSCALE_FACTORS:
+        return UPSCALE_FACTORS[upscale]
+    if not isinstance(upscale, bool) and upscale in UPSCALE_FACTORS.values():
+        return int(upscale)
+    raise InputError(f"`{name}` must be one of {', '.join(UPSCALE_FACTORS)}; got {upscale!r}.")
+
+
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Windows of `tile` along an axis of `length`, overlapping by at least `overlap`; the last ends at `length`."""
+    if length <= tile:
+        return [(0, length)]
+    starts = list(range(0, length - tile, tile - overlap)) + [length - tile]
+    return [(start, start + tile) for start in starts]
+
+
+def _ramp(size: int, fade_in: int, fade_out: int, xp):
+    """Blend weights along one axis of a tile: rising over `fade_in`, falling over `fade_out`, 1 between."""
+    weights = xp.ones(size)
+    if fade_in:
+        weights[:fade_in] = (xp.arange(fade_in) + 0.5) / fade_in
+    if fade_out:
+        falling = (xp.arange(fade_out, 0, -1) - 0.5) / fade_out
+        weights[size - fade_out:] = xp.minimum(weights[size - fade_out:], falling)
+    return weights
+
+
+def upscale_frame(upscaler: LoadedUpscaler, frame: np.ndarray, factor: int, *, tile: int = DEFAULT_TILE,
+                  overlap: int = TILE_OVERLAP, pad: int = TILE_PAD) -> np.ndarray:
+    """`frame` (HxWx3 uint8 RGB) made `factor` times larger (HxWx3 uint8).
+
+    The network runs at its own scale; a smaller `factor` (2x from a x4 network) averages each block of the
+    result (area downscaling: every output pixel still sees all the detail the network made). A larger one is
+    refused. `tile` 0 runs the whole frame at once.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    scale = upscaler.scale
+    if factor > scale or scale % factor:
+        raise InputError(f"`upscale` {factor}x needs a network that upscales {factor}x or a multiple of it; "
+                         f"'{upscaler.ref}' upscales {scale}x.")
+    height, width = frame.shape[:2]
+    net = upscaler.network
+    with torch.no_grad():  # not inference_mode: see FACTS.md on inference tensors
+        # Decoded frames can be read-only views of ffmpeg's buffer; torch wants memory it may write.
+        frame = np.ascontiguousarray(frame) if frame.flags.writeable else np.array(frame)
+        x = torch.from_numpy(frame).to(upscaler.device)
+        x = x.permute(2, 0, 1)[None].to(upscaler.dtype) / 255.0
+        if tile <= 0 or (height <= tile and width <= tile):
+            out = net(x).float()
+        else:
+            out = torch.zeros((1, 3, height * scale, width * scale), dtype=torch.float32, device=x.device)
+            weight = torch.zeros((1, 1, height * scale, width * scale), dtype=torch.float32, device=x.device)
+            overlap = max(0, min(overlap, tile // 2))
+            for y0, y1 in _spans(height, tile, overlap):
+                for x0, x1 in _spans(width, tile, overlap):
+                    py0, py1 = max(0, y0 - pad), min(height, y1 + pad)
+                    px0, px1 = max(0, x0 - pad), min(width, x1 + pad)
+                    piece = net(x[..., py0:py1, px0:px1]).float()
+                    piece = piece[..., (y0 - py0) * scale:(y1 - py0) * scale, (x0 - px0) * scale:(x1 - px0) * scale]
+                    fade = overlap * scale
+                    wy = _ramp((y1 - y0) * scale, fade if y0 > 0 else 0, fade if y1 < height else 0, torch)
+                    wx = _ramp((x1 - x0) * scale, fade if x0 > 0 else 0, fade if x1 < width else 0, torch)
+                    w = (wy[:, None] * wx[None, :]).to(x.device)[None, None]
+                    out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += piece * w
+                    weight[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += w
+            out /= weight
+        out = torch.nan_to_num(out).clamp_(0.0, 1.0)  # before averaging: the mean of the pixels one would see
+        if factor < scale:
+            out = F.avg_pool2d(out, scale // factor)
+        out = out.mul_(255.0).round_().to(torch.uint8)
+        return out[0].permute(1, 2, 0).contiguous().cpu().numpy()
