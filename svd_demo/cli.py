@@ -18,8 +18,8 @@ from svd_demo.errors import UserFacingError
 if TYPE_CHECKING:
     from svd_demo.params import Spec
 
-SUBCOMMANDS = ("app", "generate", "extend", "text-to-image", "text-to-video", "sweep", "interpolate", "bench",
-               "tiny-models")
+SUBCOMMANDS = ("app", "generate", "extend", "text-to-image", "text-to-video", "sweep", "interpolate", "upscale",
+               "bench", "tiny-models")
 
 
 def _flag(name: str) -> str:
@@ -194,6 +194,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         add_sweep_parser(sub)
     if only in (None, "interpolate"):
         _add_interpolate_parser(sub)
+    if only in (None, "upscale"):
+        _add_upscale_parser(sub)
     # Listed here for --help; `main` hands its arguments to the repository's benchmarks/gpu.py (its own parser).
     sub.add_parser("bench", help="The GPU benchmark, now `python -m benchmarks.gpu` in the repository.",
                    add_help=False)
@@ -299,6 +301,36 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
           f"{result.input_frames} at {result.source_fps:g} fps ({result.width}x{result.height}, {result.backend}, "
           f"{result.cut_pairs} cuts, {result.copied_pairs} still pairs) in {result.seconds:.2f} s")
     return 0
+
+
+def _add_upscale_parser(sub) -> None:
+    from svd_demo.params import UPSCALE_SPECS
+    from svd_demo.settings import add_settings_arguments
+
+    parser = sub.add_parser("upscale", help="Upscale a video, a folder of frames or a still with Real-ESRGAN.",
+                            description="Make a video (streamed frame by frame) or a still 2x or 4x larger with a "
+                                        "Real-ESRGAN network, in overlapping tiles; at most 3840 pixels on the long "
+                                        "side. A .json sidecar is written beside the output.")
+    parser.add_argument("input", help="video file (mp4, webm, mov, gif, ...), folder of images, or a still image")
+    parser.add_argument("--out", required=True, help="output .mp4/.webm/.gif for a video, .png for a still")
+    add_spec_arguments(parser, list(UPSCALE_SPECS.values()))
+    add_settings_arguments(parser, only=("upscale_model", "device", "dtype", "max_image_pixels"))
+    parser.set_defaults(func=cmd_upscale)
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from svd_demo.params import UPSCALE_SPECS
+    from svd_demo.studio import Studio
+
+    given = {name: getattr(args, name) for name in UPSCALE_SPECS if getattr(args, name) is not None}
+    result, record = Studio(_settings(args)).upscale(
+        args.input, upscale_factor=given.get("upscale_factor", UPSCALE_SPECS["upscale_factor"].default),
+        tile=given.get("upscale_tile", UPSCALE_SPECS["upscale_tile"].default), progress=_progress,
+        out_path=Path(args.out))
+    what = f"{result.frames} frames" if result.kind == "video" else "a still"
+    return _report(result.notes, f"Wrote {result.output_path} ({what}, {result.width}x{result.height} -> "
+                                 f"{result.out_width}x{result.out_height}) in {result.seconds:.2f} s; parameters in "
+                                 f"{record}")
 
 
 def _tune_for_interpolation() -> None:

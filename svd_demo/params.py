@@ -17,6 +17,7 @@ from svd_demo.errors import InputError
 ASPECT_MODES = ("crop", "pad", "native")
 LOOP_MODES = ("none", "ping-pong")
 EXTRA_FORMATS = ("gif", "webm")  # MP4 is always written
+UPSCALE_CHOICES = ("none", "2x", "4x")  # the factors of `svd_demo.upscale.UPSCALE_FACTORS`, or none
 MAX_SEED = 2**32 - 1  # torch.Generator takes 64 bits; 32 keep seeds short enough to read out and type
 MAX_COMPARE_SEEDS = 8  # the "compare seeds" gallery: each seed is a full generation holding the GPU queue
 
@@ -67,6 +68,9 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          str, choices=LOOP_MODES),
     Spec("interpolate_fps", "Interpolate to fps", "After generating, add motion-compensated in-between frames up "
          "to this frame rate (e.g. 24 or 30) at the same duration. 0 = off.", 0, float, 0, 60, 1),
+    Spec("upscale", "Upscale", "After generating (and interpolating), make every frame 2x or 4x larger with a "
+         "Real-ESRGAN network (the upscale model setting). Output is at most 3840 pixels on the long side: 4x "
+         "fits videos of up to 960 pixels.", "none", str, choices=UPSCALE_CHOICES),
 ]}
 
 
@@ -184,6 +188,7 @@ class VideoParams:
     playback_fps: float = SPECS["playback_fps"].default
     loop: str = SPECS["loop"].default
     interpolate_fps: float = SPECS["interpolate_fps"].default
+    upscale: str = SPECS["upscale"].default
     extra_formats: tuple[str, ...] = ()
 
     @classmethod
@@ -254,8 +259,18 @@ IMAGE_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("orientation", "Orientation", "The still is rendered straight at the video size for this orientation, so "
          "nothing is cropped afterwards.", "landscape", str, choices=ORIENTATIONS),
 ]}
+# --- Upscaling (the Upscale tab, `/upscale` and `python -m svd_demo upscale`; `upscale` itself is in SPECS) --------
+
+UPSCALE_SPECS: dict[str, Spec] = {s.name: s for s in [
+    Spec("upscale_factor", "Factor", "How much larger: 4x is the networks' own scale, 2x averages each 2x2 block "
+         "of the 4x result. Output is at most 3840 pixels on the long side.", "2x", str,
+         choices=UPSCALE_CHOICES[1:]),
+    Spec("upscale_tile", "Tile size (px)", "The frame is upscaled in tiles of this many input pixels (overlapping "
+         "and cross-faded): smaller needs less GPU memory. 0 = the whole frame at once.", 512, int, 0, 2048, 64),
+]}
 # Every parameter the app takes from outside, by name (the names are unique across the tables).
-ALL_SPECS: dict[str, Spec] = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, NUM_SEEDS.name: NUM_SEEDS}
+ALL_SPECS: dict[str, Spec] = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, **UPSCALE_SPECS,
+                              NUM_SEEDS.name: NUM_SEEDS}
 
 
 def clean_prompt(text: Any, name: str = "prompt", *, required: bool = True) -> str:
@@ -308,3 +323,9 @@ class ImageParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+
+def checked(name: str, value: Any) -> Any:
+    """One raw value of the parameter `name` (any table), coerced and range-checked; InputError naming it."""
+    return _coerce(ALL_SPECS[name], value)

@@ -41,6 +41,7 @@ class Settings:
     preload: bool = False
     auth: str = ""
     zerogpu_seconds: int = 120
+    upscale_model: str = "realesr-animevideov3"
 
 
 # option -> (environment variable, help). Gradio's own variables are reused where Gradio already reads them.
@@ -70,6 +71,9 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "preload": ("SVD_DEMO_PRELOAD", "Load the SVD pipeline at start-up instead of on the first request."),
     "zerogpu_seconds": ("SVD_DEMO_ZEROGPU_SECONDS", "On a ZeroGPU Space: the most GPU seconds one request may "
                         "ask for; longer jobs are cut down (fewer steps) or refused before they start."),
+    "upscale_model": ("SVD_DEMO_UPSCALE_MODEL", "Upscaler for the `upscale` option and the Upscale tab: "
+                      "realesr-animevideov3 (fast), RealESRGAN_x4plus (quality), a local .pth/.safetensors file, "
+                      "or a hub file OWNER/REPO/FILE.pth."),
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }
@@ -85,7 +89,7 @@ def _parse_bool(text: str) -> bool:
 
 
 MODEL_SETTINGS = ("svd_model", "sdxl_model", "sdxl_vae", "device", "dtype", "memory_profile", "quantize",
-                  "max_image_pixels")  # what a CLI run needs
+                  "max_image_pixels", "upscale_model")  # what a CLI run needs
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None,

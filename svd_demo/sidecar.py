@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from svd_demo.interpolation import InterpolationResult
     from svd_demo.params import ImageParams, VideoParams
     from svd_demo.pipelines import LoadedPipeline
+    from svd_demo.upscale import LoadedUpscaler
+    from svd_demo.upscale.files import UpscaleResult
 
-KINDS = ("image_to_video", "text_to_video", "extend_video", "text_to_image", "interpolate")
+KINDS = ("image_to_video", "text_to_video", "extend_video", "text_to_image", "interpolate", "upscale")
 
 
 # ------------------------------------------------------------------------------------------------------- builders
@@ -131,6 +133,25 @@ def interpolate(settings: Mapping[str, Any], *, source_name: str, result: Interp
                        "height": result.height, "cut_pairs": result.cut_pairs, "copied_pairs": result.copied_pairs},
             "notes": list(result.notes), "timings": {"total_s": round(result.seconds, 3)},
             "versions": _versions()}
+
+
+def upscaling(upscaler: LoadedUpscaler, factor: int, tile: int) -> dict[str, Any]:
+    """How frames were upscaled: the network (its reference, class, own scale, size) and how it was run."""
+    return {"model": upscaler.ref, "architecture": upscaler.architecture.name, "network_scale": upscaler.scale,
+            "parameters": upscaler.parameters, "factor": factor, "tile": tile, "device": upscaler.device,
+            "dtype": str(upscaler.dtype).removeprefix("torch.")}
+
+
+def upscale(settings: Mapping[str, Any], *, source_name: str, result: UpscaleResult, upscaler: LoadedUpscaler,
+            timings: Mapping[str, float]) -> dict[str, Any]:
+    """An upscaled video or still (the Upscale tab, `/upscale`, `python -m svd_demo upscale`)."""
+    return {"kind": "upscale", "created": _created(), "parameters": dict(settings),
+            "source": {"name": source_name, "frames": result.frames, "fps": result.fps, "width": result.width,
+                       "height": result.height},
+            "output": {"kind": result.kind, "file": result.output_path.name, "width": result.out_width,
+                       "height": result.out_height, "frames": result.frames},
+            "upscale": upscaling(upscaler, result.factor, int(settings.get("upscale_tile", 0))),
+            "notes": list(result.notes), "timings": _rounded(timings), "versions": _versions()}
 
 
 # --------------------------------------------------------------------------------------------------------- reader

@@ -33,7 +33,15 @@ from svd_demo.outputs import (
     write_outputs,
     write_png,
 )
-from svd_demo.params import INTERPOLATION_SPECS, MAX_COMPARE_SEEDS, ImageParams, VideoParams, quick_defaults
+from svd_demo.params import (
+    INTERPOLATION_SPECS,
+    MAX_COMPARE_SEEDS,
+    UPSCALE_SPECS,
+    ImageParams,
+    VideoParams,
+    checked,
+    quick_defaults,
+)
 from svd_demo.pipelines import PipelineCache
 from svd_demo.settings import Settings
 
@@ -162,6 +170,7 @@ class Studio:
         for cache in self.caches:
             self._free.put(cache)
         self.cancels = CancelTokens()
+        self._upscalers: dict[int, Any] = {}  # one UpscalerCache per device cache, made on first use
         settings.output_dir.mkdir(parents=True, exist_ok=True)
 
     def _sweep(self) -> None:
@@ -206,6 +215,7 @@ class Studio:
         num_frames, fps = svd_defaults(model_ref)
         params = params.resolved(num_frames=num_frames, fps=fps)
         prepared, original = self.prepare(source, params.resolution, params.aspect_mode)
+        upscale = _upscale_factor(params, prepared.image.size)  # a too-large result is refused before the GPU
         timings["prepare_s"] = time.perf_counter() - started
 
         report = progress or (lambda fraction, text: None)
@@ -234,8 +244,12 @@ class Studio:
             record = sidecar.text_to_video(still.params, still.model_ref, still.path.name, still.sdxl_s, params=params,
                                            **video)
         stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
-        files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
-                              cancel=cancel)
+        if upscale:
+            report(0.97, f"Upscaling {upscale}x and encoding")
+            files = self._write_upscaled(frames, upscale, stem, fps, record, params, started, progress, cancel)
+        else:
+            files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
+                                  cancel=cancel)
         _published(cancel, files.video, *files.extras.values(), files.sidecar)
         notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes,
                    *result.notes]
@@ -298,6 +312,80 @@ class Studio:
             raise
         _published(cancel, path, path.with_suffix(".json"))
         return result
+
+    def _upscaler(self, cache: PipelineCache, model_ref: str, progress: ProgressFn | None) -> Any:
+        """The upscaler `model_ref` on `cache`'s device, loaded once (run on the device's worker, under its lock)."""
+        from svd_demo.memory import resolve_dtype
+        from svd_demo.upscale import UpscalerCache
+
+        if progress is not None:
+            progress(0.0, f"Loading the upscaler {Path(model_ref).name}")
+        upscalers = self._upscalers.setdefault(id(cache), UpscalerCache())
+        return upscalers.get(model_ref, cache.device, resolve_dtype(self.settings.dtype, cache.device))
+
+    def _write_upscaled(self, frames: Any, factor: int, stem: Path, fps: float, record: dict[str, Any],
+                        params: VideoParams, started: float, progress: ProgressFn | None,
+                        cancel: threading.Event | None) -> OutputFiles:
+        """A generated clip upscaled frame by frame as it is encoded (each format upscales again: the upscaled
+        clip is never held whole). Runs on the GPU's worker, so it takes its turn with the generations."""
+        from svd_demo.upscale import DEFAULT_TILE, check_upscaler_ref
+        from svd_demo.upscale.files import UpscaledClip
+
+        model_ref = check_upscaler_ref(self.settings.upscale_model)
+
+        def on_device(cache: PipelineCache) -> OutputFiles:
+            upscaler = self._upscaler(cache, model_ref, None)
+            record["upscale"] = sidecar.upscaling(upscaler, factor, DEFAULT_TILE)
+            clip = UpscaledClip(frames, upscaler, factor, tile=DEFAULT_TILE, cancel=cancel)
+            return write_outputs(clip, stem, fps, record, extra_formats=params.extra_formats,  # type: ignore[arg-type]
+                                 started=started, cancel=cancel)
+
+        with self.gpu() as cache:
+            return cache.run(lambda: on_device(cache))
+
+    def upscale(self, source: str | Path, *, upscale_factor: Any = UPSCALE_SPECS["upscale_factor"].default,
+                model_ref: str | None = None, tile: Any = UPSCALE_SPECS["upscale_tile"].default,
+                progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                out_path: Path | None = None) -> tuple[Any, Path]:
+        """Upscale an uploaded or generated video (streamed frame by frame into an MP4) or a still (into a PNG).
+
+        Returns the result and its sidecar. `cancel` stops it at the next frame, leaving no file.
+        """
+        from svd_demo.upscale import check_upscaler_ref, factor_of
+        from svd_demo.upscale.files import STILL_SUFFIXES, upscale_file
+
+        started = time.perf_counter()
+        if out_path is None:
+            self._sweep()
+        factor = factor_of(upscale_factor, "upscale_factor")
+        tile = checked("upscale_tile", tile)
+        model_ref = check_upscaler_ref(model_ref or self.settings.upscale_model)
+        still = Path(str(source)).suffix.lower() in STILL_SUFFIXES
+        path = out_path or output_stem(self.settings.output_dir, "upscaled").with_suffix(".png" if still else ".mp4")
+        settings = {"upscale_factor": f"{factor}x", "upscale_model": model_ref, "upscale_tile": tile}
+
+        def frames_done(done: int, total: int | None) -> None:
+            if progress is not None:
+                progress(done / total if total else 0.0, f"Upscaling: frame {done}/{total or '?'}")
+
+        def on_device(cache: PipelineCache) -> tuple[Any, Any]:
+            upscaler = self._upscaler(cache, model_ref, progress)
+            return upscaler, upscale_file(source, path, upscaler, factor, tile=tile, progress=frames_done,
+                                          cancel=cancel, parameters=settings,
+                                          max_image_pixels=self.settings.max_image_pixels)
+
+        with self.gpu() as cache:
+            upscaler, result = cache.run(lambda: on_device(cache))
+        record = sidecar.upscale(settings, source_name=Path(str(source)).name, result=result, upscaler=upscaler,
+                                 timings={"total_s": time.perf_counter() - started})
+        record_path = path.with_suffix(".json")
+        try:
+            write_json_atomic(record_path, record)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        _published(cancel, path, record_path)
+        return result, record_path
 
     def text_to_image(self, params: ImageParams, *, model_ref: str | None = None,
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
@@ -371,7 +459,7 @@ class Studio:
         # Native aspect at the chosen resolution keeps the source's shape; playback at the conditioning fps, then
         # interpolated up to the source's rate if that is faster.
         segment_params = replace(params, aspect_mode="native", loop="none", extra_formats=(), playback_fps=0,
-                                 interpolate_fps=0)
+                                 interpolate_fps=0, upscale="none")
         plays_at = params.fps or svd_defaults(model_ref)[1]
         if fps > plays_at:
             segment_params = replace(segment_params, interpolate_fps=fps)
@@ -393,6 +481,9 @@ class Studio:
         record = sidecar.extend_video(segment.record, params, source_name=Path(video).name, source_frames=len(source),
                                       fps=fps, width=width, height=height, added_frames=added)
         notices = [*segment.notices, f"Added {added} frames to the {len(source)} of {Path(video).name}."]
+        if params.upscale != "none":  # the new part matches the clip's size; upscaling is a separate step here
+            notices.append(f"Extend keeps the clip's size ({width}x{height}), so `upscale` {params.upscale} was not "
+                           "applied: upscale the result in the Upscale tab.")
         frames = np.empty((len(source) + added, height, width, 3), np.uint8)
         for i, frame in enumerate([*source, *new[1:]]):  # filled one by one: np.stack would need a second copy
             frames[i] = frame
@@ -430,6 +521,17 @@ def _ready(cache: PipelineCache, kind: str, model_ref: str, timings: dict[str, f
     if cache.loads != loads_before:
         timings["load_s"] = loaded.load_seconds
     return loaded
+
+
+def _upscale_factor(params: VideoParams, size: tuple[int, int]) -> int:
+    """The factor of the `upscale` option (0 for none), checked against the output cap for frames of `size`."""
+    if params.upscale == "none":
+        return 0
+    from svd_demo.upscale import check_output_size, factor_of
+
+    factor = factor_of(params.upscale)
+    check_output_size(*size, factor)
+    return factor
 
 
 def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn,

@@ -42,6 +42,7 @@ from svd_demo.params import (
     MAX_SEED,
     NUM_SEEDS,
     SPECS,
+    UPSCALE_SPECS,
     ImageParams,
     Spec,
     VideoParams,
@@ -58,6 +59,8 @@ log = logging.getLogger("svd_demo")
 
 GPU_QUEUE = "gpu"  # the one concurrency id of every event that runs a model
 INTERPOLATE_QUEUE = "interpolate"
+UPSCALE_RUNS = "upscale"  # the Upscale tab's Cancel stops these runs only (they queue with the GPU's)
+UPSCALE_INPUTS = ["media", *UPSCALE_SPECS, "upscale_model"]  # the Upscale tab's inputs, in this order
 CANCEL_WAIT_S = 30  # the Cancel button waits this long for the run to stop (one step) before answering
 CSS = """
 .banner {padding: 0.5em 1em; border-radius: 8px; background: var(--color-accent-soft);}
@@ -561,6 +564,24 @@ def restore_settings(path: str | None) -> list[Any]:
     return [*updates, gr.Tabs(selected=tab), _notes([note])]
 
 
+def upscale(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+            progress: gr.Progress | None = None) -> tuple[Any, ...]:
+    """Upscale a video (streamed frame by frame) or a still 2x or 4x with a Real-ESRGAN network."""
+    if not values.get("media"):
+        raise gr.Error("Please upload a video or an image first (or use the last generated video).")
+    values = {**{name: spec.default for name, spec in UPSCALE_SPECS.items()}, **values}
+    with _errors_for_user(), _run_token(studio, request, UPSCALE_RUNS) as token:
+        out, record = studio.upscale(values["media"], upscale_factor=values["upscale_factor"],
+                                     model_ref=values.get("upscale_model") or None, tile=values["upscale_tile"],
+                                     **_gpu_kwargs(progress, token))
+    what = f"{out.frames} frames" if out.kind == "video" else "The still"
+    lines = [f"{what}: {out.width}x{out.height} became {out.out_width}x{out.out_height} in {out.seconds:.1f} s.",
+             *out.notes]
+    video = str(out.output_path) if out.kind == "video" else None
+    still = str(out.output_path) if out.kind == "still" else None
+    return video, still, _notes(lines), [str(out.output_path), str(record)]
+
+
 # Validators run before the queue: a missing file or a bad number is refused without waiting for the GPU. Each
 # check maps parameter names to the problem Gradio shows on them.
 
@@ -649,7 +670,8 @@ def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
             by_name[name] = _component(SPECS[name], starting.get(name))
         with gr.Accordion("Advanced", open=False):
             for name in ("seed", "randomize_seed", "num_inference_steps", "noise_aug_strength", "min_guidance_scale",
-                         "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop", "interpolate_fps"):
+                         "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop", "interpolate_fps",
+                         "upscale"):
                 by_name[name] = _component(SPECS[name], starting.get(name))
             by_name["extra_formats"] = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
                                                         info="MP4 is always written.")
@@ -817,6 +839,48 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
     _cancel_button(studio, cancel, event, notes, INTERPOLATE_QUEUE)
 
 
+def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]) -> None:
+    from svd_demo.upscale import UPSCALER_PRESETS
+
+    gr.Markdown("Make a video or a still 2x or 4x larger with a Real-ESRGAN network (the fast AnimeVideo v3 or the "
+                "sharper, slower x4plus), in overlapping tiles so 4K fits a consumer GPU. Output is at most 3840 "
+                "pixels on the long side. To upscale while generating, use *Upscale* in the video settings.")
+    by_name: dict[str, Any] = {}
+    with gr.Row():
+        with gr.Column():
+            by_name["media"] = source = gr.File(label="Video or image", file_count="single",
+                                                file_types=["video", "image"])
+            take_last = gr.Button("Use the last generated video")
+            with gr.Row():
+                by_name["upscale_factor"] = _component(UPSCALE_SPECS["upscale_factor"])
+                by_name["upscale_tile"] = _component(UPSCALE_SPECS["upscale_tile"])
+            choices = [(p.label, p.name) for p in UPSCALER_PRESETS]
+            if settings.upscale_model not in {p.name for p in UPSCALER_PRESETS}:
+                choices.insert(0, (f"{os.path.basename(settings.upscale_model)} (from settings)",
+                                   settings.upscale_model))
+            by_name["upscale_model"] = gr.Dropdown(
+                choices=choices, value=settings.upscale_model, label="Upscale model", allow_custom_value=True,
+                info="A preset, a local .pth/.safetensors file, or a hub file OWNER/REPO/FILE.pth.")
+            with gr.Row():
+                run = gr.Button("Upscale", variant="primary")
+                cancel = gr.Button("Cancel", variant="stop")
+        with gr.Column():
+            video = gr.Video(label="Upscaled video", autoplay=True, loop=True, interactive=False)
+            still = gr.Image(label="Upscaled still", interactive=False, type="filepath")
+            notes = gr.Markdown()
+            files = gr.File(label="Files", file_count="multiple", interactive=False)
+
+    def newest(*videos: str | None) -> str | None:
+        shown = [v for v in videos if v and os.path.exists(v)]
+        return max(shown, key=os.path.getmtime) if shown else None
+
+    take_last.click(newest, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
+    event = _wire(run.click, upscale, studio, by_name, UPSCALE_INPUTS, outputs=[video, still, notes, files],
+                  api_name="upscale", api_description="Upscale a video or a still 2x or 4x (Real-ESRGAN).",
+                  concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches))
+    _cancel_button(studio, cancel, event, notes, UPSCALE_RUNS)
+
+
 def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Markdown, kind: str = GPU_QUEUE) -> None:
     def cancel_run(request: gr.Request) -> str:
         """Stop this session's runs of `kind`, wait for them to stop, and say so (the video box just empties)."""
@@ -974,12 +1038,14 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
                     text_video, text_inputs = _text_tab(studio, settings, controls, image_input, quick)
                 with gr.Tab("Frame interpolation", id="interpolate") as interpolate_tab:
                     _interpolate_tab(studio, [image_video, text_video])
+                with gr.Tab("Upscale", id="upscale") as upscale_tab:
+                    _upscale_tab(studio, settings, [image_video, text_video])
         restored = [*(controls.by_name[n] for n in VIDEO_INPUTS), *(text_inputs[n] for n in TEXT_INPUTS), tabs,
                     controls.by_name["restore_note"]]
         controls.by_name["restore"].upload(restore_settings, controls.by_name["restore"], restored, queue=False,
                                            api_visibility="private")
-        # The settings column belongs to the two video tabs; on the interpolation tab it would only mislead.
-        for tab, visible in ((image_tab, True), (text_tab, True), (interpolate_tab, False)):
+        # The settings column belongs to the two video tabs; on the post-processing tabs it would only mislead.
+        for tab, visible in ((image_tab, True), (text_tab, True), (interpolate_tab, False), (upscale_tab, False)):
             tab.select(partial(gr.Column, visible=visible), None, controls.column, queue=False,
                        api_visibility="private")
 

@@ -184,7 +184,7 @@ def test_a_too_large_video_is_refused_before_decoding(tmp_path, loaded):
 def test_a_still_becomes_a_larger_png(tmp_path, loaded, photo):
     from PIL import Image
 
-    result = upscale_file(photo, tmp_path / "big.png", loaded["srvgg"], 2, metadata={"upscale": "2x"})
+    result = upscale_file(photo, tmp_path / "big.png", loaded["srvgg"], 2, parameters={"upscale": "2x"})
     with Image.open(result.output_path) as image:
         assert image.size == (800, 600) and json.loads(image.text["parameters"]) == {"upscale": "2x"}
     assert (result.kind, result.frames) == ("still", 1)

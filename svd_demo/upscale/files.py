@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from svd_demo.errors import GenerationCancelled, InputError
-from svd_demo.media import VideoInfo, open_video_writer
+from svd_demo.media import VideoInfo, open_video_writer, parameters_tag
 from svd_demo.upscale.loading import LoadedUpscaler
 from svd_demo.upscale.tiles import DEFAULT_TILE, check_output_size, upscale_frame
 
@@ -72,16 +72,17 @@ class UpscaledClip:
 
 def upscale_file(input_path: str | os.PathLike, output_path: str | os.PathLike, upscaler: LoadedUpscaler,
                  factor: int, *, tile: int = DEFAULT_TILE, progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None, metadata: dict | None = None,
+                 cancel: threading.Event | None = None, parameters: dict | None = None,
                  max_image_pixels: int | None = None) -> UpscaleResult:
     """Upscale a video or folder of frames into a video (.mp4/.webm/.gif), or a still into a .png.
 
-    The output's playback rate is the input's; `metadata` goes into the video's tags or the PNG's text chunk.
+    The output's playback rate is the input's; `parameters` go into the video's `comment` tag or the PNG's text chunk
+    (as JSON), as with generated files.
     """
     started = time.perf_counter()
     source, out = Path(input_path).expanduser(), Path(output_path).expanduser()
     if source.suffix.lower() in STILL_SUFFIXES and not source.is_dir():
-        return _upscale_still(source, out, upscaler, factor, tile, metadata, max_image_pixels, started, cancel)
+        return _upscale_still(source, out, upscaler, factor, tile, parameters, max_image_pixels, started, cancel)
     from svd_demo.video_input import open_frames
 
     def admit(width: int | None, height: int | None, count: int | None) -> None:
@@ -93,8 +94,7 @@ def upscale_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
         if out.resolve() == src.path.resolve():
             raise InputError("The output path is the input path; choose a different output.")
         out_w, out_h = check_output_size(src.width, src.height, factor)
-        tags = {str(k): str(v) for k, v in (metadata or {}).items()}
-        with open_video_writer(out, src.fps, metadata=tags or None) as writer:
+        with open_video_writer(out, src.fps, metadata=parameters_tag(parameters or {})) as writer:
             for frame in upscaled_frames(src.frames, upscaler, factor, tile=tile, cancel=cancel, progress=progress,
                                          total=src.num_frames):
                 writer.write(frame)
@@ -106,7 +106,7 @@ def upscale_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
 
 
 def _upscale_still(source: Path, out: Path, upscaler: LoadedUpscaler, factor: int, tile: int,
-                   metadata: dict | None, max_image_pixels: int | None, started: float,
+                   parameters: dict | None, max_image_pixels: int | None, started: float,
                    cancel: threading.Event | None) -> UpscaleResult:
     from PIL import Image
 
@@ -123,7 +123,7 @@ def _upscale_still(source: Path, out: Path, upscaler: LoadedUpscaler, factor: in
     if cancel is not None and cancel.is_set():
         raise GenerationCancelled("Cancelled.")
     result = upscale_frame(upscaler, np.asarray(loaded.image), factor, tile=tile)
-    write_png(Image.fromarray(result), out, dict(metadata or {}))
+    write_png(Image.fromarray(result), out, dict(parameters or {}))
     return UpscaleResult(output_path=out, kind="still", frames=1, width=width, height=height, out_width=out_w,
                          out_height=out_h, factor=factor, fps=None, seconds=time.perf_counter() - started,
                          notes=loaded.notices)
