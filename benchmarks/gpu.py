@@ -19,6 +19,8 @@ Parts, in order of importance (each keeps back time for the ones after it):
   sdxl      the SDXL architecture, random weights, a 1024x576 still with 'high'
   minimal   leaf-level group offload + fp8 + decode chunk 1: a few steps, s/step extrapolated to 25 (said so)
   switch    profile switches after an offloaded run (low -> minimal -> high) leave the weights intact
+  upscale   the upscalers (realesr-animevideov3 and RealESRGAN_x4plus architectures, random weights; tiny ones on a
+            CPU): seconds per frame and peak memory, 2x of a frame of the clip's size, in the app's 512-px tiles
   int8      `--quantize int8` (torchao int8 weight-only UNet) under `low`, PSNR against `high`; last, because
             quantizing the shared pipeline cannot be undone
 Every timed run follows a warm-up of the same part at the same shapes (1 step; 2 for SDXL and for `fast`'s
@@ -102,14 +104,17 @@ def build_full_size_svd(device: str, dtype: object) -> object:
 REPO = Path(__file__).resolve().parents[1]
 GIB = 2**30
 DEFAULT_BUDGET_S = 530.0
-PART_ORDER = ("warmup", "baseline", "high", "fast", "balanced", "low", "caps", "sdxl", "minimal", "switch", "int8")
+PART_ORDER = ("warmup", "baseline", "high", "fast", "balanced", "low", "caps", "sdxl", "minimal", "switch", "upscale",
+              "int8")
+UPSCALE_ROWS = {"upscale-animevideov3": "SRVGGNetCompact", "upscale-x4plus": "RRDBNet"}  # real sizes, random weights
+UPSCALE_FRAMES = 3  # timed frames per network, after one warm-up frame
 SVD_ROWS = ("baseline", "high", "fast", "balanced", "low", "minimal", "int8")
 DEFAULT_CAPS_GB = (8, 12, 16, 24)
 # Least seconds each part needs on an H200 (SVD-XT at 1024x576, 25 frames: about 1 s a step), kept back for it by
 # the parts before it: the first device sketch's sizing (shared/tools/gpu_check.sh) plus the 1-step warm-up every
 # timed part has here.
 PART_MIN_S = {"warmup": 15, "baseline": 50, "high": 35, "fast": 100, "balanced": 20, "low": 25, "caps": 45,
-              "sdxl": 30, "minimal": 40, "switch": 5, "int8": 30}
+              "sdxl": 30, "minimal": 40, "switch": 5, "upscale": 20, "int8": 30}
 PART_MIN_S_TINY = dict.fromkeys(PART_ORDER, 1.0)  # tiny models on a CPU: about a second a clip
 FAST_CAP_S = 170.0  # the child's own build (~15 s), compiling ~16 graphs of UNet blocks, the timed run
 FAST_MIN_S = {True: 90.0, False: 10.0}  # below this the child cannot finish even its compile warm-up (GPU / CPU)
@@ -265,6 +270,7 @@ def row_parts(caps_gb: tuple[int, ...]) -> dict[str, str]:
     if caps_gb:
         rows[f"cap-{max(caps_gb)}GB-high"] = "caps"  # high forced on the largest card, when auto picks lower
     rows.update({"sdxl": "sdxl", "switch": "switch"})
+    rows.update(dict.fromkeys(UPSCALE_ROWS, "upscale"))
     return rows
 
 
@@ -408,6 +414,13 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"- warm-up ('high', 2 steps, the first run): {w.get('status')}, {_fmt(w.get('total_s'), 1)} s. {_why(w)}",
             f"- switch (a low run, then minimal, then high): {sw.get('status')}; inference tensors while in minimal: "
             f"{sw.get('inference_params')}. {_why(sw)} {sw.get('note') or ''}"]
+    ups = [(name, rows[name]) for name in UPSCALE_ROWS if name in rows]
+    if ups:
+        out += ["", f"## Upscaling (2x of {meta.get('size')}, 512-px tiles, after a warm-up frame)", "",
+                "| network | status | parameters M | s/frame (median) | frames | peak alloc GiB | notes |",
+                "|---|---|---|---|---|---|---|"]
+        out += [f"| {name} | {r.get('status')} | {_fmt(r.get('parameters_m'))} | {_fmt(r.get('s_per_frame'), 3)} | "
+                f"{_fmt(r.get('frames'))} | {_fmt(r.get('peak_alloc_gib'))} | {_why(r)} |" for name, r in ups]
     out += ["", "## Parts", "", "| part | status | started at +s | took s | note |", "|---|---|---|---|---|"]
     for name, p in data["parts"].items():
         out.append(f"| {name} | {p.get('status')} | {_fmt(p.get('start_s'), 1)} | {_fmt(p.get('took_s'), 1)} | "
@@ -1040,6 +1053,59 @@ class ProfilesBench:
         self.set_row("switch", rec)
         self.r.log(f"switch: {rec['status']}{' (' + rec['reason'] + ')' if rec.get('reason') else ''}; inference "
                    f"tensors while in minimal: {rec.get('inference_params')}")
+
+    def part_upscale(self) -> None:
+        """Seconds per frame of each upscaler at 2x of the clip's frame size, loaded by the app's own loader."""
+        import torch
+
+        from svd_demo.tiny_models import save_tiny_upscalers
+        from svd_demo.upscale import DEFAULT_TILE, load_upscaler, upscale_frame
+        from svd_demo.upscale.networks import RRDBNet, SRVGGNetCompact
+
+        c = self.c
+        if not self.fits("upscale-animevideov3", c.part_min_s["upscale"], "two networks, a warm-up and "
+                         f"{UPSCALE_FRAMES} frames each", needs_svd=False):
+            self.skip("upscale-x4plus", self.rows["upscale-animevideov3"]["reason"])
+            return
+        self.park()  # the SVD weights off the GPU: the upscaler is measured alone, as it runs after a generation
+        frame = np.random.default_rng(0).integers(0, 256, (c.height, c.width, 3), dtype=np.uint8)
+        with tempfile.TemporaryDirectory() as folder:
+            if c.gpu:
+                torch.manual_seed(0)
+                files = {}
+                for row, (cls, key) in zip(UPSCALE_ROWS, ((SRVGGNetCompact, "params"), (RRDBNet, "params_ema")),
+                                           strict=True):
+                    files[row] = Path(folder) / f"{row}.pth"
+                    torch.save({key: cls().state_dict()}, files[row])
+            else:
+                tiny = save_tiny_upscalers(folder)
+                files = dict(zip(UPSCALE_ROWS, (tiny["srvgg"], tiny["rrdb"]), strict=True))
+            for row, path in files.items():
+                if self.r.left() < 5:
+                    self.skip(row, "not enough time left")
+                    continue
+                upscaler = load_upscaler(str(path), c.device, self.dtype)
+                try:
+                    upscale_frame(upscaler, frame, 2, tile=DEFAULT_TILE)
+                    self.ops.sync()
+                    self.ops.reset_peaks()
+                    times = []
+                    for _ in range(UPSCALE_FRAMES):
+                        start = time.perf_counter()
+                        upscale_frame(upscaler, frame, 2, tile=DEFAULT_TILE)
+                        self.ops.sync()
+                        times.append(time.perf_counter() - start)
+                    rec = {"status": "ok", "parameters_m": upscaler.parameters / 1e6, "frames": len(times),
+                           "s_per_frame": statistics.median(times), "architecture": upscaler.architecture.name,
+                           **self.ops.peaks()}
+                    if not c.gpu:
+                        rec["note"] = "tiny networks on a CPU: control flow only"
+                    self.set_row(row, rec)
+                    self.r.log(f"{row}: {rec['s_per_frame']:.3f} s/frame, {rec['parameters_m']:.2f} M parameters")
+                finally:
+                    del upscaler
+                    self.ops.empty_cache()
+                self.r.save()
 
     def part_fast(self) -> None:
         """`fast` in a child process with a hard cap: an overrunning compile is killed there, not here."""

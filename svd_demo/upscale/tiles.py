@@ -8,6 +8,7 @@ different), and neighbouring tiles overlap by `TILE_OVERLAP` pixels, cross-faded
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,11 +55,14 @@ def factor_of(upscale: str | int, name: str = "upscale") -> int:
 
 
 def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """Windows of `tile` along an axis of `length`, overlapping by at least `overlap`; the last ends at `length`."""
+    """As few windows of at most `tile` as cover `length` with neighbours overlapping by at least `overlap`, all of
+    one size (1024 in 512-px tiles: three of 352, not 512 + 512 + a third that is almost all overlap)."""
     if length <= tile:
         return [(0, length)]
-    starts = list(range(0, length - tile, tile - overlap)) + [length - tile]
-    return [(start, start + tile) for start in starts]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (count - 1) * overlap) / count)
+    starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
+    return [(start, start + size) for start in starts]
 
 
 def _ramp(size: int, fade_in: int, fade_out: int, xp):
