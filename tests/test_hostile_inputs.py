@@ -179,7 +179,7 @@ def _cheap(endpoints: dict, api: str, image: Any = None, video: Any = None) -> d
     for whichever file parameter it has."""
     names = {p["parameter_name"] for p in endpoints[api]["parameters"]}
     values = {**FAST, **TEXT_FAST, "prompt": "a boat", "factor": 2, "target_fps": 0,
-              "image": image, "image_path": image, "video": video}
+              "image": image, "image_path": image, "video": video, "media": video}
     return {k: v for k, v in values.items() if k in names and v is not None}
 
 
@@ -718,6 +718,7 @@ def api_table(client) -> list[dict[str, Any]]:
             props = component["props"]
             kind = {"slider": "number", "number": "number", "checkbox": "bool", "radio": "choice",
                     "checkboxgroup": "choices", "textbox": "text", "image": "image", "video": "video",
+                    "file": "video",  # /upscale's media: a video, or a still (which it takes)
                     "dropdown": "model" if props.get("allow_custom_value") else "choice"}[component["type"]]
             if kind == "number" and props.get("precision") == 0:
                 kind = "whole"
@@ -826,6 +827,8 @@ def _hostile_values(row: dict[str, Any], hostile: str, uploads: dict[str, Any]) 
               "boundary": [(uploads["video_14x14"], r"is 14x14 pixels; frames must be at least 16 pixels")],
               "huge": [(uploads["video_2100_frames"], r"more than 2000 frames|up to 400 frames")],
               "lying_header": [(uploads[case], pattern) for case, (_, _, pattern) in LYING_VIDEOS.items()]}
+    if row["api"] == "/upscale":
+        values["wrong_unit"] = []  # a still is a valid input there: it is upscaled into a PNG
     return values.get(hostile, [])
 
 

@@ -103,7 +103,7 @@ def test_cache_loads_once_and_switches(tiny_upscalers):
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path, tiny_upscalers):
     broken = tmp_path / "broken.pth"
     broken.write_bytes(tiny_upscalers["srvgg"].read_bytes()[:500])
-    with pytest.raises(ModelLoadError, match=r"'broken.pth' could not be read: it is damaged.*Download it again"):
+    with pytest.raises(ModelLoadError, match=r"'broken.pth' could not be loaded: it is damaged.*Download it again"):
         load_upscaler(str(broken))
 
 
@@ -120,7 +120,7 @@ def test_shapes_that_do_not_fit_the_class_are_a_clear_error(tmp_path):
     state["body.2.weight"] = torch.zeros(8, 8, 5, 5)
     odd = tmp_path / "odd.pth"
     torch.save(state, odd)
-    with pytest.raises(ModelLoadError, match=r"'odd.pth' could not be read"):
+    with pytest.raises(ModelLoadError, match=r"'odd.pth' could not be loaded"):
         load_upscaler(str(odd))
 
 

@@ -70,8 +70,8 @@ def check_upscaler_ref(value: object) -> str:
     if _preset(ref) or Path(ref).expanduser().is_file():
         return ref
     if Path(ref).expanduser().exists():
-        raise InputError(f"The upscale model '{ref}' is a folder: give the checkpoint file inside it (.pth or "
-                         ".safetensors).")
+        raise InputError(f"The upscale model '{ref}' could not be loaded: it is a folder. Give the checkpoint file "
+                         "inside it (.pth or .safetensors).")
     parts = ref.split("/")
     if len(parts) >= 3 and ref.lower().endswith(CHECKPOINT_SUFFIXES) and not ref.startswith((".", "/", "~")):
         return ref
@@ -179,7 +179,7 @@ def load_upscaler(ref: str, device: str = "cpu", dtype: Any = None) -> LoadedUps
                              ) from exc
     except Exception as exc:  # a damaged or truncated file, or weights whose shapes do not fit the network
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"The upscale model file '{path.name}' could not be read: it is damaged, incomplete "
+        raise ModelLoadError(f"The upscale model file '{path.name}' could not be loaded: it is damaged, incomplete "
                              f"or not a checkpoint ({type(exc).__name__}: {said[:200]}). Download it again{where}."
                              ) from exc
     dtype = dtype or torch.float32
