@@ -352,7 +352,7 @@ class Studio:
         Returns the result and its sidecar. `cancel` stops it at the next frame, leaving no file.
         """
         from svd_demo.upscale import check_upscaler_ref, factor_of
-        from svd_demo.upscale.files import STILL_SUFFIXES, upscale_file
+        from svd_demo.upscale.files import STILL_SUFFIXES, check_input, upscale_file
 
         started = time.perf_counter()
         if out_path is None:
@@ -360,6 +360,7 @@ class Studio:
         factor = factor_of(upscale_factor, "upscale_factor")
         tile = checked("upscale_tile", tile)
         model_ref = check_upscaler_ref(model_ref or self.settings.upscale_model)
+        check_input(source, factor, "upscale_factor")  # a bad upload is refused before the upscaler loads
         still = Path(str(source)).suffix.lower() in STILL_SUFFIXES
         path = out_path or output_stem(self.settings.output_dir, "upscaled").with_suffix(".png" if still else ".mp4")
         settings = {"upscale_factor": f"{factor}x", "upscale_model": model_ref, "upscale_tile": tile}

@@ -100,3 +100,20 @@ def test_the_cli_refuses_a_bad_model_with_a_message(tmp_path, photo, capsys):
     code = cli.main(["upscale", str(photo), "--out", str(tmp_path / "x.png"), "--upscale-model", "nothing-here"])
     assert code == 2 and "upscale model 'nothing-here'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_bad_upload_is_refused_before_the_upscaler_loads(tmp_path, tiny_settings):
+    """With a preset that is not in the offline cache, the input's own problem is what the person reads."""
+    from svd_demo.studio import Studio
+
+    studio = Studio(replace(tiny_settings, output_dir=tmp_path / "out"))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty \(0 bytes\)"):
+        studio.upscale(empty)
+    big = tmp_path / "big.png"
+    from PIL import Image
+
+    Image.new("RGB", (1920, 1080)).save(big)
+    with pytest.raises(InputError, match=r"`upscale_factor` 4x would make 7680x4320"):
+        studio.upscale(big, upscale_factor="4x")

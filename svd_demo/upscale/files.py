@@ -70,6 +70,27 @@ class UpscaledClip:
         return upscaled_frames(self.frames, self.upscaler, self.factor, tile=self.tile, cancel=self.cancel)
 
 
+def check_input(input_path: str | os.PathLike, factor: int, name: str = "upscale") -> None:
+    """Everything about an input that can be refused without the network, from headers only (nothing decoded):
+    the caps of `svd_demo.video_input` and `svd_demo.images`, and the output size. Callers run it before loading
+    an upscaler, so a bad upload never waits for (or downloads) a model. `name` is the factor's parameter name in
+    the messages."""
+    source = Path(input_path).expanduser()
+    if source.is_dir():
+        return  # a folder's images are checked one by one as they are read (`upscale_file`)
+    if source.suffix.lower() in STILL_SUFFIXES:
+        from svd_demo.images import read_image_header
+
+        # The output cap (8.3 megapixels) bounds the input far below `max_image_pixels`, from the header alone.
+        width, height, _ = read_image_header(str(source))
+        check_output_size(width, height, factor, name)
+        return
+    from svd_demo.video_input import probe_input
+
+    probe_input(source, lambda width, height, count: check_output_size(width, height, factor, name)
+                if width and height else None)
+
+
 def upscale_file(input_path: str | os.PathLike, output_path: str | os.PathLike, upscaler: LoadedUpscaler,
                  factor: int, *, tile: int = DEFAULT_TILE, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None, parameters: dict | None = None,
