@@ -216,11 +216,17 @@ class Studio:
         params = params.resolved(num_frames=num_frames, fps=fps)
         prepared, original = self.prepare(source, params.resolution, params.aspect_mode)
         upscale = _upscale_factor(params, prepared.image.size)  # a too-large result is refused before the GPU
+        if upscale:
+            from svd_demo.upscale import check_upscaler_ref
+
+            check_upscaler_ref(self.settings.upscale_model)
         timings["prepare_s"] = time.perf_counter() - started
 
         report = progress or (lambda fraction, text: None)
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
+            if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
+                self._upscaler(cache, self.settings.upscale_model, progress)
             loaded = _ready(cache, "svd", model_ref, timings, progress)
             return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel)
 

@@ -117,3 +117,13 @@ def test_a_bad_upload_is_refused_before_the_upscaler_loads(tmp_path, tiny_settin
     Image.new("RGB", (1920, 1080)).save(big)
     with pytest.raises(InputError, match=r"`upscale_factor` 4x would make 7680x4320"):
         studio.upscale(big, upscale_factor="4x")
+
+
+def test_an_upscaler_that_cannot_load_costs_no_generation(tmp_path, tiny_settings, photo):
+    from svd_demo.errors import ModelLoadError
+    from svd_demo.studio import Studio
+
+    studio = Studio(replace(tiny_settings, output_dir=tmp_path / "out"))  # the preset: not in the offline cache
+    with pytest.raises(ModelLoadError, match="realesr-animevideov3"):
+        studio.image_to_video(photo, VideoParams.from_raw({**FAST, "upscale": "2x"}))
+    assert studio.cache.loads == 0 and list((tmp_path / "out").iterdir()) == []
