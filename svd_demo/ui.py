@@ -848,8 +848,9 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
     by_name: dict[str, Any] = {}
     with gr.Row():
         with gr.Column():
-            by_name["media"] = source = gr.File(label="Video or image", file_count="single",
-                                                file_types=["video", "image"])
+            # No `file_types`: Gradio would refuse other names with a message that names no parameter; the
+            # upscaler's own checks read the file's header and say what is wrong with it.
+            by_name["media"] = source = gr.File(label="Video or image", file_count="single")
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
                 by_name["upscale_factor"] = _component(UPSCALE_SPECS["upscale_factor"])
