@@ -866,7 +866,8 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
                 run = gr.Button("Upscale", variant="primary")
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
-            video = gr.Video(label="Upscaled video", autoplay=True, loop=True, interactive=False)
+            video = gr.Video(label="Upscaled video", elem_classes="player", autoplay=True, loop=True,
+                             interactive=False)
             still = gr.Image(label="Upscaled still", interactive=False, type="filepath")
             notes = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
