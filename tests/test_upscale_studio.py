@@ -127,3 +127,17 @@ def test_an_upscaler_that_cannot_load_costs_no_generation(tmp_path, tiny_setting
     with pytest.raises(ModelLoadError, match="realesr-animevideov3"):
         studio.image_to_video(photo, VideoParams.from_raw({**FAST, "upscale": "2x"}))
     assert studio.cache.loads == 0 and list((tmp_path / "out").iterdir()) == []
+
+
+def test_upscale_through_the_api(upscaling_studio, tmp_path, photo):
+    from gradio_client import Client, handle_file
+    from helpers import launched
+    from PIL import Image
+
+    with launched(upscaling_studio.settings, upscaling_studio, tmp_path / "gradio") as url:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        video, still, notes, files = client.predict(media=handle_file(str(photo)), upscale_factor="2x",
+                                                    upscale_tile=128, api_name="/upscale")
+    with Image.open(still) as image:
+        assert video is None and image.size == (800, 600) and "400x300 became 800x600" in notes
+    assert json.loads(open(files[-1]).read())["kind"] == "upscale"
