@@ -86,8 +86,12 @@ def _serve(models: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[Server]:
            "GRADIO_TEMP_DIR": str(work / "gradio-tmp"), "PYTHONUNBUFFERED": "1"}
     for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SVD_DEMO_AUTH", "SVD_DEMO_SHARE", "SVD_DEMO_PRELOAD"):
         env.pop(name, None)  # the command line below decides; a developer's own settings must not leak in
+    from svd_demo.tiny_models import save_tiny_upscalers
+
+    upscaler = save_tiny_upscalers(work / "upscalers")["srvgg"]  # the Upscale tab runs on it (no download)
     command = [sys.executable, str(REPO / "app.py"), "--svd-model", str(models / "svd"),
-               "--sdxl-model", str(models / "sdxl"), "--port", str(port), "--output-dir", str(output_dir)]
+               "--sdxl-model", str(models / "sdxl"), "--port", str(port), "--output-dir", str(output_dir),
+               "--upscale-model", str(upscaler)]
     with open(log_path, "wb") as log:
         # cwd outside the repo: Gradio writes its example cache (.gradio/) into the working directory.
         process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -346,6 +350,18 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     expect(interp_panel.get_by_text(re.compile(r"10 frames at .* fps became \d+ frames"))).to_be_visible(
         timeout=STEP_S * 1000)
     shot("interpolate")
+
+    journal.at("switch to 'Upscale', take the last generated video, upscale it 2x")
+    page.get_by_role("tab", name="Upscale", exact=True).click()
+    expect(heading).to_be_hidden(timeout=STEP_S * 1000)
+    upscale_panel = page.get_by_role("tabpanel").filter(visible=True)
+    upscale_panel.get_by_role("button", name="Use the last generated video", exact=True).click()
+    expect(upscale_panel.get_by_text(re.compile(r"\.mp4"))).to_be_visible(timeout=STEP_S * 1000)
+    upscale_panel.get_by_role("button", name="Upscale", exact=True).click()
+    _wait_video(page, "Upscaled video", INTERPOLATE_S)
+    expect(upscale_panel.get_by_text(re.compile(r"10 frames: 256x144 became 512x288"))).to_be_visible(
+        timeout=STEP_S * 1000)
+    shot("upscale")
     page.get_by_role("tab", name="Image to video", exact=True).click()
     expect(heading).to_be_visible(timeout=STEP_S * 1000)
 
