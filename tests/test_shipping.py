@@ -368,3 +368,12 @@ def test_optional_pins_named_in_messages_are_the_extras():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras["quantize"] == [TORCHAO_PIN]
     assert "svd-demo[bench,ray,quantize]" in extras["tests"]  # CI runs the tests of every optional path
+
+
+def test_every_runtime_package_is_installed():
+    """pyproject lists the packages (examples/ is mapped in as one): a new subpackage must be on that list."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "svd_demo").rglob("__init__.py")}
+    assert on_disk <= listed, f"not installed by pip install .: {sorted(on_disk - listed)}"
