@@ -67,6 +67,9 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          str, choices=LOOP_MODES),
     Spec("interpolate_fps", "Interpolate to fps", "After generating, add motion-compensated in-between frames up "
          "to this frame rate (e.g. 24 or 30) at the same duration. 0 = off.", 0, float, 0, 60, 1),
+    Spec("feature_cache", "Faster, slightly softer", "Reuse the model's deep features on every other denoising "
+         "step (DeepCache-style feature caching): fewer computations per clip, slightly softer detail. The same "
+         "seed still gives the same video.", False, bool),
 ]}
 
 
@@ -184,6 +187,7 @@ class VideoParams:
     playback_fps: float = SPECS["playback_fps"].default
     loop: str = SPECS["loop"].default
     interpolate_fps: float = SPECS["interpolate_fps"].default
+    feature_cache: bool = SPECS["feature_cache"].default
     extra_formats: tuple[str, ...] = ()
 
     @classmethod

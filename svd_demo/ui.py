@@ -649,7 +649,8 @@ def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
             by_name[name] = _component(SPECS[name], starting.get(name))
         with gr.Accordion("Advanced", open=False):
             for name in ("seed", "randomize_seed", "num_inference_steps", "noise_aug_strength", "min_guidance_scale",
-                         "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop", "interpolate_fps"):
+                         "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop", "interpolate_fps",
+                         "feature_cache"):
                 by_name[name] = _component(SPECS[name], starting.get(name))
             by_name["extra_formats"] = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
                                                         info="MP4 is always written.")

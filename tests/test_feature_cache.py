@@ -85,3 +85,54 @@ def test_bad_settings_and_other_models_are_refused(pipe):
         pass
     with pytest.raises(ValueError, match="spatio-temporal UNet"), feature_cache(torch.nn.Linear(2, 2)):
         pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The option as UI, CLI and API get it: one parameter, recorded in the sidecar
+
+
+def test_the_option_is_one_parameter_off_by_default():
+    from svd_demo.params import SPECS, VideoParams
+
+    spec = SPECS["feature_cache"]
+    assert spec.kind is bool and spec.default is False and spec.label == "Faster, slightly softer"
+    assert VideoParams().feature_cache is False
+    assert VideoParams.from_raw({"feature_cache": "true"}).feature_cache is True
+    from svd_demo.errors import InputError
+
+    with pytest.raises(InputError, match="`feature_cache` must be true or false"):
+        VideoParams.from_raw({"feature_cache": "sometimes"})
+
+
+def test_a_cached_generation_records_it_and_the_next_plain_one_is_plain(studio, photo):
+    from helpers import FAST
+
+    from svd_demo.params import VideoParams
+    from svd_demo.sidecar import Sidecar
+
+    steps = {**FAST, "num_inference_steps": 4, "seed": 11}
+    plain = studio.image_to_video(photo, VideoParams.from_raw(steps))
+    cached = studio.image_to_video(photo, VideoParams.from_raw({**steps, "feature_cache": True}))
+    again = studio.image_to_video(photo, VideoParams.from_raw(steps))
+    record = Sidecar.read(cached.files.sidecar)
+    assert record.parameters["feature_cache"] is True and Sidecar.read(plain.files.sidecar).parameters[
+        "feature_cache"] is False
+    assert cached.record["feature_cache"] == {"interval": 2, "depth": 1, "full_steps": 2, "reused_steps": 2}
+    assert "feature_cache" not in plain.record
+    from svd_demo.video_input import frames_of
+
+    def decoded(result) -> np.ndarray:
+        return np.stack(frames_of(result.files.video, 10, "test")[0])
+
+    first = decoded(plain)
+    np.testing.assert_array_equal(decoded(again), first)  # the hooks are gone: the next plain run is a plain run
+    assert not np.array_equal(decoded(cached), first)
+
+
+def test_the_cli_has_the_flag():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "svd_demo", "generate", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "--feature-cache" in out and "--no-feature-cache" in out
