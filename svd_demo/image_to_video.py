@@ -72,6 +72,10 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
     from svd_demo.feature_cache import feature_cache
 
     generator = torch.Generator(device="cpu").manual_seed(params.seed)  # per call: never global state
+    if hasattr(loaded.pipe.scheduler, "noise_generator"):
+        # A consistency sampler re-noises after every step, and the pipeline calls `step` without a generator:
+        # it draws from the same one, so the same seed gives the same video (svd_demo/schedulers.py).
+        loaded.pipe.scheduler.noise_generator = generator
     # no_grad, never inference_mode: under the offloading profiles the hooks copy weights while the pipeline runs,
     # and copies made in inference mode are inference tensors. The next profile switch (`remove_all_hooks`) turns
     # them back into Parameters, which raises and leaves meta weights behind. diffusers' own pipelines use no_grad.
