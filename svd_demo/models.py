@@ -80,11 +80,19 @@ def model_page(model_ref: str) -> str:
     return "" if _is_local(model_ref) else f"https://huggingface.co/{model_ref}"
 
 
+def _preset(model_ref: str) -> ModelPreset | None:
+    """The preset of a hub id; a local AnimateLCM folder (it holds the distilled UNet's file) counts as that one."""
+    from svd_demo.animatelcm import HUB_ID, is_animatelcm
+
+    model_ref = HUB_ID if is_animatelcm(model_ref) else model_ref
+    return next((p for p in SVD_PRESETS if p.model_id == model_ref), None)
+
+
 def svd_defaults(model_ref: str) -> tuple[int, int]:
     """(num_frames, fps) the model was trained for: a preset's, or a local folder's UNet config, else SVD's 14/7."""
-    for preset in SVD_PRESETS:
-        if preset.model_id == model_ref:
-            return preset.num_frames, preset.fps
+    preset = _preset(model_ref)
+    if preset is not None:
+        return preset.num_frames, preset.fps
     config = Path(model_ref) / "unet" / "config.json"
     if _is_local(model_ref) and config.is_file():
         try:
@@ -102,10 +110,16 @@ def svd_settings(model_ref: str) -> dict[str, int | float]:
     """What picking `model_ref` sets: its frames and fps, and its sampling settings (a few-step model's own; the
     usual defaults for every other model, so that switching back from a few-step model undoes them)."""
     num_frames, fps = svd_defaults(model_ref)
-    preset = next((p for p in SVD_PRESETS if p.model_id == model_ref), None)
-    sampling = {name: getattr(preset, name, None) for name in SAMPLING_SETTINGS}
-    return {"num_frames": num_frames, "fps": fps,
-            **{name: SPECS[name].default if value is None else value for name, value in sampling.items()}}
+    own = few_step_settings(model_ref)
+    return {"num_frames": num_frames, "fps": fps, **{name: own.get(name, SPECS[name].default)
+                                                       for name in SAMPLING_SETTINGS}}
+
+
+def few_step_settings(model_ref: str) -> dict[str, int | float]:
+    """A preset's own sampling settings (a few-step model's steps, guidance and motion); empty for other models."""
+    preset = _preset(model_ref)
+    values = {name: getattr(preset, name, None) for name in SAMPLING_SETTINGS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def model_choices(presets: tuple[ModelPreset, ...] | tuple[ImageModelPreset, ...],

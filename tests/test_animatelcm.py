@@ -133,3 +133,22 @@ def test_picking_the_preset_in_the_ui_sets_its_defaults_and_starting_with_it_sho
     _, change = model_picker_and_change(replace(tiny_settings, svd_model=animatelcm.HUB_ID))
     shown = {labels[box.label]: box.value for box in change.outputs}
     assert shown == svd_settings(animatelcm.HUB_ID)
+
+
+def test_the_cli_runs_a_few_step_model_as_made_unless_a_flag_says_otherwise(tmp_path):
+    import argparse
+
+    from svd_demo.cli import _video_values
+
+    (tmp_path / animatelcm.WEIGHTS_FILE).write_bytes(b"")  # a local folder laid out like the hub repo
+    names = [*SPECS, "extra_formats"]
+    blank = {name: None for name in names}
+    lane = _video_values(argparse.Namespace(**blank, svd_model=str(tmp_path)), names)
+    assert (lane["num_inference_steps"], lane["min_guidance_scale"], lane["max_guidance_scale"],
+            lane["motion_bucket_id"]) == (4, 1.0, 1.0, 80)
+    typed = _video_values(argparse.Namespace(**{**blank, "num_inference_steps": "6"}, svd_model=animatelcm.HUB_ID),
+                          names)
+    assert typed["num_inference_steps"] == "6" and typed["max_guidance_scale"] == 1.0
+    plain = _video_values(argparse.Namespace(**blank, svd_model="stabilityai/stable-video-diffusion-img2vid-xt"),
+                          names)
+    assert VideoParams.from_raw(plain) == VideoParams()  # other models: the usual defaults
