@@ -136,3 +136,34 @@ def test_the_cli_has_the_flag():
     out = subprocess.run([sys.executable, "-m", "svd_demo", "generate", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "--feature-cache" in out and "--no-feature-cache" in out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# With the offloading levers the memory profiles use (their CPU stand-ins, FACTS.md): the same cached latents
+
+
+def test_caching_under_model_offload_and_group_offload_gives_the_same_latents(pipe):
+    from diffusers.hooks import apply_group_offloading
+
+    with feature_cache(pipe.unet) as stats:
+        reference = latents(pipe, seed=2)
+    assert stats.reused_steps == 2
+    try:
+        pipe.enable_model_cpu_offload(device="cpu:0")  # the code path a GPU takes: hooks move the whole UNet
+        with feature_cache(pipe.unet):
+            offloaded = latents(pipe, seed=2)
+    finally:
+        pipe.remove_all_hooks()
+        pipe.to("cpu")
+    np.testing.assert_allclose(offloaded, reference, atol=1e-5)
+    try:  # block-level group offloading registers its hooks on the same blocks, in the same registry
+        apply_group_offloading(pipe.unet, onload_device=torch.device("cpu"), offload_type="block_level",
+                               num_blocks_per_group=1)
+        with feature_cache(pipe.unet):
+            grouped = latents(pipe, seed=2)
+    finally:  # every group-offloading hook off again, for the tests after this one
+        for module in pipe.unet.modules():
+            registry = getattr(module, "_diffusers_hook", None)
+            for name in list(registry.hooks) if registry is not None else []:
+                registry.remove_hook(name, recurse=False)
+    np.testing.assert_allclose(grouped, reference, atol=1e-5)
