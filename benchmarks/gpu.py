@@ -104,8 +104,8 @@ def build_full_size_svd(device: str, dtype: object) -> object:
 REPO = Path(__file__).resolve().parents[1]
 GIB = 2**30
 DEFAULT_BUDGET_S = 530.0
-PART_ORDER = ("warmup", "baseline", "high", "fast", "balanced", "low", "caps", "sdxl", "minimal", "switch", "upscale",
-              "int8")
+PART_ORDER = ("warmup", "baseline", "high", "cache", "lane", "fast", "balanced", "low", "caps", "sdxl", "minimal",
+              "switch", "upscale", "int8")
 UPSCALE_ROWS = {"upscale-animevideov3": "SRVGGNetCompact", "upscale-x4plus": "RRDBNet"}  # real sizes, random weights
 UPSCALE_FRAMES = 3  # timed frames per network, after one warm-up frame
 SVD_ROWS = ("baseline", "high", "fast", "balanced", "low", "minimal", "int8")
@@ -114,7 +114,8 @@ DEFAULT_CAPS_GB = (8, 12, 16, 24)
 # the parts before it: the first device sketch's sizing (shared/tools/gpu_check.sh) plus the 1-step warm-up every
 # timed part has here.
 PART_MIN_S = {"warmup": 15, "baseline": 50, "high": 35, "fast": 100, "balanced": 20, "low": 25, "caps": 45,
-              "sdxl": 30, "minimal": 40, "switch": 5, "upscale": 20, "int8": 30}
+              "sdxl": 30, "minimal": 40, "switch": 5, "upscale": 20, "int8": 30,
+              "cache": 35, "lane": 15}  # speed options: high with feature caching; AnimateLCM's 4 steps
 PART_MIN_S_TINY = dict.fromkeys(PART_ORDER, 1.0)  # tiny models on a CPU: about a second a clip
 FAST_CAP_S = 170.0  # the child's own build (~15 s), compiling ~16 graphs of UNet blocks, the timed run
 FAST_MIN_S = {True: 90.0, False: 10.0}  # below this the child cannot finish even its compile warm-up (GPU / CPU)
@@ -125,6 +126,7 @@ CHILD_MARGIN_S = {True: 8.0, False: 2.0}  # the child's own watchdog fires this 
 STEP_FACTOR = {"baseline": 1.05, "high": 1.0, "fast": 0.8, "balanced": 1.05, "low": 1.3, "minimal": 2.5}
 FIXED_FACTOR = {"baseline": 2.0, "high": 1.0, "fast": 1.0, "balanced": 1.5, "low": 2.0, "minimal": 3.5}
 NOT_RUN = "not run"
+LANE_STEPS = 4  # AnimateLCM-SVD-xt's default: 4 consistency steps, guidance 1 (one UNet pass a step)
 
 
 def _env_with_repo() -> dict[str, str]:
@@ -265,7 +267,7 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
 
 def row_parts(caps_gb: tuple[int, ...]) -> dict[str, str]:
     """Every row of the results, in table order, and the part that fills it."""
-    rows = {"warmup": "warmup", **{name: name for name in SVD_ROWS}}
+    rows = {"warmup": "warmup", **{name: name for name in SVD_ROWS}, "cache": "cache", "lane": "lane"}
     rows.update({f"cap-{gb}GB": "caps" for gb in caps_gb})
     if caps_gb:
         rows[f"cap-{max(caps_gb)}GB-high"] = "caps"  # high forced on the largest card, when auto picks lower
@@ -400,6 +402,7 @@ def render_markdown(data: dict[str, Any]) -> str:
                        f"{_fmt(r.get('auto'))} | {_fmt(r.get('sdxl_auto'))} | {_fmt(r.get('ran'))} | {r.get('status')}"
                        f" | {_fmt(r.get('steps_run'))} | {_fmt(r.get('s_per_step'), 3)} | "
                        f"{_fmt(r.get('peak_alloc_gib'))} | {_fmt(r.get('peak_reserved_gib'))} | {_why(r)} |")
+    out += speed_options_markdown(rows, meta)
     s = rows.get("sdxl", {})
     out += ["", f"## SDXL still ({_fmt(s.get('size')) or meta.get('size')}, profile high, after a 2-step warm-up)",
             "", "| status | build s | steps run | s/step (median) | decode s | total s | total s for "
@@ -429,6 +432,29 @@ def render_markdown(data: dict[str, Any]) -> str:
         out += ["", "## Notes and errors", ""] + [f"- {n}" for n in data["notes"]]
         out += [f"- {k}: {v.strip().splitlines()[-1][:300]}" for k, v in data["errors"].items() if v]
     return "\n".join(out) + "\n"
+
+
+def speed_options_markdown(rows: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """The speed options against `high`: feature caching (speed-up, fidelity) and the 4-step lane (end to end)."""
+    c, lane, fast = rows.get("cache", {}), rows.get("lane", {}), rows.get("fast", {})
+    return ["", f"## Speed options against 'high' ({meta.get('frames')} frames, {meta.get('size')})", "",
+            "| option | status | steps | denoise s | total s | speed-up vs high (denoise / end to end) | PSNR dB vs "
+            "high | SSIM vs high | peak alloc GiB | notes |", "|---|---|---|---|---|---|---|---|---|---|",
+            f"| feature cache (interval 2, depth 1) | {c.get('status')} | {_fmt(c.get('steps_run'))} | "
+            f"{_fmt((c.get('app_timings') or {}).get('denoise_s'))} | {_fmt(c.get('total_s'), 1)} | "
+            f"{_fmt(c.get('denoise_speedup'))} / {_fmt(c.get('speedup_vs_high'))} | "
+            f"{_fmt(c.get('psnr_vs_high_db'), 1)} | {_fmt(c.get('ssim_vs_high'), 3)} | "
+            f"{_fmt(c.get('peak_alloc_gib'))} | {_why(c)} |",
+            f"| AnimateLCM lane ({LANE_STEPS} steps, guidance 1) vs {meta.get('steps')}-step high | "
+            f"{lane.get('status')} | {_fmt(lane.get('steps_run'))} | "
+            f"{_fmt((lane.get('app_timings') or {}).get('denoise_s'))} | {_fmt(lane.get('total_s'), 1)} | "
+            f"{_fmt(lane.get('denoise_speedup'))} / {_fmt(lane.get('speedup_vs_high'))} | | | "
+            f"{_fmt(lane.get('peak_alloc_gib'))} | {_why(lane)} |",
+            f"| AnimateLCM lane on 'fast' (compiled) | {fast.get('status') if 'lane_total_s' in fast else 'not run'}"
+            f" | {LANE_STEPS if 'lane_total_s' in fast else ''} | | {_fmt(fast.get('lane_total_s'), 1)} | | | | | "
+            f"{fast.get('lane_note') or ''} |",
+            "", "Random weights (no --svd-model): timings hold, PSNR/SSIM do not say how real weights fare (a random "
+            "UNet lacks the slowly changing deep features caching relies on), and the lane's frames are noise."]
 
 
 class Report:
@@ -773,8 +799,8 @@ class ProfilesBench:
                     "traceback": traceback.format_exc()[-3000:]}
 
     def app_run(self, profile: str, steps: int, *, frames: int | None = None, keep_frames: bool = False,
-                target: int | None = None) -> dict[str, Any]:
-        """One clip through the app's own path (generate_frames) in `profile`."""
+                target: int | None = None, **options: Any) -> dict[str, Any]:
+        """One clip through the app's own path (generate_frames) in `profile`; `options` are VideoParams fields."""
         from svd_demo.image_to_video import generate_frames
         from svd_demo.params import VideoParams
         from svd_demo.pipelines import LoadedPipeline
@@ -788,7 +814,7 @@ class ProfilesBench:
                                 dtype=self.dtype, profile=profile, load_seconds=0.0, revision=None,
                                 random_weights=self.c.svd_model in ("", "random"), current_profile=profile)
         params = VideoParams(num_frames=frames or self.c.frames, num_inference_steps=steps, seed=0,
-                             randomize_seed=False, fps=7, resolution=max(self.c.width, self.c.height))
+                             randomize_seed=False, fps=7, resolution=max(self.c.width, self.c.height), **options)
 
         def call(mark: Callable[[], None]) -> dict[str, Any]:
             result = generate_frames(self.cache, loaded, self.image, params,
@@ -913,6 +939,64 @@ class ProfilesBench:
             self.fixed = max(self.fixed / 4, r["total_s"] - r["steps_run"] * self.s_step)
             if r["steps_run"] == self.c.steps:
                 self.high_frames = r.get("_frames")
+
+    def part_cache(self) -> None:
+        """'high' with feature caching against 'high': the speed-up, and the frames' PSNR/SSIM against high's."""
+        steps, high = self.c.steps, self.rows["high"]
+        if not self.fits("cache", self.estimate("high", 1) + self.estimate("high", steps),
+                         f"a 1-step warm-up and {steps} cached steps of 'high'"):
+            return
+        self.ensure_pipe()
+        warm = self.app_run("high", 1, target=1, feature_cache=True)
+        if warm["status"] != "ok":
+            self.set_row("cache", {**warm, "reason": f"warm-up failed: {warm.get('reason')}"})
+            return
+        r = self.app_run("high", steps, keep_frames=True, feature_cache=True)
+        frames = r.pop("_frames", None)
+        r["warmup_s"] = warm["total_s"]
+        if r["status"] == "ok" and high.get("status") == "ok" and high.get("steps_run") == steps:
+            r["speedup_vs_high"] = high["total_s"] / r["total_s"]
+            r["denoise_speedup"] = high["app_timings"]["denoise_s"] / r["app_timings"]["denoise_s"]
+            if frames is not None and self.high_frames is not None and frames.shape == self.high_frames.shape:
+                from benchmarks.interpolation import psnr, ssim
+
+                r["psnr_vs_high_db"] = float(np.mean([psnr(a, b) for a, b in zip(frames, self.high_frames,
+                                                                                   strict=True)]))
+                r["ssim_vs_high"] = float(np.mean([ssim(a, b) for a, b in zip(frames, self.high_frames, strict=True)]))
+        self.set_row("cache", r)
+        self.log_run("cache", r)
+
+    def lane_run(self, profile: str, steps: int) -> dict[str, Any]:
+        """AnimateLCM's consistency sampler, guidance 1, on the pipeline's UNet (the distilled one with real
+        weights; the same architecture with random ones, which times the lane exactly)."""
+        from svd_demo.schedulers import AnimateLCMScheduler
+
+        original = self.pipe.scheduler
+        self.pipe.scheduler = AnimateLCMScheduler()
+        try:
+            return self.app_run(profile, steps, target=steps, min_guidance_scale=1.0, max_guidance_scale=1.0,
+                                motion_bucket_id=80)
+        finally:
+            self.pipe.scheduler = original
+
+    def part_lane(self) -> None:
+        """The 4-step lane end to end on 'high', against high's full step count (the same UNet architecture)."""
+        high = self.rows["high"]
+        if not self.fits("lane", self.estimate("high", 1) + self.estimate("high", LANE_STEPS),
+                         f"a 1-step warm-up and {LANE_STEPS} steps of the lane"):
+            return
+        self.ensure_pipe()
+        warm = self.lane_run("high", 1)  # guidance 1 halves the UNet batch: new shapes, warmed up once
+        if warm["status"] != "ok":
+            self.set_row("lane", {**warm, "reason": f"warm-up failed: {warm.get('reason')}"})
+            return
+        r = self.lane_run("high", LANE_STEPS)
+        r["warmup_s"] = warm["total_s"]
+        if r["status"] == "ok" and high.get("status") == "ok" and high.get("steps_run") == self.c.steps:
+            r["speedup_vs_high"] = high["total_s"] / r["total_s"]
+            r["denoise_speedup"] = high["app_timings"]["denoise_s"] / r["app_timings"]["denoise_s"]
+        self.set_row("lane", r)
+        self.log_run("lane", r)
 
     def part_balanced(self) -> None:
         self.profile_part("balanced")
@@ -1206,6 +1290,15 @@ class ProfilesBench:
                 rec.update(max_abs_diff_vs_high=int(diff.max()), mean_abs_diff_vs_high=float(diff.mean()))
         self.set_row("fast", {**r, **rec})
         self.log_run("fast", r)
+        # The lane on top of compilation: guidance 1 halves the batch, a new shape the warm-up step compiles.
+        # Checked here, not with `fits`: that would mark the measured `fast` row skipped.
+        if r["status"] == "ok" and 2 * self.estimate("fast", LANE_STEPS) + 30 <= self.r.left() - self.reserve():
+            warm = self.lane_run("fast", 1)
+            lane = self.lane_run("fast", LANE_STEPS) if warm["status"] == "ok" else warm
+            note = lane.get("reason") or f"compile warm-up {_fmt(warm.get('total_s'), 1)} s"
+            self.rows["fast"].update(lane_total_s=lane.get("total_s"), lane_warmup_s=warm.get("total_s"),
+                                     lane_note=note)
+            self.r.log(f"fast lane: {lane['status']}, {LANE_STEPS} steps in {_fmt(lane.get('total_s'), 1)} s")
 
     # -- running ---------------------------------------------------------------------------------------------------
 

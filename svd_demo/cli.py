@@ -95,6 +95,15 @@ def _quick(studio, given: dict[str, object], names: Sequence[str], *model_refs: 
     return {**used, **given}
 
 
+def _video_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
+    """The typed video values over a few-step model's own sampling settings (AnimateLCM: 4 steps, guidance 1/1,
+    motion 80): such a model runs as it was made to unless a flag says otherwise."""
+    from svd_demo.models import few_step_settings
+
+    return {**few_step_settings(getattr(args, "svd_model", None) or _settings(args).svd_model),
+            **_given(args, names)}
+
+
 def _checked_out(path: str, suffix: str) -> Path:
     out = Path(path)
     if out.suffix.lower() != suffix:
@@ -119,7 +128,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = _checked_out(args.out, ".mp4")
     studio = Studio(_settings(args))
     names = [*SPECS, "extra_formats"]
-    params = VideoParams.from_raw(_quick(studio, _given(args, names), names, studio.settings.svd_model))
+    params = VideoParams.from_raw(_quick(studio, _video_values(args, names), names, studio.settings.svd_model))
     if args.command == "extend":
         run, source = studio.extend_video, args.video
     else:
@@ -156,7 +165,7 @@ def cmd_text_to_video(args: argparse.Namespace) -> int:
     image_params = _image_params(args, studio)
     # seed, randomize_seed and resolution belong to the still: one --seed reproduces both stages
     names = [*(s for s in SPECS if s not in ("seed", "randomize_seed", "resolution")), "extra_formats"]
-    given = _quick(studio, _given(args, names), names, studio.settings.svd_model, studio.settings.sdxl_model,
+    given = _quick(studio, _video_values(args, names), names, studio.settings.svd_model, studio.settings.sdxl_model,
                    say=False)  # said for the still already
     video_params = VideoParams.from_raw(given)
     out = _checked_out(args.out, ".mp4")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ class Frames:
     memory_changes: list[str] = field(default_factory=list)  # what the out-of-memory recovery changed, for the user
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what changed the pixels on purpose (fp8/int8 weights)
+    feature_cache: dict[str, int] | None = None  # steps run in full / reused, when `feature_cache` was on
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -59,16 +61,27 @@ def step_callback(total: int, progress: ProgressFn | None, cancel: threading.Eve
 
 
 def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, progress: ProgressFn | None = None,
-            cancel: threading.Event | None = None) -> Any:
-    """Run the denoising loop and return latents (batch, frames, channels, h/8, w/8)."""
+            cancel: threading.Event | None = None, cache_stats: list[dict[str, int]] | None = None) -> Any:
+    """Run the denoising loop and return latents (batch, frames, channels, h/8, w/8).
+
+    With `params.feature_cache`, the UNet reuses its deep features on alternate steps (svd_demo/feature_cache.py)
+    for this call only; what it did is appended to `cache_stats`.
+    """
     import torch
 
+    from svd_demo.feature_cache import feature_cache
+
     generator = torch.Generator(device="cpu").manual_seed(params.seed)  # per call: never global state
+    if hasattr(loaded.pipe.scheduler, "noise_generator"):
+        # A consistency sampler re-noises after every step, and the pipeline calls `step` without a generator:
+        # it draws from the same one, so the same seed gives the same video (svd_demo/schedulers.py).
+        loaded.pipe.scheduler.noise_generator = generator
     # no_grad, never inference_mode: under the offloading profiles the hooks copy weights while the pipeline runs,
     # and copies made in inference mode are inference tensors. The next profile switch (`remove_all_hooks`) turns
     # them back into Parameters, which raises and leaves meta weights behind. diffusers' own pipelines use no_grad.
-    with torch.no_grad():
-        return loaded.pipe(
+    caching = feature_cache(loaded.pipe.unet) if params.feature_cache else nullcontext()
+    with torch.no_grad(), caching as stats:
+        latents = loaded.pipe(
             image,
             height=image.height,
             width=image.width,
@@ -83,6 +96,9 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
             output_type="latent",
             callback_on_step_end=step_callback(params.num_inference_steps, progress, cancel),
         ).frames
+    if stats is not None and cache_stats is not None:
+        cache_stats.append(stats.as_record())
+    return latents
 
 
 def decode(loaded: LoadedPipeline, latents: Any, num_frames: int, chunk: int, *, progress: ProgressFn | None = None,
@@ -139,10 +155,11 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
     """
     changes: list[str] = []
     timings: dict[str, float] = {}
+    cache_stats: list[dict[str, int]] = []  # the successful attempt's is the last
     normal_profile = loaded.current_profile
     try:
         start = time.perf_counter()
-        latents = _attempt(denoise, loaded, image, params, progress=progress, cancel=cancel)
+        latents = _attempt(denoise, loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats)
         if latents is None:  # out of memory while denoising
             lower = step_down(loaded.current_profile)
             if lower is None:
@@ -154,7 +171,7 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
             cache.use_profile(loaded, lower)
             start = time.perf_counter()
             try:
-                latents = denoise(loaded, image, params, progress=progress, cancel=cancel)
+                latents = denoise(loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats)
             except Exception as exc:
                 if _is_oom(exc):
                     raise OutOfMemory(f"Out of GPU memory while denoising, also with the '{lower}' memory profile. "
@@ -183,7 +200,8 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
             cache.use_profile(loaded, normal_profile)
     note = pixel_note(profile_used, loaded.quantize)
     return Frames(frames=to_uint8(float_frames), memory_profile=profile_used, decode_chunk_size=chunk,
-                  memory_changes=changes, timings=timings, notes=[note] if note else [])
+                  memory_changes=changes, timings=timings, notes=[note] if note else [],
+                  feature_cache=cache_stats[-1] if cache_stats else None)
 
 
 def _attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from svd_demo.errors import InputError
+from svd_demo.params import SPECS
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,11 @@ class ModelPreset:
     model_id: str
     num_frames: int
     fps: int
+    # A few-step model's sampling settings; None: the parameter's own default (params.SPECS).
+    num_inference_steps: int | None = None
+    min_guidance_scale: float | None = None
+    max_guidance_scale: float | None = None
+    motion_bucket_id: int | None = None
 
 
 SVD_PRESETS: tuple[ModelPreset, ...] = (
@@ -25,6 +31,11 @@ SVD_PRESETS: tuple[ModelPreset, ...] = (
     ModelPreset("SVD-XT (25 frames)", "stabilityai/stable-video-diffusion-img2vid-xt", 25, 7),
     # SVD-XT 1.1 was fine-tuned at a fixed 6 fps and motion bucket 127: other values stray from its training.
     ModelPreset("SVD-XT 1.1 (25 frames)", "stabilityai/stable-video-diffusion-img2vid-xt-1-1", 25, 6),
+    # SVD-XT's UNet distilled with consistency learning (svd_demo/animatelcm.py): 4-8 steps and no classifier-free
+    # guidance (guidance 1 runs one UNet pass per step instead of two: 25 x 2 / 4 = 12.5x less UNet work, as its
+    # model card says). fps 8 and motion bucket 80 are the authors' demo defaults.
+    ModelPreset("AnimateLCM-SVD-xt (25 frames, 4 steps)", "wangfuyun/AnimateLCM-SVD-xt", 25, 8,
+                num_inference_steps=4, min_guidance_scale=1.0, max_guidance_scale=1.0, motion_bucket_id=80),
 )
 DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
 
@@ -69,11 +80,19 @@ def model_page(model_ref: str) -> str:
     return "" if _is_local(model_ref) else f"https://huggingface.co/{model_ref}"
 
 
+def _preset(model_ref: str) -> ModelPreset | None:
+    """The preset of a hub id; a local AnimateLCM folder (it holds the distilled UNet's file) counts as that one."""
+    from svd_demo.animatelcm import HUB_ID, is_animatelcm
+
+    model_ref = HUB_ID if is_animatelcm(model_ref) else model_ref
+    return next((p for p in SVD_PRESETS if p.model_id == model_ref), None)
+
+
 def svd_defaults(model_ref: str) -> tuple[int, int]:
     """(num_frames, fps) the model was trained for: a preset's, or a local folder's UNet config, else SVD's 14/7."""
-    for preset in SVD_PRESETS:
-        if preset.model_id == model_ref:
-            return preset.num_frames, preset.fps
+    preset = _preset(model_ref)
+    if preset is not None:
+        return preset.num_frames, preset.fps
     config = Path(model_ref) / "unet" / "config.json"
     if _is_local(model_ref) and config.is_file():
         try:
@@ -81,6 +100,26 @@ def svd_defaults(model_ref: str) -> tuple[int, int]:
         except (ValueError, OSError):
             pass  # an unreadable config shows up as a clear load error later; the defaults only fill the form
     return 14, 7
+
+
+# The settings a model picker sets besides frames and fps: a preset's own, else the parameters' defaults.
+SAMPLING_SETTINGS = ("num_inference_steps", "min_guidance_scale", "max_guidance_scale", "motion_bucket_id")
+
+
+def svd_settings(model_ref: str) -> dict[str, int | float]:
+    """What picking `model_ref` sets: its frames and fps, and its sampling settings (a few-step model's own; the
+    usual defaults for every other model, so that switching back from a few-step model undoes them)."""
+    num_frames, fps = svd_defaults(model_ref)
+    own = few_step_settings(model_ref)
+    return {"num_frames": num_frames, "fps": fps, **{name: own.get(name, SPECS[name].default)
+                                                       for name in SAMPLING_SETTINGS}}
+
+
+def few_step_settings(model_ref: str) -> dict[str, int | float]:
+    """A preset's own sampling settings (a few-step model's steps, guidance and motion); empty for other models."""
+    preset = _preset(model_ref)
+    values = {name: getattr(preset, name, None) for name in SAMPLING_SETTINGS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def model_choices(presets: tuple[ModelPreset, ...] | tuple[ImageModelPreset, ...],

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from svd_demo.allocator import release_free_memory
+from svd_demo.animatelcm import is_animatelcm
+from svd_demo.animatelcm import load_pipeline as load_animatelcm
 from svd_demo.errors import ModelLoadError
 from svd_demo.memory import (
     PLANS,
@@ -233,7 +235,12 @@ class PipelineCache:
         except Exception as exc:
             raise explain_load_error(kind, vae_ref, exc) from exc
         try:
-            pipe = cls.from_pretrained(model_ref, **kwargs)
+            if kind == "svd" and is_animatelcm(model_ref):  # the 4-step lane: SVD-XT with a distilled UNet
+                pipe = load_animatelcm(cls, model_ref, **kwargs)
+            else:
+                pipe = cls.from_pretrained(model_ref, **kwargs)
+        except ModelLoadError:
+            raise  # already says what to do
         except Exception as exc:  # from_pretrained raises many types; each is explained, none is swallowed
             raise explain_load_error(kind, model_ref, exc) from exc
         pipe.set_progress_bar_config(disable=True)

@@ -81,6 +81,8 @@ def image_to_video(params: VideoParams, *, model_ref: str, loaded: LoadedPipelin
         "versions": _versions(),
         "timings": _rounded(timings),
     }
+    if frames.feature_cache is not None:
+        record["feature_cache"] = dict(frames.feature_cache)  # steps run in full and steps that reused them
     if interpolation is not None:
         record["interpolation"] = dict(interpolation)
     return record

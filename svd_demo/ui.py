@@ -32,7 +32,7 @@ from gradio.exceptions import InvalidPathError
 from svd_demo import zerogpu
 from svd_demo.errors import InputError, UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
-from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_choices, sdxl_defaults, svd_defaults
+from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_choices, sdxl_defaults, svd_settings
 from svd_demo.params import (
     ALL_SPECS,
     EXTRA_FORMATS,
@@ -653,25 +653,31 @@ class VideoControls:
 
 
 def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
-    def model_defaults(ref: str) -> tuple[int, int]:
-        frames, fps = svd_defaults(ref)
-        return quick.get("num_frames", frames), fps
+    def model_defaults(ref: str) -> dict[str, int | float]:
+        """What picking `ref` sets: its frames and fps and, for a few-step model, its steps, guidance and motion
+        (svd_settings); the quick settings' frames, and steps at most theirs, where they apply."""
+        values = svd_settings(ref)
+        if "num_frames" in quick:
+            values["num_frames"] = quick["num_frames"]
+        if "num_inference_steps" in quick:
+            values["num_inference_steps"] = min(values["num_inference_steps"], quick["num_inference_steps"])
+        return values
 
-    frames_default, fps_default = model_defaults(settings.svd_model)
+    initial = model_defaults(settings.svd_model)
     by_name: dict[str, gr.components.Component] = {}
     with gr.Column(scale=1, min_width=320) as column:
         gr.Markdown("### Video settings")
         by_name["svd_model"] = gr.Dropdown(choices=model_choices(SVD_PRESETS, settings.svd_model),
                                            value=settings.svd_model, label="Video model", allow_custom_value=True,
-                                           info="SVD makes 14 frames, SVD-XT 25. A hub id or a local folder also "
-                                                "works.")
-        starting = {**quick, "num_frames": frames_default, "fps": fps_default}
+                                           info="SVD makes 14 frames, SVD-XT 25; AnimateLCM-SVD-xt makes SVD-XT's "
+                                                "25 in 4 steps. A hub id or a local folder also works.")
+        starting = {**quick, **initial}
         for name in ("resolution", "aspect_mode", "num_frames", "motion_bucket_id", "fps"):
             by_name[name] = _component(SPECS[name], starting.get(name))
         with gr.Accordion("Advanced", open=False):
             for name in ("seed", "randomize_seed", "num_inference_steps", "noise_aug_strength", "min_guidance_scale",
                          "max_guidance_scale", "decode_chunk_size", "playback_fps", "loop", "interpolate_fps",
-                         "upscale"):
+                         "upscale", "feature_cache"):
                 by_name[name] = _component(SPECS[name], starting.get(name))
             by_name["extra_formats"] = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
                                                         info="MP4 is always written.")
@@ -680,9 +686,11 @@ def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
                                          file_types=[".mp4", ".webm", ".json"], elem_id="restore-settings")
             by_name["restore_note"] = gr.Markdown()
     # .input, not .change: only a person's pick brings the model's defaults; a restored file sets both itself.
-    by_name["svd_model"].input(lambda ref: [gr.update(value=v) for v in model_defaults(ref)],
-                                inputs=by_name["svd_model"], outputs=[by_name["num_frames"], by_name["fps"]],
-                                queue=False, api_visibility="private")
+    # A few-step model (AnimateLCM: 4 steps, guidance 1) brings its steps, guidance and motion too; any other model
+    # puts those back to their defaults.
+    by_name["svd_model"].input(lambda ref: [gr.update(value=v) for v in model_defaults(ref).values()],
+                               inputs=by_name["svd_model"], outputs=[by_name[name] for name in initial],
+                               queue=False, api_visibility="private")
     return VideoControls(by_name, column)
 
 

@@ -53,7 +53,8 @@ def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     assert list(rows) == list(bench.row_parts(bench.DEFAULT_CAPS_GB))
     for name, row in rows.items():
         assert row["status"] == "ok" or (row["status"] in ("skipped", "failed") and row["reason"]), (name, row)
-    for name in ("warmup", "baseline", "high", "balanced", "low", "minimal", "sdxl", "switch", "cap-8GB", "cap-24GB"):
+    for name in ("warmup", "baseline", "high", "cache", "lane", "balanced", "low", "minimal", "sdxl", "switch",
+                 "cap-8GB", "cap-24GB"):
         assert rows[name]["status"] == "ok", (name, rows[name])
     assert rows["fast"]["status"] == "skipped" and "GPU" in rows["fast"]["reason"]
     assert rows["fast"]["child_exit"] == "0"  # it came back from the child process
@@ -70,7 +71,10 @@ def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     assert rows["minimal"]["psnr_vs_high_db"] is None  # 2 of 3 steps: not comparable
     assert data["meta"]["done"] and data["meta"]["stopped"] is None and data["headline"]
     assert list(data["parts"]) == list(bench.PART_ORDER)
-    for label in ("## Headline", "diffusers recipe", "| minimal |", "| cap-16GB |", "## SDXL still", "## Parts"):
+    assert rows["lane"]["steps_run"] == bench.LANE_STEPS and rows["cache"]["app_timings"]["denoise_s"] > 0
+    assert 0 < rows["cache"]["ssim_vs_high"] <= 1 and rows["cache"]["speedup_vs_high"] > 0
+    for label in ("## Headline", "diffusers recipe", "| minimal |", "| cap-16GB |", "## SDXL still", "## Parts",
+                  "## Speed options", "| feature cache"):
         assert label in summary
     lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
     assert len(lines) > 10 and all(STAMP.match(line) for line in lines)
@@ -276,3 +280,17 @@ def test_run_capped_kills_the_whole_process_group(tmp_path):
     else:
         pytest.fail(f"the grandchild {grandchild} outlived the cap")
     assert bench.run_capped(["true"], cap_s=30) == 0
+
+
+def test_the_speed_options_table_reads_the_cache_lane_and_compiled_lane_rows():
+    rows = {"cache": {"status": "ok", "steps_run": 25, "app_timings": {"denoise_s": 15.0}, "total_s": 19.0,
+                      "denoise_speedup": 1.6, "speedup_vs_high": 1.4, "psnr_vs_high_db": 31.25,
+                      "ssim_vs_high": 0.9512},
+            "lane": {"status": "ok", "steps_run": 4, "app_timings": {"denoise_s": 2.0}, "total_s": 5.5,
+                     "denoise_speedup": 12.0, "speedup_vs_high": 4.8},
+            "fast": {"status": "ok", "lane_total_s": 4.25, "lane_note": "compile warm-up 40.0 s"}}
+    text = "\n".join(bench.speed_options_markdown(rows, {"frames": 25, "size": "1024x576", "steps": 25}))
+    assert "| feature cache (interval 2, depth 1) | ok | 25 | 15.00 | 19.0 | 1.60 / 1.40 | 31.2 | 0.951 |" in text
+    assert "| AnimateLCM lane (4 steps, guidance 1) vs 25-step high | ok | 4 | 2.00 | 5.5 | 12.00 / 4.80 |" in text
+    assert "| AnimateLCM lane on 'fast' (compiled) | ok | 4 | | 4.2 |" in text and "compile warm-up 40.0 s" in text
+    assert "not run" in "\n".join(bench.speed_options_markdown({}, {}))

@@ -14,7 +14,8 @@ from svd_demo.sidecar import ModelUsed, Runtime, Sidecar
 
 LOADED = SimpleNamespace(revision="abc", random_weights=True, device="cuda:0", dtype="torch.float16",
                          current_profile="balanced", quantize="none")
-FRAMES = SimpleNamespace(memory_profile="low", decode_chunk_size=4, memory_changes=["retried with 'low'"])
+FRAMES = SimpleNamespace(memory_profile="low", decode_chunk_size=4, memory_changes=["retried with 'low'"],
+                         feature_cache=None)
 ORIGINAL = SimpleNamespace(original_size=(400, 300), notices=("converted",))
 PREPARED = SimpleNamespace(image=SimpleNamespace(size=(256, 144)), notices=("cropped",))
 VIDEO = {"model_ref": "svd", "loaded": LOADED, "frames": FRAMES, "original": ORIGINAL, "prepared": PREPARED,

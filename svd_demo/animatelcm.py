@@ -1,0 +1,82 @@
+"""The 4-step lane: AnimateLCM-SVD-xt, SVD-XT's UNet distilled with consistency learning (Wang et al. 2024).
+
+Its hub repo (wangfuyun/AnimateLCM-SVD-xt) holds the distilled UNet as one safetensors file in diffusers' key layout,
+not a whole pipeline: the image encoder, the VAE and the configs are SVD-XT's. So the pipeline is SVD-XT's, loaded
+with the same `from_pretrained` as every other model, with the consistency sampler (svd_demo/schedulers.py) and the
+distilled weights loaded into its UNet, strictly: a file of another shape is an error, never a half-loaded UNet.
+
+For offline use, a local folder works in either layout: the hub repo's (the file alone; SVD-XT then comes from the
+Hugging Face cache), or a local SVD-XT pipeline folder with the file copied into it (everything in one folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from svd_demo.errors import ModelLoadError
+
+HUB_ID = "wangfuyun/AnimateLCM-SVD-xt"
+WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"  # the repo also has AnimateLCM-SVD-xt-1.1.safetensors (SVD-XT 1.1's)
+BASE_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"  # the pipeline it was distilled from
+
+
+def _folder(model_ref: str) -> Path | None:
+    try:
+        path = Path(model_ref).expanduser()
+        return path if path.is_dir() else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_animatelcm(model_ref: str) -> bool:
+    """The hub id, or a local folder that holds the distilled UNet's file."""
+    folder = _folder(model_ref)
+    return model_ref == HUB_ID or (folder is not None and (folder / WEIGHTS_FILE).is_file())
+
+
+def _weights_path(model_ref: str) -> Path:
+    folder = _folder(model_ref)
+    if folder is not None:
+        return folder / WEIGHTS_FILE
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(model_ref, WEIGHTS_FILE))  # the hub's cache; honours HF_HUB_OFFLINE and HF_TOKEN
+
+
+def _base(model_ref: str) -> str:
+    """SVD-XT from the same folder when the file was copied into a pipeline folder, else SVD-XT's hub id."""
+    folder = _folder(model_ref)
+    return str(folder) if folder is not None and (folder / "model_index.json").is_file() else BASE_MODEL
+
+
+def load_pipeline(cls: Any, model_ref: str, **kwargs: Any) -> Any:
+    """SVD-XT's pipeline (`cls.from_pretrained(..., **kwargs)`) with the AnimateLCM UNet and sampler."""
+    from safetensors.torch import load_file
+
+    from svd_demo.pipelines import explain_load_error
+    from svd_demo.schedulers import AnimateLCMScheduler
+
+    base = _base(model_ref)
+    try:
+        pipe = cls.from_pretrained(base, scheduler=AnimateLCMScheduler(), **kwargs)
+    except Exception as exc:
+        raise ModelLoadError(f"AnimateLCM-SVD-xt runs on SVD-XT's image encoder and VAE, which could not be "
+                             f"loaded. {explain_load_error('svd', base, exc)}") from exc
+    path = _weights_path(model_ref)
+    state = load_file(str(path))
+    _check_shapes(pipe.unet.state_dict(), state, path)
+    pipe.unet.load_state_dict(state, strict=True)  # copies (and casts to the pipeline's dtype) into the UNet
+    return pipe
+
+
+def _check_shapes(expected: dict[str, Any], found: dict[str, Any], path: Path) -> None:
+    """The file must hold exactly SVD-XT's UNet: say what differs, with an example, instead of torch's full list."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if tuple(expected[k].shape) != tuple(found[k].shape))
+    if missing or unexpected or wrong:
+        problems = [f"{len(keys)} {what} (e.g. {keys[0]})" for keys, what in
+                    ((missing, "missing"), (unexpected, "unexpected"), (wrong, "of another shape")) if keys]
+        raise ModelLoadError(f"{path.name} does not fit this pipeline's UNet: tensors {', '.join(problems)}. Use the "
+                             f"file from {HUB_ID} with SVD-XT (25 frames).")

@@ -1,0 +1,169 @@
+"""Feature caching across steps (svd_demo/feature_cache.py) on the tiny SVD: deterministic, close to the plain run,
+and gone without a trace after the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from svd_demo.feature_cache import feature_cache
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_models_dir):
+    from diffusers import StableVideoDiffusionPipeline
+
+    pipe = StableVideoDiffusionPipeline.from_pretrained(tiny_models_dir / "svd")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def latents(pipe, seed: int = 0, steps: int = STEPS) -> np.ndarray:
+    image = Image.new("RGB", (256, 144), (120, 80, 40))
+    with torch.no_grad():
+        out = pipe(image, height=144, width=256, num_frames=3, num_inference_steps=steps, output_type="latent",
+                   generator=torch.Generator().manual_seed(seed)).frames
+    return out.numpy()
+
+
+def state_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.clone() for name, value in module.state_dict().items()}
+
+
+def test_cached_run_is_deterministic_and_close_to_the_plain_run(pipe):
+    plain = latents(pipe)
+    with feature_cache(pipe.unet) as stats:
+        cached = latents(pipe)
+    assert (stats.full_steps, stats.reused_steps) == (2, 2)  # 4 steps: full, reused, full, reused
+    with feature_cache(pipe.unet):
+        again = latents(pipe)
+    np.testing.assert_array_equal(cached, again)  # same seed, same latents
+    assert np.isfinite(cached).all()
+    diff = np.abs(cached - plain)
+    assert diff.max() > 1e-3  # the reused steps really skipped the deep blocks
+    # Close, the tolerance: mean |diff| under 2% of the latents' spread and no value off by more than a fifth of it.
+    # Measured on the tiny random UNet (4 steps, 3 frames, 256x144): std 0.57, mean |diff| 0.0023, max 0.022.
+    assert diff.mean() < 0.02 * plain.std() and diff.max() < 0.2 * plain.std()
+
+
+def test_the_unet_is_unchanged_after_a_cached_run(pipe):
+    before = state_of(pipe.unet)
+    plain = latents(pipe, seed=3)
+    with feature_cache(pipe.unet):
+        latents(pipe, seed=3)
+    after = state_of(pipe.unet)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    hooked = [name for name, m in pipe.unet.named_modules() if getattr(m, "_diffusers_hook", None) is not None
+              and m._diffusers_hook.hooks]
+    assert hooked == []
+    np.testing.assert_array_equal(latents(pipe, seed=3), plain)  # the next uncached run is a plain run
+
+
+def test_a_failed_run_removes_the_hooks_too(pipe):
+    plain = latents(pipe, seed=5, steps=2)
+    with pytest.raises(RuntimeError, match="stop"), feature_cache(pipe.unet):
+        raise RuntimeError("stop")
+    np.testing.assert_array_equal(latents(pipe, seed=5, steps=2), plain)
+
+
+def test_every_step_is_full_with_interval_one_so_nothing_changes(pipe):
+    plain = latents(pipe, seed=1, steps=3)
+    with feature_cache(pipe.unet, interval=1) as stats:
+        same = latents(pipe, seed=1, steps=3)
+    np.testing.assert_array_equal(same, plain)
+    assert (stats.full_steps, stats.reused_steps) == (3, 0)
+
+
+def test_bad_settings_and_other_models_are_refused(pipe):
+    with pytest.raises(ValueError, match="interval"), feature_cache(pipe.unet, interval=0):
+        pass
+    with pytest.raises(ValueError, match="depth"), feature_cache(pipe.unet, depth=2):  # the tiny UNet has 2 levels
+        pass
+    with pytest.raises(ValueError, match="spatio-temporal UNet"), feature_cache(torch.nn.Linear(2, 2)):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The option as UI, CLI and API get it: one parameter, recorded in the sidecar
+
+
+def test_the_option_is_one_parameter_off_by_default():
+    from svd_demo.params import SPECS, VideoParams
+
+    spec = SPECS["feature_cache"]
+    assert spec.kind is bool and spec.default is False and spec.label == "Faster, slightly softer"
+    assert VideoParams().feature_cache is False
+    assert VideoParams.from_raw({"feature_cache": "true"}).feature_cache is True
+    from svd_demo.errors import InputError
+
+    with pytest.raises(InputError, match="`feature_cache` must be true or false"):
+        VideoParams.from_raw({"feature_cache": "sometimes"})
+
+
+def test_a_cached_generation_records_it_and_the_next_plain_one_is_plain(studio, photo):
+    from helpers import FAST
+
+    from svd_demo.params import VideoParams
+    from svd_demo.sidecar import Sidecar
+
+    steps = {**FAST, "num_inference_steps": 4, "seed": 11}
+    plain = studio.image_to_video(photo, VideoParams.from_raw(steps))
+    cached = studio.image_to_video(photo, VideoParams.from_raw({**steps, "feature_cache": True}))
+    again = studio.image_to_video(photo, VideoParams.from_raw(steps))
+    record = Sidecar.read(cached.files.sidecar)
+    assert record.parameters["feature_cache"] is True and Sidecar.read(plain.files.sidecar).parameters[
+        "feature_cache"] is False
+    assert cached.record["feature_cache"] == {"interval": 2, "depth": 1, "full_steps": 2, "reused_steps": 2}
+    assert "feature_cache" not in plain.record
+    from svd_demo.video_input import frames_of
+
+    def decoded(result) -> np.ndarray:
+        return np.stack(frames_of(result.files.video, 10, "test")[0])
+
+    first = decoded(plain)
+    np.testing.assert_array_equal(decoded(again), first)  # the hooks are gone: the next plain run is a plain run
+    assert not np.array_equal(decoded(cached), first)
+
+
+def test_the_cli_has_the_flag():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "svd_demo", "generate", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "--feature-cache" in out and "--no-feature-cache" in out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# With the offloading levers the memory profiles use (their CPU stand-ins, FACTS.md): the same cached latents
+
+
+def test_caching_under_model_offload_and_group_offload_gives_the_same_latents(pipe):
+    from diffusers.hooks import apply_group_offloading
+
+    with feature_cache(pipe.unet) as stats:
+        reference = latents(pipe, seed=2)
+    assert stats.reused_steps == 2
+    try:
+        pipe.enable_model_cpu_offload(device="cpu:0")  # the code path a GPU takes: hooks move the whole UNet
+        with feature_cache(pipe.unet):
+            offloaded = latents(pipe, seed=2)
+    finally:
+        pipe.remove_all_hooks()
+        pipe.to("cpu")
+    np.testing.assert_allclose(offloaded, reference, atol=1e-5)
+    try:  # block-level group offloading registers its hooks on the same blocks, in the same registry
+        apply_group_offloading(pipe.unet, onload_device=torch.device("cpu"), offload_type="block_level",
+                               num_blocks_per_group=1)
+        with feature_cache(pipe.unet):
+            grouped = latents(pipe, seed=2)
+    finally:  # every group-offloading hook off again, for the tests after this one
+        for module in pipe.unet.modules():
+            registry = getattr(module, "_diffusers_hook", None)
+            for name in list(registry.hooks) if registry is not None else []:
+                registry.remove_hook(name, recurse=False)
+    np.testing.assert_allclose(grouped, reference, atol=1e-5)
