@@ -142,7 +142,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _image_params(args: argparse.Namespace, studio):
     from svd_demo.params import IMAGE_SPECS, ImageParams
 
-    names = [*IMAGE_SPECS, "seed", "randomize_seed", "resolution"]
+    names = [*IMAGE_SPECS, "seed", "randomize_seed", "resolution", "loras"]
     given = _quick(studio, _given(args, names), names, studio.settings.sdxl_model, studio.settings.svd_model)
     return ImageParams.from_raw({"prompt": args.prompt, "negative_prompt": args.negative_prompt, **given})
 
@@ -221,7 +221,8 @@ SETTINGS_FROM_HELP = ("Start from the settings recorded in a video (.mp4/.webm) 
 
 
 def _add_generation_parsers(sub, only: str | None) -> None:
-    from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, SPECS
+    from svd_demo.lora import MAX_LORAS
+    from svd_demo.params import EXTRA_FORMATS, IMAGE_SPECS, LORAS, SPECS
     from svd_demo.settings import MODEL_SETTINGS, add_settings_arguments
 
     video_commands = [
@@ -255,6 +256,8 @@ def _add_generation_parsers(sub, only: str | None) -> None:
                          "names a file made from a prompt).")
         cmd.add_argument("--negative-prompt", default="", help="What it should not show.")
         cmd.add_argument("--settings-from", metavar="FILE", help=SETTINGS_FROM_HELP)
+        cmd.add_argument("--lora", action="append", dest="loras", metavar="ID_OR_FILE[:WEIGHT]",
+                         help=f"{LORAS.help} Repeat for several (at most {MAX_LORAS}).")
         cmd.add_argument("--out", required=True, help=f"Output {suffix}; a .json sidecar is written beside it.")
         add_spec_arguments(cmd, list(IMAGE_SPECS.values()))
         if name == "text-to-video":

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from svd_demo.errors import InputError
+from svd_demo.lora import LoraSpec, parse_loras
 
 ASPECT_MODES = ("crop", "pad", "native")
 LOOP_MODES = ("none", "ping-pong")
@@ -272,9 +273,13 @@ UPSCALE_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("upscale_tile", "Tile size (px)", "The frame is upscaled in tiles of this many input pixels (overlapping "
          "and cross-faded): smaller needs less GPU memory. 0 = the whole frame at once.", 512, int, 0, 2048, 64),
 ]}
+# LoRAs on the image stage: a list, parsed and checked by `svd_demo.lora.parse_loras` (not by `_coerce`).
+LORAS = Spec("loras", "LoRAs", "SDXL LoRAs for the still, one per line: a hub id or a .safetensors file, with an "
+             "optional weight after a colon (owner/name:0.8). Weight 0 = no effect, 1 = as trained; -2 to 2.", "",
+             str)
 # Every parameter the app takes from outside, by name (the names are unique across the tables).
 ALL_SPECS: dict[str, Spec] = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, **UPSCALE_SPECS,
-                              NUM_SEEDS.name: NUM_SEEDS}
+                              NUM_SEEDS.name: NUM_SEEDS, LORAS.name: LORAS}
 
 
 def clean_prompt(text: Any, name: str = "prompt", *, required: bool = True) -> str:
@@ -304,6 +309,7 @@ class ImageParams:
     seed: int = SPECS["seed"].default
     randomize_seed: bool = SPECS["randomize_seed"].default
     resolution: int = SPECS["resolution"].default
+    loras: tuple[LoraSpec, ...] = ()
 
     @classmethod
     def from_raw(cls, values: Mapping[str, Any]) -> ImageParams:
@@ -317,16 +323,19 @@ class ImageParams:
         for name, value in values.items():
             if name in clean:
                 continue
+            if name == LORAS.name:
+                clean[name] = parse_loras(value)
+                continue
             spec = IMAGE_SPECS.get(name) or SPECS[name]
             clean[name] = _coerce(spec, value)
         return cls(**clean)
 
     def resolved(self) -> ImageParams:
         seed = random.SystemRandom().randint(0, MAX_SEED) if self.randomize_seed else self.seed
-        return ImageParams(**{**asdict(self), "seed": seed, "randomize_seed": False})
+        return replace(self, seed=seed, randomize_seed=False)  # not asdict: it would turn the LoRAs into dicts
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "loras": [asdict(lora) for lora in self.loras]}
 
 
 

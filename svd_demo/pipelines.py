@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,6 +57,7 @@ class LoadedPipeline:
     current_profile: str = ""
     quantize: str = "none"  # `--quantize`: int8 UNet weights, fixed at load
     resident: bool = True  # weights where the profile puts them; False while moved out to make room for the other
+    lora_adapters: dict[str, str] = field(default_factory=dict)  # LoRA reference -> its adapter on `pipe` (lora.py)
 
     @property
     def plan(self) -> MemoryPlan:

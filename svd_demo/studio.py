@@ -23,6 +23,7 @@ from svd_demo.allocator import release_free_memory
 from svd_demo.errors import GenerationCancelled, InputError
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
+from svd_demo.lora import apply_loras
 from svd_demo.models import check_model_ref, is_tiny_model, svd_defaults
 from svd_demo.outputs import (
     OutputFiles,
@@ -409,6 +410,9 @@ class Studio:
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
             loaded = _ready(cache, "sdxl", model_ref, timings, progress)
+            if params.loras and progress is not None:
+                progress(0.0, f"Loading {len(params.loras)} LoRA(s)")
+            apply_loras(loaded, params.loras)  # also with none: removes the previous request's adapters
             return loaded, generate_still(loaded, params, progress=progress, cancel=cancel)
 
         with self.gpu() as cache:

@@ -284,3 +284,22 @@ def save_tiny_upscalers(directory: str | os.PathLike) -> dict[str, pathlib.Path]
         os.replace(tmp.name, root / name)
         paths[kind] = root / name
     return paths
+
+
+def save_tiny_lora(sdxl_dir: str | os.PathLike, directory: str | os.PathLike, *, seed: int = 0) -> pathlib.Path:
+    """A tiny random LoRA for the tiny SDXL's UNet (needs `peft`), saved as diffusers' `save_lora_weights` writes
+    it; returns the .safetensors file. Its B matrices are random, not zero as in training's start, so that weight 1
+    changes the image and weight 0 does not."""
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(pathlib.Path(sdxl_dir) / "unet")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionXLPipeline.save_lora_weights(str(directory), unet_lora_layers=state, safe_serialization=True)
+    return pathlib.Path(directory) / "pytorch_lora_weights.safetensors"

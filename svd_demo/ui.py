@@ -32,12 +32,14 @@ from gradio.exceptions import InvalidPathError
 from svd_demo import zerogpu
 from svd_demo.errors import InputError, UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
+from svd_demo.lora import parse_loras
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_choices, sdxl_defaults, svd_settings
 from svd_demo.params import (
     ALL_SPECS,
     EXTRA_FORMATS,
     IMAGE_SPECS,
     INTERPOLATION_SPECS,
+    LORAS,
     MAX_PROMPT_CHARS,
     MAX_SEED,
     NUM_SEEDS,
@@ -345,8 +347,9 @@ def _fit_zerogpu(studio: Studio, source: Any, params: VideoParams, model_ref: st
 
 VIDEO_PARAMS = [*SPECS, "extra_formats"]  # what `VideoParams.from_raw` takes
 VIDEO_INPUTS = ["svd_model", *VIDEO_PARAMS]  # the video settings every GPU handler receives, in this order
-STILL_PARAMS = ["prompt", "negative_prompt", *IMAGE_SPECS, "seed", "randomize_seed", "resolution"]  # ImageParams'
-TEXT_INPUTS = ["prompt", "negative_prompt", "sdxl_model", *IMAGE_SPECS]
+STILL_PARAMS = ["prompt", "negative_prompt", *IMAGE_SPECS, "seed", "randomize_seed", "resolution",
+                LORAS.name]  # ImageParams'
+TEXT_INPUTS = ["prompt", "negative_prompt", "sdxl_model", *IMAGE_SPECS, LORAS.name]
 
 
 def _annotation(name: str) -> Any:
@@ -625,6 +628,12 @@ def _prompt_problems(values: Mapping[str, Any]) -> dict[str, str]:
     return {"prompt": problem} if problem else {}
 
 
+def _text_problems(values: Mapping[str, Any]) -> dict[str, str]:
+    """The prompt and the LoRAs (files that do not exist, weights out of range), before the queue."""
+    problem = _problem(parse_loras, values.get(LORAS.name))
+    return {**_prompt_problems(values), **({LORAS.name: problem} if problem else {})}
+
+
 # -------------------------------------------------------------------------------------------------------- layout
 
 _GPU_PROGRESS = gr.Progress(track_tqdm=True)
@@ -767,6 +776,9 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
             with gr.Row():
                 by_name["sdxl_steps"] = _component(IMAGE_SPECS["sdxl_steps"], steps_default)
                 by_name["sdxl_guidance_scale"] = _component(IMAGE_SPECS["sdxl_guidance_scale"], guidance_default)
+            with gr.Accordion("LoRA", open=False):
+                by_name[LORAS.name] = gr.Textbox(label=LORAS.label, info=LORAS.help, lines=2, value=LORAS.default,
+                                                 placeholder="nerijs/pixel-art-xl:0.8")
             with gr.Row():
                 still_only = gr.Button("Still only")
                 animate = gr.Button("Animate this still")
@@ -793,10 +805,10 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
     gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
     events = [
         _wire(still_only.click, text_to_image, studio, by_name,
-              [*TEXT_INPUTS, "seed", "randomize_seed", "resolution"], check=_prompt_problems,
+              [*TEXT_INPUTS, "seed", "randomize_seed", "resolution"], check=_text_problems,
               outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
               **{**gpu, "show_progress_on": [still]}),
-        _wire(to_video.click, text_to_video, studio, by_name, [*TEXT_INPUTS, *VIDEO_INPUTS], check=_prompt_problems,
+        _wire(to_video.click, text_to_video, studio, by_name, [*TEXT_INPUTS, *VIDEO_INPUTS], check=_text_problems,
               outputs=[still, video, still_seed, video_seed, notices, files, last_still], api_name="text_to_video",
               **gpu),
         _wire(animate.click, animate_this_still, studio, by_name, ["still_result", *VIDEO_INPUTS],
