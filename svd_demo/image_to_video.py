@@ -21,6 +21,7 @@ from svd_demo.errors import GenerationCancelled, OutOfMemory, UserFacingError
 from svd_demo.memory import decode_chunk, pixel_note, step_down
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
+from svd_demo.preview import PreviewSink, previewing
 
 # progress(fraction in [0, 1], description)
 ProgressFn = Callable[[float, str], None]
@@ -61,15 +62,21 @@ def step_callback(total: int, progress: ProgressFn | None, cancel: threading.Eve
 
 
 def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, progress: ProgressFn | None = None,
-            cancel: threading.Event | None = None, cache_stats: list[dict[str, int]] | None = None) -> Any:
+            cancel: threading.Event | None = None, cache_stats: list[dict[str, int]] | None = None,
+            preview: PreviewSink | None = None) -> Any:
     """Run the denoising loop and return latents (batch, frames, channels, h/8, w/8).
 
     With `params.feature_cache`, the UNet reuses its deep features on alternate steps (svd_demo/feature_cache.py)
-    for this call only; what it did is appended to `cache_stats`.
+    for this call only; what it did is appended to `cache_stats`. `preview` gets a rough picture of the frames every
+    few steps (svd_demo/preview.py).
     """
     import torch
 
     from svd_demo.feature_cache import feature_cache
+
+    callback = step_callback(params.num_inference_steps, progress, cancel)
+    if preview is not None:
+        callback = previewing(callback, preview)
 
     generator = torch.Generator(device="cpu").manual_seed(params.seed)  # per call: never global state
     if hasattr(loaded.pipe.scheduler, "noise_generator"):
@@ -94,7 +101,7 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
             noise_aug_strength=params.noise_aug_strength,
             generator=generator,
             output_type="latent",
-            callback_on_step_end=step_callback(params.num_inference_steps, progress, cancel),
+            callback_on_step_end=callback,
         ).frames
     if stats is not None and cache_stats is not None:
         cache_stats.append(stats.as_record())
@@ -142,7 +149,8 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *,
-                    progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> Frames:
+                    progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                    preview: PreviewSink | None = None) -> Frames:
     """Generate the frames of one clip, retrying out-of-memory failures as the memory profiles allow.
 
     Denoising out of memory: step down one profile and retry once. Decode out of memory: retry the decode alone with
@@ -159,7 +167,8 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
     normal_profile = loaded.current_profile
     try:
         start = time.perf_counter()
-        latents = _attempt(denoise, loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats)
+        latents = _attempt(denoise, loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats,
+                           preview=preview)
         if latents is None:  # out of memory while denoising
             lower = step_down(loaded.current_profile)
             if lower is None:
@@ -171,7 +180,8 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
             cache.use_profile(loaded, lower)
             start = time.perf_counter()
             try:
-                latents = denoise(loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats)
+                latents = denoise(loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats,
+                                  preview=preview)
             except Exception as exc:
                 if _is_oom(exc):
                     raise OutOfMemory(f"Out of GPU memory while denoising, also with the '{lower}' memory profile. "

@@ -44,6 +44,7 @@ from svd_demo.params import (
     quick_defaults,
 )
 from svd_demo.pipelines import PipelineCache
+from svd_demo.preview import PreviewSink
 from svd_demo.settings import Settings
 
 
@@ -202,8 +203,11 @@ class Studio:
 
     def image_to_video(self, source: Any, params: VideoParams, *, model_ref: str | None = None,
                        progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                       out_stem: Path | None = None, still: StillResult | None = None) -> VideoResult:
+                       out_stem: Path | None = None, still: StillResult | None = None,
+                       preview: PreviewSink | None = None) -> VideoResult:
         """Generate a video from an image and write it (MP4 + requested formats + sidecar).
+
+        `preview` receives a rough picture of the frames every few denoising steps (svd_demo/preview.py).
 
         Files go to the output folder under a unique name, or to `out_stem` + suffix when given (the CLI's --out).
         With `still`, the text-to-image stage that made the image is recorded with the video's parameters.
@@ -229,7 +233,8 @@ class Studio:
             if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
                 self._upscaler(cache, self.settings.upscale_model, progress)
             loaded = _ready(cache, "svd", model_ref, timings, progress)
-            return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel)
+            return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel,
+                                           preview=preview)
 
         with self.gpu() as cache:
             waited = time.perf_counter()
@@ -437,7 +442,7 @@ class Studio:
 
     def animate_still(self, still: StillResult, params: VideoParams, *, model_ref: str | None = None,
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                      out_stem: Path | None = None) -> VideoResult:
+                      out_stem: Path | None = None, preview: PreviewSink | None = None) -> VideoResult:
         """The video stage of text to video: the still is already at the video size, so it is used as is."""
         if not still.path.exists():  # swept by the time-to-live while it waited: put it back, it is handed out again
             write_png(still.image, still.path, sidecar.still_parameters(still.params, still.model_ref))
@@ -445,7 +450,7 @@ class Studio:
         params = replace(params, aspect_mode="native", resolution=max(still.image.size),
                          seed=still.seed if params.randomize_seed else params.seed, randomize_seed=False)
         return self.image_to_video(still.image, params, model_ref=model_ref, progress=progress, cancel=cancel,
-                                   out_stem=out_stem, still=still)
+                                   out_stem=out_stem, still=still, preview=preview)
 
     def extend_video(self, video: str | Path, params: VideoParams, *, model_ref: str | None = None,
                      progress: ProgressFn | None = None, cancel: threading.Event | None = None,

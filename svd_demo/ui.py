@@ -14,14 +14,17 @@ import inspect
 import logging
 import math
 import os
+import queue
 import random
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 import gradio as gr
@@ -39,6 +42,7 @@ from svd_demo.params import (
     EXTRA_FORMATS,
     IMAGE_SPECS,
     INTERPOLATION_SPECS,
+    LIVE_PREVIEW,
     LORAS,
     MAX_PROMPT_CHARS,
     MAX_SEED,
@@ -53,11 +57,13 @@ from svd_demo.params import (
     parse_bool,
     shown,
 )
+from svd_demo.preview import PreviewSink, write_preview
 from svd_demo.restore import read_settings
 from svd_demo.settings import Settings, login
 from svd_demo.studio import CancelFlag, Studio, VideoResult
 
 log = logging.getLogger("svd_demo")
+T = TypeVar("T")
 
 GPU_QUEUE = "gpu"  # the one concurrency id of every event that runs a model
 INTERPOLATE_QUEUE = "interpolate"
@@ -192,6 +198,11 @@ def _component(spec: Spec, value: Any = None, choice_widget: type[gr.Radio | gr.
     whole = 0 if spec.kind is int else None  # precision 0: a whole number, refused (not rounded) otherwise
     return _named(Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, precision=whole,
                          **common), spec.name)
+
+
+def _live_preview_box() -> gr.Image:
+    """Under the video (and its progress bar): the rough previews of a run while it denoises."""
+    return gr.Image(label="Live preview", interactive=False, height=150, type="filepath", show_label=True)
 
 
 def _seed_box(label: str) -> gr.Number:
@@ -429,15 +440,72 @@ def prepare_image(studio: Studio, values: Mapping[str, Any], request: gr.Request
     return prep.image, _notes([f"The video will be {w}x{h}.", *loaded.notices, *prep.notices])
 
 
+def _live(values: Mapping[str, Any]) -> bool:
+    """Whether this run streams previews: asked for, and not on ZeroGPU (its worker cannot call back here)."""
+    with _errors_for_user():
+        return parse_bool(values.get(LIVE_PREVIEW.name, LIVE_PREVIEW.default), LIVE_PREVIEW.name) \
+            and not zerogpu.on_zerogpu()
+
+
+def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None], T]) -> Iterator[tuple[Any, Any]]:
+    """`run(sink)` yielding (preview file, None) for each live preview as it comes, then (None, its result).
+
+    With previews, the run goes on a thread of its own while this generator (on Gradio's worker thread, idle
+    otherwise) encodes the previews: the denoising loop only hands over frames. Only the newest waiting preview is
+    encoded. A preview file is deleted once the next one is asked for: Gradio has copied it by then.
+    """
+    if not live:
+        yield None, run(None)
+        return
+    updates: queue.SimpleQueue[tuple[bool | None, Any]] = queue.SimpleQueue()
+    context = contextvars.copy_context()  # Gradio's progress bar is found through context variables
+
+    def work() -> None:
+        try:
+            updates.put((True, context.run(run, lambda frames: updates.put((False, frames)))))
+        except BaseException as exc:  # handed to the generator, which raises it
+            updates.put((None, exc))
+
+    threading.Thread(target=work, name="run-with-preview", daemon=True).start()
+    shown: Path | None = None
+    try:
+        while True:
+            done, item = updates.get()
+            while done is False and not updates.empty():  # a newer preview (or the end) is already there
+                done, item = updates.get()
+            if done is None:
+                raise item
+            if done:
+                yield None, item
+                return
+            path = write_preview(item, studio.settings.output_dir / f"preview-{uuid.uuid4().hex[:12]}.webp")
+            if shown is not None:
+                shown.unlink(missing_ok=True)
+            shown = path
+            yield path, None
+    finally:
+        if shown is not None:
+            shown.unlink(missing_ok=True)
+
+
 def image_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                   progress: gr.Progress | None = None) -> tuple[Any, ...]:
-    """Animate an image; returns the MP4, the seed used, the prepared image, notices and all files."""
+                   progress: gr.Progress | None = None) -> Iterator[tuple[Any, ...]]:
+    """Animate an image; with `live_preview`, yields rough previews while denoising first. The last update: the
+    MP4, the seed used, the prepared image, notices, all files, and an empty preview."""
     image = values.get("image")
     params = _fit_zerogpu(studio, image, _video_params(values), _model(values))
     with _errors_for_user(), _run_token(studio, request) as token:
-        result = studio.image_to_video(image, params, model_ref=_model(values), **_gpu_kwargs(progress, token))
+        def run(sink: PreviewSink | None) -> VideoResult:
+            return studio.image_to_video(image, params, model_ref=_model(values), preview=sink,
+                                         **_gpu_kwargs(progress, token))
+
+        for preview, outcome in _with_previews(studio, _live(values), run):
+            if preview is None:
+                result = outcome
+            else:
+                yield (*[gr.skip()] * 5, str(preview))
     _warn_memory_changes(result)
-    return _image_tab_outputs(result)
+    yield (*_image_tab_outputs(result), None)
 
 
 def _extended(studio: Studio, values: Mapping[str, Any], request: gr.Request | None,
@@ -494,19 +562,28 @@ def text_to_image(studio: Studio, values: Mapping[str, Any], request: gr.Request
 
 def text_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
                   progress: gr.Progress | None = None) -> Iterator[tuple[Any, ...]]:
-    """Prompt -> still -> video in one call; the still is shown as soon as it exists."""
+    """Prompt -> still -> video in one call; the still is shown as soon as it exists, then (with `live_preview`)
+    rough previews of the video while it is denoised; the last output is the preview (empty at the end)."""
     # The two stages of Studio.text_to_video, called one by one so the still can be yielded in between.
     video_params, params = _video_params(values), _image_params(values)
     with _errors_for_user(), _run_token(studio, request) as token:
         still = studio.text_to_image(params, model_ref=_model(values, "sdxl_model"),
                                      **_gpu_kwargs(progress, token, (0.0, 0.3)))
-        yield str(still.path), None, still.seed, None, _notes(still.notices), [str(still.path)], still
+        yield str(still.path), None, still.seed, None, _notes(still.notices), [str(still.path)], still, None
         video_params = _fit_zerogpu(studio, still.image, video_params, _model(values), still.image.size)
-        result = studio.animate_still(still, video_params, model_ref=_model(values),
-                                      **_gpu_kwargs(progress, token, (0.3, 1.0)))
+
+        def run(sink: PreviewSink | None) -> VideoResult:
+            return studio.animate_still(still, video_params, model_ref=_model(values), preview=sink,
+                                        **_gpu_kwargs(progress, token, (0.3, 1.0)))
+
+        for preview, outcome in _with_previews(studio, _live(values), run):
+            if preview is None:
+                result = outcome
+            else:
+                yield (*[gr.skip()] * 7, str(preview))
     _warn_memory_changes(result)
     yield (str(still.path), str(result.files.video), still.seed, result.seed, _notes(result.notices),
-           [str(still.path), str(still.sidecar), *_files(result)], still)
+           [str(still.path), str(still.sidecar), *_files(result)], still, None)
 
 
 def animate_this_still(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
@@ -690,6 +767,8 @@ def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
                 by_name[name] = _component(SPECS[name], starting.get(name))
             by_name["extra_formats"] = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
                                                         info="MP4 is always written.")
+        # On in the page (a person watches), off by default for API calls (LIVE_PREVIEW.default).
+        by_name[LIVE_PREVIEW.name] = _component(LIVE_PREVIEW, True)
         with gr.Accordion("Restore settings from a video", open=False):
             by_name["restore"] = gr.File(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
                                          file_types=[".mp4", ".webm", ".json"], elem_id="restore-settings")
@@ -714,6 +793,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column():
             video = gr.Video(label="Video", elem_classes="player", autoplay=True, loop=True, interactive=False)
+            live = _live_preview_box()
             extend = gr.Button("Extend: continue from the last frame")
             seed_used = _seed_box("Seed used")
             notices = gr.Markdown()
@@ -742,8 +822,8 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
           inputs=[image, by_name["resolution"], by_name["aspect_mode"]], outputs=[prepared, notices],
           api_name="prepare_image", concurrency_id="cpu", concurrency_limit=4, show_progress="minimal")
     events = [
-        _wire(generate.click, image_to_video, studio, by_name, ["image", *VIDEO_INPUTS], check=_image_run_problems,
-              outputs=outputs, api_name="image_to_video", **gpu),
+        _wire(generate.click, image_to_video, studio, by_name, ["image", *VIDEO_INPUTS, LIVE_PREVIEW.name],
+              check=_image_run_problems, outputs=[*outputs, live], api_name="image_to_video", **gpu),
         _wire(extend.click, extend_video, studio, by_name, ["video", *VIDEO_INPUTS], check=_extend_problems,
               outputs=outputs, api_name="extend_video", **gpu),
         _wire(compare.click, compare_seeds, studio, by_name, ["image", "num_seeds", *VIDEO_INPUTS],
@@ -788,6 +868,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
             still = gr.Image(label="Still", interactive=False, format="png", type="filepath")
             video = by_name["video"] = gr.Video(label="Video", elem_classes="player", autoplay=True, loop=True,
                                                 interactive=False)
+            live = _live_preview_box()
             extend = gr.Button("Extend: continue from the last frame")
             with gr.Row():
                 still_seed = _seed_box("Still seed")
@@ -808,9 +889,9 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
               [*TEXT_INPUTS, "seed", "randomize_seed", "resolution"], check=_text_problems,
               outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
               **{**gpu, "show_progress_on": [still]}),
-        _wire(to_video.click, text_to_video, studio, by_name, [*TEXT_INPUTS, *VIDEO_INPUTS], check=_text_problems,
-              outputs=[still, video, still_seed, video_seed, notices, files, last_still], api_name="text_to_video",
-              **gpu),
+        _wire(to_video.click, text_to_video, studio, by_name, [*TEXT_INPUTS, *VIDEO_INPUTS, LIVE_PREVIEW.name],
+              check=_text_problems, outputs=[still, video, still_seed, video_seed, notices, files, last_still, live],
+              api_name="text_to_video", **gpu),
         _wire(animate.click, animate_this_still, studio, by_name, ["still_result", *VIDEO_INPUTS],
               outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
         _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS], check=_extend_problems,

@@ -35,8 +35,9 @@ def test_api_names_and_keyword_parameters(client):
 
 
 def test_image_to_video_through_the_api(client, photo, studio):
-    video, seed, prepared, notes, files = client.predict(image=handle_file(str(photo)), seed=11, **FAST,
-                                                         api_name="/image_to_video")
+    video, seed, prepared, notes, files, preview = client.predict(image=handle_file(str(photo)), seed=11, **FAST,
+                                                                  api_name="/image_to_video")
+    assert preview is None  # live previews are off for API calls unless asked
     info = probe_video(video)
     assert (info.codec, info.pix_fmt, info.num_frames, info.width, info.height) == ("h264", "yuv420p", 4, 256, 144)
     assert seed == 11

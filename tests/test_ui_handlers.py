@@ -29,7 +29,7 @@ def test_a_bound_handler_has_one_parameter_per_input_then_request_and_progress(s
 def test_every_event_receives_its_inputs_under_the_names_its_handler_uses(tiny_settings, studio):
     demo = ui.build_demo(tiny_settings, studio)
     runs = {fn.api_name: fn for fn in demo.fns.values() if fn.concurrency_id in (ui.GPU_QUEUE, ui.INTERPOLATE_QUEUE)}
-    assert list(runs["image_to_video"].input_parameter_names) == ["image", *ui.VIDEO_INPUTS]
+    assert list(runs["image_to_video"].input_parameter_names) == ["image", *ui.VIDEO_INPUTS, "live_preview"]
     assert list(runs["extend_this_video"].input_parameter_names) == ["video", *ui.VIDEO_INPUTS]  # private ones too
     assert list(runs["interpolate"].input_parameter_names) == ["video", *INTERPOLATION_SPECS]
     for fn in runs.values():
@@ -37,7 +37,8 @@ def test_every_event_receives_its_inputs_under_the_names_its_handler_uses(tiny_s
 
 
 def test_image_to_video_and_extend_without_a_server(studio, photo):
-    video, seed, prepared, notes, files = ui.image_to_video(studio, {"image": str(photo), "seed": 4, **FAST})
+    (video, seed, prepared, notes, files, preview), = ui.image_to_video(studio, {"image": str(photo), "seed": 4,
+                                                                                 **FAST})  # one update: no preview
     assert (probe_video(video).num_frames, seed, prepared.size) == (4, 4, (256, 144))
     assert "Cropped" in notes and files[-1].endswith(".json")
     longer, *_ = ui.extend_video(studio, {"video": video, **FAST})
@@ -56,7 +57,7 @@ def test_text_to_video_yields_the_still_first(studio):
 
 
 def test_interpolate_and_prepare_image_without_a_server(studio, photo):
-    video, *_ = ui.image_to_video(studio, {"image": str(photo), **FAST})
+    (video, *_), = ui.image_to_video(studio, {"image": str(photo), **FAST})
     out, notes, files = ui.interpolate(studio, {"video": video, "factor": 3})
     assert probe_video(out).num_frames == 10 and "became 10 frames" in notes and Path(files[1]).is_file()
     with pytest.raises(gr.Error, match=r"Unknown interpolation backend 'rife'"):  # the API's Dropdown refuses it first
@@ -67,7 +68,7 @@ def test_interpolate_and_prepare_image_without_a_server(studio, photo):
 
 def test_bad_values_reach_the_user_as_our_message(studio, photo):
     with pytest.raises(gr.Error, match="`num_frames` must be between"):
-        ui.image_to_video(studio, {"image": str(photo), "num_frames": 0})
+        list(ui.image_to_video(studio, {"image": str(photo), "num_frames": 0}))
     with pytest.raises(gr.Error, match="Please write a prompt"):
         ui.text_to_image(studio, {"prompt": " "})
     with pytest.raises(gr.Error, match="upload a video"):
