@@ -4,6 +4,7 @@ UI's streaming handlers), none when off, and a cancel that still stops a preview
 from __future__ import annotations
 
 import threading
+import time
 
 import gradio as gr
 import numpy as np
@@ -103,3 +104,51 @@ def test_a_failing_run_with_previews_raises_its_error(studio, tmp_path):
     broken.write_bytes(b"not an image at all")
     with pytest.raises(gr.Error, match="broken.png"):  # raised on the run's thread, re-raised by the handler
         list(ui.image_to_video(studio, {"image": str(broken), **FAST, "live_preview": True}))
+
+
+def test_api_streams_previews_only_when_asked(tiny_settings, studio, photo, tmp_path):
+    from gradio_client import Client, handle_file
+    from helpers import launched
+
+    with launched(tiny_settings, studio, tmp_path / "gradio") as url:
+        client = Client(url, verbose=False)
+        job = client.submit(image=handle_file(str(photo)), **{**FAST, "num_inference_steps": STEPS},
+                            live_preview=True, api_name="/image_to_video")
+        final = job.result(timeout=300)
+        streamed = job.outputs()
+        plain = client.submit(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
+        plain.result(timeout=300)
+    previews = [update[-1] for update in streamed[:-1]]
+    assert len(previews) == 2 and all(path.endswith(".webp") for path in previews)
+    with Image.open(previews[0]) as image:
+        assert image.n_frames == FAST["num_frames"]
+    assert final[0].endswith(".mp4") and final[-1] is None
+    assert len(plain.outputs()) == 1  # off unless asked: the result only
+
+
+@pytest.mark.timeout(300)
+def test_cancelling_a_previewing_api_run_stops_it(tiny_settings, photo, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from gradio_client import Client, handle_file
+    from helpers import launched
+    from test_cancellation import StepLog
+
+    from svd_demo.studio import Studio
+
+    settings = replace(tiny_settings, output_dir=tmp_path / "outputs")
+    steps = StepLog(monkeypatch)
+    many = 100  # the most steps allowed
+    with launched(settings, Studio(settings), tmp_path / "gradio") as url:
+        job = Client(url, verbose=False).submit(image=handle_file(str(photo)), **{**FAST, "num_inference_steps": many},
+                                                live_preview=True, api_name="/image_to_video")
+        deadline = time.monotonic() + 120
+        while not job.outputs():  # the first preview arrived: the person saw it and cancels
+            assert time.monotonic() < deadline and not job.done(), "no preview arrived"
+            time.sleep(0.05)
+        stopped = time.monotonic()
+        job.cancel()
+        time.sleep(3)
+        assert len(steps.times("step", many, after=stopped)) <= 1  # stopped at its next step
+        assert len(steps.times("step", many)) < many
+        assert not list(settings.output_dir.glob("*.mp4"))
