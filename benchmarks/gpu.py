@@ -273,6 +273,7 @@ def row_parts(caps_gb: tuple[int, ...]) -> dict[str, str]:
         rows[f"cap-{max(caps_gb)}GB-high"] = "caps"  # high forced on the largest card, when auto picks lower
     rows.update({"sdxl": "sdxl", "switch": "switch"})
     rows.update(dict.fromkeys(UPSCALE_ROWS, "upscale"))
+    rows["preview"] = "high"  # the live preview's cost per step, against high's s/step (measured after it)
     return rows
 
 
@@ -412,11 +413,15 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{_fmt(s.get('s_per_step'), 3)} | {_fmt(s.get('decode_s'))} | {_fmt(s.get('total_s'), 1)} | "
             f"{_fmt(s.get('total_est_s'), 1)} | {_fmt(s.get('peak_alloc_gib'))} | {_fmt(s.get('peak_reserved_gib'))}"
             f" | {_why(s)} |"]
-    w, sw = rows.get("warmup", {}), rows.get("switch", {})
+    w, sw, pv = rows.get("warmup", {}), rows.get("switch", {}), rows.get("preview", {})
     out += ["", "## Warm-up and profile switches", "",
             f"- warm-up ('high', 2 steps, the first run): {w.get('status')}, {_fmt(w.get('total_s'), 1)} s. {_why(w)}",
             f"- switch (a low run, then minimal, then high): {sw.get('status')}; inference tensors while in minimal: "
-            f"{sw.get('inference_params')}. {_why(sw)} {sw.get('note') or ''}"]
+            f"{sw.get('inference_params')}. {_why(sw)} {sw.get('note') or ''}",
+            f"- live preview (latents -> RGB every {pv.get('every_steps')} steps): {pv.get('status')}, "
+            f"{_fmt(pv.get('preview_ms'), 2)} ms per preview = {_fmt(pv.get('pct_of_a_step'), 2)} % of a 'high' step,"
+            f" {_fmt(pv.get('pct_per_step'), 2)} % per step on average (limit 5 %); WebP encoding (UI thread) "
+            f"{_fmt(pv.get('encode_ms'), 1)} ms. {_why(pv)}"]
     ups = [(name, rows[name]) for name in UPSCALE_ROWS if name in rows]
     if ups:
         out += ["", f"## Upscaling (2x of {meta.get('size')}, 512-px tiles, after a warm-up frame)", "",
@@ -932,8 +937,43 @@ class ProfilesBench:
         self.log_run(row, r)
         return r
 
+    def preview_cost(self) -> dict[str, Any]:
+        """The live preview's cost (svd_demo/preview.py): `latents_to_rgb` on latents of this run's shape on the
+        device, synchronized, median of 20, and as a share of high's step; the WebP encoding (on the UI's thread)."""
+        import torch
+
+        from svd_demo.preview import PREVIEW_EVERY_STEPS, latents_to_rgb, write_preview
+
+        latents = torch.randn(1, self.c.frames, 4, self.c.height // 8, self.c.width // 8, device=self.c.device,
+                              dtype=self.dtype)
+        latents_to_rgb(latents, 10.0)
+        times = []
+        for _ in range(20):
+            self.ops.sync()
+            start = time.perf_counter()
+            frames = latents_to_rgb(latents, 10.0)  # ends with a copy to the CPU: synchronizes like the callback
+            times.append(time.perf_counter() - start)
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            write_preview(frames, Path(tmp) / "p.webp")
+            encode_s = time.perf_counter() - start
+        rec: dict[str, Any] = {"status": "ok", "preview_ms": 1000 * statistics.median(times),
+                               "encode_ms": 1000 * encode_s, "every_steps": PREVIEW_EVERY_STEPS}
+        step = self.rows["high"].get("s_per_step")
+        if step:
+            rec["pct_of_a_step"] = rec["preview_ms"] / 10 / step
+            rec["pct_per_step"] = rec["pct_of_a_step"] / PREVIEW_EVERY_STEPS  # the 5 % limit applies to this
+        return rec
+
     def part_high(self) -> None:
         r = self.profile_part("high", keep_frames=True)
+        if r and r["status"] == "ok":
+            try:
+                self.set_row("preview", self.preview_cost())
+            except Exception as exc:  # noqa: BLE001  a result like any other
+                self.set_row("preview", {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]})
+        else:
+            self.skip("preview", f"measured against 'high', which was not: {self.rows['high'].get('reason')}")
         if r and r["status"] == "ok":
             self.s_step = r["s_per_step"] or self.s_step
             self.fixed = max(self.fixed / 4, r["total_s"] - r["steps_run"] * self.s_step)
