@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 MAX_LORAS = 4  # each adapter adds its weights to every attention layer's forward: more is slower and rarely useful
 MIN_WEIGHT, MAX_WEIGHT = -2.0, 2.0  # past about +-1.5 most LoRAs burn the image; negative weights steer away
+MAX_LORAS_CHARS = 2000  # the text form: 4 references of at most 255 characters and their weights fit easily
 LORA_FILE_NAME = "pytorch_lora_weights.safetensors"  # what `save_lora_weights` writes into a folder
 PARAM = "`loras`"
 
@@ -118,6 +119,9 @@ def parse_loras(value: Any) -> tuple[LoraSpec, ...]:
     """The LoRAs to apply, in order: None or "" for none, text with one per line, or a list of items."""
     if value is None or value == "":
         return ()
+    if isinstance(value, str) and len(value) > MAX_LORAS_CHARS:
+        raise InputError(f"{PARAM}: the list of loras is {len(value)} characters long; the limit is "
+                         f"{MAX_LORAS_CHARS} (at most {MAX_LORAS} LoRAs, one per line).")
     items: Sequence[Any] = [line for line in value.splitlines() if line.strip()] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
         raise InputError(f"{PARAM} must be a list of LoRAs (ID_OR_FILE[:WEIGHT]); got {type(value).__name__}.")

@@ -35,7 +35,7 @@ from gradio.exceptions import InvalidPathError
 from svd_demo import zerogpu
 from svd_demo.errors import InputError, UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
-from svd_demo.lora import parse_loras
+from svd_demo.lora import MAX_LORAS_CHARS, parse_loras
 from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_choices, sdxl_defaults, svd_settings
 from svd_demo.params import (
     ALL_SPECS,
@@ -858,7 +858,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                 by_name["sdxl_guidance_scale"] = _component(IMAGE_SPECS["sdxl_guidance_scale"], guidance_default)
             with gr.Accordion("LoRA", open=False):
                 by_name[LORAS.name] = gr.Textbox(label=LORAS.label, info=LORAS.help, lines=2, value=LORAS.default,
-                                                 placeholder="nerijs/pixel-art-xl:0.8")
+                                                 placeholder="nerijs/pixel-art-xl:0.8", max_length=MAX_LORAS_CHARS)
             with gr.Row():
                 still_only = gr.Button("Still only")
                 animate = gr.Button("Animate this still")

@@ -59,6 +59,7 @@ def test_parse_reference_and_weight(tiny_loras):
     ("nerijs/pixel-art-xl:5", r"`loras`.*weight.*between -2 and 2.*5"),
     ("nerijs/pixel-art-xl:nan", r"`loras`.*weight.*finite"),
     ("not a hub id!", r"`loras`.*hub id.*\.safetensors"),
+    ("a" * 2001, r"`loras`: the list of loras is 2001 characters long; the limit is 2000"),
 ])
 def test_bad_references_and_weights_name_the_parameter(text, message):
     with pytest.raises(InputError, match=message):
