@@ -361,7 +361,7 @@ def check_output(request: Request, result: Any) -> tuple[list[str], list[dict[st
     problems: list[str] = []
     expect = request.expect
     if request.endpoint == "/image_to_video":
-        video, seed, _prepared, _notes, files = result
+        video, seed, _prepared, _notes, files, _preview = result  # the live preview: None (off for API calls)
         records = _sidecars(files)
         kinds = {r.get("kind"): r for r in records}
         record = kinds.get("image_to_video")
@@ -388,7 +388,7 @@ def check_output(request: Request, result: Any) -> tuple[list[str], list[dict[st
             return problems + [f"no text_to_image sidecar among {files}"], records
         problems += _compare(record, expect)
     elif request.endpoint == "/text_to_video":
-        _still, video, still_seed, video_seed, _notes, files = result
+        _still, video, still_seed, video_seed, _notes, files, _preview = result
         records = _sidecars(files)
         kinds = {r.get("kind"): r for r in records}
         if (still_seed, video_seed) != (expect["seed"], expect["seed"]):

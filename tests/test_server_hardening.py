@@ -41,8 +41,8 @@ def test_files_outside_the_app_are_forbidden(hardened, path):
 
 def test_no_handler_returns_a_path_the_user_sent(hardened, photo, studio):
     client = Client(hardened, verbose=False)
-    video, seed, prepared, notes, files = client.predict(image=handle_file(str(photo)), **FAST,
-                                                         api_name="/image_to_video")
+    video, seed, prepared, notes, files, _preview = client.predict(image=handle_file(str(photo)), **FAST,
+                                                                   api_name="/image_to_video")
     for returned in [video, prepared, *files]:
         assert str(photo) not in returned and photo.name not in returned
 
