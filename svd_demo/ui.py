@@ -767,8 +767,9 @@ def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
                 by_name[name] = _component(SPECS[name], starting.get(name))
             by_name["extra_formats"] = gr.CheckboxGroup(choices=list(EXTRA_FORMATS), value=[], label="Also write",
                                                         info="MP4 is always written.")
-        # On in the page (a person watches), off by default for API calls (LIVE_PREVIEW.default).
-        by_name[LIVE_PREVIEW.name] = _component(LIVE_PREVIEW, True)
+        # Off as the API's default (LIVE_PREVIEW.default: an API call omitting it gets the component's starting
+        # value); the page ticks it when it loads (build_demo), as a person watches.
+        by_name[LIVE_PREVIEW.name] = _component(LIVE_PREVIEW)
         with gr.Accordion("Restore settings from a video", open=False):
             by_name["restore"] = gr.File(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
                                          file_types=[".mp4", ".webm", ".json"], elem_id="restore-settings")
@@ -1158,6 +1159,9 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
                 log.info("A session ended: its runs stop at their next step")
 
         demo.unload(end_session)
+        # Live previews on for the page only: set in the browser, so the API's default stays off.
+        demo.load(None, None, controls.by_name[LIVE_PREVIEW.name], js="() => true", queue=False,
+                  api_visibility="private")
     return demo
 
 

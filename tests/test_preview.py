@@ -116,7 +116,8 @@ def test_api_streams_previews_only_when_asked(tiny_settings, studio, photo, tmp_
                             live_preview=True, api_name="/image_to_video")
         final = job.result(timeout=300)
         streamed = job.outputs()
-        plain = client.submit(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
+        plain = client.submit(image=handle_file(str(photo)), **{**FAST, "num_inference_steps": STEPS},
+                              api_name="/image_to_video")  # live_preview omitted: the API's default
         plain.result(timeout=300)
     previews = [update[-1] for update in streamed[:-1]]
     assert len(previews) == 2 and all(path.endswith(".webp") for path in previews)
