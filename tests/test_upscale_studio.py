@@ -57,7 +57,7 @@ def test_a_too_large_upscale_is_refused_before_generating(upscaling_studio, phot
 
 
 def test_the_upscale_tab_handles_videos_and_stills(upscaling_studio, photo, tiny_upscalers):
-    clip, *_ = ui.image_to_video(upscaling_studio, {"image": str(photo), **FAST})
+    (clip, *_), = ui.image_to_video(upscaling_studio, {"image": str(photo), **FAST})  # one update: no preview
     video, still, notes, files = ui.upscale(upscaling_studio, {"media": clip, "upscale_factor": "4x",
                                                                "upscale_tile": 64})
     info = probe_video(video)
