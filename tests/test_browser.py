@@ -218,6 +218,19 @@ VIDEO_STATE_JS = """label => [...document.querySelectorAll('[data-testid="block-
     })"""
 
 
+# JS: from now on, record every picture the "Live preview" block shows (each is there for a fraction of a second).
+WATCH_PREVIEWS_JS = """() => {
+    window.__previews = [];
+    const record = () => document.querySelectorAll('[data-testid="block-label"]').forEach(label => {
+        if (label.textContent.trim() !== 'Live preview') return;
+        const img = label.closest('.block')?.querySelector('img');
+        if (img && img.src && !window.__previews.includes(img.src)) window.__previews.push(img.src);
+    });
+    new MutationObserver(record).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                         attributeFilter: ['src']});
+}"""
+
+
 def _wait_video(page, label: str, timeout_s: float) -> float:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -308,6 +321,17 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     expect(settings.get_by_label("Seed", exact=True)).to_have_value(seed_text)
     expect(settings.get_by_label("Randomize seed", exact=True)).not_to_be_checked()
     shot("restored-settings")
+
+    journal.at("Generate again with 7 steps: live previews show under the video while it denoises (steps 3 and 6)")
+    _set_slider(settings, "Steps", 7, journal)
+    page.evaluate(WATCH_PREVIEWS_JS)
+    image_panel.get_by_role("button", name="Generate", exact=True).click()
+    expect(_block(page, "Video").locator("video")).not_to_have_attribute("src", src, timeout=GENERATE_S * 1000)
+    assert _wait_video(page, "Video", GENERATE_S) > 0
+    previews = page.evaluate("() => window.__previews")
+    assert any(".webp" in url for url in previews), f"no live preview was shown during the run: {previews}"
+    expect(_block(page, "Live preview").locator("img")).to_have_count(0, timeout=STEP_S * 1000)  # cleared at the end
+    _set_slider(settings, "Steps", 2, journal)
 
     journal.at("Extend: continue the clip from its last frame")
     image_panel.get_by_role("button", name="Extend: continue from the last frame", exact=True).click()
