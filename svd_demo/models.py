@@ -56,15 +56,16 @@ def is_tiny_model(path: str | os.PathLike) -> bool:
 MAX_MODEL_REF = 255  # hub ids are far shorter; a longer "path" is a mistake or an attack
 
 
-def check_model_ref(value: object, what: str = "model") -> str | None:
-    """A model reference from outside (UI, API, CLI): a hub id or a folder, or None for the default."""
+def check_model_ref(value: object, what: str = "model", example: str = DEFAULT_SVD_MODEL) -> str | None:
+    """A model reference from outside (UI, API, CLI): a hub id or a folder, or None for the default. `example` is
+    the reference a refusal suggests (one of the kind asked for)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise InputError(f"The {what} must be a hub id or a folder name, got {type(value).__name__}.")
     if len(value) > MAX_MODEL_REF or not value.isprintable():
-        raise InputError(f"The {what} name is not valid: use a hub id like "
-                         f"{DEFAULT_SVD_MODEL} or a local folder (at most {MAX_MODEL_REF} characters).")
+        raise InputError(f"The {what} name is not valid: use a hub id like {example} or a local path (at most "
+                         f"{MAX_MODEL_REF} characters).")
     return value.strip()
 
 

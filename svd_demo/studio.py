@@ -24,7 +24,7 @@ from svd_demo.errors import GenerationCancelled, InputError
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.lora import apply_loras
-from svd_demo.models import check_model_ref, is_tiny_model, svd_defaults
+from svd_demo.models import DEFAULT_SDXL_MODEL, check_model_ref, is_tiny_model, svd_defaults
 from svd_demo.outputs import (
     OutputFiles,
     apply_loop,
@@ -409,7 +409,7 @@ class Studio:
         started = time.perf_counter()
         if out_path is None:
             self._sweep()
-        model_ref = check_model_ref(model_ref, "image model") or self.settings.sdxl_model
+        model_ref = check_model_ref(model_ref, "image model", DEFAULT_SDXL_MODEL) or self.settings.sdxl_model
         params = params.resolved()
         timings: dict[str, float] = {}
 

@@ -226,3 +226,16 @@ def test_the_resolution_range_is_one_rule_for_slider_validation_and_framing(valu
     with pytest.raises(InputError, match=r"^`resolution` must be (a multiple of 8 )?between 64 and 2048"):
         VideoParams.from_raw({"resolution": value})
     assert VideoParams.from_raw({"resolution": 304}).resolution == 304  # what framing takes, the request takes
+
+
+@pytest.mark.parametrize("what, example", [("video model", "stabilityai/stable-video-diffusion-img2vid-xt"),
+                                           ("image model", "stabilityai/stable-diffusion-xl-base-1.0"),
+                                           ("upscale model", "realesr-animevideov3")])
+def test_a_refused_model_name_suggests_one_of_its_own_kind(studio, what, example):
+    from svd_demo.upscale.loading import check_upscaler_ref
+
+    check = {"video model": lambda v: studio.image_to_video(None, VideoParams(), model_ref=v),
+             "image model": lambda v: studio.text_to_image(ImageParams(prompt="a cat"), model_ref=v),
+             "upscale model": check_upscaler_ref}[what]
+    with pytest.raises(InputError, match=rf"^The {what} name is not valid: use a hub id like {example} or a local"):
+        check("x" * 300)

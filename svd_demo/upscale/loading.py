@@ -66,7 +66,7 @@ def upscaler_page(ref: str) -> str:
 
 def check_upscaler_ref(value: object) -> str:
     """An upscaler reference from outside (UI, API, CLI, settings); empty means the default preset."""
-    ref = check_model_ref(value, "upscale model") or DEFAULT_UPSCALER
+    ref = check_model_ref(value, "upscale model", DEFAULT_UPSCALER) or DEFAULT_UPSCALER
     if _preset(ref) or Path(ref).expanduser().is_file():
         return ref
     if Path(ref).expanduser().exists():
