@@ -99,6 +99,18 @@ class CancelFlag(threading.Event):
         self.files.clear()
 
 
+def _with_sidecar(path: Path, record: dict[str, Any], cancel: threading.Event | None) -> Path:
+    """Write `path`'s sidecar beside it (a file without its sidecar is removed too) and publish both."""
+    record_path = path.with_suffix(".json")
+    try:
+        write_json_atomic(record_path, record)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    _published(cancel, path, record_path)
+    return record_path
+
+
 def _published(cancel: threading.Event | None, *paths: Path) -> None:
     """Files a run has just written: removed at once if it was cancelled meanwhile, else noted on its flag."""
     if cancel is None:
@@ -391,13 +403,7 @@ class Studio:
             upscaler, result = cache.run(lambda: on_device(cache))
         record = sidecar.upscale(settings, source_name=Path(str(source)).name, result=result, upscaler=upscaler,
                                  timings={"total_s": time.perf_counter() - started})
-        record_path = path.with_suffix(".json")
-        try:
-            write_json_atomic(record_path, record)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        _published(cancel, path, record_path)
+        record_path = _with_sidecar(path, record, cancel)
         return result, record_path
 
     def text_to_image(self, params: ImageParams, *, model_ref: str | None = None,
@@ -430,13 +436,7 @@ class Studio:
         timings["total_s"] = time.perf_counter() - started
         record = sidecar.text_to_image(params, model_ref=model_ref, loaded=loaded, notices=still.notices,
                                        timings=timings, png=path, size=still.image.size)
-        record_path = path.with_suffix(".json")
-        try:
-            write_json_atomic(record_path, record)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        _published(cancel, path, record_path)
+        record_path = _with_sidecar(path, record, cancel)
         return StillResult(path=path, sidecar=record_path, image=still.image, seed=params.seed, notices=still.notices,
                            record=record, params=params, model_ref=model_ref, sdxl_s=round(still.seconds, 3))
 

@@ -19,7 +19,7 @@ import random
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -447,16 +447,17 @@ def _live(values: Mapping[str, Any]) -> bool:
             and not zerogpu.on_zerogpu()
 
 
-def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None], T]) -> Iterator[tuple[Any, Any]]:
-    """`run(sink)` yielding (preview file, None) for each live preview as it comes, then (None, its result).
+def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None], T],
+                   skipped: int) -> Generator[tuple[Any, ...], None, T]:
+    """`run(sink)`, yielding an update for each live preview as it comes (`skipped` unchanged outputs, then the
+    preview's file) and returning its result: `result = yield from _with_previews(...)`.
 
     With previews, the run goes on a thread of its own while this generator (on Gradio's worker thread, idle
     otherwise) encodes the previews: the denoising loop only hands over frames. Only the newest waiting preview is
     encoded. A preview file is deleted once the next one is asked for: Gradio has copied it by then.
     """
     if not live:
-        yield None, run(None)
-        return
+        return run(None)
     updates: queue.SimpleQueue[tuple[bool | None, Any]] = queue.SimpleQueue()
     context = contextvars.copy_context()  # Gradio's progress bar is found through context variables
 
@@ -476,13 +477,12 @@ def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None
             if done is None:
                 raise item
             if done:
-                yield None, item
-                return
+                return item
             path = write_preview(item, studio.settings.output_dir / f"preview-{uuid.uuid4().hex[:12]}.webp")
             if shown is not None:
                 shown.unlink(missing_ok=True)
             shown = path
-            yield path, None
+            yield (*[gr.skip()] * skipped, str(path))
     finally:
         if shown is not None:
             shown.unlink(missing_ok=True)
@@ -499,11 +499,7 @@ def image_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Reques
             return studio.image_to_video(image, params, model_ref=_model(values), preview=sink,
                                          **_gpu_kwargs(progress, token))
 
-        for preview, outcome in _with_previews(studio, _live(values), run):
-            if preview is None:
-                result = outcome
-            else:
-                yield (*[gr.skip()] * 5, str(preview))
+        result = yield from _with_previews(studio, _live(values), run, skipped=5)
     _warn_memory_changes(result)
     yield (*_image_tab_outputs(result), None)
 
@@ -576,11 +572,7 @@ def text_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request
             return studio.animate_still(still, video_params, model_ref=_model(values), preview=sink,
                                         **_gpu_kwargs(progress, token, (0.3, 1.0)))
 
-        for preview, outcome in _with_previews(studio, _live(values), run):
-            if preview is None:
-                result = outcome
-            else:
-                yield (*[gr.skip()] * 7, str(preview))
+        result = yield from _with_previews(studio, _live(values), run, skipped=7)
     _warn_memory_changes(result)
     yield (str(still.path), str(result.files.video), still.seed, result.seed, _notes(result.notices),
            [str(still.path), str(still.sidecar), *_files(result)], still, None)

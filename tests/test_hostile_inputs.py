@@ -326,7 +326,7 @@ def test_animated_gif_makes_a_video_from_its_first_frame(client, files):
     frames = [Image.new("RGB", (200, 150), c) for c in [(230, 20, 20), (20, 230, 20), (20, 20, 230)]]
     path = files / "anim.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    video, seed, prepared, notes, out = client.predict(image=handle_file(str(path)), seed=21, **FAST,
+    video, seed, prepared, notes, out, _preview = client.predict(image=handle_file(str(path)), seed=21, **FAST,
                                                        api_name="/image_to_video")
     assert "animated; its first frame was used" in notes, notes
     assert seed == 21 and probe_video(video).num_frames == 4
@@ -948,7 +948,7 @@ def test_a_model_name_longer_than_a_file_name_can_be(client, good_image):
 
 @pytest.mark.slow
 def test_after_the_corpus_real_runs_still_succeed(client, good_image, hostile_settings):
-    video, seed, prepared, notes, out = client.predict(image=handle_file(str(good_image)), seed=77, **FAST,
+    video, seed, prepared, notes, out, _preview = client.predict(image=handle_file(str(good_image)), seed=77, **FAST,
                                                        api_name="/image_to_video")
     assert seed == 77 and probe_video(video).num_frames == 4
     record = json.loads(Path(next(f for f in out if f.endswith(".json"))).read_text())
