@@ -917,12 +917,7 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
             notes = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
 
-    def newest(*videos: str | None) -> str | None:
-        """The newer of the two video tabs' videos: Gradio writes each file when its video is shown."""
-        shown = [v for v in videos if v and os.path.exists(v)]
-        return max(shown, key=os.path.getmtime) if shown else None
-
-    take_last.click(newest, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
+    take_last.click(_newest_video, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
     factor = INTERPOLATION_SPECS["factor"]
     event = _wire(run.click, interpolate, studio, by_name, ["video", *INTERPOLATION_SPECS], progress=gr.Progress(),
                   outputs=[result, notes, files], api_name="interpolate",
@@ -931,6 +926,13 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
                   concurrency_id=INTERPOLATE_QUEUE,
                   concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space
     _cancel_button(studio, cancel, event, notes, INTERPOLATE_QUEUE)
+
+
+def _newest_video(*videos: str | None) -> str | None:
+    """The newest of the video tabs' videos ("Use the last generated video"): Gradio writes each file when its video
+    is shown."""
+    shown = [v for v in videos if v and os.path.exists(v)]
+    return max(shown, key=os.path.getmtime) if shown else None
 
 
 def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]) -> None:
@@ -966,11 +968,7 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
             notes = gr.Markdown()
             files = gr.File(label="Files", file_count="multiple", interactive=False)
 
-    def newest(*videos: str | None) -> str | None:
-        shown = [v for v in videos if v and os.path.exists(v)]
-        return max(shown, key=os.path.getmtime) if shown else None
-
-    take_last.click(newest, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
+    take_last.click(_newest_video, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
     event = _wire(run.click, upscale, studio, by_name, UPSCALE_INPUTS, outputs=[video, still, notes, files],
                   api_name="upscale", api_description="Upscale a video or a still 2x or 4x (Real-ESRGAN).",
                   concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches))

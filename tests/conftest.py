@@ -42,6 +42,13 @@ def studio(tiny_settings):
 
 
 @pytest.fixture
+def image() -> Image.Image:
+    """A 256x144 gradient, already at the tiny generation size (FAST): what generate_frames takes directly."""
+    y, x = np.mgrid[0:144, 0:256]
+    return Image.fromarray(np.stack([x % 256, y * 255 // 144, np.full_like(x, 90)], -1).astype(np.uint8))
+
+
+@pytest.fixture
 def photo(tmp_path) -> pathlib.Path:
     """A 4:3 landscape photo-like PNG with structure (a gradient and a square), not noise."""
     y, x = np.mgrid[0:300, 0:400]

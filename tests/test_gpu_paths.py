@@ -13,8 +13,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from helpers import FAST
-from PIL import Image
+from helpers import FAST, STAND_IN
 
 from svd_demo import pipelines
 from svd_demo.errors import OutOfMemory
@@ -23,20 +22,12 @@ from svd_demo.memory import GIB, choose_profile, keep_other_on_gpu, resolve_devi
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import PipelineCache
 
-STAND_IN = "cpu:0"
-
 
 @pytest.fixture
 def stand_in(tiny_settings, tmp_path) -> PipelineCache:
     """A pipeline cache whose offload hooks (model offload, group offload) run the CUDA code paths on the CPU."""
     settings = dataclasses.replace(tiny_settings, dtype="fp32", memory_profile="low", output_dir=tmp_path)
     return PipelineCache(settings, device=STAND_IN)
-
-
-@pytest.fixture
-def image() -> Image.Image:
-    y, x = np.mgrid[0:144, 0:256]
-    return Image.fromarray(np.stack([x % 256, y * 255 // 144, np.full_like(x, 90)], -1).astype(np.uint8))
 
 
 PARAMS = VideoParams.from_raw(FAST).resolved(num_frames=4, fps=7)

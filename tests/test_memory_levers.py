@@ -13,9 +13,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import FAST
+from helpers import FAST, STAND_IN
 from optional_deps import require
-from PIL import Image
 
 from svd_demo import memory, sidecar
 from svd_demo.errors import ModelLoadError
@@ -24,7 +23,6 @@ from svd_demo.memory import PLANS, apply_plan, fp8_storage_enabled, pixel_note
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import PipelineCache
 
-STAND_IN = "cpu:0"
 PARAMS = VideoParams.from_raw(FAST).resolved(num_frames=4, fps=7)
 # fp8 storage is lossy. On the tiny random-weight UNet (2 steps, 256x144, 4 frames) it measured 33.4 dB PSNR against
 # the same seed in full precision; the floor leaves room for other CPUs' rounding. Real weights: BENCHMARKS.md.
@@ -35,12 +33,6 @@ FP8_MIN_PSNR_DB = 30.0
 def cache(tiny_settings, tmp_path) -> PipelineCache:
     settings = dataclasses.replace(tiny_settings, dtype="fp32", memory_profile="high", output_dir=tmp_path)
     return PipelineCache(settings, device=STAND_IN)
-
-
-@pytest.fixture
-def image() -> Image.Image:
-    y, x = np.mgrid[0:144, 0:256]
-    return Image.fromarray(np.stack([x % 256, y * 255 // 144, np.full_like(x, 90)], -1).astype(np.uint8))
 
 
 def _frames(cache: PipelineCache, loaded, image, params: VideoParams = PARAMS) -> np.ndarray:
