@@ -104,63 +104,58 @@ class _Refusal(gr.Error):
         return self.message
 
 
-class UploadedImage(gr.Image):
+# Gradio writes a .pyi stub beside the module of every component subclass when the class is created, which would
+# put files into the installed package at run time (left behind by an uninstall, one shadowed a later editable
+# install). So the inputs below are Gradio's own components whose `preprocess` is replaced on the instance.
+
+
+def _uploaded_image(**kwargs: Any) -> gr.Image:
     """An image input that hands the uploaded file to our loader untouched.
 
     gr.Image opens every upload with PIL before returning its path, so a corrupt file, an SVG or a decompression
     bomb would get Gradio's generic 400 instead of our message; and its RGB conversion would drop transparency and
     clip 16-bit images. `images.load_image` does all of that properly.
     """
-
-    def get_block_name(self) -> str:
-        return "image"  # the browser side is gr.Image's own
-
-    def preprocess(self, payload: Any) -> str | None:
-        if payload is None:
-            return None
-        if (payload.url or "").startswith("data:"):
-            # Inline base64 from API callers, written to a file as it came: Gradio's own path decodes it with PIL
-            # first (a decompression bomb included) and re-encodes it as WebP (16 bits per channel become 8).
-            try:
-                return processing_utils.save_base64_to_cache(payload.url, self.GRADIO_CACHE)
-            except (ValueError, TypeError) as exc:
-                raise _Refusal(f"The image sent inline (a data: URL) is not valid base64 ({exc}). Send the file "
-                               "instead (gradio_client's handle_file()).") from None
-        return str(payload.path) if payload.path else None
+    image = gr.Image(**kwargs)
+    image.preprocess = partial(_uploaded_path, image)
+    return image
 
 
-class _NamesItsParameter:
-    """Gradio's own checks answer "Value 100 is greater than maximum value 25." or "Could not preprocess input
+def _uploaded_path(image: gr.Image, payload: Any) -> str | None:
+    if payload is None:
+        return None
+    if (payload.url or "").startswith("data:"):
+        # Inline base64 from API callers, written to a file as it came: Gradio's own path decodes it with PIL
+        # first (a decompression bomb included) and re-encodes it as WebP (16 bits per channel become 8).
+        try:
+            return processing_utils.save_base64_to_cache(payload.url, image.GRADIO_CACHE)
+        except (ValueError, TypeError) as exc:
+            raise _Refusal(f"The image sent inline (a data: URL) is not valid base64 ({exc}). Send the file "
+                           "instead (gradio_client's handle_file()).") from None
+    return str(payload.path) if payload.path else None
+
+
+def _named(component: gr.Slider | gr.Number, param: str) -> Any:
+    """The component, its range errors naming `param` (the handler's parameter, as the API calls it).
+
+    Gradio's own checks answer "Value 100 is greater than maximum value 25." or "Could not preprocess input
     component at index 2", which does not say which of a dozen numbers sent to the API was wrong; this one names the
     parameter, as the rest of our checks do. With precision 0 a fraction is refused, not rounded (Gradio rounds:
-    2.5 seeds became 2)."""
-
-    param = ""
-
-    def preprocess(self, payload: float | None) -> float | int | None:
-        number = isinstance(payload, (int, float)) and not isinstance(payload, bool) and math.isfinite(payload)
-        whole = self.precision == 0
-        if not number or not self.minimum <= payload <= self.maximum or (whole and payload != int(payload)):
-            kind = "a whole number" if whole else "a finite number"
-            low, high = (int(v) if float(v).is_integer() else v for v in (self.minimum, self.maximum))
-            raise _Refusal(f"`{self.param}` must be {kind} from {low} to {high}; got {shown(payload)}.")
-        return super().preprocess(payload)
-
-
-class Slider(_NamesItsParameter, gr.Slider):
-    def get_block_name(self) -> str:
-        return "slider"
-
-
-class Number(_NamesItsParameter, gr.Number):
-    def get_block_name(self) -> str:
-        return "number"
-
-
-def _named(component: _NamesItsParameter, param: str) -> Any:
-    """The component, its range errors naming `param` (the handler's parameter, as the API calls it)."""
-    component.param = param
+    2.5 seeds became 2).
+    """
+    component.preprocess = partial(_number_in_range, component, param, component.preprocess)
     return component
+
+
+def _number_in_range(component: gr.Slider | gr.Number, param: str, gradio_preprocess: Callable[[Any], Any],
+                     payload: float | None) -> float | int | None:
+    number = isinstance(payload, (int, float)) and not isinstance(payload, bool) and math.isfinite(payload)
+    whole = component.precision == 0
+    if not number or not component.minimum <= payload <= component.maximum or (whole and payload != int(payload)):
+        kind = "a whole number" if whole else "a finite number"
+        low, high = (int(v) if float(v).is_integer() else v for v in (component.minimum, component.maximum))
+        raise _Refusal(f"`{param}` must be {kind} from {low} to {high}; got {shown(payload)}.")
+    return gradio_preprocess(payload)
 
 
 def _user_error(exc: BaseException) -> gr.Error:
@@ -193,10 +188,10 @@ def _component(spec: Spec, value: Any = None, choice_widget: type[gr.Radio | gr.
     if spec.choices:
         return choice_widget(choices=list(spec.choices), value=value, **common)
     if spec.name == "seed":
-        return _named(Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common),
+        return _named(gr.Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common),
                       spec.name)
     whole = 0 if spec.kind is int else None  # precision 0: a whole number, refused (not rounded) otherwise
-    return _named(Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, precision=whole,
+    return _named(gr.Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, precision=whole,
                          **common), spec.name)
 
 
@@ -775,10 +770,10 @@ def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
     return VideoControls(by_name, column)
 
 
-def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, gr.Video]:
+def _image_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Image, gr.Video]:
     with gr.Row():
         with gr.Column():
-            image = UploadedImage(label="Input image", type="filepath", image_mode=None,
+            image = _uploaded_image(label="Input image", type="filepath", image_mode=None,
                                   sources=["upload", "clipboard"], height=320)
             prepared = gr.Image(label="What the model will see", interactive=False, height=240, format="png")
             with gr.Row():
@@ -826,7 +821,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[UploadedImage, 
     return image, video
 
 
-def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: UploadedImage,
+def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image_input: gr.Image,
               quick: dict[str, int]) -> tuple[gr.Video, dict[str, Any]]:
     def model_defaults(ref: str) -> tuple[int, float]:
         steps, guidance = sdxl_defaults(ref)
@@ -1018,7 +1013,7 @@ def _checked_input(component: gr.components.Component, name: str, value: Any) ->
 
     Left to Gradio, "false" checks a box (a non-empty string), [1, 2] becomes the prompt "[1, 2]", a file sent as a
     path string gets pydantic's text (or, where no validator runs, no message at all) and a wrong choice is not
-    said to be which parameter's. Numbers check themselves (`_NamesItsParameter`), as they know their range.
+    said to be which parameter's. Numbers check themselves (`_named`), as they know their range.
     """
     if isinstance(component, gr.Checkbox):
         try:

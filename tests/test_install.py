@@ -1,6 +1,6 @@
 """`pip install .` from the checkout into a fresh virtual environment gives a working `svd-demo` command.
 
-The environment sees this interpreter's packages (`--system-site-packages`), so nothing is downloaded: pip still
+The environment sees the packages of the interpreter that runs the suite, so nothing is downloaded: pip still
 resolves the package's declared dependencies (requirements.txt, read by pyproject.toml) against them, and the
 package itself is built and installed from the checkout's files, then run from a folder outside the checkout.
 """
@@ -37,16 +37,54 @@ def _tracked_files(dest: Path) -> Path:
     return dest
 
 
+def venv_seeing(python: str | Path, venv: Path) -> Path:
+    """A fresh venv that sees the packages `python` sees; returns its interpreter.
+
+    `--system-site-packages` is not that when `python` is itself in a venv: the new venv then sees the *base*
+    interpreter's site-packages (an old setuptools, none of the suite's packages), not the venv's. So the new venv
+    adds `python`'s own site folders, as site.addsitedir does (their .pth files included, so a chain of such venvs
+    sees the first one's packages). It has no pip or setuptools of its own: it uses those `python` has (the tests
+    extra asks for setuptools >= 77, which pyproject's licence field needs), so a build needs no download.
+    """
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True)
+    probe = ("import json, os, site; dirs = site.getsitepackages() + "
+             "([site.getusersitepackages()] if site.ENABLE_USER_SITE else []); "
+             "print(json.dumps([d for d in dirs if os.path.isdir(d)]))")
+    parents = json.loads(subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
+                                        check=True).stdout)
+    new = venv / "bin" / "python"
+    own = subprocess.run([str(new), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    lines = [f"import site; site.addsitedir({folder!r})" for folder in parents]
+    (Path(own) / "_parent_packages.pth").write_text("\n".join(lines) + "\n")
+    return new
+
+
+def test_a_venv_made_from_a_venv_sees_that_venvs_packages(tmp_path):
+    outer = venv_seeing(sys.executable, tmp_path / "outer")
+    own = subprocess.run([str(outer), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    (Path(own) / "only_in_the_outer_venv.py").write_text("WHERE = 'outer'\n")
+    inner = venv_seeing(outer, tmp_path / "inner")
+    probe = ("import only_in_the_outer_venv as o, setuptools, torch; "
+             "print(o.WHERE, setuptools.__version__)")
+    done = subprocess.run([str(inner), "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    where, setuptools_version = done.stdout.split()
+    assert where == "outer" and int(setuptools_version.split(".")[0]) >= 77
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """A fresh venv with svd-demo installed from a copy of the checkout; returns its bin folder."""
+    """A fresh venv with svd-demo installed from a copy of the checkout; returns its bin folder.
+
+    The venv is made from another fresh venv, as when a person runs the suite inside their own virtual
+    environment, so that case is tried on every run.
+    """
     root = tmp_path_factory.mktemp("install")
     source = _tracked_files(root / "source")
+    python = venv_seeing(venv_seeing(sys.executable, root / "outer"), root / "venv")
     venv = root / "venv"
-    # Without its own pip and setuptools, the venv uses this interpreter's (setuptools >= 77, as pyproject asks),
-    # so the build needs no download either.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
     done = subprocess.run([str(python), "-m", "pip", "install", "--no-build-isolation", "--quiet",
                            str(source)], capture_output=True, text=True, cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -117,3 +155,11 @@ def test_console_script_serves_the_app_as_the_readme_says(installed, tmp_path):
     finally:
         stop_process(app, timeout=10)
         log.close()
+    # Nothing the app ran wrote into its installed package (Gradio writes a .pyi stub beside any module that
+    # subclasses a component: left there, it outlives an uninstall and shadows a later editable install).
+    probe = ("import importlib.metadata as m, pathlib, svd_demo; d = m.distribution('svd-demo'); "
+             "print(pathlib.Path(svd_demo.__file__).parent); "
+             "print('\\n'.join(str(d.locate_file(f)) for f in d.files))")
+    package, *recorded = _run(installed, str(installed / "python"), "-c", probe, cwd=tmp_path).stdout.splitlines()
+    present = {str(f) for f in Path(package).rglob("*") if f.is_file() and "__pycache__" not in f.parts}
+    assert present <= set(recorded), sorted(present - set(recorded))
