@@ -8,6 +8,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import torch
 from optional_deps import require
 
 from svd_demo.errors import InputError, ModelLoadError
@@ -97,24 +98,43 @@ def test_image_params_take_loras(tiny_loras):
 # ---------------------------------------------------------------------------------------------- on the pipeline
 
 
+def base_weights(pipe) -> dict[str, torch.Tensor]:
+    """The base model's weights, by their names before peft wrapped the layers (LoRA matrices left out)."""
+    return {f"{part}.{name.replace('.base_layer', '')}": tensor.detach().clone()
+            for part in ("unet", "text_encoder", "text_encoder_2")
+            for name, tensor in getattr(pipe, part).state_dict().items() if "lora_" not in name}
+
+
+def same_still(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to one 8-bit level. The same weights on the same input need not give the same bits: oneDNN/MKL pick
+    their blocking (so their summation order) by memory alignment and CPU, so a layer peft wraps can round its last
+    float bit differently (seen on AMD EPYC: 3 pixels one level apart). What the LoRA code promises is the weights,
+    checked bit for bit beside this."""
+    return a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
 def test_weights_switching_and_combining_without_reloading(lora_studio, tiny_loras):
     one, two = tiny_loras
     base = pixels(lora_studio)
     loads, pipe = lora_studio.cache.loads, lora_studio.cache.loaded("sdxl").pipe
+    weights = base_weights(pipe)
 
-    assert np.array_equal(pixels(lora_studio, loras=f"{one}:0"), base)  # weight 0: the base model exactly
+    assert same_still(pixels(lora_studio, loras=f"{one}:0"), base)  # weight 0: the base model
     with_one = pixels(lora_studio, loras=f"{one}:1")
     assert np.abs(with_one - base).max() > 2
     with_two = pixels(lora_studio, loras=f"{two}:1")  # switched: one is unloaded, two loaded
     assert np.abs(with_two - with_one).max() > 2
     both = pixels(lora_studio, loras=[f"{one}:1", f"{two}:1"])
     assert np.abs(both - with_one).max() > 2 and np.abs(both - with_two).max() > 2
-    assert np.array_equal(pixels(lora_studio, loras=f"{one}:1"), with_one)  # back to one alone: same still
-    assert np.array_equal(pixels(lora_studio), base)  # none: the base model again
+    assert same_still(pixels(lora_studio, loras=f"{one}:1"), with_one)  # back to one alone: same still
+    assert same_still(pixels(lora_studio), base)  # none: the base model again
 
     loaded = lora_studio.cache.loaded("sdxl")
     assert lora_studio.cache.loads == loads and loaded.pipe is pipe  # the base model was never reloaded
     assert loaded.lora_adapters == {}
+    after = base_weights(pipe)
+    assert after.keys() == weights.keys()
+    assert all(torch.equal(after[name], weights[name]) for name in weights)  # restored bit for bit
 
 
 def test_loras_are_recorded_in_the_sidecar_png_and_mp4(lora_studio, tiny_loras):
@@ -135,7 +155,7 @@ def test_a_lora_that_cannot_be_loaded_names_its_page_and_leaves_the_base_clean(l
     with pytest.raises(ModelLoadError, match=r"https://huggingface.co/someone/no-such-lora"):
         pixels(lora_studio, loras=[f"{tiny_loras[0]}:1", "someone/no-such-lora"])
     assert lora_studio.cache.loaded("sdxl").lora_adapters == {}
-    assert np.array_equal(pixels(lora_studio), base)
+    assert same_still(pixels(lora_studio), base)
 
 
 def test_cli_lora_flag(tiny_settings, tiny_loras, tmp_path):
