@@ -138,6 +138,11 @@ def parse_loras(value: Any) -> tuple[LoraSpec, ...]:
 # ---------------------------------------------------------------------------------------------- on the pipeline
 
 
+def loras_text(loras: Sequence[LoraSpec]) -> str:
+    """LoRAs as the text `parse_loras` reads (and the page's box shows): one `ref:weight` a line."""
+    return "\n".join(f"{spec.ref}:{spec.weight:g}" for spec in loras)
+
+
 def adapter_name(ref: str) -> str:
     """A stable adapter name for a reference (peft names must be identifiers; refs hold '/' and '.')."""
     return "lora_" + hashlib.sha1(ref.encode()).hexdigest()[:12]

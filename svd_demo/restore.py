@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from svd_demo.errors import InputError, VideoError
+from svd_demo.lora import loras_text
 from svd_demo.params import ImageParams, VideoParams
 from svd_demo.sidecar import Sidecar
 
@@ -42,8 +43,15 @@ class RestoredSettings:
 
     def values(self) -> dict[str, Any]:
         """Every parameter by name, as a request would send it (the still's, with the prompt, where there is one;
-        seed and resolution are the same in both)."""
-        return {**(asdict(self.still) if self.still else {}), **self.video.to_dict()}
+        seed and resolution are the same in both).
+
+        A prompt's clip leaves the framing out: its video stage always takes the still as it is (aspect native),
+        which is not a choice the person made and would change how their photos are framed.
+        """
+        if not self.still:
+            return self.video.to_dict()
+        video = {k: v for k, v in self.video.to_dict().items() if k != "aspect_mode"}
+        return {**asdict(self.still), "loras": loras_text(self.still.loras), **video}
 
 
 def read_settings(path: str | os.PathLike) -> RestoredSettings:

@@ -628,6 +628,7 @@ def restore_settings(path: str | None) -> list[Any]:
     note = (f"Restored the settings of {restored.source} ({restored.kind.replace('_', ' ')}: {what}). "
             + ("Press Prompt to video to make it again." if restored.still else
                "Upload its photo and press Generate to make it again."))
+    gr.Info(note)  # the note sits at the foot of the sidebar, out of sight on a long page
     return [*updates, gr.Tabs(selected=tab), _notes([note])]
 
 
