@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from svd_demo.errors import UserFacingError
+from svd_demo.library_logs import quiet_library_notices
 
 if TYPE_CHECKING:
     from svd_demo.params import Spec
@@ -177,13 +178,21 @@ def cmd_text_to_video(args: argparse.Namespace) -> int:
 
 
 def cmd_tiny_models(args: argparse.Namespace) -> int:
-    from svd_demo.tiny_models import save_tiny_models
+    from transformers.utils import logging as transformers_logging
 
-    paths = save_tiny_models(args.directory, which=tuple(args.which))
+    from svd_demo.tiny_models import save_tiny_models, save_tiny_upscaler
+
+    transformers_logging.disable_progress_bar()  # a bar per saved file of a few KB says nothing
+    pipelines = tuple(kind for kind in args.which if kind != "upscaler")
+    paths = save_tiny_models(args.directory, which=pipelines) if pipelines else {}
     for kind, path in paths.items():
         print(f"Wrote tiny random-weight {kind} pipeline to {path}")
-    if {"svd", "sdxl"} <= set(paths):
-        print(f"Run the app on them: {_prog()} app --svd-model {paths['svd']} --sdxl-model {paths['sdxl']}")
+    if "upscaler" in args.which:
+        paths["upscaler"] = save_tiny_upscaler(Path(args.directory) / "upscaler.pth")
+        print(f"Wrote a tiny random-weight upscaler to {paths['upscaler']}")
+    if {"svd", "sdxl", "upscaler"} <= set(paths):
+        print(f"Run the app on them: {_prog()} app --svd-model {paths['svd']} --sdxl-model {paths['sdxl']} "
+              f"--upscale-model {paths['upscaler']}")
     return 0
 
 
@@ -210,8 +219,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    add_help=False)
     if only in (None, "tiny-models"):
         tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
-        tiny.add_argument("directory", help="Folder to write DIR/svd and DIR/sdxl into.")
-        tiny.add_argument("--which", nargs="+", default=["svd", "sdxl"], choices=["svd", "sdxl"])
+        tiny.add_argument("directory", help="Folder to write DIR/svd, DIR/sdxl and DIR/upscaler.pth into.")
+        tiny.add_argument("--which", nargs="+", default=["svd", "sdxl", "upscaler"],
+                          choices=["svd", "sdxl", "upscaler"])
         tiny.set_defaults(func=cmd_tiny_models)
     return parser
 
@@ -378,6 +388,7 @@ def _prog() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_library_notices()
     if argv[:1] == ["app"]:
         from svd_demo.server import main as serve
 

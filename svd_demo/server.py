@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from svd_demo import zerogpu
+from svd_demo.library_logs import quiet_library_notices
 from svd_demo.settings import Settings, parse_settings
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def create_app(settings: Settings) -> gr.Blocks:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> int:
+    quiet_library_notices()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = zerogpu.start(parse_settings(argv, prog=prog))  # first: on ZeroGPU, `spaces` before any CUDA use
     from svd_demo.ui import launch_kwargs

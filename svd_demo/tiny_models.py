@@ -259,31 +259,35 @@ def save_tiny_upscalers(directory: str | os.PathLike) -> dict[str, pathlib.Path]
     """Tiny random-weight upscalers of the two real classes, saved as the official checkpoints are (BasicSR's
     {"params": ...} for SRVGGNetCompact, {"params_ema": ...} for RRDBNet), so the app's loader reads them as it
     reads the real files: DIR/tiny-srvgg-x4.pth and DIR/tiny-rrdb-x4.pth."""
-    from svd_demo.upscale.networks import RRDBNet, SRVGGNetCompact
-
     root = pathlib.Path(directory)
     root.mkdir(parents=True, exist_ok=True)
+    return {kind: save_tiny_upscaler(root / f"tiny-{kind}-x4.pth", kind) for kind in UPSCALER_KINDS}
+
+
+def save_tiny_upscaler(path: str | os.PathLike, kind: str = "srvgg") -> pathlib.Path:
+    """One tiny random-weight x4 upscaler of class `kind` (see save_tiny_upscalers), written whole or not at all."""
+    from svd_demo.upscale.networks import RRDBNet, SRVGGNetCompact
+
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     # Few, narrow layers: a small receptive field (tiles with 16 px of context match the whole frame exactly) and
     # milliseconds per frame. The real sizes are the classes' defaults (benchmarks build those).
-    networks = {"srvgg": ("tiny-srvgg-x4.pth", "params", SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4)),
-                "rrdb": ("tiny-rrdb-x4.pth", "params_ema", RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=4))}
-    paths = {}
-    for kind, (name, key, network) in networks.items():
-        # Random weights, brought into the 0-1 range of real outputs so that the values tests compare are not all
-        # clipped: SRVGG adds its (halved) residual to a nearest-neighbour upscale; RRDB's last layer is centred.
-        with torch.no_grad():
-            if kind == "srvgg":
-                for param in network.parameters():
-                    param.mul_(0.5)
-            else:
-                network.conv_last.weight.mul_(10.0)
-                network.conv_last.bias.fill_(0.5)
-        with tempfile.NamedTemporaryFile(dir=root, suffix=".partial", delete=False) as tmp:
-            torch.save({key: network.state_dict()}, tmp.name)
-        os.replace(tmp.name, root / name)
-        paths[kind] = root / name
-    return paths
+    # Random weights, brought into the 0-1 range of real outputs so that the values tests compare are not all
+    # clipped: SRVGG adds its (halved) residual to a nearest-neighbour upscale; RRDB's last layer is centred.
+    with torch.no_grad():
+        if kind == "srvgg":
+            key, network = "params", SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4)
+            for param in network.parameters():
+                param.mul_(0.5)
+        else:
+            key, network = "params_ema", RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=4)
+            network.conv_last.weight.mul_(10.0)
+            network.conv_last.bias.fill_(0.5)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as tmp:
+        torch.save({key: network.state_dict()}, tmp.name)
+    os.replace(tmp.name, path)
+    return path
 
 
 def save_tiny_lora(sdxl_dir: str | os.PathLike, directory: str | os.PathLike, *, seed: int = 0) -> pathlib.Path:

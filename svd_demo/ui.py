@@ -262,6 +262,8 @@ def _stops_when_dropped(fn: Callable[..., Any]) -> Callable[..., Any]:
             steps = fn(*args, **kwargs)  # runs nothing yet
             try:
                 while (item := await _in_thread(flag, partial(next, steps, _END))) is not _END:
+                    if item is _STOPPED:
+                        return
                     yield item
                     flag.files.clear()  # Gradio asks for the next update once it has sent this one
             except (GeneratorExit, asyncio.CancelledError):  # GeneratorExit: Gradio closed us, the client is gone
@@ -283,15 +285,16 @@ def _stops_when_dropped(fn: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             if flag.is_set():
                 flag.discard()
-        if flag.is_set():  # dropped (session ended, Cancel) just as it finished
-            raise _cancelled()
+        if flag.is_set():  # stopped by its flag, or dropped (session ended, Cancel) just as it finished
+            return gr.skip()
         return result
 
     return run
 
 
-def _cancelled() -> gr.Error:
-    return gr.Error("Cancelled.", title="Cancelled", print_exception=False)
+# A run stopped by its flag (Cancel, the end of its session) is not a failure: it ends leaving its outputs as they
+# are (gr.skip), not with an error, which would put a red "Error" badge on them. The Cancel button says "Cancelled.".
+_STOPPED = object()
 
 
 async def _in_thread(flag: CancelFlag, call: Callable[[], Any]) -> Any:
@@ -315,7 +318,7 @@ async def _in_thread(flag: CancelFlag, call: Callable[[], Any]) -> Any:
         return await asyncio.shield(work)
     except gr.Error:
         if flag.is_set():  # stopped by its flag (Cancel, or the end of its session): not an error
-            raise _cancelled() from None
+            return _STOPPED
         raise
     except asyncio.CancelledError:
         flag.set()

@@ -356,7 +356,8 @@ def test_readme_quickstarts_use_the_installed_command():
     assert _readme_block_after("**On a GPU**") == "pip install . && svd-demo app"
     offline = _readme_block_after("**On a CPU, or without the model hub.**").splitlines()
     assert offline == ["pip install . && svd-demo tiny-models ./tiny-models",
-                       "svd-demo app --svd-model ./tiny-models/svd --sdxl-model ./tiny-models/sdxl"]
+                       "svd-demo app --svd-model ./tiny-models/svd --sdxl-model ./tiny-models/sdxl "
+                       "--upscale-model ./tiny-models/upscaler.pth"]
 
 
 def test_optional_pins_named_in_messages_are_the_extras():

@@ -164,3 +164,22 @@ def test_sdxl_turbo_path_without_guidance(sdxl_pipe):
     image = _sdxl(sdxl_pipe, guidance_scale=0.0)
     assert image.shape == (1, HEIGHT, WIDTH, 3)
     assert np.isfinite(image).all()
+
+
+@pytest.mark.slow
+def test_the_command_writes_an_upscaler_too_and_prints_no_library_noise(tmp_path):
+    """`svd-demo tiny-models DIR` gives everything the offline quickstart runs on, the Upscale tab included, and says
+    only what it wrote: library warnings (transformers' "requires torchvision", read as errors by newcomers) and
+    save progress bars stay out."""
+    import subprocess
+    import sys
+
+    from svd_demo.upscale import load_upscaler
+
+    done = subprocess.run([sys.executable, "-m", "svd_demo", "tiny-models", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert load_upscaler(str(tmp_path / "upscaler.pth")).scale == 4
+    assert f"--upscale-model {tmp_path / 'upscaler.pth'}" in done.stdout
+    said = done.stdout + done.stderr
+    assert "torchvision" not in said and "Writing model shards" not in said, said

@@ -188,3 +188,27 @@ def test_a_still_becomes_a_larger_png(tmp_path, loaded, photo):
     with Image.open(result.output_path) as image:
         assert image.size == (800, 600) and json.loads(image.text["parameters"]) == {"upscale": "2x"}
     assert (result.kind, result.frames) == ("still", 1)
+
+
+def test_an_unreachable_hub_is_said_at_once_without_download_retries(monkeypatch, tmp_path):
+    """Without HF_HUB_OFFLINE and without a network, hf_hub_download retries for about half a minute before it gives
+    up; the upscaler is refused at once instead, with what to do."""
+    import socket
+
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from svd_demo.errors import ModelLoadError
+    from svd_demo.upscale import loading
+
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    downloads = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: downloads.append(a) or 1 / 0)
+    with pytest.raises(ModelLoadError, match=r"could not be reached.*realesr-animevideov3\.pth from https://"):
+        loading.load_upscaler("realesr-animevideov3")
+    assert downloads == []

@@ -9,6 +9,7 @@ A reference is one of:
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def _checkpoint_file(ref: str) -> Path:
     preset = _preset(ref)
     repo_id, filename = (preset.repo_id, preset.filename) if preset else ("/".join(ref.split("/")[:2]),
                                                                           "/".join(ref.split("/")[2:]))
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -98,7 +99,13 @@ def _checkpoint_file(ref: str) -> Path:
 
     page = upscaler_page(ref)
     hub_page = f"https://huggingface.co/{repo_id}"
+    cached = try_to_load_from_cache(repo_id, filename)
+    if isinstance(cached, str):  # a checkpoint file does not change: no need to ask the hub (and wait on it)
+        return Path(cached)
     try:
+        if not constants.HF_HUB_OFFLINE and not hub_reachable():
+            # hf_hub_download retries an unreachable hub for about half a minute before it gives up.
+            raise LocalEntryNotFoundError(f"{constants.ENDPOINT} did not answer")
         return Path(hf_hub_download(repo_id, filename))
     except Exception as exc:  # the hub raises many types; each becomes one sentence on what to do
         if isinstance(exc, (OfflineModeIsEnabled, LocalEntryNotFoundError)):
@@ -115,6 +122,21 @@ def _checkpoint_file(ref: str) -> Path:
             what = (f"could not be downloaded from {hub_page} ({type(exc).__name__}: {said[:200]}). Download the "
                     "file and pass its path")
         raise ModelLoadError(f"The upscale model '{ref}' {what}.") from exc
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's endpoint (HF_ENDPOINT) accepts a connection within `timeout` seconds."""
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _read_state(path: Path) -> dict[str, Any]:
