@@ -139,9 +139,9 @@ def test_console_script_serves_the_app_as_the_readme_says(installed, tmp_path):
     env = {**os.environ, "PATH": f"{installed}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": "",
            "GRADIO_SERVER_PORT": str(port), "SVD_DEMO_OUTPUT_DIR": str(tmp_path / "outputs")}
     log = (tmp_path / "app.log").open("w")
-    app = subprocess.Popen(["svd-demo", "app", "--svd-model", "./tiny-models/svd", "--sdxl-model",
-                            "./tiny-models/sdxl", "--upscale-model", "./tiny-models/upscaler.pth"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                           start_new_session=True)
+    readme = ["svd-demo", "app", "--svd-model", "./tiny-models/svd", "--sdxl-model", "./tiny-models/sdxl",
+              "--upscale-model", "./tiny-models/upscaler.pth"]
+    app = subprocess.Popen(readme, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         page = ""
         deadline = time.monotonic() + 120
