@@ -229,7 +229,7 @@ class SweepRow:
     """The outcome of one item: what the CSV and the contact sheet show."""
 
     item: SweepItem
-    status: str  # ok, skipped or error
+    status: str  # ok, skipped or error; pending, running or interrupted for an item not done (in the CSV)
     error: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)  # resolved (frames, fps filled) when it ran
     timings: dict[str, float] = field(default_factory=dict)
@@ -410,37 +410,48 @@ def run_sweep(studio: Any, items: Sequence[SweepItem], out_dir: str | os.PathLik
     out_dir = Path(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     report = progress or (lambda line: None)
+    stop = cancel if cancel is not None else threading.Event()
+    settings = getattr(studio, "settings", None)
+    models = {"svd_model": model_ref or getattr(settings, "svd_model", None),
+              "sdxl_model": sdxl_model or getattr(settings, "sdxl_model", None)}
     rows: list[SweepRow] = []
-    dirty = False
 
-    def flush() -> None:
-        write_results_csv(rows, out_dir)
+    def flush(next_status: str = "pending") -> None:
+        """The CSV holds a row for every item of the grid (those not done: the next one `next_status`, the rest
+        pending), so it says how far the sweep got, also after Ctrl-C; the sheet shows what is done."""
+        waiting = [planned_row(item, next_status if i == 0 else "pending", **models)
+                   for i, item in enumerate(items[len(rows):])]
+        write_results_csv([*rows, *waiting], out_dir)
         write_contact_sheet(rows, out_dir)
 
     total = len(items)
+    running = False
     try:
         for index, item in enumerate(items, 1):
             head = f"[{index}/{total}] {_describe(item)}"
             row = _finished_row(item, out_dir)
             if row is not None:
                 rows.append(row)
-                dirty = True
                 report(f"{head}: skipped (already done)")
                 continue
-            if dirty:
-                flush()  # before a long run, so an interruption leaves a complete sheet of what is done
-            if cancel is not None and cancel.is_set():
+            if stop.is_set():
                 raise GenerationCancelled(f"Sweep cancelled after {index - 1} of {total} items.")
-            item_start = time.perf_counter()
+            flush("running")
+            running, item_start = True, time.perf_counter()
             # GenerationCancelled propagates: the CSV and the sheet already hold every finished item
             row = run_item(studio, item, out_dir / "videos", model_ref=model_ref, sdxl_model=sdxl_model,
-                           step_progress=step_progress, cancel=cancel)
+                           step_progress=step_progress, cancel=stop)
+            running = False
             rows.append(row)
             report(f"{head}: {outcome_text(row, time.perf_counter() - item_start)}")
             flush()
-            dirty = False
-    finally:  # also when interrupted: the sheet lists every item finished so far
-        flush()
+    except KeyboardInterrupt:
+        # Ctrl-C reaches this thread while the device's worker thread computes the item: told to stop, it does at
+        # its next step (removing what the item wrote), instead of keeping the process alive until the item is done.
+        stop.set()
+        raise
+    finally:  # also when interrupted: every item has its row, the sheet every item finished so far
+        flush("interrupted" if running else "pending")
     return SweepReport(rows=rows, csv=out_dir / CSV_NAME, sheet=out_dir / SHEET_NAME,
                        elapsed_s=time.perf_counter() - started)
 
@@ -623,6 +634,19 @@ def _step_printer(fraction: float, text: str) -> None:
     print(f"\r  [{fraction:4.0%}] {text:<60}", end="", file=sys.stderr, flush=True)
 
 
+def _quick_values(values: dict[str, list[str]], quick: Mapping[str, int], names: Sequence[str]) -> None:
+    """The quick settings (on a CPU, or with random weights) for the parameters no flag gave, said in a note, as
+    `generate` does: at full size a CPU takes hours an item."""
+    from svd_demo.params import describe_quick
+
+    used = {name: value for name, value in quick.items() if name in names and name not in values}
+    if used:
+        values.update({name: [str(value)] for name, value in used.items()})
+        print(f"note: quick settings for this machine ({describe_quick(quick)}) where no flag says otherwise; "
+              "pass --resolution, --num-frames, --num-inference-steps or --sdxl-steps to raise them.",
+              file=sys.stderr)
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
     """The `sweep` subcommand: 0 when every item ran or was done already, 1 when some failed."""
     from svd_demo.sweep_ray import ray_requested, run_ray_command
@@ -635,6 +659,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     images = collect_images(args.images)
     prompts = read_prompts(args.prompts) if args.prompts else []
     sdxl_model = getattr(args, "sdxl_model", None) if prompts else None
+    studio = None
+    if not on_ray:  # a Ray cluster's workers have devices of their own: their runs take the values given
+        from svd_demo.settings import settings_from_args
+        from svd_demo.studio import Studio
+
+        studio = Studio(settings_from_args(args))
+        swept = (*SWEPT, *(IMAGE_SWEPT if prompts else ()))
+        _quick_values(values, studio.quick_defaults(args.svd_model, sdxl_model), swept)
     items = expand_grid(images, values, prompts=prompts, negative_prompt=args.negative_prompt, model=args.svd_model,
                         sdxl_model=sdxl_model, extra_formats=args.extra_formats)
     clean = _validate_values(values)
@@ -648,11 +680,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if on_ray:
         return run_ray_command(args, items, sdxl_model)
 
-    from svd_demo.settings import settings_from_args
-    from svd_demo.studio import Studio
-
-    _check_text_to_video(Studio, items)
-    studio = Studio(settings_from_args(args))
+    _check_text_to_video(studio, items)
     steps = _step_printer if sys.stderr.isatty() else None
 
     def line(text: str) -> None:

@@ -266,7 +266,7 @@ def test_cancel_stops_before_the_next_item_and_keeps_the_sheet(done_sweep, tmp_p
     stop.set()
     with pytest.raises(GenerationCancelled, match="after 4 of 6 items"):
         run_sweep(NeverRuns(), [*items, *extra], again, cancel=stop)
-    assert [r["status"] for r in read_csv(again / "results.csv")] == ["skipped"] * 4
+    assert [r["status"] for r in read_csv(again / "results.csv")] == ["skipped"] * 4 + ["pending"] * 2
 
 
 @pytest.mark.slow
@@ -388,3 +388,45 @@ def test_contact_sheet_links_are_readable_on_its_dark_background():
         assert colour, f"the contact sheet sets no colour for {selector}: the browser's dark blue on dark grey"
         lighter, darker = sorted((_luminance(colour.group(1)), _luminance(background)), reverse=True)
         assert (lighter + 0.05) / (darker + 0.05) >= 4.5  # WCAG AA for body text
+
+
+def test_a_sweep_on_a_cpu_starts_from_the_quick_settings(studio, tmp_path, capsys, monkeypatch):
+    """As `generate` does: where no flag gives a size, frames or steps, a CPU (or random weights) sweeps at the
+    quick settings, and says so; a flag wins."""
+    photo = tmp_path / "photo.png"
+    Image.linear_gradient("L").resize((400, 300)).convert("RGB").save(photo)
+    argv = ["sweep", "--images", str(photo), "--out", str(tmp_path / "out"), "--seeds", "0", "--num-frames", "8",
+            "--svd-model", studio.settings.svd_model, "--device", "cpu"]
+    swept = []
+    monkeypatch.setattr("svd_demo.sweep.run_sweep", lambda studio, items, *a, **k: swept.extend(items) or 1 / 0)
+    args = sweep_parser().parse_args(argv)
+    with pytest.raises(ZeroDivisionError):
+        args.func(args)
+    assert "note: quick settings for this machine" in capsys.readouterr().err
+    params = swept[0].params
+    assert (params.resolution, params.num_inference_steps, params.num_frames) == (256, 4, 8)
+
+
+class InterruptedByCtrlC:
+    """A studio whose run is interrupted by Ctrl-C (in the waiting thread) while its device worker computes."""
+
+    def __init__(self) -> None:
+        self.calls, self.cancel = 0, None
+
+    def image_to_video(self, image, params, *, cancel=None, **kwargs):
+        self.calls += 1
+        self.cancel = cancel
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_the_item_on_the_device_and_the_csv_lists_every_item(done_sweep, tmp_path):
+    out, items, _, _, _ = done_sweep
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    (again / "videos" / f"{items[1].id}.json").unlink()  # item 2 will run again, and be interrupted
+    studio = InterruptedByCtrlC()
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(studio, items, again)
+    assert studio.calls == 1 and studio.cancel is not None and studio.cancel.is_set()  # the worker is told to stop
+    statuses = [r["status"] for r in read_csv(again / "results.csv")]
+    assert statuses == ["skipped", "interrupted", "pending", "pending"]
