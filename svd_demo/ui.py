@@ -182,7 +182,10 @@ def _component(spec: Spec, value: Any = None, choice_widget: type[gr.Radio | gr.
                **kwargs: Any) -> gr.components.Component:
     """A component for a parameter spec: its label, range, step, default and help come from `params`."""
     value = spec.default if value is None else value
-    common = {"label": spec.label, "info": spec.help, **kwargs}
+    # Gradio's number box beside a slider clamps a typed value to the range without a word: the range is said here.
+    low, high = (v if v is None or not float(v).is_integer() else int(v) for v in (spec.minimum, spec.maximum))
+    span = f" ({low}-{high})" if low is not None and spec.kind is not bool and spec.name != "seed" else ""
+    common = {"label": spec.label, "info": spec.help + span, **kwargs}
     if spec.kind is bool:
         return gr.Checkbox(value=value, **common)
     if spec.choices:
@@ -519,8 +522,10 @@ def _extended(studio: Studio, values: Mapping[str, Any], request: gr.Request | N
 def extend_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
                  progress: gr.Progress | None = None) -> tuple[Any, ...]:
     """A longer video: SVD continues `video` from its last frame with these settings, and the new frames are
-    appended (at the video's size and frame rate). Returns the same outputs as image_to_video."""
-    return _image_tab_outputs(_extended(studio, values, request, progress))
+    appended (at the video's size and frame rate). Returns the same outputs as image_to_video, but "what the model
+    will see" is left as it is: it belongs to the input photo, which Extend does not use."""
+    video, seed, _last_frame, notes, files = _image_tab_outputs(_extended(studio, values, request, progress))
+    return video, seed, gr.skip(), notes, files
 
 
 def extend_this_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
@@ -542,6 +547,16 @@ def compare_seeds(studio: Studio, values: Mapping[str, Any], request: gr.Request
         results = studio.compare_seeds(image, params, seeds, model_ref=_model(values),
                                        **_gpu_kwargs(progress, token))
     return [(str(r.files.video), f"seed {r.seed}") for r in results]
+
+
+def take_seed(selected: gr.SelectData) -> tuple[Any, Any]:
+    """A clip picked in Compare seeds: its seed goes into the settings (Randomize off), ready to generate with."""
+    caption = (selected.value or {}).get("caption") or ""
+    match = re.fullmatch(r"seed (\d+)", caption)
+    if not match:
+        return gr.skip(), gr.skip()
+    gr.Info(f"Seed {match[1]} is in the settings now (Randomize is off).")
+    return int(match[1]), False
 
 
 def text_to_image(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
@@ -821,6 +836,8 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Image, gr.Vi
         _wire(compare.click, compare_seeds, studio, by_name, ["image", "num_seeds", *VIDEO_INPUTS],
               check=_needs_image, outputs=gallery, api_name="compare_seeds", **{**gpu, "show_progress_on": None}),
     ]
+    gallery.select(take_seed, None, [by_name["seed"], by_name["randomize_seed"]], queue=False,
+                   api_visibility="private")
     _cancel_button(studio, cancel, events, notices)
     return image, video
 
@@ -893,7 +910,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
     return video, by_name
 
 
-def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
+def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> gr.Video:
     gr.Markdown("Smooth a clip to a higher frame rate (e.g. 7 fps to 24 with Target fps) with motion-compensated "
                 "interpolation (optical flow in both directions, occlusion-aware), safe at scene cuts. Upload a video "
                 "(mp4, webm, mov, gif) or take the last one generated here.")
@@ -925,6 +942,7 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> None:
                   concurrency_id=INTERPOLATE_QUEUE,
                   concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space
     _cancel_button(studio, cancel, event, notes, INTERPOLATE_QUEUE)
+    return result
 
 
 def _newest_video(*videos: str | None) -> str | None:
@@ -1130,9 +1148,9 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
                 with gr.Tab("Text to image to video", id="text_to_video") as text_tab:
                     text_video, text_inputs = _text_tab(studio, settings, controls, image_input, quick)
                 with gr.Tab("Frame interpolation", id="interpolate") as interpolate_tab:
-                    _interpolate_tab(studio, [image_video, text_video])
+                    interpolated = _interpolate_tab(studio, [image_video, text_video])
                 with gr.Tab("Upscale", id="upscale") as upscale_tab:
-                    _upscale_tab(studio, settings, [image_video, text_video])
+                    _upscale_tab(studio, settings, [image_video, text_video, interpolated])
         restored = [*(controls.by_name[n] for n in VIDEO_INPUTS), *(text_inputs[n] for n in TEXT_INPUTS), tabs,
                     controls.by_name["restore_note"]]
         controls.by_name["restore"].upload(restore_settings, controls.by_name["restore"], restored, queue=False,

@@ -113,3 +113,27 @@ def test_every_video_player_keeps_a_portrait_clip_within_the_window(tiny_setting
     players = [b for b in build_demo(tiny_settings, studio).blocks.values() if isinstance(b, gr.Video)]
     assert len(players) == 5 and all("player" in (p.elem_classes or []) for p in players)  # 5: the Upscale tab
     assert ".player video {max-height: 60vh; object-fit: contain;}" in CSS
+
+
+def test_extend_leaves_what_the_model_will_see_to_the_input_photo(studio, photo):
+    (video, *_), = ui.image_to_video(studio, {"image": str(photo), **FAST})
+    longer, seed, prepared, notes, files = ui.extend_video(studio, {"video": video, **FAST})
+    assert prepared == gr.skip() and probe_video(longer).num_frames == 4 + 3
+
+
+def test_a_clip_picked_in_compare_seeds_puts_its_seed_in_the_settings():
+    picked = gr.SelectData(None, {"index": 1, "value": {"video": {"path": "x.mp4"}, "caption": "seed 6"}})
+    assert ui.take_seed(picked) == (6, False)
+    assert ui.take_seed(gr.SelectData(None, {"index": 0, "value": {"caption": None}})) == (gr.skip(), gr.skip())
+
+
+def test_the_newest_video_for_upscaling_includes_the_interpolated_one(tiny_settings, studio):
+    demo = ui.build_demo(tiny_settings, studio)
+    sources = [[c.label for c in fn.inputs] for fn in demo.fns.values() if fn.fn is ui._newest_video]
+    assert ["Video", "Video", "Interpolated"] in sources
+
+
+def test_sliders_say_their_range_since_the_number_box_clamps_silently(tiny_settings, studio):
+    demo = ui.build_demo(tiny_settings, studio)
+    steps = [b for b in demo.blocks.values() if isinstance(b, gr.Slider) and b.label == "Steps"]
+    assert steps and all(s.info.endswith("(1-100)") for s in steps)
