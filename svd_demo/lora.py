@@ -210,8 +210,12 @@ def explain_lora_error(ref: str, exc: BaseException) -> ModelLoadError:
                               f"{page} (a private one needs HF_TOKEN).")
     if any(isinstance(c, OfflineModeIsEnabled) or _is_network_error(c) for c in causes) or \
             "offline" in str(exc).lower() or "cached" in str(exc).lower():
+        from huggingface_hub import constants
+
+        fix = ("allow downloads (unset HF_HUB_OFFLINE)" if constants.HF_HUB_OFFLINE else
+               "check that this machine reaches the Hugging Face hub")
         return ModelLoadError(f"The LoRA '{ref}' is not in this machine's model cache and could not be downloaded "
                               f"({_said(causes[-1])}). Download it from {page} and pass its .safetensors file, or "
-                              "allow downloads (unset HF_HUB_OFFLINE).")
+                              f"{fix}.")
     return ModelLoadError(f"The LoRA '{ref}' could not be loaded into the image model ({_said(causes[-1])}). It "
                           f"must be an SDXL LoRA with one .safetensors file: see {page}.")

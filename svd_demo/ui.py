@@ -98,7 +98,8 @@ class _Refusal(gr.Error):
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(_page_safe(message), print_exception=False)
+        # duration None: the toast stays until closed (it is often the only place the message shows in full).
+        super().__init__(_page_safe(message), duration=None, print_exception=False)
 
     def __str__(self) -> str:
         return self.message
@@ -677,7 +678,8 @@ def _validator(check: Callable[[Mapping[str, Any]], dict[str, str]], names: list
 
     def validate(*args: Any) -> list[dict]:
         problems = check(dict(zip(names, args, strict=True)))
-        return [gr.validate(name not in problems, problems.get(name, "")) for name in names]
+        # Shown as plain text under the component, where Markdown's backticks would stand as they are.
+        return [gr.validate(name not in problems, problems.get(name, "").replace("`", "")) for name in names]
 
     return validate
 

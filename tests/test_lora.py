@@ -178,3 +178,22 @@ def test_ui_handler_takes_loras_as_text(studio, tiny_loras):
     assert result.params.loras == (LoraSpec(str(tiny_loras[0]), 0.5),)
     assert ui._text_problems({"prompt": "a boat", "loras": "x/y:9"}) == {
         "loras": "`loras`: the weight of 'x/y' must be between -2 and 2; got '9'."}
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_the_offline_message_names_hf_hub_offline_only_when_it_is_set(monkeypatch, offline):
+    from huggingface_hub import constants
+
+    from svd_demo.lora import explain_lora_error
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    message = str(explain_lora_error("someone/style", ConnectionError("Name or service not known")))
+    assert ("HF_HUB_OFFLINE" in message) is offline
+    assert "https://huggingface.co/someone/style" in message
+
+
+def test_inline_messages_have_no_markdown_backticks():
+    from svd_demo.ui import _text_problems, _validator
+
+    checks = _validator(_text_problems, ["prompt", "loras"])("a boat", "not a hub id!")
+    assert "loras" in checks[1]["message"] and "`" not in checks[1]["message"]
