@@ -3,7 +3,7 @@
 A reference is one of:
 * a preset name (`UPSCALER_PRESETS`): `realesr-animevideov3` (fast, the default) or `RealESRGAN_x4plus` (quality);
 * a local checkpoint file (`.pth`, `.pt` or `.safetensors`);
-* a file in a hub repository, `OWNER/REPO/FILE.pth` (downloaded once with `hf_hub_download` into the hub cache).
+* a file in a hub repository, `OWNER/REPO/FILE.pth` (downloaded once into the hub cache by `svd_demo.hub.fetch`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svd_demo.errors import InputError, ModelLoadError
+from svd_demo.errors import InputError, ModelLoadError, UserFacingError
 from svd_demo.models import check_model_ref
 
 if TYPE_CHECKING:
@@ -80,15 +80,16 @@ def check_upscaler_ref(value: object) -> str:
                      "machine, nor a hub file written as OWNER/REPO/FILE.pth.")
 
 
-def _checkpoint_file(ref: str) -> Path:
-    """The local file for `ref`, downloading a hub file on first use (ModelLoadError naming the page if not)."""
+def _checkpoint_file(ref: str, download: Any = None, cancel: Any = None) -> Path:
+    """The local file for `ref`, downloading a hub file on first use (ModelLoadError naming the page if not);
+    `download` and `cancel` as in `svd_demo.hub.fetch`."""
     local = Path(ref).expanduser()
     if local.is_file():
         return local
     preset = _preset(ref)
     repo_id, filename = (preset.repo_id, preset.filename) if preset else ("/".join(ref.split("/")[:2]),
                                                                           "/".join(ref.split("/")[2:]))
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -96,10 +97,14 @@ def _checkpoint_file(ref: str) -> Path:
         RepositoryNotFoundError,
     )
 
+    from svd_demo.hub import fetch
+
     page = upscaler_page(ref)
     hub_page = f"https://huggingface.co/{repo_id}"
     try:
-        return Path(hf_hub_download(repo_id, filename))
+        return fetch(repo_id, files=[filename], progress=download, cancel=cancel) / filename
+    except UserFacingError:
+        raise  # cancelled, or no room on the disk
     except Exception as exc:  # the hub raises many types; each becomes one sentence on what to do
         if isinstance(exc, (OfflineModeIsEnabled, LocalEntryNotFoundError)):
             why = ("downloads are switched off (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE
@@ -157,15 +162,17 @@ class LoadedUpscaler:
         return self.architecture.scale
 
 
-def load_upscaler(ref: str, device: str = "cpu", dtype: Any = None) -> LoadedUpscaler:
-    """Read `ref`'s checkpoint, build the network its weights describe, and move it to `device`/`dtype`."""
+def load_upscaler(ref: str, device: str = "cpu", dtype: Any = None, *, download: Any = None,
+                  cancel: Any = None) -> LoadedUpscaler:
+    """Read `ref`'s checkpoint (downloaded first from the hub if need be: `download` gets the progress, `cancel`
+    stops it), build the network its weights describe, and move it to `device`/`dtype`."""
     import torch
 
     from svd_demo.upscale.networks import UnknownArchitecture, detect
 
     started = time.perf_counter()
     ref = check_upscaler_ref(ref)
-    path = _checkpoint_file(ref)
+    path = _checkpoint_file(ref, download, cancel)
     page = upscaler_page(ref)
     where = f" (see {page})" if page else ""
     try:
@@ -200,7 +207,8 @@ class UpscalerCache:
         self._loaded: LoadedUpscaler | None = None
         self.loads = 0  # how many times a checkpoint was read (tests read it)
 
-    def get(self, ref: str, device: str = "cpu", dtype: Any = None) -> LoadedUpscaler:
+    def get(self, ref: str, device: str = "cpu", dtype: Any = None, *, download: Any = None,
+            cancel: Any = None) -> LoadedUpscaler:
         import torch
 
         ref = check_upscaler_ref(ref)
@@ -211,6 +219,6 @@ class UpscalerCache:
                 return current
             self._loaded = None
             del current  # the old network's memory goes before the new one is read
-            self._loaded = load_upscaler(ref, device, dtype)
+            self._loaded = load_upscaler(ref, device, dtype, download=download, cancel=cancel)
             self.loads += 1
             return self._loaded

@@ -1,0 +1,158 @@
+"""A stand-in Hugging Face hub on loopback: local folders served in the hub's API and resolve layout, with large
+files throttled so that a download takes a few seconds. Point HF_ENDPOINT (or `huggingface_hub.constants.ENDPOINT`)
+at `hub.url`.
+
+What it answers, as the hub does for huggingface_hub 2.4:
+* `GET /api/models/OWNER/NAME[/revision/REV]` (with `?blobs=true`: sizes, git blob ids, LFS sha256) -> model info;
+* `GET /api/models/OWNER/NAME/tree/REV?recursive=...` -> the file listing;
+* `HEAD|GET /OWNER/NAME/resolve/REV/PATH`: small files directly (ETag = git blob id), LFS-sized files (over
+  `LFS_FROM` bytes) by a 302 to a "CDN" address on another host name (`localhost` instead of `127.0.0.1`) with
+  `X-Linked-Etag` (the sha256) and `X-Linked-Size`, as the hub sends large files to its CDN;
+* `GET /cdn/SHA256` with `Range: bytes=N-` -> 206 from byte N, at `bytes_per_s`.
+Every request is recorded in `requests` as (method, path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+LFS_FROM = 100_000  # files larger than this are "LFS": served through the CDN redirect, throttled
+CHUNK = 16_384
+
+
+class StandInHub:
+    """`with StandInHub({"owner/name": folder, ...}, bytes_per_s=...) as hub:` serves the folders as repos."""
+
+    def __init__(self, repos: dict[str, Path], bytes_per_s: float | None = None) -> None:
+        self.repos = {repo_id: self._index(Path(folder)) for repo_id, folder in repos.items()}
+        self.bytes_per_s = bytes_per_s
+        self.requests: list[tuple[str, str]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.cdn = f"http://localhost:{self.server.server_port}/cdn"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @staticmethod
+    def _index(folder: Path) -> dict[str, object]:
+        files = {}
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            files[path.relative_to(folder).as_posix()] = {
+                "path": path, "size": len(data), "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(),
+                "sha256": hashlib.sha256(data).hexdigest()}
+        commit = hashlib.sha1(json.dumps({k: v["oid"] for k, v in files.items()}).encode()).hexdigest()
+        return {"sha": commit, "files": files}
+
+    def __enter__(self) -> StandInHub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def downloads(self) -> list[str]:
+        """The paths of the file bodies sent (GET on resolve or CDN addresses)."""
+        return [path for method, path in self.requests if method == "GET" and ("/resolve/" in path or
+                                                                                 path.startswith("/cdn/"))]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._serve(body=False)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._serve(body=True)
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes = b"", send_body: bool = True) -> None:
+                self.send_response(status)
+                for key, value in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if send_body and body:
+                    self.wfile.write(body)
+
+            def _json(self, value: object) -> None:
+                self._send(200, {"Content-Type": "application/json"}, json.dumps(value).encode())
+
+            def _not_found(self, code: str) -> None:
+                self._send(404, {"X-Error-Code": code, "X-Error-Message": f"{code} (stand-in hub)"}, b"{}")
+
+            def _serve(self, body: bool) -> None:
+                url = urlsplit(self.path)
+                path = unquote(url.path)
+                hub.requests.append((self.command, path))
+                if path.startswith("/cdn/"):
+                    return self._cdn(path[len("/cdn/"):], body)
+                api = path.startswith("/api/models/")
+                parts = path[len("/api/models/"):].split("/") if api else path.lstrip("/").split("/")
+                repo_id = "/".join(parts[:2])
+                repo = hub.repos.get(repo_id)
+                if repo is None:
+                    return self._not_found("RepoNotFound")
+                rest = parts[2:]
+                if api and (not rest or rest[0] == "revision"):
+                    return self._json({"id": repo_id, "sha": repo["sha"], "siblings": [
+                        {"rfilename": name, "size": f["size"], "blobId": f["oid"],
+                         **({"lfs": {"sha256": f["sha256"], "size": f["size"], "pointerSize": 134}}
+                            if f["size"] > LFS_FROM else {})} for name, f in repo["files"].items()]})
+                if api and rest[0] == "tree":
+                    return self._json([{"type": "file", "path": name, "size": f["size"], "oid": f["oid"],
+                                        **({"lfs": {"oid": f["sha256"], "size": f["size"], "pointerSize": 134}}
+                                           if f["size"] > LFS_FROM else {})} for name, f in repo["files"].items()])
+                if not api and rest[:1] == ["resolve"]:
+                    file = repo["files"].get("/".join(rest[2:]))
+                    if file is None:
+                        return self._not_found("EntryNotFound")
+                    common = {"X-Repo-Commit": repo["sha"], "Accept-Ranges": "bytes"}
+                    if file["size"] > LFS_FROM:
+                        return self._send(302, {**common, "Location": f"{hub.cdn}/{file['sha256']}",
+                                                "X-Linked-Etag": f'"{file["sha256"]}"',
+                                                "X-Linked-Size": str(file["size"]), "ETag": f'"{file["oid"]}"'})
+                    data = file["path"].read_bytes()
+                    return self._send(200, {**common, "ETag": f'"{file["oid"]}"'}, data, body)
+                return self._not_found("EntryNotFound")
+
+            def _cdn(self, sha256: str, body: bool) -> None:
+                file = next((f for repo in hub.repos.values() for f in repo["files"].values()
+                             if f["sha256"] == sha256), None)
+                if file is None:
+                    return self._not_found("EntryNotFound")
+                data = file["path"].read_bytes()
+                start = 0
+                wanted = self.headers.get("Range", "")
+                if wanted.startswith("bytes=") and wanted.endswith("-"):
+                    start = int(wanted[len("bytes="):-1])
+                part = data[start:]
+                headers = {"Content-Length": str(len(part)), "ETag": f'"{sha256}"'}
+                if start:
+                    headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+                self.send_response(206 if start else 200)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if not body:
+                    return
+                try:
+                    for offset in range(0, len(part), CHUNK):
+                        self.wfile.write(part[offset:offset + CHUNK])
+                        if hub.bytes_per_s:
+                            time.sleep(CHUNK / hub.bytes_per_s)
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a cancel)
+                    self.close_connection = True
+
+        return Handler
