@@ -71,22 +71,33 @@ class DownloadProgress:
         left = self.seconds_left
         eta = f", about {human_duration(left)} left" if left else ""
         speed = f" at {human_size(self.bytes_per_s)}/s" if self.bytes_per_s > 0 else ""
-        line = f"Downloading {self.repo_id}: {human_size(self.done)} of {human_size(self.total)}{speed}{eta}"
+        line = f"Downloading {self.repo_id}: {_of(self.done, self.total)}{speed}{eta}"
         if self.file:
-            line += (f" (file {self.files_done + 1}/{self.files_total} {self.file}: {human_size(self.file_done)} of "
-                     f"{human_size(self.file_total)})")
+            file_done = _of(self.file_done, self.file_total)
+            line += f" (file {self.files_done + 1}/{self.files_total} {self.file}: {file_done})"
         return line
 
 
 ProgressCallback = Callable[[DownloadProgress], None]
 
 
+_UNITS = (("GB", 1e9, 2), ("MB", 1e6, 1), ("kB", 1e3, 0), ("B", 1, 0))
+
+
+def _unit(count: float) -> tuple[str, float, int]:
+    return next(unit for unit in _UNITS if count >= unit[1] or unit[0] == "B")
+
+
 def human_size(count: float) -> str:
     """Bytes as the hub shows them (decimal units): 950 kB, 12.3 MB, 4.52 GB."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.{2 if unit == 'GB' else 1 if unit == 'MB' else 0}f} {unit}"
-    return f"{int(count)} B"
+    name, scale, digits = _unit(count)
+    return f"{count / scale:.{digits}f} {name}"
+
+
+def _of(done: float, total: float) -> str:
+    """"1.23 of 4.52 GB": both in the total's unit."""
+    name, scale, digits = _unit(total)
+    return f"{done / scale:.{digits}f} of {total / scale:.{digits}f} {name}"
 
 
 def human_duration(seconds: float) -> str:

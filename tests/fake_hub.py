@@ -9,7 +9,8 @@ What it answers, as the hub does for huggingface_hub 2.4:
   `LFS_FROM` bytes) by a 302 to a "CDN" address on another host name (`localhost` instead of `127.0.0.1`) with
   `X-Linked-Etag` (the sha256) and `X-Linked-Size`, as the hub sends large files to its CDN;
 * `GET /cdn/SHA256` with `Range: bytes=N-` -> 206 from byte N, at `bytes_per_s`.
-Every request is recorded in `requests` as (method, path).
+Every request is recorded in `requests` as (method, path), and each CDN request's first byte in `ranges` as
+(path, start).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class StandInHub:
         self.repos = {repo_id: self._index(Path(folder)) for repo_id, folder in repos.items()}
         self.bytes_per_s = bytes_per_s
         self.requests: list[tuple[str, str]] = []
+        self.ranges: list[tuple[str, int]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -137,6 +139,7 @@ class StandInHub:
                 wanted = self.headers.get("Range", "")
                 if wanted.startswith("bytes=") and wanted.endswith("-"):
                     start = int(wanted[len("bytes="):-1])
+                hub.ranges.append((f"/cdn/{sha256}", start))
                 part = data[start:]
                 headers = {"Content-Length": str(len(part)), "ETag": f'"{sha256}"'}
                 if start:
