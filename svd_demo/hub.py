@@ -68,6 +68,8 @@ class DownloadProgress:
 
     def describe(self) -> str:
         """One line for a progress bar or a terminal."""
+        if self.done >= self.total and not self.file:
+            return f"Downloaded {self.repo_id} ({human_size(self.total)})"
         left = self.seconds_left
         eta = f", about {human_duration(left)} left" if left else ""
         speed = f" at {human_size(self.bytes_per_s)}/s" if self.bytes_per_s > 0 else ""
@@ -79,6 +81,32 @@ class DownloadProgress:
 
 
 ProgressCallback = Callable[[DownloadProgress], None]
+
+
+def quiet_http_logs() -> None:
+    """The hub client's HTTP library logs each request at INFO: a model download is dozens of lines between the
+    progress updates (CLI, server log). Its warnings still show."""
+    import logging
+
+    for name in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def log_progress(every_s: float = 10.0) -> ProgressCallback:
+    """Events as log lines, one every `every_s` seconds and the last: for downloads nobody watches in a page (the
+    server's start-up preload)."""
+    import logging
+
+    log = logging.getLogger("svd_demo")
+    last = [0.0]
+
+    def report(event: DownloadProgress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s or (event.done >= event.total and not event.file):
+            last[0] = now
+            log.info("%s", event.describe())
+
+    return report
 
 
 _UNITS = (("GB", 1e9, 2), ("MB", 1e6, 1), ("kB", 1e3, 0), ("B", 1, 0))

@@ -4,6 +4,11 @@ progress events, cancel and resume, the room check, and a second load that asks 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -169,3 +174,40 @@ def test_progress_text():
         "Downloading stabilityai/stable-video-diffusion-img2vid-xt: 1.23 of 4.52 GB at 35.2 MB/s, about 1 min 33 s "
         "left (file 5/9 unet/diffusion_pytorch_model.fp16.safetensors: 0.81 of 3.05 GB)")
     assert abs(event.fraction - 1.23 / 4.52) < 1e-9
+
+
+def _cli_env(stand_in: StandInHub, home) -> dict[str, str]:
+    """The CLI's environment: online, pointed at the stand-in hub, with its own cache (this subprocess only)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE")}
+    return {**env, "HF_ENDPOINT": stand_in.url, "HF_HOME": str(home), "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+@pytest.mark.slow
+def test_cli_shows_the_download_and_ctrl_c_leaves_it_resumable(tiny_models_dir, tmp_path, image):
+    """`generate` with a hub id: the progress line shows bytes, speed and time left; Ctrl-C stops it within
+    seconds; the next run continues the download and writes the video."""
+    image.save(tmp_path / "in.png")
+    command = [sys.executable, "-m", "svd_demo", "generate", "--image", str(tmp_path / "in.png"), "--svd-model",
+               "tiny/svd", "--device", "cpu", "--out", str(tmp_path / "out.mp4"), "--resolution", "256",
+               "--num-frames", "4", "--num-inference-steps", "2"]
+    with StandInHub({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=RATE / 4) as stand_in:
+        env = _cli_env(stand_in, tmp_path / "hf")
+        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, bufsize=0)
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "s left" not in seen and time.monotonic() < deadline and process.poll() is None:
+            seen += process.stderr.read(1)
+        assert re.search(r"Downloading tiny/svd: [\d.]+ of 9.5 MB at [\d.]+ [kM]B/s, about \d+ s left", seen), seen
+        assert "HTTP Request" not in seen  # the HTTP client's log lines would break the progress line
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=30)[1]
+        assert time.monotonic() - interrupted < 5 and process.returncode == 130, rest[-2000:]
+        partial = list((tmp_path / "hf" / "hub").rglob("*.incomplete"))
+        assert partial and partial[0].stat().st_size > 0
+        kept = partial[0].stat().st_size
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+    assert any(start == kept for _, start in stand_in.ranges)  # continued from the byte where it stopped
+    assert not list((tmp_path / "hf" / "hub").rglob("*.incomplete"))
