@@ -126,7 +126,8 @@ class StandInHub:
                                                 "X-Linked-Etag": f'"{file["sha256"]}"',
                                                 "X-Linked-Size": str(file["size"]), "ETag": f'"{file["oid"]}"'})
                     data = file["path"].read_bytes()
-                    return self._send(200, {**common, "ETag": f'"{file["oid"]}"'}, data, body)
+                    self._send(200, {**common, "ETag": f'"{file["oid"]}"', "Content-Length": str(len(data))})
+                    return self._throttled(data) if body else None  # throttled like the CDN
                 return self._not_found("EntryNotFound")
 
             def _cdn(self, sha256: str, body: bool) -> None:
@@ -148,13 +149,15 @@ class StandInHub:
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                if not body:
-                    return
+                if body:
+                    self._throttled(part)
+
+            def _throttled(self, data: bytes) -> None:
                 try:
-                    for offset in range(0, len(part), CHUNK):
-                        self.wfile.write(part[offset:offset + CHUNK])
+                    for offset in range(0, len(data), CHUNK):
+                        self.wfile.write(data[offset:offset + CHUNK])
                         if hub.bytes_per_s:
-                            time.sleep(CHUNK / hub.bytes_per_s)
+                            time.sleep(min(CHUNK, len(data) - offset) / hub.bytes_per_s)
                 except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a cancel)
                     self.close_connection = True
 

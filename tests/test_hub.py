@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -211,3 +212,81 @@ def test_cli_shows_the_download_and_ctrl_c_leaves_it_resumable(tiny_models_dir, 
     assert (tmp_path / "out.mp4").stat().st_size > 0
     assert any(start == kept for _, start in stand_in.ranges)  # continued from the byte where it stopped
     assert not list((tmp_path / "hf" / "hub").rglob("*.incomplete"))
+
+
+# ---------------------------------------------------------------------- every hub download takes the same path
+
+
+def test_an_upscaler_preset_comes_through_the_same_path(online, tmp_path):
+    import torch
+
+    from svd_demo.upscale import UPSCALER_PRESETS, load_upscaler
+    from svd_demo.upscale.networks import SRVGGNetCompact
+
+    preset = UPSCALER_PRESETS[0]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    torch.manual_seed(0)
+    torch.save({"params": SRVGGNetCompact(num_feat=16, num_conv=4).state_dict()}, repo / preset.filename)
+    (repo / "RealESRGAN_x4plus.pth").write_bytes(b"not asked for")
+    events: list[hub.DownloadProgress] = []
+    with online({preset.repo_id: repo}, bytes_per_s=100_000) as stand_in:
+        loaded = load_upscaler(preset.name, download=events.append)
+    assert loaded.architecture.name == "SRVGGNetCompact" and loaded.scale == 4
+    assert events and events[-1].done == events[-1].total == (repo / preset.filename).stat().st_size
+    assert not [path for path in stand_in.downloads() if "x4plus" in path]  # only the file asked for
+
+
+@pytest.mark.slow
+def test_a_hub_lora_comes_through_the_same_path(online, tiny_settings, tmp_path):
+    from optional_deps import require
+
+    require("peft", "pip install -r requirements.txt")
+    from svd_demo.params import ImageParams
+    from svd_demo.studio import Studio
+    from svd_demo.tiny_models import save_tiny_lora
+
+    save_tiny_lora(tiny_settings.sdxl_model, tmp_path / "lora", seed=1)
+    (tmp_path / "lora" / "README.md").write_text("a tiny LoRA")
+    texts: list[str] = []
+    with online({"someone/tiny-lora": tmp_path / "lora"}, bytes_per_s=20_000):
+        still = Studio(tiny_settings).text_to_image(
+            ImageParams.from_raw({"prompt": "a lighthouse", "resolution": 256, "sdxl_steps": 2,
+                                  "randomize_seed": False, "loras": "someone/tiny-lora:0.8"}),
+            progress=lambda fraction, text: texts.append(text))
+    assert any(text.startswith("Downloading someone/tiny-lora: ") and "pytorch_lora_weights" in text
+               for text in texts), texts
+    assert "someone/tiny-lora" in str(still.record)
+
+
+@pytest.mark.slow
+def test_animatelcm_and_its_base_come_through_the_same_path(online, tiny_models_dir, tmp_path):
+    from diffusers import UNetSpatioTemporalConditionModel
+    from safetensors.torch import save_file
+
+    from svd_demo import animatelcm
+    from svd_demo.pipelines import PipelineCache
+    from svd_demo.settings import Settings
+
+    distilled = tmp_path / "animatelcm"
+    distilled.mkdir()
+    unet = UNetSpatioTemporalConditionModel.from_pretrained(tiny_models_dir / "svd" / "unet")
+    save_file({k: v.contiguous() * 0.9 for k, v in unet.state_dict().items()}, distilled / animatelcm.WEIGHTS_FILE)
+    (distilled / "AnimateLCM-SVD-xt-1.1.safetensors").write_bytes(b"not asked for")
+    repos: list[str] = []
+    with online({animatelcm.HUB_ID: distilled, animatelcm.BASE_MODEL: tiny_models_dir / "svd"}) as stand_in:
+        cache = PipelineCache(Settings(device="cpu", output_dir=tmp_path / "outputs"))
+        loaded = cache.get("svd", animatelcm.HUB_ID, download=lambda event: repos.append(event.repo_id))
+    assert set(repos) == {animatelcm.HUB_ID, animatelcm.BASE_MODEL}
+    assert not [path for path in stand_in.downloads() if "1.1" in path]
+    first = next(iter(loaded.pipe.unet.state_dict().items()))
+    assert first[1].allclose(unet.state_dict()[first[0]] * 0.9)
+
+
+def test_only_the_hub_module_calls_the_hub_librarys_downloads():
+    """One path: nothing else in the app downloads by itself (and so skips progress, the room check, cancel)."""
+    package = pathlib.Path(hub.__file__).parent
+    calls = ("hf_hub_download(", "snapshot_download(", ".model_info(", "load_lora_weights(ref")
+    offenders = [f"{path.relative_to(package)}: {call}" for path in package.rglob("*.py") if path.name != "hub.py"
+                 for call in calls if call in path.read_text()]
+    assert not offenders
