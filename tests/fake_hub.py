@@ -23,6 +23,44 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+# Listings of the real repos of the default models (their file names on the hub and their model_index.json), for
+# the choice of files without a download.
+SVD_XT_FILES = [
+    ".gitattributes", "LICENSE", "README.md", "feature_extractor/preprocessor_config.json",
+    "image_encoder/config.json",
+    "image_encoder/model.fp16.safetensors", "image_encoder/model.safetensors", "model_index.json", "output_tile.gif",
+    "scheduler/scheduler_config.json", "svd_xt.safetensors", "svd_xt_image_decoder.safetensors", "unet/config.json",
+    "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
+    "vae/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.safetensors"]
+SVD_XT_INDEX = {"_class_name": "StableVideoDiffusionPipeline",
+                "feature_extractor": ["transformers", "CLIPImageProcessor"],
+                "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+                "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+                "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
+                "vae": ["diffusers", "AutoencoderKLTemporalDecoder"]}
+SDXL_FILES = [
+    ".gitattributes", "01.png", "LICENSE.md", "README.md", "comparison.png", "model_index.json", "pipeline.png",
+    "scheduler/scheduler_config.json", "sd_xl_base_1.0.safetensors", "sd_xl_base_1.0_0.9vae.safetensors",
+    "sd_xl_offset_example-lora_1.0.safetensors",
+    *(f"{folder}/{name}" for folder in ("text_encoder", "text_encoder_2") for name in (
+        "config.json", "flax_model.msgpack", "model.fp16.safetensors", "model.onnx", "model.safetensors",
+        "openvino_model.bin", "openvino_model.xml")), "text_encoder_2/model.onnx_data",
+    *(f"{folder}/{name}" for folder in ("tokenizer", "tokenizer_2") for name in (
+        "merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")),
+    *(f"unet/{name}" for name in ("config.json", "diffusion_flax_model.msgpack",
+                                  "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.safetensors",
+                                  "model.onnx", "model.onnx_data", "openvino_model.bin", "openvino_model.xml")),
+    *(f"{folder}/{name}" for folder in ("vae", "vae_1_0") for name in (
+        "config.json", "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.safetensors")),
+    "vae/diffusion_flax_model.msgpack", "vae_decoder/config.json", "vae_decoder/model.onnx",
+    "vae_encoder/config.json", "vae_encoder/model.onnx"]
+SDXL_INDEX = {"_class_name": "StableDiffusionXLPipeline", "force_zeros_for_empty_prompt": True,
+              "add_watermarker": None, "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+              "text_encoder": ["transformers", "CLIPTextModel"],
+              "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+              "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "CLIPTokenizer"],
+              "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+
 LFS_FROM = 100_000  # files larger than this are "LFS": served through the CDN redirect, throttled
 CHUNK = 16_384
 

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from fake_hub import StandInHub
+from fake_hub import SVD_XT_FILES, SVD_XT_INDEX, StandInHub
 
 from svd_demo import hub
 from svd_demo.errors import GenerationCancelled
@@ -131,22 +131,6 @@ def test_errors_from_the_hub_keep_their_explanations(online, tiny_models_dir):
         cache = PipelineCache(Settings(device="cpu", output_dir=tiny_models_dir / "unused-outputs"))
         with pytest.raises(ModelLoadError, match="There is no model 'nobody/nothing'"):
             cache.get("svd", "nobody/nothing")
-
-
-# Files of the real repos (their listings on the hub), for the choice of files without a download.
-SVD_XT_FILES = [
-    ".gitattributes", "LICENSE", "README.md", "feature_extractor/preprocessor_config.json",
-    "image_encoder/config.json",
-    "image_encoder/model.fp16.safetensors", "image_encoder/model.safetensors", "model_index.json", "output_tile.gif",
-    "scheduler/scheduler_config.json", "svd_xt.safetensors", "svd_xt_image_decoder.safetensors", "unet/config.json",
-    "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
-    "vae/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.safetensors"]
-SVD_XT_INDEX = {"_class_name": "StableVideoDiffusionPipeline",
-                "feature_extractor": ["transformers", "CLIPImageProcessor"],
-                "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
-                "scheduler": ["diffusers", "EulerDiscreteScheduler"],
-                "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
-                "vae": ["diffusers", "AutoencoderKLTemporalDecoder"]}
 
 
 def test_the_fp16_files_and_nothing_else():
