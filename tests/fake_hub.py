@@ -123,7 +123,7 @@ class StandInHub:
                 for key, value in {"Content-Length": str(len(body)), **headers}.items():
                     self.send_header(key, value)
                 self.end_headers()
-                if send_body and body:
+                if send_body and body and self.command != "HEAD":
                     self.wfile.write(body)
 
             def _json(self, value: object) -> None:

@@ -274,3 +274,30 @@ def test_only_the_hub_module_calls_the_hub_librarys_downloads():
     offenders = [f"{path.relative_to(package)}: {call}" for path in package.rglob("*.py") if path.name != "hub.py"
                  for call in calls if call in path.read_text()]
     assert not offenders
+
+
+@pytest.mark.slow
+def test_the_page_progress_shows_the_download(online, tiny_models_dir, tmp_path, photo):
+    """A first generation with a hub model, through Gradio's queue as the page runs it: the progress updates the
+    page's bar shows carry the download (bytes of the total, speed, time left), and the clip follows."""
+    from gradio_client import Client, handle_file
+    from helpers import FAST, launched
+
+    from svd_demo.settings import Settings
+    from svd_demo.studio import Studio
+
+    settings = Settings(svd_model="tiny/svd", sdxl_model=str(tiny_models_dir / "sdxl"), device="cpu",
+                        output_dir=tmp_path / "outputs")
+    shown: list[str] = []
+    with online({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=RATE / 2):
+        with launched(settings, Studio(settings), tmp_path / "gradio") as url:
+            job = Client(url, verbose=False).submit(image=handle_file(str(photo)), **FAST,
+                                                    api_name="/image_to_video")
+            deadline = time.monotonic() + 240
+            while not job.done() and time.monotonic() < deadline:
+                shown += [unit.desc for unit in job.status().progress_data or [] if unit.desc not in shown[-1:]]
+                time.sleep(0.1)
+            video = job.result(timeout=5)[0]
+    downloads = [text for text in shown if text and text.startswith("Downloading tiny/svd: ")]
+    assert len(downloads) >= 2 and any(re.search(r"[kM]B/s, about \d+ s left", text) for text in downloads), shown
+    assert pathlib.Path(video["video"] if isinstance(video, dict) else video).stat().st_size > 0
