@@ -20,6 +20,7 @@ Importing this module imports neither torch nor diffusers.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,8 +34,11 @@ from typing import Any
 
 from svd_demo.errors import GenerationCancelled, ModelLoadError
 
+log = logging.getLogger("svd_demo")
+
 MARGIN_BYTES = 1 << 30  # left free after a download: the cache's metadata, outputs, and the OS itself
 EVENT_INTERVAL_S = 0.5  # progress events at most this often while bytes arrive (and at each file's end)
+RETRIES = 5  # tries in a row that bring no byte before a download gives up (as huggingface_hub's own)
 SPEED_WINDOW_S = 5.0  # speed over the last few seconds: steady enough to read, quick to show a stall
 WEIGHT_STEMS = ("diffusion_pytorch_model", "model", "pytorch_model")  # diffusers' and transformers' weight files
 CONFIG_SUFFIXES = (".json", ".txt", ".model")  # configs, tokenizers (vocab/merges), sentencepiece models
@@ -86,8 +90,6 @@ ProgressCallback = Callable[[DownloadProgress], None]
 def quiet_http_logs() -> None:
     """The hub client's HTTP library logs each request at INFO: a model download is dozens of lines between the
     progress updates (CLI, server log). Its warnings still show."""
-    import logging
-
     for name in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -95,9 +97,6 @@ def quiet_http_logs() -> None:
 def log_progress(every_s: float = 10.0) -> ProgressCallback:
     """Events as log lines, one every `every_s` seconds and the last: for downloads nobody watches in a page (the
     server's start-up preload)."""
-    import logging
-
-    log = logging.getLogger("svd_demo")
     last = [0.0]
 
     def report(event: DownloadProgress) -> None:
@@ -427,10 +426,11 @@ def _planned(repo_id: str, name: str, commit: str, size: int, endpoint: str) -> 
 
 def _download(repo_id: str, file: _File, tracker: _Tracker, cancel: threading.Event | None) -> None:
     """Stream `file` into `<blob>.incomplete` from where it stopped, then move it to the blob. The lock is the one
-    hf_hub_download takes for this blob, so two processes never write it at once."""
-    from huggingface_hub import constants
+    hf_hub_download takes for this blob, so two processes never write it at once. A dropped or stalled connection
+    (no byte for HF_HUB_DOWNLOAD_TIMEOUT seconds) is resumed; RETRIES tries in a row without a byte give up."""
+    import httpx2
     from huggingface_hub.file_download import repo_folder_name
-    from huggingface_hub.utils import WeakFileLock, build_hf_headers, get_session, hf_raise_for_status
+    from huggingface_hub.utils import WeakFileLock
 
     lock = cache_folder() / ".locks" / repo_folder_name(repo_id=repo_id, repo_type="model") / f"{file.etag}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
@@ -447,29 +447,48 @@ def _download(repo_id: str, file: _File, tracker: _Tracker, cancel: threading.Ev
             have = 0
         if have != file.done:  # another process added bytes meanwhile
             tracker.advance(have - file.done)
-        headers = build_hf_headers()
-        headers["Accept-Encoding"] = "identity"  # ranges count bytes of the file itself
-        if have:
-            headers["Range"] = f"bytes={have}-"
-        if have < file.size:
-            if file.url.split("/")[2:3] != constants.ENDPOINT.split("/")[2:3]:
-                headers.pop("authorization", None)  # a CDN address already carries its own signature
-            with get_session().stream("GET", file.url, headers=headers, follow_redirects=True,
-                                      timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT) as response:
-                hf_raise_for_status(response)
-                mode = "ab"
-                if have and response.status_code == 200:  # the server ignored the range: start over
-                    tracker.advance(-have)
-                    mode = "wb"
-                with partial.open(mode) as out:
-                    for chunk in response.iter_bytes():
-                        _stop_if_cancelled(cancel)
-                        out.write(chunk)
-                        tracker.advance(len(chunk))
-        if partial.stat().st_size != file.size:
-            raise OSError(f"{file.name} from {repo_id} arrived with {partial.stat().st_size} bytes instead of "
-                          f"{file.size}; run again to fetch the rest.")
+        failures, error = 0, None
+        while have < file.size and failures < RETRIES:
+            try:
+                _stream(file, partial, have, tracker, cancel)
+            except (httpx2.ConnectError, httpx2.TimeoutException, httpx2.RemoteProtocolError) as exc:
+                error = exc
+                log.warning("Download of %s from %s interrupted (%s): resuming", file.name, repo_id, exc)
+                time.sleep(1)
+            now = partial.stat().st_size
+            failures = 0 if now > have else failures + 1
+            have = now
+        if have != file.size:
+            if error is not None:
+                raise error
+            raise OSError(f"{file.name} from {repo_id} arrived with {have} bytes instead of {file.size}; run again "
+                          "to fetch the rest.")
         os.replace(partial, file.blob)
+
+
+def _stream(file: _File, partial: Path, have: int, tracker: _Tracker, cancel: threading.Event | None) -> None:
+    """One GET of `file` from byte `have` on, appended to `partial`."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    headers = build_hf_headers()
+    headers["Accept-Encoding"] = "identity"  # ranges count bytes of the file itself
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    if file.url.split("/")[2:3] != constants.ENDPOINT.split("/")[2:3]:
+        headers.pop("authorization", None)  # a CDN address already carries its own signature
+    with get_session().stream("GET", file.url, headers=headers, follow_redirects=True,
+                              timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT) as response:
+        hf_raise_for_status(response)
+        mode = "ab"
+        if have and response.status_code == 200:  # the server ignored the range: start over
+            tracker.advance(-have)
+            mode = "wb"
+        with partial.open(mode) as out:
+            for chunk in response.iter_bytes():
+                _stop_if_cancelled(cancel)
+                out.write(chunk)
+                tracker.advance(len(chunk))
 
 
 def _stop_if_cancelled(cancel: threading.Event | None) -> None:

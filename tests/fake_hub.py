@@ -73,6 +73,7 @@ class StandInHub:
         self.bytes_per_s = bytes_per_s
         self.requests: list[tuple[str, str]] = []
         self.ranges: list[tuple[str, int]] = []
+        self.drop_once_after: int | None = None  # bytes of a body after which one connection is cut (a bad link)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -193,6 +194,10 @@ class StandInHub:
             def _throttled(self, data: bytes) -> None:
                 try:
                     for offset in range(0, len(data), CHUNK):
+                        if hub.drop_once_after is not None and offset >= hub.drop_once_after:
+                            hub.drop_once_after = None
+                            self.close_connection = True  # fewer bytes than Content-Length said
+                            return
                         self.wfile.write(data[offset:offset + CHUNK])
                         if hub.bytes_per_s:
                             time.sleep(min(CHUNK, len(data) - offset) / hub.bytes_per_s)

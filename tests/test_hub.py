@@ -7,6 +7,7 @@ import hashlib
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,6 +121,39 @@ def test_a_second_load_asks_the_hub_nothing(online, tiny_models_dir):
         again = PipelineCache(settings).get("svd", "tiny/svd")  # a new cache: as after a restart
         assert stand_in.requests == []
     assert again.revision == first.revision and again.model_ref == "tiny/svd"
+
+
+def test_a_dropped_connection_resumes_where_it_broke(online, tiny_models_dir):
+    source = tiny_models_dir / "svd"
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    with online({"tiny/svd": source}, bytes_per_s=None) as stand_in:
+        stand_in.drop_once_after = 2_000_000  # the first large body stops there
+        folder = hub.fetch("tiny/svd")
+    resumed = [start for _, start in stand_in.ranges if start]
+    assert len(resumed) == 1 and resumed[0] >= 2_000_000
+    assert (folder / unet).read_bytes() == (source / unet).read_bytes()
+    assert (folder / "image_encoder/model.safetensors").read_bytes() == \
+        (source / "image_encoder/model.safetensors").read_bytes()
+
+
+def test_offline_a_cached_model_loads_and_a_missing_one_says_so(online, tiny_models_dir, monkeypatch):
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    with online({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=None):
+        folder = hub.fetch("tiny/svd")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert hub.fetch("tiny/svd") == folder
+    # A cache another downloader filled (no tree listing of ours): used as it is when the hub cannot be asked
+    from huggingface_hub import _tree_cache
+
+    for listing in hub.cache_folder().rglob("trees"):
+        shutil.rmtree(listing)
+    monkeypatch.setattr(_tree_cache, "_IN_MEMORY_TREE_CACHE", {})  # the library's copy of what was just removed
+    assert hub.cached_snapshot("tiny/svd") is None
+    assert hub.fetch("tiny/svd") == folder
+    with pytest.raises(OfflineModeIsEnabled):
+        hub.fetch("tiny/other")
 
 
 def test_errors_from_the_hub_keep_their_explanations(online, tiny_models_dir):
