@@ -11,8 +11,9 @@ returns the local snapshot folder:
 3. Each missing file is streamed into the cache's `blobs/<etag>.incomplete` with HTTP range requests: progress is
    reported per file and in total, cancel is checked on every read, and a stopped download resumes from the bytes
    already on disk. (huggingface_hub 2.4 deletes its own partial files on any error, so its downloader alone would
-   start a 3 GB UNet over after a cancel.) Finished files are moved to `blobs/<etag>`, and `snapshot_download`
-   then links them into the snapshot, writes `refs/` and the tree listing step 1 reads, downloading nothing.
+   start a 3 GB UNet over after a cancel.) Finished files are moved to `blobs/<etag>`; `snapshot_download` then
+   links them into the snapshot and writes the tree listing step 1 reads (downloading nothing), and `refs/` points
+   the revision at that commit.
 
 Importing this module imports neither torch nor diffusers.
 """
@@ -382,8 +383,16 @@ def _fetch(repo_id: str, files: Selector | None, variant: str | None, revision: 
             tracker.files_done += 1
             tracker.current = None
             tracker.emit(force=True)
-    folder = snapshot_download(repo_id, revision=revision, allow_patterns=wanted, endpoint=endpoint,
-                               tqdm_class=_silent_tqdm())  # links the blobs, writes refs/ and the tree listing
+    # At the commit listed above (were `main` to move meanwhile, a newer commit's files would download unseen):
+    # links the blobs into the snapshot and writes the tree listing; `refs/` then points the revision at it.
+    folder = snapshot_download(repo_id, revision=commit, allow_patterns=wanted, endpoint=endpoint,
+                               tqdm_class=_silent_tqdm())
+    if commit != revision:
+        ref = _storage(repo_id) / "refs" / revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        temporary = ref.with_name(f".{ref.name}.{os.getpid()}.{threading.get_ident()}")
+        temporary.write_text(commit)
+        os.replace(temporary, ref)  # readers never see a half-written ref
     return Path(folder), wanted
 
 
