@@ -35,13 +35,14 @@ def is_animatelcm(model_ref: str) -> bool:
     return model_ref == HUB_ID or (folder is not None and (folder / WEIGHTS_FILE).is_file())
 
 
-def _weights_path(model_ref: str) -> Path:
+def _weights_path(model_ref: str, download: Any = None, cancel: Any = None) -> Path:
     folder = _folder(model_ref)
     if folder is not None:
         return folder / WEIGHTS_FILE
-    from huggingface_hub import hf_hub_download
+    from svd_demo.hub import fetch
 
-    return Path(hf_hub_download(model_ref, WEIGHTS_FILE))  # the hub's cache; honours HF_HUB_OFFLINE and HF_TOKEN
+    # The hub's cache, through the app's one download path (progress, cancel, disk check, HF_HUB_OFFLINE, HF_TOKEN)
+    return fetch(model_ref, files=[WEIGHTS_FILE], progress=download, cancel=cancel) / WEIGHTS_FILE
 
 
 def _base(model_ref: str) -> str:
@@ -50,20 +51,26 @@ def _base(model_ref: str) -> str:
     return str(folder) if folder is not None and (folder / "model_index.json").is_file() else BASE_MODEL
 
 
-def load_pipeline(cls: Any, model_ref: str, **kwargs: Any) -> Any:
-    """SVD-XT's pipeline (`cls.from_pretrained(..., **kwargs)`) with the AnimateLCM UNet and sampler."""
+def load_pipeline(cls: Any, model_ref: str, *, download: Any = None, cancel: Any = None, **kwargs: Any) -> Any:
+    """SVD-XT's pipeline (`cls.from_pretrained(..., **kwargs)`) with the AnimateLCM UNet and sampler; `download`
+    and `cancel` as in `svd_demo.hub.fetch`, for the files not yet in the cache."""
     from safetensors.torch import load_file
 
+    from svd_demo.errors import UserFacingError
+    from svd_demo.hub import local_path
     from svd_demo.pipelines import explain_load_error
     from svd_demo.schedulers import AnimateLCMScheduler
 
     base = _base(model_ref)
     try:
-        pipe = cls.from_pretrained(base, scheduler=AnimateLCMScheduler(), **kwargs)
+        folder = local_path(base, variant=kwargs.get("variant"), progress=download, cancel=cancel)
+        pipe = cls.from_pretrained(folder, scheduler=AnimateLCMScheduler(), **kwargs)
+    except UserFacingError:
+        raise  # cancelled, or no room on the disk
     except Exception as exc:
         raise ModelLoadError(f"AnimateLCM-SVD-xt runs on SVD-XT's image encoder and VAE, which could not be "
                              f"loaded. {explain_load_error('svd', base, exc)}") from exc
-    path = _weights_path(model_ref)
+    path = _weights_path(model_ref, download, cancel)
     state = load_file(str(path))
     _check_shapes(pipe.unet.state_dict(), state, path)
     pipe.unet.load_state_dict(state, strict=True)  # copies (and casts to the pipeline's dtype) into the UNet

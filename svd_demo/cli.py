@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,8 +44,14 @@ def add_spec_arguments(parser: argparse.ArgumentParser, specs: Sequence[Spec]) -
                                 metavar=None if spec.choices else spec.name.upper())
 
 
+# Set by Ctrl-C: the model work runs on a worker thread, which stops at its next step or downloaded chunk (a
+# download keeps its bytes for the next run) instead of running to its end while the process waits to exit.
+CANCEL = threading.Event()
+
+
 def _progress(fraction: float, text: str) -> None:
-    print(f"\r[{fraction:4.0%}] {text:<60}", end="", file=sys.stderr, flush=True)
+    width = max(shutil.get_terminal_size().columns - 8, 60)  # one line: `\r` cannot go back over a wrapped one
+    print(f"\r[{fraction:4.0%}] {text[:width]:<60}", end="", file=sys.stderr, flush=True)
 
 
 def _settings(args: argparse.Namespace):
@@ -134,7 +142,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         run, source = studio.extend_video, args.video
     else:
         run, source = studio.image_to_video, args.image
-    result = run(source, params, model_ref=args.svd_model, progress=_progress, out_stem=out.with_suffix(""))
+    result = run(source, params, model_ref=args.svd_model, progress=_progress, cancel=CANCEL,
+                 out_stem=out.with_suffix(""))
     info = result.files.info
     return _report(result.notices, f"Wrote {result.files.video} ({info.num_frames} frames, {info.width}x"
                                    f"{info.height}, seed {result.seed}); parameters in {result.files.sidecar}")
@@ -153,7 +162,7 @@ def cmd_text_to_image(args: argparse.Namespace) -> int:
 
     out = _checked_out(args.out, ".png")
     studio = Studio(_settings(args))
-    result = studio.text_to_image(_image_params(args, studio), progress=_progress, out_path=out)
+    result = studio.text_to_image(_image_params(args, studio), progress=_progress, cancel=CANCEL, out_path=out)
     return _report(result.notices, f"Wrote {result.path} ({result.image.width}x{result.image.height}, seed "
                                    f"{result.seed}); parameters in {result.sidecar}")
 
@@ -171,7 +180,7 @@ def cmd_text_to_video(args: argparse.Namespace) -> int:
     video_params = VideoParams.from_raw(given)
     out = _checked_out(args.out, ".mp4")
     still_path = _checked_out(args.still, ".png") if args.still else out.with_suffix(".still.png")
-    still, video = studio.text_to_video(image_params, video_params, progress=_progress,
+    still, video = studio.text_to_video(image_params, video_params, progress=_progress, cancel=CANCEL,
                                         out_stem=out.with_suffix(""), still_path=still_path)
     return _report(video.notices, f"Wrote {still.path} and {video.files.video} ({video.files.info.num_frames} "
                                   f"frames, seed {video.seed}); parameters in {video.files.sidecar}")
@@ -347,7 +356,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in UPSCALE_SPECS if getattr(args, name) is not None}
     result, record = Studio(_settings(args)).upscale(
         args.input, upscale_factor=given.get("upscale_factor", UPSCALE_SPECS["upscale_factor"].default),
-        tile=given.get("upscale_tile", UPSCALE_SPECS["upscale_tile"].default), progress=_progress,
+        tile=given.get("upscale_tile", UPSCALE_SPECS["upscale_tile"].default), progress=_progress, cancel=CANCEL,
         out_path=Path(args.out))
     what = f"{result.frames} frames" if result.kind == "video" else "a still"
     return _report(result.notes, f"Wrote {result.output_path} ({what}, {result.width}x{result.height} -> "
@@ -394,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return serve(argv[1:], prog=f"{_prog()} app")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from svd_demo.hub import quiet_http_logs
+
+    quiet_http_logs()
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     if argv[:1] == ["interpolate"]:
@@ -409,5 +421,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        CANCEL.set()
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -148,12 +148,14 @@ def adapter_name(ref: str) -> str:
     return "lora_" + hashlib.sha1(ref.encode()).hexdigest()[:12]
 
 
-def apply_loras(loaded: LoadedPipeline, loras: Sequence[LoraSpec]) -> None:
+def apply_loras(loaded: LoadedPipeline, loras: Sequence[LoraSpec], *, download: Any = None,
+                cancel: Any = None) -> None:
     """Make exactly `loras` active on the pipeline with their weights: load the new ones as adapters, delete the
     ones no longer asked for, keep the rest. The base model stays loaded throughout.
 
     Call under the cache's lock. If a LoRA cannot be loaded, every adapter is removed (the base model is left as it
-    was loaded) and a ModelLoadError says which LoRA and where to look.
+    was loaded) and a ModelLoadError says which LoRA and where to look. A hub LoRA is downloaded first through
+    `svd_demo.hub.fetch` (`download` gets its progress, `cancel` stops it).
     """
     pipe, adapters = loaded.pipe, loaded.lora_adapters
     stale = [name for ref, name in adapters.items() if ref not in {spec.ref for spec in loras}]
@@ -164,7 +166,7 @@ def apply_loras(loaded: LoadedPipeline, loras: Sequence[LoraSpec]) -> None:
     try:
         for spec in loras:
             if spec.ref not in adapters:
-                _load(pipe, spec.ref, adapter_name(spec.ref))
+                _load(pipe, spec.ref, adapter_name(spec.ref), download, cancel)
                 adapters[spec.ref] = adapter_name(spec.ref)
         if loras:
             pipe.set_adapters([adapters[spec.ref] for spec in loras], [spec.weight for spec in loras])
@@ -184,10 +186,18 @@ def remove_all(loaded: LoadedPipeline) -> None:
     loaded.lora_adapters.clear()
 
 
-def _load(pipe: Any, ref: str, name: str) -> None:
-    path = Path(ref).expanduser()
+def _load(pipe: Any, ref: str, name: str, download: Any = None, cancel: Any = None) -> None:
+    from svd_demo.errors import UserFacingError
+    from svd_demo.hub import fetch_file, lora_file
+
     try:
-        pipe.load_lora_weights(str(path) if _looks_local(ref) else ref, adapter_name=name)
+        if _looks_local(ref):
+            path = Path(ref).expanduser()
+        else:  # the repo's one LoRA file, picked as diffusers picks it, fetched like every other hub file
+            path = fetch_file(ref, lora_file, progress=download, cancel=cancel)
+        pipe.load_lora_weights(str(path), adapter_name=name)
+    except UserFacingError:
+        raise  # cancelled, or no room on the disk
     except Exception as exc:  # peft, diffusers and the hub raise many types: each becomes one sentence
         raise explain_lora_error(ref, exc) from exc
 

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from svd_demo.allocator import release_free_memory
 from svd_demo.animatelcm import is_animatelcm
 from svd_demo.animatelcm import load_pipeline as load_animatelcm
-from svd_demo.errors import ModelLoadError
+from svd_demo.errors import ModelLoadError, UserFacingError
+from svd_demo.hub import ProgressCallback, local_path
 from svd_demo.memory import (
     PLANS,
     MemoryPlan,
@@ -193,8 +194,13 @@ class PipelineCache:
     def loaded(self, kind: str) -> LoadedPipeline | None:
         return self._loaded.get(kind)
 
-    def get(self, kind: str, model_ref: str) -> LoadedPipeline:
-        """The pipeline for `model_ref`, loading it on first use. Call with `gpu_lock` held (it is re-entrant)."""
+    def get(self, kind: str, model_ref: str, *, download: ProgressCallback | None = None,
+            cancel: threading.Event | None = None) -> LoadedPipeline:
+        """The pipeline for `model_ref`, loading it on first use. Call with `gpu_lock` held (it is re-entrant).
+
+        A hub model not yet in the cache is downloaded first (svd_demo/hub.py): `download` gets its progress, and
+        `cancel` stops it (the bytes so far stay in the cache for the next try).
+        """
         with self.gpu_lock:
             device = self.device
             dtype = resolve_dtype(self.settings.dtype, device)
@@ -203,11 +209,12 @@ class PipelineCache:
                 return current
             if current is not None:
                 self.unload(kind)
-            loaded = self._load(kind, model_ref, device, dtype)
+            loaded = self._load(kind, model_ref, device, dtype, download, cancel)
             self._loaded[kind] = loaded
             return loaded
 
-    def _load(self, kind: str, model_ref: str, device: str, dtype: Any) -> LoadedPipeline:
+    def _load(self, kind: str, model_ref: str, device: str, dtype: Any, download: ProgressCallback | None = None,
+              cancel: threading.Event | None = None) -> LoadedPipeline:
         start = time.perf_counter()  # the first load also imports diffusers: that is part of what it costs
         import torch
 
@@ -232,16 +239,20 @@ class PipelineCache:
             if vae_ref:
                 from diffusers import AutoencoderKL
 
-                kwargs["vae"] = AutoencoderKL.from_pretrained(vae_ref, dtype=dtype)
+                kwargs["vae"] = AutoencoderKL.from_pretrained(
+                    local_path(vae_ref, progress=download, cancel=cancel), dtype=dtype)
+        except UserFacingError:
+            raise  # cancelled, or no room on the disk: already says what to do
         except Exception as exc:
             raise explain_load_error(kind, vae_ref, exc) from exc
         try:
             if kind == "svd" and is_animatelcm(model_ref):  # the 4-step lane: SVD-XT with a distilled UNet
-                pipe = load_animatelcm(cls, model_ref, **kwargs)
+                pipe = load_animatelcm(cls, model_ref, download=download, cancel=cancel, **kwargs)
             else:
-                pipe = cls.from_pretrained(model_ref, **kwargs)
-        except ModelLoadError:
-            raise  # already says what to do
+                folder = local_path(model_ref, variant=kwargs.get("variant"), progress=download, cancel=cancel)
+                pipe = cls.from_pretrained(folder, **kwargs)
+        except UserFacingError:
+            raise  # already says what to do (a load error, a cancel, no room on the disk)
         except Exception as exc:  # from_pretrained raises many types; each is explained, none is swallowed
             raise explain_load_error(kind, model_ref, exc) from exc
         pipe.set_progress_bar_config(disable=True)

@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 
 def create_app(settings: Settings) -> gr.Blocks:
     """The app, ready to launch: the studio (models preloaded if asked) behind the interface."""
+    from svd_demo.hub import log_progress
     from svd_demo.studio import Studio
     from svd_demo.ui import build_demo
 
     studio = Studio(settings)
     if settings.preload:  # load before serving, e.g. where the first visitor should not wait for a download
-        studio.cache.get("svd", settings.svd_model)
+        studio.cache.get("svd", settings.svd_model, download=log_progress())
     zerogpu.install(studio, settings.zerogpu_seconds)
     demo = build_demo(settings, studio)
     demo.queue(max_size=settings.queue_size)
@@ -35,6 +36,9 @@ def create_app(settings: Settings) -> gr.Blocks:
 def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> int:
     quiet_library_notices()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from svd_demo.hub import quiet_http_logs
+
+    quiet_http_logs()
     settings = zerogpu.start(parse_settings(argv, prog=prog))  # first: on ZeroGPU, `spaces` before any CUDA use
     from svd_demo.ui import launch_kwargs
 

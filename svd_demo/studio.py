@@ -21,6 +21,7 @@ from PIL import Image
 from svd_demo import sidecar
 from svd_demo.allocator import release_free_memory
 from svd_demo.errors import GenerationCancelled, InputError
+from svd_demo.hub import DownloadProgress, ProgressCallback
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.lora import apply_loras
@@ -243,8 +244,8 @@ class Studio:
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
             if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
-                self._upscaler(cache, self.settings.upscale_model, progress)
-            loaded = _ready(cache, "svd", model_ref, timings, progress)
+                self._upscaler(cache, self.settings.upscale_model, progress, cancel)
+            loaded = _ready(cache, "svd", model_ref, timings, progress, cancel)
             return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel,
                                            preview=preview)
 
@@ -337,15 +338,18 @@ class Studio:
         _published(cancel, path, path.with_suffix(".json"))
         return result
 
-    def _upscaler(self, cache: PipelineCache, model_ref: str, progress: ProgressFn | None) -> Any:
-        """The upscaler `model_ref` on `cache`'s device, loaded once (run on the device's worker, under its lock)."""
+    def _upscaler(self, cache: PipelineCache, model_ref: str, progress: ProgressFn | None,
+                  cancel: threading.Event | None = None) -> Any:
+        """The upscaler `model_ref` on `cache`'s device, loaded (and downloaded) once; run on the device's worker,
+        under its lock."""
         from svd_demo.memory import resolve_dtype
         from svd_demo.upscale import UpscalerCache
 
         if progress is not None:
             progress(0.0, f"Loading the upscaler {Path(model_ref).name}")
         upscalers = self._upscalers.setdefault(id(cache), UpscalerCache())
-        return upscalers.get(model_ref, cache.device, resolve_dtype(self.settings.dtype, cache.device))
+        return upscalers.get(model_ref, cache.device, resolve_dtype(self.settings.dtype, cache.device),
+                             download=download_progress(progress), cancel=cancel)
 
     def _write_upscaled(self, frames: Any, factor: int, stem: Path, fps: float, record: dict[str, Any],
                         params: VideoParams, started: float, progress: ProgressFn | None,
@@ -394,7 +398,7 @@ class Studio:
                 progress(done / total if total else 0.0, f"Upscaling: frame {done}/{total or '?'}")
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
-            upscaler = self._upscaler(cache, model_ref, progress)
+            upscaler = self._upscaler(cache, model_ref, progress, cancel)
             return upscaler, upscale_file(source, path, upscaler, factor, tile=tile, progress=frames_done,
                                           cancel=cancel, parameters=settings,
                                           max_image_pixels=self.settings.max_image_pixels)
@@ -420,10 +424,11 @@ class Studio:
         timings: dict[str, float] = {}
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
-            loaded = _ready(cache, "sdxl", model_ref, timings, progress)
+            loaded = _ready(cache, "sdxl", model_ref, timings, progress, cancel)
             if params.loras and progress is not None:
                 progress(0.0, f"Loading {len(params.loras)} LoRA(s)")
-            apply_loras(loaded, params.loras)  # also with none: removes the previous request's adapters
+            # also with none: removes the previous request's adapters
+            apply_loras(loaded, params.loras, download=download_progress(progress), cancel=cancel)
             return loaded, generate_still(loaded, params, progress=progress, cancel=cancel)
 
         with self.gpu() as cache:
@@ -524,15 +529,29 @@ class Studio:
         return still, video
 
 
+def download_progress(progress: ProgressFn | None) -> ProgressCallback | None:
+    """A download's events (svd_demo/hub.py) as a run's progress: the share of bytes done, and a line with the
+    sizes, speed and time left."""
+    if progress is None:
+        return None
+
+    def report(event: DownloadProgress) -> None:
+        done = event.done >= event.total and not event.file
+        progress(event.fraction, event.describe() + ("; loading it" if done else ""))
+
+    return report
+
+
 def _ready(cache: PipelineCache, kind: str, model_ref: str, timings: dict[str, float],
-           progress: ProgressFn | None) -> Any:
-    """The pipeline loaded (once) and on the device; `load_s` is recorded only when this call loaded it."""
+           progress: ProgressFn | None, cancel: threading.Event | None = None) -> Any:
+    """The pipeline loaded (once, downloaded first if need be) and on the device; `load_s` is recorded only when
+    this call loaded it."""
     if progress is not None:
         what = "video" if kind == "svd" else "image"
         source = "from its folder" if Path(model_ref).expanduser().is_dir() else "(the first run downloads it)"
         progress(0.0, f"Loading the {what} model {source}")
     loads_before = cache.loads
-    loaded = cache.get(kind, model_ref)
+    loaded = cache.get(kind, model_ref, download=download_progress(progress), cancel=cancel)
     cache.make_resident(kind)
     if cache.loads != loads_before:
         timings["load_s"] = loaded.load_seconds

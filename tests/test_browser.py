@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -76,20 +76,22 @@ class Server:
 
 
 @contextmanager
-def _serve(models: pathlib.Path, tmp_path: pathlib.Path) -> Iterator[Server]:
-    """`python app.py` on the tiny models, on a free port; killed whatever happens."""
+def _serve(models: pathlib.Path, tmp_path: pathlib.Path, svd_model: str | None = None,
+           hub_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`python app.py` on the tiny models (or the video model `svd_model`, with `hub_env` for the hub client), on a
+    free port; killed whatever happens."""
     work = tmp_path / "server"
     (work / "gradio-tmp").mkdir(parents=True)
     output_dir, log_path = tmp_path / "outputs", tmp_path / "server.log"
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_TEMP_DIR": str(work / "gradio-tmp"), "PYTHONUNBUFFERED": "1"}
+           "GRADIO_TEMP_DIR": str(work / "gradio-tmp"), "PYTHONUNBUFFERED": "1", **(hub_env or {})}
     for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SVD_DEMO_AUTH", "SVD_DEMO_SHARE", "SVD_DEMO_PRELOAD"):
         env.pop(name, None)  # the command line below decides; a developer's own settings must not leak in
     from svd_demo.tiny_models import save_tiny_upscalers
 
     upscaler = save_tiny_upscalers(work / "upscalers")["srvgg"]  # the Upscale tab runs on it (no download)
-    command = [sys.executable, str(REPO / "app.py"), "--svd-model", str(models / "svd"),
+    command = [sys.executable, str(REPO / "app.py"), "--svd-model", svd_model or str(models / "svd"),
                "--sdxl-model", str(models / "sdxl"), "--port", str(port), "--output-dir", str(output_dir),
                "--upscale-model", str(upscaler)]
     with open(log_path, "wb") as log:
@@ -431,8 +433,48 @@ def _run_markup_message(page, server: Server, photo: pathlib.Path, journal: Jour
     journal.at("done")
 
 
-def _browse(request, photo: pathlib.Path, tmp_path: pathlib.Path, scenario) -> None:
+HUB_MODEL = "tiny/svd"  # served by the stand-in hub: about 9.5 MB
+HUB_RATE = 1_000_000  # bytes/s: the download takes about 10 s, long enough to be seen
+
+
+def _run_first_download(page, server: Server, photo: pathlib.Path, journal: Journal,
+                        shots: pathlib.Path | None) -> None:
+    """The first Generate on a fresh machine: the progress over the video shows the download's bytes of the total,
+    speed and time left while the model arrives, then the clip plays."""
+    from playwright.sync_api import expect
+
+    journal.at("open the page")
+    page.goto(server.url, wait_until="domcontentloaded", timeout=STEP_S * 1000)
+    heading = page.get_by_role("heading", name="Video settings", exact=True)
+    expect(heading).to_be_visible(timeout=STEP_S * 1000)
+    settings = page.locator("div.column").filter(has=heading).last
+    journal.at("small settings: resolution 256, 4 frames, 2 steps")
+    _set_slider(settings, "Resolution (long side, px)", 256, journal)
+    _set_slider(settings, "Frames", 4, journal)
+    settings.get_by_role("button", name=re.compile(r"^\s*Advanced\b")).click()
+    _set_slider(settings, "Steps", 2, journal)
+    journal.at("upload the photo and Generate")
+    _block(page, "Input image").locator("input[type=file]").set_input_files(str(photo))
+    image_panel = page.get_by_role("tabpanel").filter(visible=True)
+    expect(image_panel.get_by_text("The video will be 256x144.")).to_be_visible(timeout=STEP_S * 1000)
+    image_panel.get_by_role("button", name="Generate", exact=True).click()
+    journal.at("wait for the download's progress text")
+    pattern = rf"Downloading {HUB_MODEL}: [\d.]+ of 9\.5 MB at [\d.]+ [kM]B/s, about \d+ s left"
+    shown = page.get_by_text(re.compile(pattern))
+    expect(shown.first).to_be_visible(timeout=GENERATE_S * 1000)
+    journal.lines.append(f"shown: {shown.first.inner_text()}")
+    if shots is not None:
+        page.screenshot(path=str(shots / "first-download.png"), full_page=True)
+    journal.at(f"wait up to {GENERATE_S} s for the 'Video' element to play")
+    assert _wait_video(page, "Video", GENERATE_S) > 0
+    journal.at("done")
+
+
+def _browse(request, photo: pathlib.Path, tmp_path: pathlib.Path, scenario, from_hub: bool = False) -> None:
+    """`scenario` in Chromium against app.py on the tiny models; `from_hub`: its video model `tiny/svd` comes from
+    a stand-in hub (tests/fake_hub.py) with an empty model cache, as on a fresh machine."""
     _require_browser()  # before building the tiny models: a missing browser fails at once
+    from fake_hub import StandInHub
     from playwright.sync_api import sync_playwright
 
     tiny_models_dir = request.getfixturevalue("tiny_models_dir")
@@ -440,7 +482,15 @@ def _browse(request, photo: pathlib.Path, tmp_path: pathlib.Path, scenario) -> N
     artifacts = _artifacts_dir(tmp_path)
     journal = Journal()
     journal.at(f"start app.py (up to {SERVER_START_S} s)")
-    with _serve(tiny_models_dir, tmp_path) as server, sync_playwright() as api:
+    with ExitStack() as stack:
+        svd_model, hub_env = None, None
+        if from_hub:
+            hub = stack.enter_context(StandInHub({HUB_MODEL: tiny_models_dir / "svd"}, bytes_per_s=HUB_RATE))
+            svd_model, hub_env = HUB_MODEL, {
+                "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"),
+                "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
+        server = stack.enter_context(_serve(tiny_models_dir, tmp_path, svd_model, hub_env))
+        api = stack.enter_context(sync_playwright())
         _drive(api, server, photo, journal, artifacts, scenario)
     (artifacts / "console.log").write_text("\n".join(journal.lines) + "\n")
     print("\n".join(journal.lines))  # the steps with their times, shown with -rP or -s
@@ -454,6 +504,10 @@ def test_studio_in_browser(request, photo, tmp_path):
 
 def test_a_message_quoting_markup_shows_it_as_text(request, photo, tmp_path):
     _browse(request, photo, tmp_path, _run_markup_message)
+
+
+def test_a_first_run_shows_the_download(request, photo, tmp_path):
+    _browse(request, photo, tmp_path, _run_first_download, from_hub=True)
 
 
 def _drive(api, server: Server, photo: pathlib.Path, journal: Journal, artifacts: pathlib.Path, scenario) -> None:

@@ -290,6 +290,32 @@ def test_readme_has_spaces_front_matter():
     assert isinstance(card["license"], str) and card["license"]
 
 
+def test_spaces_preload_the_default_models_files_the_app_loads():
+    """`preload_from_hub` makes a Space download at build time, not while its first visitor waits: the default
+    models, limited to the files the app loads on a GPU (the fp16 variants, not every checkpoint in the repos),
+    and the default upscaler's file."""
+    from fake_hub import SDXL_FILES, SDXL_INDEX, SVD_XT_FILES, SVD_XT_INDEX
+
+    from svd_demo.hub import pipeline_files
+    from svd_demo.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
+    from svd_demo.settings import Settings
+    from svd_demo.upscale import UPSCALER_PRESETS
+
+    _, card = front_matter((ROOT / "README.md").read_text(encoding="utf-8"))
+    entries = card["preload_from_hub"]
+    assert isinstance(entries, list) and all(isinstance(e, str) and len(e.split()) == 2 for e in entries), \
+        "each preload_from_hub entry is 'OWNER/REPO file1,file2,...'"
+    preloaded = {repo: files.split(",") for repo, files in (e.split() for e in entries)}
+    for repo, (listing, index) in ((DEFAULT_SVD_MODEL, (SVD_XT_FILES, SVD_XT_INDEX)),
+                                   (DEFAULT_SDXL_MODEL, (SDXL_FILES, SDXL_INDEX))):
+        assert repo in preloaded and repo in card["models"]
+        assert sorted(preloaded[repo]) == sorted(pipeline_files(listing, index, "fp16")), repo
+        assert all(name.endswith(".fp16.safetensors") for name in preloaded[repo] if ".safetensors" in name)
+    upscaler = next(p for p in UPSCALER_PRESETS if p.name == Settings().upscale_model)
+    assert preloaded[upscaler.repo_id] == [upscaler.filename]
+    assert set(preloaded) == {DEFAULT_SVD_MODEL, DEFAULT_SDXL_MODEL, upscaler.repo_id}
+
+
 # --- examples --------------------------------------------------------------------------------------------------------
 
 def test_example_images_are_small_licensed_jpegs():

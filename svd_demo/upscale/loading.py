@@ -3,20 +3,19 @@
 A reference is one of:
 * a preset name (`UPSCALER_PRESETS`): `realesr-animevideov3` (fast, the default) or `RealESRGAN_x4plus` (quality);
 * a local checkpoint file (`.pth`, `.pt` or `.safetensors`);
-* a file in a hub repository, `OWNER/REPO/FILE.pth` (downloaded once with `hf_hub_download` into the hub cache).
+* a file in a hub repository, `OWNER/REPO/FILE.pth` (downloaded once into the hub cache by `svd_demo.hub.fetch`).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svd_demo.errors import InputError, ModelLoadError
+from svd_demo.errors import InputError, ModelLoadError, UserFacingError
 from svd_demo.models import check_model_ref
 
 if TYPE_CHECKING:
@@ -81,15 +80,16 @@ def check_upscaler_ref(value: object) -> str:
                      "machine, nor a hub file written as OWNER/REPO/FILE.pth.")
 
 
-def _checkpoint_file(ref: str) -> Path:
-    """The local file for `ref`, downloading a hub file on first use (ModelLoadError naming the page if not)."""
+def _checkpoint_file(ref: str, download: Any = None, cancel: Any = None) -> Path:
+    """The local file for `ref`, downloading a hub file on first use (ModelLoadError naming the page if not);
+    `download` and `cancel` as in `svd_demo.hub.fetch`."""
     local = Path(ref).expanduser()
     if local.is_file():
         return local
     preset = _preset(ref)
     repo_id, filename = (preset.repo_id, preset.filename) if preset else ("/".join(ref.split("/")[:2]),
                                                                           "/".join(ref.split("/")[2:]))
-    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import constants
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -97,16 +97,14 @@ def _checkpoint_file(ref: str) -> Path:
         RepositoryNotFoundError,
     )
 
+    from svd_demo.hub import fetch
+
     page = upscaler_page(ref)
     hub_page = f"https://huggingface.co/{repo_id}"
-    cached = try_to_load_from_cache(repo_id, filename)
-    if isinstance(cached, str):  # a checkpoint file does not change: no need to ask the hub (and wait on it)
-        return Path(cached)
     try:
-        if not constants.HF_HUB_OFFLINE and not hub_reachable():
-            # hf_hub_download retries an unreachable hub for about half a minute before it gives up.
-            raise LocalEntryNotFoundError(f"{constants.ENDPOINT} did not answer")
-        return Path(hf_hub_download(repo_id, filename))
+        return fetch(repo_id, files=[filename], progress=download, cancel=cancel) / filename
+    except UserFacingError:
+        raise  # cancelled, or no room on the disk
     except Exception as exc:  # the hub raises many types; each becomes one sentence on what to do
         if isinstance(exc, (OfflineModeIsEnabled, LocalEntryNotFoundError)):
             why = ("downloads are switched off (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE
@@ -122,21 +120,6 @@ def _checkpoint_file(ref: str) -> Path:
             what = (f"could not be downloaded from {hub_page} ({type(exc).__name__}: {said[:200]}). Download the "
                     "file and pass its path")
         raise ModelLoadError(f"The upscale model '{ref}' {what}.") from exc
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the hub's endpoint (HF_ENDPOINT) accepts a connection within `timeout` seconds."""
-    from urllib.parse import urlsplit
-
-    from huggingface_hub import constants
-
-    endpoint = urlsplit(constants.ENDPOINT)
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        socket.create_connection((endpoint.hostname or "", port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -179,15 +162,17 @@ class LoadedUpscaler:
         return self.architecture.scale
 
 
-def load_upscaler(ref: str, device: str = "cpu", dtype: Any = None) -> LoadedUpscaler:
-    """Read `ref`'s checkpoint, build the network its weights describe, and move it to `device`/`dtype`."""
+def load_upscaler(ref: str, device: str = "cpu", dtype: Any = None, *, download: Any = None,
+                  cancel: Any = None) -> LoadedUpscaler:
+    """Read `ref`'s checkpoint (downloaded first from the hub if need be: `download` gets the progress, `cancel`
+    stops it), build the network its weights describe, and move it to `device`/`dtype`."""
     import torch
 
     from svd_demo.upscale.networks import UnknownArchitecture, detect
 
     started = time.perf_counter()
     ref = check_upscaler_ref(ref)
-    path = _checkpoint_file(ref)
+    path = _checkpoint_file(ref, download, cancel)
     page = upscaler_page(ref)
     where = f" (see {page})" if page else ""
     try:
@@ -222,7 +207,8 @@ class UpscalerCache:
         self._loaded: LoadedUpscaler | None = None
         self.loads = 0  # how many times a checkpoint was read (tests read it)
 
-    def get(self, ref: str, device: str = "cpu", dtype: Any = None) -> LoadedUpscaler:
+    def get(self, ref: str, device: str = "cpu", dtype: Any = None, *, download: Any = None,
+            cancel: Any = None) -> LoadedUpscaler:
         import torch
 
         ref = check_upscaler_ref(ref)
@@ -233,6 +219,6 @@ class UpscalerCache:
                 return current
             self._loaded = None
             del current  # the old network's memory goes before the new one is read
-            self._loaded = load_upscaler(ref, device, dtype)
+            self._loaded = load_upscaler(ref, device, dtype, download=download, cancel=cancel)
             self.loads += 1
             return self._loaded

@@ -1,0 +1,337 @@
+"""Downloads from a stand-in hub on loopback (tests/fake_hub.py), served throttled so that one takes a few seconds:
+progress events, cancel and resume, the room check, and a second load that asks the hub nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from fake_hub import SVD_XT_FILES, SVD_XT_INDEX, StandInHub
+
+from svd_demo import hub
+from svd_demo.errors import GenerationCancelled
+
+RATE = 4_000_000  # bytes/s: the tiny SVD (about 9.5 MB) takes 2-3 s
+
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """The hub library pointed at a stand-in hub (set by `serve`), with its own cache, online for this test only
+    (the suite runs with HF_HUB_OFFLINE=1)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+
+    def serve(repos, bytes_per_s=RATE) -> StandInHub:
+        stand_in = StandInHub(repos, bytes_per_s)
+        monkeypatch.setattr(constants, "ENDPOINT", stand_in.url)  # what HF_ENDPOINT sets when the library loads
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            stand_in.url + "/{repo_id}/resolve/{revision}/{filename}")
+        return stand_in
+
+    return serve
+
+
+def test_progress_events_grow_to_the_total(online, tiny_models_dir):
+    source = tiny_models_dir / "svd"
+    events: list[hub.DownloadProgress] = []
+    with online({"tiny/svd": source}) as stand_in:
+        folder = hub.fetch("tiny/svd", progress=events.append)
+    expected = hub.pipeline_files([p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()],
+                                  __import__("json").loads((source / "model_index.json").read_text()), None)
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == sorted(expected)
+    total = sum((source / name).stat().st_size for name in expected)
+    assert len(events) >= 4 and {e.total for e in events} == {total}
+    done = [e.done for e in events]
+    assert done == sorted(done) and done[0] < total / 2 and done[-1] == total
+    moving = [e for e in events if e.file == "unet/diffusion_pytorch_model.safetensors"]
+    assert moving and all(0 <= e.file_done <= e.file_total == (source / e.file).stat().st_size for e in moving)
+    assert any(e.bytes_per_s > RATE / 4 and e.seconds_left for e in events)
+    text = moving[-1].describe()
+    assert text.startswith("Downloading tiny/svd: ") and "MB/s" in text and "left" in text and "unet/" in text
+    for name in expected:  # the bytes arrived whole, through the CDN redirect for the large ones
+        assert (folder / name).read_bytes() == (source / name).read_bytes()
+    assert any(path.startswith("/cdn/") for path in stand_in.downloads())
+
+
+def test_cancel_stops_within_seconds_and_the_next_run_resumes(online, tiny_models_dir):
+    source = tiny_models_dir / "svd"
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    cancel, events, stopped = threading.Event(), [], {}
+
+    def on_progress(event):
+        events.append(event)
+        if event.file == unet and event.file_done > event.file_total / 4 and not cancel.is_set():
+            cancel.set()
+            stopped["set"] = time.monotonic()
+
+    with online({"tiny/svd": source}, bytes_per_s=RATE / 2) as stand_in:
+        with pytest.raises(GenerationCancelled, match="continues"):
+            hub.fetch("tiny/svd", progress=on_progress, cancel=cancel)
+        assert time.monotonic() - stopped["set"] < 2
+        partial = list(hub.cache_folder().rglob("*.incomplete"))
+        assert len(partial) == 1 and 0 < partial[0].stat().st_size < (source / unet).stat().st_size
+        kept = partial[0].stat().st_size
+        served_before = len(stand_in.downloads())
+        stand_in.requests.clear()
+        second: list[hub.DownloadProgress] = []
+        folder = hub.fetch("tiny/svd", progress=second.append)
+    # The second run starts with what the first left (the image encoder, finished before the UNet, and the UNet's
+    # first part) counted as done, asks for the UNet from where it stopped, and never again for a finished file.
+    assert second[0].done >= kept + (source / "image_encoder/model.safetensors").stat().st_size
+    unet_sha = hashlib.sha256((source / unet).read_bytes()).hexdigest()
+    assert (f"/cdn/{unet_sha}", kept) in stand_in.ranges
+    assert served_before and all("image_encoder" not in path for path in stand_in.downloads())
+    assert hashlib.sha256((folder / unet).read_bytes()).hexdigest() == unet_sha
+    assert not list(hub.cache_folder().rglob("*.incomplete"))
+
+
+def test_no_room_refuses_before_any_weight_with_the_sizes_and_the_cache(online, tiny_models_dir, monkeypatch):
+    monkeypatch.setattr(hub, "free_bytes", lambda folder: 1234)
+    with online({"tiny/svd": tiny_models_dir / "svd"}) as stand_in:
+        with pytest.raises(hub.NotEnoughDiskSpace) as refused:
+            hub.fetch("tiny/svd")
+    message = str(refused.value)
+    assert "tiny/svd" in message and "9.5 MB" in message and "1 kB free" in message
+    assert str(hub.cache_folder()) in message and "HF_HOME" in message
+    assert not [path for path in stand_in.downloads() if path.endswith(".safetensors") or "/cdn/" in path]
+    assert not list(hub.cache_folder().rglob("*.safetensors*"))
+
+
+def test_a_second_load_asks_the_hub_nothing(online, tiny_models_dir):
+    from svd_demo.pipelines import PipelineCache
+    from svd_demo.settings import Settings
+
+    with online({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=None) as stand_in:
+        settings = Settings(svd_model="tiny/svd", device="cpu", output_dir=tiny_models_dir / "unused-outputs")
+        first = PipelineCache(settings).get("svd", "tiny/svd")
+        assert stand_in.requests and first.revision == stand_in.repos["tiny/svd"]["sha"]
+        stand_in.requests.clear()
+        again = PipelineCache(settings).get("svd", "tiny/svd")  # a new cache: as after a restart
+        assert stand_in.requests == []
+    assert again.revision == first.revision and again.model_ref == "tiny/svd"
+
+
+def test_a_dropped_connection_resumes_where_it_broke(online, tiny_models_dir):
+    source = tiny_models_dir / "svd"
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    with online({"tiny/svd": source}, bytes_per_s=None) as stand_in:
+        stand_in.drop_once_after = 2_000_000  # the first large body stops there
+        folder = hub.fetch("tiny/svd")
+    resumed = [start for _, start in stand_in.ranges if start]
+    assert len(resumed) == 1 and resumed[0] >= 2_000_000
+    assert (folder / unet).read_bytes() == (source / unet).read_bytes()
+    assert (folder / "image_encoder/model.safetensors").read_bytes() == \
+        (source / "image_encoder/model.safetensors").read_bytes()
+
+
+def test_offline_a_cached_model_loads_and_a_missing_one_says_so(online, tiny_models_dir, monkeypatch):
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    with online({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=None):
+        folder = hub.fetch("tiny/svd")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert hub.fetch("tiny/svd") == folder
+    # A cache another downloader filled (no tree listing of ours): used as it is when the hub cannot be asked
+    from huggingface_hub import _tree_cache
+
+    for listing in hub.cache_folder().rglob("trees"):
+        shutil.rmtree(listing)
+    monkeypatch.setattr(_tree_cache, "_IN_MEMORY_TREE_CACHE", {})  # the library's copy of what was just removed
+    assert hub.cached_snapshot("tiny/svd") is None
+    assert hub.fetch("tiny/svd") == folder
+    with pytest.raises(OfflineModeIsEnabled):
+        hub.fetch("tiny/other")
+
+
+def test_errors_from_the_hub_keep_their_explanations(online, tiny_models_dir):
+    from svd_demo.errors import ModelLoadError
+    from svd_demo.pipelines import PipelineCache
+    from svd_demo.settings import Settings
+
+    with online({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=None):
+        cache = PipelineCache(Settings(device="cpu", output_dir=tiny_models_dir / "unused-outputs"))
+        with pytest.raises(ModelLoadError, match="There is no model 'nobody/nothing'"):
+            cache.get("svd", "nobody/nothing")
+
+
+def test_the_fp16_files_and_nothing_else():
+    chosen = hub.pipeline_files(SVD_XT_FILES, SVD_XT_INDEX, "fp16")
+    assert chosen == ["model_index.json", "feature_extractor/preprocessor_config.json", "image_encoder/config.json",
+                      "image_encoder/model.fp16.safetensors", "scheduler/scheduler_config.json", "unet/config.json",
+                      "unet/diffusion_pytorch_model.fp16.safetensors", "vae/config.json",
+                      "vae/diffusion_pytorch_model.fp16.safetensors"]
+    plain = hub.pipeline_files(SVD_XT_FILES, SVD_XT_INDEX, None)
+    assert "unet/diffusion_pytorch_model.safetensors" in plain and not [n for n in plain if "fp16" in n]
+    assert "svd_xt.safetensors" not in plain  # the original 9.5 GB checkpoint is not what diffusers loads
+    # A VAE repo (one model at the top level), with a second checkpoint under another name
+    assert hub.pipeline_files(["config.json", "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
+                               "sdxl_vae.safetensors", "README.md"], None, None) == \
+        ["config.json", "diffusion_pytorch_model.safetensors"]
+    assert hub.lora_file(["README.md", "checkpoint-500/pytorch_lora_weights.safetensors", "x.safetensors",
+                          "pytorch_lora_weights.safetensors"]) == ["pytorch_lora_weights.safetensors"]
+
+
+def test_progress_text():
+    event = hub.DownloadProgress("stabilityai/stable-video-diffusion-img2vid-xt", done=1_230_000_000,
+                                 total=4_520_000_000, file="unet/diffusion_pytorch_model.fp16.safetensors",
+                                 file_done=810_000_000, file_total=3_050_000_000, files_done=4, files_total=9,
+                                 bytes_per_s=35_200_000)
+    assert event.describe() == (
+        "Downloading stabilityai/stable-video-diffusion-img2vid-xt: 1.23 of 4.52 GB at 35.2 MB/s, about 1 min 33 s "
+        "left (file 5/9 unet/diffusion_pytorch_model.fp16.safetensors: 0.81 of 3.05 GB)")
+    assert abs(event.fraction - 1.23 / 4.52) < 1e-9
+
+
+def _cli_env(stand_in: StandInHub, home) -> dict[str, str]:
+    """The CLI's environment: online, pointed at the stand-in hub, with its own cache (this subprocess only)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE")}
+    return {**env, "HF_ENDPOINT": stand_in.url, "HF_HOME": str(home), "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+@pytest.mark.slow
+def test_cli_shows_the_download_and_ctrl_c_leaves_it_resumable(tiny_models_dir, tmp_path, image):
+    """`generate` with a hub id: the progress line shows bytes, speed and time left; Ctrl-C stops it within
+    seconds; the next run continues the download and writes the video."""
+    image.save(tmp_path / "in.png")
+    command = [sys.executable, "-m", "svd_demo", "generate", "--image", str(tmp_path / "in.png"), "--svd-model",
+               "tiny/svd", "--device", "cpu", "--out", str(tmp_path / "out.mp4"), "--resolution", "256",
+               "--num-frames", "4", "--num-inference-steps", "2"]
+    with StandInHub({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=RATE / 4) as stand_in:
+        env = _cli_env(stand_in, tmp_path / "hf")
+        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, bufsize=0)
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "s left" not in seen and time.monotonic() < deadline and process.poll() is None:
+            seen += process.stderr.read(1)
+        assert re.search(r"Downloading tiny/svd: [\d.]+ of 9.5 MB at [\d.]+ [kM]B/s, about \d+ s left", seen), seen
+        assert "HTTP Request" not in seen  # the HTTP client's log lines would break the progress line
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=30)[1]
+        assert time.monotonic() - interrupted < 5 and process.returncode == 130, rest[-2000:]
+        partial = list((tmp_path / "hf" / "hub").rglob("*.incomplete"))
+        assert partial and partial[0].stat().st_size > 0
+        kept = partial[0].stat().st_size
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+    assert any(start == kept for _, start in stand_in.ranges)  # continued from the byte where it stopped
+    assert not list((tmp_path / "hf" / "hub").rglob("*.incomplete"))
+
+
+# ---------------------------------------------------------------------- every hub download takes the same path
+
+
+def test_an_upscaler_preset_comes_through_the_same_path(online, tmp_path):
+    import torch
+
+    from svd_demo.upscale import UPSCALER_PRESETS, load_upscaler
+    from svd_demo.upscale.networks import SRVGGNetCompact
+
+    preset = UPSCALER_PRESETS[0]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    torch.manual_seed(0)
+    torch.save({"params": SRVGGNetCompact(num_feat=16, num_conv=4).state_dict()}, repo / preset.filename)
+    (repo / "RealESRGAN_x4plus.pth").write_bytes(b"not asked for")
+    events: list[hub.DownloadProgress] = []
+    with online({preset.repo_id: repo}, bytes_per_s=100_000) as stand_in:
+        loaded = load_upscaler(preset.name, download=events.append)
+    assert loaded.architecture.name == "SRVGGNetCompact" and loaded.scale == 4
+    assert events and events[-1].done == events[-1].total == (repo / preset.filename).stat().st_size
+    assert not [path for path in stand_in.downloads() if "x4plus" in path]  # only the file asked for
+
+
+@pytest.mark.slow
+def test_a_hub_lora_comes_through_the_same_path(online, tiny_settings, tmp_path):
+    from optional_deps import require
+
+    require("peft", "pip install -r requirements.txt")
+    from svd_demo.params import ImageParams
+    from svd_demo.studio import Studio
+    from svd_demo.tiny_models import save_tiny_lora
+
+    save_tiny_lora(tiny_settings.sdxl_model, tmp_path / "lora", seed=1)
+    (tmp_path / "lora" / "README.md").write_text("a tiny LoRA")
+    texts: list[str] = []
+    with online({"someone/tiny-lora": tmp_path / "lora"}, bytes_per_s=20_000):
+        still = Studio(tiny_settings).text_to_image(
+            ImageParams.from_raw({"prompt": "a lighthouse", "resolution": 256, "sdxl_steps": 2,
+                                  "randomize_seed": False, "loras": "someone/tiny-lora:0.8"}),
+            progress=lambda fraction, text: texts.append(text))
+    assert any(text.startswith("Downloading someone/tiny-lora: ") and "pytorch_lora_weights" in text
+               for text in texts), texts
+    assert "someone/tiny-lora" in str(still.record)
+
+
+@pytest.mark.slow
+def test_animatelcm_and_its_base_come_through_the_same_path(online, tiny_models_dir, tmp_path):
+    from diffusers import UNetSpatioTemporalConditionModel
+    from safetensors.torch import save_file
+
+    from svd_demo import animatelcm
+    from svd_demo.pipelines import PipelineCache
+    from svd_demo.settings import Settings
+
+    distilled = tmp_path / "animatelcm"
+    distilled.mkdir()
+    unet = UNetSpatioTemporalConditionModel.from_pretrained(tiny_models_dir / "svd" / "unet")
+    save_file({k: v.contiguous() * 0.9 for k, v in unet.state_dict().items()}, distilled / animatelcm.WEIGHTS_FILE)
+    (distilled / "AnimateLCM-SVD-xt-1.1.safetensors").write_bytes(b"not asked for")
+    repos: list[str] = []
+    with online({animatelcm.HUB_ID: distilled, animatelcm.BASE_MODEL: tiny_models_dir / "svd"}) as stand_in:
+        cache = PipelineCache(Settings(device="cpu", output_dir=tmp_path / "outputs"))
+        loaded = cache.get("svd", animatelcm.HUB_ID, download=lambda event: repos.append(event.repo_id))
+    assert set(repos) == {animatelcm.HUB_ID, animatelcm.BASE_MODEL}
+    assert not [path for path in stand_in.downloads() if "1.1" in path]
+    first = next(iter(loaded.pipe.unet.state_dict().items()))
+    assert first[1].allclose(unet.state_dict()[first[0]] * 0.9)
+
+
+def test_only_the_hub_module_calls_the_hub_librarys_downloads():
+    """One path: nothing else in the app downloads by itself (and so skips progress, the room check, cancel)."""
+    package = pathlib.Path(hub.__file__).parent
+    calls = ("hf_hub_download(", "snapshot_download(", ".model_info(", "load_lora_weights(ref")
+    offenders = [f"{path.relative_to(package)}: {call}" for path in package.rglob("*.py") if path.name != "hub.py"
+                 for call in calls if call in path.read_text()]
+    assert not offenders
+
+
+@pytest.mark.slow
+def test_the_page_progress_shows_the_download(online, tiny_models_dir, tmp_path, photo):
+    """A first generation with a hub model, through Gradio's queue as the page runs it: the progress updates the
+    page's bar shows carry the download (bytes of the total, speed, time left), and the clip follows."""
+    from gradio_client import Client, handle_file
+    from helpers import FAST, launched
+
+    from svd_demo.settings import Settings
+    from svd_demo.studio import Studio
+
+    settings = Settings(svd_model="tiny/svd", sdxl_model=str(tiny_models_dir / "sdxl"), device="cpu",
+                        output_dir=tmp_path / "outputs")
+    shown: list[str] = []
+    with online({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=RATE / 2):
+        with launched(settings, Studio(settings), tmp_path / "gradio") as url:
+            job = Client(url, verbose=False).submit(image=handle_file(str(photo)), **FAST,
+                                                    api_name="/image_to_video")
+            deadline = time.monotonic() + 240
+            while not job.done() and time.monotonic() < deadline:
+                shown += [unit.desc for unit in job.status().progress_data or [] if unit.desc not in shown[-1:]]
+                time.sleep(0.1)
+            video = job.result(timeout=5)[0]
+    downloads = [text for text in shown if text and text.startswith("Downloading tiny/svd: ")]
+    assert len(downloads) >= 2 and any(re.search(r"[kM]B/s, about \d+ s left", text) for text in downloads), shown
+    assert pathlib.Path(video["video"] if isinstance(video, dict) else video).stat().st_size > 0
