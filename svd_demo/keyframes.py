@@ -68,6 +68,24 @@ class Conditioning:
 Denoiser = Callable[["torch.Tensor", float, Conditioning], "tuple[torch.Tensor, torch.Tensor]"]
 
 
+def source_sha256(source: Any) -> str:
+    """The SHA-256 of a photo as it was given: a file's bytes (what `sha256sum` prints), raw bytes, or a PIL image's
+    pixels (no file to hash)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    if isinstance(source, Image.Image):
+        digest.update(f"{source.mode} {source.size}".encode())
+        digest.update(source.tobytes())
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        digest.update(source)
+    else:
+        with open(source, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _stopped(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise GenerationCancelled("Cancelled. The GPU is free for the next request.")

@@ -4,6 +4,7 @@ known output, the EDM preconditioning against diffusers' own scheduler, and the 
 from __future__ import annotations
 
 import math
+import re
 import threading
 
 import numpy as np
@@ -202,3 +203,98 @@ def test_previews_show_the_prediction(studio, keyframes):
     denoise_keyframes(loaded, keyframes, _params(num_inference_steps=4), preview=previews.append)
     assert len(previews) == 1 and previews[0].shape == (4, 18, 32, 3) and previews[0].dtype == np.uint8
     assert math.isfinite(float(previews[0].std()))
+
+
+# ------------------------------------------------------------------------------------------------------- studio
+
+
+@pytest.fixture
+def photos(tmp_path):
+    start, end = tmp_path / "start.png", tmp_path / "end.png"
+    _photo((0, 0, 40)).save(start)
+    _photo((120, 0, 200)).save(end)
+    return start, end
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and_extends(studio, photos, tmp_path):
+    import json
+
+    from svd_demo.media import probe_video, read_metadata
+    from svd_demo.restore import read_settings
+
+    start, end = photos
+    params = VideoParams.from_raw({**FAST, "seed": 21})
+    result = studio.keyframes_to_video(start, end, params, keyframe_guidance=1.5, out_stem=tmp_path / "clip")
+    info = probe_video(result.files.video)
+    assert (info.width, info.height, info.num_frames) == (256, 144, 4)
+    record = json.loads(result.files.sidecar.read_text())
+    assert record["kind"] == "keyframes_to_video"
+    parameters = record["parameters"]
+    assert (parameters["method"], parameters["keyframe_guidance"], parameters["loop_to_start"]) == \
+        ("ViBiDSampler", 1.5, False)
+    assert (parameters["start_sha256"], parameters["end_sha256"]) == (_sha256(start), _sha256(end))
+    assert record["input"]["start"]["sha256"] == _sha256(start) and record["input"]["end"]["size"] == [256, 144]
+    tags = json.loads(read_metadata(result.files.video)["comment"])  # the MP4 carries the same parameters
+    assert (tags["start_sha256"], tags["end_sha256"], tags["keyframe_guidance"]) == (_sha256(start), _sha256(end),
+                                                                                     1.5)
+    for source in (result.files.video, result.files.sidecar):
+        restored = read_settings(source)
+        assert restored.kind == "keyframes_to_video" and restored.video.seed == 21
+        assert restored.keyframes == {"keyframe_guidance": 1.5, "loop_to_start": False}
+        assert restored.values()["keyframe_guidance"] == 1.5
+    extended = studio.extend_video(result.files.video, VideoParams.from_raw({**FAST, "seed": 3}),
+                                   out_stem=tmp_path / "longer")
+    assert probe_video(extended.files.video).num_frames == 4 + 3  # the new part's first frame repeats the last
+
+
+def test_a_missing_end_photo_is_refused_naming_it_unless_loop(studio, photos):
+    from svd_demo.errors import InputError
+
+    start, _ = photos
+    with pytest.raises(InputError, match=r"end photo \(`end_image`\).*`loop_to_start`"):
+        studio.keyframes_to_video(start, None, VideoParams.from_raw(FAST))
+    looped = studio.prepare_keyframes(start, None, 256, "crop", loop_to_start=True)
+    assert looped.end.image.tobytes() == looped.start.image.tobytes()
+
+
+@pytest.mark.parametrize(("mode", "notice"), [("native", r"Cropped to the frame 256x192"),
+                                              ("pad", r"Padded to 16:9"), ("crop", r"Cropped to the frame 256x144")])
+def test_photos_of_different_shapes_are_framed_to_the_start_photos_size(studio, tmp_path, mode, notice):
+    start, end = tmp_path / "landscape.png", tmp_path / "portrait.png"
+    Image.new("RGB", (400, 300), (200, 10, 10)).save(start)
+    Image.new("RGB", (300, 400), (10, 10, 200)).save(end)
+    photos = studio.prepare_keyframes(start, end, 256, mode)
+    assert photos.end.image.size == photos.start.image.size
+    notes = " ".join(photos.end_notices)
+    assert re.search(notice, notes) and "The photos differ in shape (400x300 and 300x400)" in notes
+    assert f"same aspect mode ({mode})" in notes
+
+
+@pytest.mark.slow
+def test_studio_runs_are_deterministic_per_seed_and_cancel_leaves_nothing(studio, photos, tmp_path):
+    from test_image_to_video import read_frames
+
+    start, end = photos
+    a = studio.keyframes_to_video(start, end, VideoParams.from_raw({**FAST, "seed": 5}), out_stem=tmp_path / "a")
+    b = studio.keyframes_to_video(start, end, VideoParams.from_raw({**FAST, "seed": 5}), out_stem=tmp_path / "b")
+    c = studio.keyframes_to_video(start, None, VideoParams.from_raw({**FAST, "seed": 5}), loop_to_start=True,
+                                  out_stem=tmp_path / "c")
+    assert np.array_equal(read_frames(a.files.video), read_frames(b.files.video))
+    assert not np.array_equal(read_frames(a.files.video), read_frames(c.files.video))
+    assert c.record["parameters"]["end_sha256"] == c.record["parameters"]["start_sha256"]
+    cancel = threading.Event()
+
+    def cancel_after_first_step(fraction: float, text: str) -> None:
+        if text.startswith("Step 1/"):
+            cancel.set()
+
+    with pytest.raises(GenerationCancelled):
+        studio.keyframes_to_video(start, end, VideoParams.from_raw(FAST), progress=cancel_after_first_step,
+                                  cancel=cancel, out_stem=tmp_path / "cancelled")
+    assert not list(tmp_path.glob("cancelled*"))
