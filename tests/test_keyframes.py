@@ -248,6 +248,13 @@ def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and
         assert restored.kind == "keyframes_to_video" and restored.video.seed == 21
         assert restored.keyframes == {"keyframe_guidance": 1.5, "loop_to_start": False}
         assert restored.values()["keyframe_guidance"] == 1.5
+    from svd_demo.params import KEYFRAME_SPECS
+    from svd_demo.ui import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
+
+    *controls, tabs, note = restore_settings(str(result.files.video))
+    by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS], controls, strict=True))
+    assert tabs.selected == "keyframes" and "Upload its start and end photo" in note
+    assert (by_name["keyframe_guidance"]["value"], by_name["seed"]["value"]) == (1.5, 21)
     extended = studio.extend_video(result.files.video, VideoParams.from_raw({**FAST, "seed": 3}),
                                    out_stem=tmp_path / "longer")
     assert probe_video(extended.files.video).num_frames == 4 + 3  # the new part's first frame repeats the last
