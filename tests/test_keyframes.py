@@ -305,3 +305,27 @@ def test_studio_runs_are_deterministic_per_seed_and_cancel_leaves_nothing(studio
         studio.keyframes_to_video(start, end, VideoParams.from_raw(FAST), progress=cancel_after_first_step,
                                   cancel=cancel, out_stem=tmp_path / "cancelled")
     assert not list(tmp_path.glob("cancelled*"))
+
+
+@pytest.mark.slow
+def test_every_memory_profile_runs_keyframes_and_offloading_changes_no_pixel(tiny_settings, tmp_path, keyframes):
+    """The offload hooks' CUDA code paths on the CPU (helpers.STAND_IN): model offload (balanced), group offload
+    with fp8 storage (low), leaf offload with a one-frame decode (minimal)."""
+    import dataclasses
+
+    from helpers import STAND_IN
+
+    from svd_demo.pipelines import PipelineCache
+
+    cache = PipelineCache(dataclasses.replace(tiny_settings, dtype="fp32", memory_profile="high",
+                                              output_dir=tmp_path), device=STAND_IN)
+    loaded = cache.get("svd", tiny_settings.svd_model)
+    frames = {}
+    for profile in ("high", "balanced", "low", "minimal"):
+        cache.use_profile(loaded, profile)
+        result = cache.run(lambda: generate_frames(cache, loaded, keyframes, _params(), sampler=denoise_keyframes))
+        assert result.memory_profile == profile and result.frames.shape == (4, 144, 256, 3)
+        frames[profile] = result.frames
+    cache.use_profile(loaded, "high")
+    assert np.array_equal(frames["high"], frames["balanced"])
+    assert not any(p.is_inference() for p in loaded.pipe.unet.parameters())
