@@ -1170,16 +1170,25 @@ def _checked_input(component: gr.components.Component, name: str, value: Any) ->
     return value
 
 
-def _not_an_upload(block_fn: Any, values: list[Any], names: list[str | None]) -> _Refusal:
-    """The refusal for a file reference Gradio would not take (not uploaded here, or malformed)."""
-    for i, component in enumerate(block_fn.inputs):
-        if isinstance(component, _FILE_COMPONENTS) and i < len(values) and isinstance(values[i], dict):
-            name = (names[i] if i < len(names) else None) or component.label
-            sent = values[i].get("path") or values[i].get("url")
-            return _Refusal(f"`{name}` must be a file uploaded to this server (POST /gradio_api/upload, or "
-                            f"gradio_client's handle_file()); {shown(sent)} was not uploaded here.")
+def _not_an_upload(block_fn: Any, values: list[Any], names: list[str | None], reason: str = "") -> _Refusal:
+    """The refusal for a file reference Gradio would not take (not uploaded here, or malformed). With several file
+    inputs (the Keyframes tab's two photos), the one whose path Gradio's `reason` names is blamed."""
+    files = [(i, component) for i, component in enumerate(block_fn.inputs)
+             if isinstance(component, _FILE_COMPONENTS) and i < len(values) and isinstance(values[i], dict)]
+    named = [(i, c) for i, c in files if _sent_path(values[i]) and _sent_path(values[i]) in reason]
+    for i, component in named or files:
+        name = (names[i] if i < len(names) else None) or component.label
+        sent = values[i].get("path") or values[i].get("url")
+        return _Refusal(f"`{name}` must be a file uploaded to this server (POST /gradio_api/upload, or "
+                        f"gradio_client's handle_file()); {shown(sent)} was not uploaded here.")
     return _Refusal("A file sent with this request was not uploaded to this server. Upload it first (POST "
                     "/gradio_api/upload, or gradio_client's handle_file()).")
+
+
+def _sent_path(value: dict[str, Any]) -> str:
+    """The absolute path a file reference names, as Gradio's refusal quotes it ("" for a URL or none)."""
+    path = value.get("path")
+    return os.path.abspath(path) if isinstance(path, str) and path else ""
 
 
 def _hold_to_max_size(queue: Any) -> None:
@@ -1227,7 +1236,7 @@ class _AppBlocks(gr.Blocks):
         try:
             return await super().preprocess_data(block_fn, checked, state, explicit_call)
         except (InvalidPathError, pydantic.ValidationError) as exc:  # Gradio's file checks: not ours to word
-            raise _not_an_upload(block_fn, checked, names) from exc
+            raise _not_an_upload(block_fn, checked, names, str(exc)) from exc
 
 
 def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
