@@ -329,3 +329,42 @@ def test_every_memory_profile_runs_keyframes_and_offloading_changes_no_pixel(tin
     cache.use_profile(loaded, "high")
     assert np.array_equal(frames["high"], frames["balanced"])
     assert not any(p.is_inference() for p in loaded.pipe.unet.parameters())
+
+
+def test_a_model_without_svds_edm_scheduler_is_refused_naming_it():
+    from types import SimpleNamespace
+
+    from svd_demo.errors import InputError
+    from svd_demo.keyframes import check_scheduler
+    from svd_demo.schedulers import AnimateLCMScheduler
+
+    with pytest.raises(InputError, match=r"AnimateLCM-SVD-xt uses AnimateLCMScheduler.*SVD-XT"):
+        check_scheduler(SimpleNamespace(scheduler=AnimateLCMScheduler()), "AnimateLCM-SVD-xt")
+
+
+def test_on_zerogpu_a_keyframes_run_asks_for_twice_the_denoising_time(studio, photos, monkeypatch):
+    import sys
+    import types
+
+    from svd_demo import zerogpu
+
+    asked = []
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda duration: lambda fn: lambda *a, **k: asked.append(duration(*a, **k)) or fn(*a, **k)
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    for name in ("image_to_video", "text_to_image", "upscale", "keyframes_to_video"):
+        monkeypatch.setattr(studio, name, getattr(studio, name))  # restored after the test
+    zerogpu.install(studio, 600)
+    start, end = photos
+    params = VideoParams.from_raw({**FAST, "num_inference_steps": 25, "resolution": 1024})
+    resolved = params.resolved(num_frames=4, fps=7)
+    one = zerogpu.duration_for(zerogpu.video_seconds(resolved, 1024, 576), 600)
+    two = zerogpu.duration_for(zerogpu.video_seconds(
+        VideoParams.from_raw({**FAST, "num_inference_steps": 50, "resolution": 1024}).resolved(num_frames=4, fps=7),
+        1024, 576), 600)
+    monkeypatch.setattr(studio, "prepare_keyframes", lambda *a, **k: (_ for _ in ()).throw(
+        GenerationCancelled("stop before the model")))  # only the duration matters here
+    with pytest.raises(GenerationCancelled):
+        studio.keyframes_to_video(start, end, params)
+    assert asked == [two] and two > one
