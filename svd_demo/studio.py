@@ -588,8 +588,9 @@ class Studio:
             from svd_demo.upscale import check_upscaler_ref
 
             check_upscaler_ref(self.settings.upscale_model)
-        if params.feature_cache:
+        if params.feature_cache:  # and the record says it was off
             notices.append("`feature_cache` does not apply to keyframes: every step ran in full.")
+            params = replace(params, feature_cache=False)
         keyframes = Keyframes(photos.start.image, photos.end.image, guidance)
         hashes = (source_sha256(start), source_sha256(start if loop_to_start else end))
         timings["prepare_s"] = time.perf_counter() - started
@@ -599,9 +600,8 @@ class Studio:
             if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
                 self._upscaler(cache, self.settings.upscale_model, progress)
             loaded = _ready(cache, "svd", model_ref, timings, progress)
-            return loaded, generate_frames(cache, loaded, keyframes, replace(params, feature_cache=False),
-                                           progress=progress, cancel=cancel, preview=preview,
-                                           sampler=denoise_keyframes)
+            return loaded, generate_frames(cache, loaded, keyframes, params, progress=progress, cancel=cancel,
+                                           preview=preview, sampler=denoise_keyframes)
 
         with self.gpu() as cache:
             waited = time.perf_counter()

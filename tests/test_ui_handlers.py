@@ -111,5 +111,5 @@ def test_every_video_player_keeps_a_portrait_clip_within_the_window(tiny_setting
     from svd_demo.ui import CSS, build_demo
 
     players = [b for b in build_demo(tiny_settings, studio).blocks.values() if isinstance(b, gr.Video)]
-    assert len(players) == 5 and all("player" in (p.elem_classes or []) for p in players)  # 5: the Upscale tab
+    assert len(players) == 6 and all("player" in (p.elem_classes or []) for p in players)  # 6: Upscale, Keyframes
     assert ".player video {max-height: 60vh; object-fit: contain;}" in CSS
