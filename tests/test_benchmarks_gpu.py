@@ -147,7 +147,7 @@ def test_a_part_keeps_time_for_the_later_parts_and_shrinks_its_steps(tmp_path):
     runner = bench.ProfilesBench(config, report, list(bench.PART_ORDER))
     runner.part = "balanced"
     assert runner.reserve() == sum(bench.PART_MIN_S[p] for p in ("low", "caps", "sdxl", "minimal", "switch",
-                                                                 "upscale", "int8"))
+                                                                 "upscale", "keyframes", "int8"))
     room = report.left() - runner.reserve()
     assert runner.steps_that_fit(lambda n: n * room / 12, 3, 25) == 10  # 15 steps would not fit, 10 do
     assert runner.steps_that_fit(lambda n: room + 1, 3, 25) == 0
