@@ -410,7 +410,7 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     assert _wait_video(page, "Video", GENERATE_S) > 0
     first = keyframes_video.get_attribute("src")
     journal.at("switch the loop on (the end photo is no longer needed) and generate again")
-    keyframes_panel.get_by_label("Loop back to the start", exact=True).check()
+    keyframes_panel.get_by_text("Loop back to the start", exact=True).click()  # the checkbox's own label
     keyframes_panel.get_by_role("button", name="Generate between the photos", exact=True).click()
     expect(keyframes_video).not_to_have_attribute("src", first, timeout=GENERATE_S * 1000)
     expect(keyframes_panel.get_by_text("Loop: the clip ends on the start photo.").first).to_be_visible(
