@@ -54,6 +54,7 @@ IMAGE_SWEPT = tuple(IMAGE_SPECS)  # the SDXL stage's own parameters: only prompt
 GRID_ORDER = (*(name for name in SWEPT if name != "seed"), *IMAGE_SWEPT, "seed")
 PARAM_COLUMNS = (*SWEPT, "model")
 TEXT_COLUMNS = ("prompt", "negative_prompt", *IMAGE_SWEPT, "sdxl_model")  # only when the sweep has prompts
+KEYFRAME_COLUMNS = ("end_image", "keyframe_guidance", "loop_to_start")  # only when the sweep has keyframes items
 TIMING_COLUMNS = ("total_s", "load_s", "denoise_s", "decode_s", "encode_s")
 CSV_NAME = "results.csv"
 SHEET_NAME = "index.html"
@@ -307,13 +308,17 @@ class SweepRow:
             row[name] = "" if value is None else value
         for name in (*TIMING_COLUMNS, "sdxl_s"):
             row[name] = self.timings.get(name, "")
+        if self.item.keyframes is not None:
+            row.update({k: "" if v is None else v for k, v in self.item.keyframes.key().items()})
         return row
 
 
 def csv_columns(rows: Sequence[SweepRow]) -> tuple[str, ...]:
-    """The CSV's header; the SDXL stage's columns only appear when the sweep has prompts."""
+    """The CSV's header; the SDXL stage's columns only appear when the sweep has prompts, the keyframes ones
+    when it has keyframes items."""
     text = any(row.item.prompt is not None for row in rows)
-    return ("id", "image", *(TEXT_COLUMNS if text else ()), *PARAM_COLUMNS, *TIMING_COLUMNS,
+    keyframes = KEYFRAME_COLUMNS if any(row.item.keyframes is not None for row in rows) else ()
+    return ("id", "image", *(TEXT_COLUMNS if text else ()), *PARAM_COLUMNS, *keyframes, *TIMING_COLUMNS,
             *(("sdxl_s",) if text else ()), "peak_memory_mb", "memory_kind", "status", "video")
 
 

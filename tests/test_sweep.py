@@ -424,3 +424,7 @@ def test_a_keyframes_sweep_runs_through_the_studio(studio, tmp_path):
     records = [json.loads(row.sidecar.read_text()) for row in report.rows]
     assert [r["kind"] for r in records] == ["keyframes_to_video"] * 2
     assert [r["parameters"]["keyframe_guidance"] for r in records] == [1.0, 2.0]
+    with report.csv.open() as file:
+        table = list(csv.DictReader(file))
+    assert [(r["end_image"], r["keyframe_guidance"], r["loop_to_start"]) for r in table] == [
+        ("end.png", "1.0", "False"), ("end.png", "2.0", "False")]
