@@ -21,6 +21,8 @@ Parts, in order of importance (each keeps back time for the ones after it):
   switch    profile switches after an offloaded run (low -> minimal -> high) leave the weights intact
   upscale   the upscalers (realesr-animevideov3 and RealESRGAN_x4plus architectures, random weights; tiny ones on a
             CPU): seconds per frame and peak memory, 2x of a frame of the clip's size, in the app's 512-px tiles
+  keyframes keyframes to video (ViBiDSampler: a forward and a backward half per step) under 'high' at the same
+            size: s/step and peak memory against image to video's ('high'), a few steps extrapolated to 25
   int8      `--quantize int8` (torchao int8 weight-only UNet) under `low`, PSNR against `high`; last, because
             quantizing the shared pipeline cannot be undone
 Every timed run follows a warm-up of the same part at the same shapes (1 step; 2 for SDXL and for `fast`'s
@@ -105,7 +107,7 @@ REPO = Path(__file__).resolve().parents[1]
 GIB = 2**30
 DEFAULT_BUDGET_S = 530.0
 PART_ORDER = ("warmup", "baseline", "high", "cache", "lane", "fast", "balanced", "low", "caps", "sdxl", "minimal",
-              "switch", "upscale", "int8")
+              "switch", "upscale", "keyframes", "int8")
 UPSCALE_ROWS = {"upscale-animevideov3": "SRVGGNetCompact", "upscale-x4plus": "RRDBNet"}  # real sizes, random weights
 UPSCALE_FRAMES = 3  # timed frames per network, after one warm-up frame
 SVD_ROWS = ("baseline", "high", "fast", "balanced", "low", "minimal", "int8")
@@ -115,7 +117,8 @@ DEFAULT_CAPS_GB = (8, 12, 16, 24)
 # timed part has here.
 PART_MIN_S = {"warmup": 15, "baseline": 50, "high": 35, "fast": 100, "balanced": 20, "low": 25, "caps": 45,
               "sdxl": 30, "minimal": 40, "switch": 5, "upscale": 20, "int8": 30,
-              "cache": 35, "lane": 15}  # speed options: high with feature caching; AnimateLCM's 4 steps
+              "cache": 35, "lane": 15,  # speed options: high with feature caching; AnimateLCM's 4 steps
+              "keyframes": 40}  # a 1-step warm-up and 3 steps at twice high's s/step, extrapolated
 PART_MIN_S_TINY = dict.fromkeys(PART_ORDER, 1.0)  # tiny models on a CPU: about a second a clip
 FAST_CAP_S = 170.0  # the child's own build (~15 s), compiling ~16 graphs of UNet blocks, the timed run
 FAST_MIN_S = {True: 90.0, False: 10.0}  # below this the child cannot finish even its compile warm-up (GPU / CPU)
@@ -274,6 +277,7 @@ def row_parts(caps_gb: tuple[int, ...]) -> dict[str, str]:
     rows.update({"sdxl": "sdxl", "switch": "switch"})
     rows.update(dict.fromkeys(UPSCALE_ROWS, "upscale"))
     rows["preview"] = "high"  # the live preview's cost per step, against high's s/step (measured after it)
+    rows["keyframes"] = "keyframes"
     return rows
 
 
@@ -422,6 +426,19 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{_fmt(pv.get('preview_ms'), 2)} ms per preview = {_fmt(pv.get('pct_of_a_step'), 2)} % of a 'high' step,"
             f" {_fmt(pv.get('pct_per_step'), 2)} % per step on average (limit 5 %); WebP encoding (UI thread) "
             f"{_fmt(pv.get('encode_ms'), 1)} ms. {_why(pv)}"]
+    k, h = rows.get("keyframes", {}), rows.get("high", {})
+    out += ["", f"## Keyframes to video (ViBiDSampler) against image to video, 'high', {meta.get('size')}, "
+            f"{meta.get('frames')} frames", "",
+            "| mode | status | steps run | s/step | total s (est. for all steps) | peak alloc GiB | notes |",
+            "|---|---|---|---|---|---|---|",
+            f"| image to video ('high') | {h.get('status')} | {_fmt(h.get('steps_run'))} | "
+            f"{_fmt(h.get('s_per_step'), 3)} | {_fmt(h.get('total_est_s'), 1)} | {_fmt(h.get('peak_alloc_gib'))} | "
+            f"{_why(h)} |",
+            f"| keyframes | {k.get('status')} | {_fmt(k.get('steps_run'))} | {_fmt(k.get('s_per_step'), 3)} | "
+            f"{_fmt(k.get('total_est_s'), 1)} | {_fmt(k.get('peak_alloc_gib'))} | "
+            + (f"s/step x{_fmt(k['step_ratio_vs_high'])} of image to video" if k.get("step_ratio_vs_high") else "")
+            + (f", peak memory x{_fmt(k['peak_ratio_vs_high'])}" if k.get("peak_ratio_vs_high") else "")
+            + f". {_why(k)} |"]
     ups = [(name, rows[name]) for name in UPSCALE_ROWS if name in rows]
     if ups:
         out += ["", f"## Upscaling (2x of {meta.get('size')}, 512-px tiles, after a warm-up frame)", "",
@@ -804,8 +821,9 @@ class ProfilesBench:
                     "traceback": traceback.format_exc()[-3000:]}
 
     def app_run(self, profile: str, steps: int, *, frames: int | None = None, keep_frames: bool = False,
-                target: int | None = None, **options: Any) -> dict[str, Any]:
-        """One clip through the app's own path (generate_frames) in `profile`; `options` are VideoParams fields."""
+                target: int | None = None, keyframes: bool = False, **options: Any) -> dict[str, Any]:
+        """One clip through the app's own path (generate_frames) in `profile`; `options` are VideoParams fields.
+        With `keyframes`, the keyframes sampler from this image to a second one (two UNet halves a step)."""
         from svd_demo.image_to_video import generate_frames
         from svd_demo.params import VideoParams
         from svd_demo.pipelines import LoadedPipeline
@@ -821,9 +839,19 @@ class ProfilesBench:
         params = VideoParams(num_frames=frames or self.c.frames, num_inference_steps=steps, seed=0,
                              randomize_seed=False, fps=7, resolution=max(self.c.width, self.c.height), **options)
 
+        source, sampler = self.image, None
+        if keyframes:
+            from PIL import Image
+
+            from svd_demo.keyframes import Keyframes, denoise_keyframes
+
+            source = Keyframes(self.image, Image.new("RGB", self.image.size, (40, 70, 130)))
+            sampler = denoise_keyframes
+
         def call(mark: Callable[[], None]) -> dict[str, Any]:
-            result = generate_frames(self.cache, loaded, self.image, params,
-                                     progress=lambda fraction, text: text.startswith("Denoising step") and mark())
+            result = generate_frames(self.cache, loaded, source, params, sampler=sampler,
+                                     progress=lambda fraction, text: text.startswith(("Denoising step", "Step "))
+                                     and mark())
             return {"profile_used": result.memory_profile, "decode_chunk": result.decode_chunk_size,
                     "changes": "; ".join(result.memory_changes), "app_timings": result.timings,
                     **({"_frames": result.frames} if keep_frames else {})}
@@ -979,6 +1007,33 @@ class ProfilesBench:
             self.fixed = max(self.fixed / 4, r["total_s"] - r["steps_run"] * self.s_step)
             if r["steps_run"] == self.c.steps:
                 self.high_frames = r.get("_frames")
+
+    def part_keyframes(self) -> None:
+        """Keyframes to video under 'high' at the same size as image to video: s/step and peak memory, against
+        high's. Each step is two guided UNet passes (forward and backward), so about twice high's s/step."""
+        lo, hi = min(3, self.c.steps), self.c.steps
+        cost = 2.0 * self.s_step
+        if not self.fits("keyframes", self.fixed + 2 * cost + lo * cost, f"a 1-step warm-up and {lo} keyframes steps"):
+            return
+        self.ensure_pipe()
+        warm = self.app_run("high", 1, target=1, keyframes=True)
+        if warm["status"] != "ok":
+            self.set_row("keyframes", {**warm, "reason": f"warm-up failed: {warm.get('reason')}"})
+            return
+        steps = self.steps_that_fit(lambda n: warm["total_s"] + (n - 1) * cost, lo, hi)
+        if not steps:
+            self.skip("keyframes", f"not enough time after its warm-up ({warm['total_s']:.1f} s) for {lo} steps")
+            return
+        r = self.app_run("high", steps, keyframes=True)
+        r["warmup_s"] = warm["total_s"]
+        high = self.rows["high"]
+        if r["status"] == "ok" and high.get("status") == "ok":
+            if r.get("s_per_step") and high.get("s_per_step"):
+                r["step_ratio_vs_high"] = r["s_per_step"] / high["s_per_step"]
+            if r.get("peak_alloc_gib") and high.get("peak_alloc_gib"):
+                r["peak_ratio_vs_high"] = r["peak_alloc_gib"] / high["peak_alloc_gib"]
+        self.set_row("keyframes", r)
+        self.log_run("keyframes", r)
 
     def part_cache(self) -> None:
         """'high' with feature caching against 'high': the speed-up, and the frames' PSNR/SSIM against high's."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from svd_demo.params import Spec
 
 SUBCOMMANDS = ("app", "generate", "extend", "text-to-image", "text-to-video", "sweep", "interpolate", "upscale",
-               "bench", "tiny-models")
+               "bench", "tiny-models", "keyframes")
 
 
 def _flag(name: str) -> str:
@@ -226,6 +226,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     # Listed here for --help; `main` hands its arguments to the repository's benchmarks/gpu.py (its own parser).
     sub.add_parser("bench", help="The GPU benchmark, now `python -m benchmarks.gpu` in the repository.",
                    add_help=False)
+    if only in (None, "keyframes"):
+        _add_keyframes_parser(sub)
     if only in (None, "tiny-models"):
         tiny = sub.add_parser("tiny-models", help="Write tiny random-weight pipelines for tests and offline runs.")
         tiny.add_argument("directory", help="Folder to write DIR/svd, DIR/sdxl and DIR/upscaler.pth into.")
@@ -288,6 +290,58 @@ def _add_generation_parsers(sub, only: str | None) -> None:
             add_spec_arguments(cmd, [SPECS["seed"], SPECS["randomize_seed"], SPECS["resolution"]])
         add_settings_arguments(cmd, only=MODEL_SETTINGS)
         cmd.set_defaults(func=func)
+
+
+# `--loop` is the keyframes switch there: ping-pong (the video settings' `loop`) is pointless for a clip that ends on
+# a photo of its own, so that setting is left out of the keyframes command.
+KEYFRAMES_VIDEO_SPECS = tuple(name for name in ("seed", "randomize_seed", "resolution", "aspect_mode", "num_frames",
+                                                "num_inference_steps", "motion_bucket_id", "fps",
+                                                "noise_aug_strength", "decode_chunk_size", "playback_fps",
+                                                "interpolate_fps", "upscale"))
+
+
+def _add_keyframes_parser(sub) -> None:
+    from svd_demo.params import EXTRA_FORMATS, KEYFRAME_SPECS, SPECS
+    from svd_demo.settings import MODEL_SETTINGS, add_settings_arguments
+
+    loop = KEYFRAME_SPECS["loop_to_start"]
+    cmd = sub.add_parser("keyframes", help="Keyframes to video: SVD fills in the motion between two photos.",
+                         description="A clip that starts on START and ends on END (ViBiDSampler on SVD-XT, about "
+                                     "twice the work of image to video), written as an MP4 (+ sidecar). END is "
+                                     "framed to START's size with the same aspect mode. With --loop the clip comes "
+                                     "back to START.")
+    cmd.add_argument("start", metavar="START", help="The first frame's photo (PNG, JPEG, WebP, ...).")
+    cmd.add_argument("end", metavar="END", nargs="?", default=None,
+                     help="The last frame's photo; leave it out with --loop.")
+    cmd.add_argument("--loop", dest="loop_to_start", action="store_true", default=None,
+                     help=f"{loop.help} [default off]")
+    cmd.add_argument("--out", required=True, help="Output .mp4; OUT.json holds the parameters.")
+    cmd.add_argument("--settings-from", metavar="FILE", help=SETTINGS_FROM_HELP)
+    add_spec_arguments(cmd, [KEYFRAME_SPECS["keyframe_guidance"], *(SPECS[name] for name in KEYFRAMES_VIDEO_SPECS)])
+    cmd.add_argument("--extra-formats", default=None,
+                     help=f"Also write these formats, comma-separated: {', '.join(EXTRA_FORMATS)}.")
+    add_settings_arguments(cmd, only=MODEL_SETTINGS)
+    cmd.set_defaults(func=cmd_keyframes)
+
+
+def cmd_keyframes(args: argparse.Namespace) -> int:
+    """`keyframes START [END] [--loop]`: the video settings as `generate` takes them, and the method's own."""
+    from svd_demo.params import KEYFRAME_SPECS, VideoParams
+    from svd_demo.studio import Studio
+
+    out = _checked_out(args.out, ".mp4")
+    method = _given(args, list(KEYFRAME_SPECS))
+    if args.end is None and not method.get("loop_to_start"):
+        raise UserFacingError("Give the END photo after START, or pass --loop to end on the start photo.")
+    studio = Studio(_settings(args))
+    names = [*KEYFRAMES_VIDEO_SPECS, "extra_formats"]
+    params = VideoParams.from_raw(_quick(studio, _video_values(args, names), names, studio.settings.svd_model))
+    result = studio.keyframes_to_video(args.start, args.end, params, model_ref=args.svd_model, progress=_progress,
+                                       out_stem=out.with_suffix(""), **method)
+    info, first, last = result.files.info, Path(args.start).name, Path(args.end or args.start).name
+    return _report(result.notices, f"Wrote {result.files.video} ({info.num_frames} frames from {first} to {last}, "
+                                   f"{info.width}x{info.height}, seed {result.seed}); parameters in "
+                                   f"{result.files.sidecar}")
 
 
 def _add_interpolate_parser(sub) -> None:

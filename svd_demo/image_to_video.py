@@ -148,9 +148,9 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
-def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *,
+def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Any, params: VideoParams, *,
                     progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                    preview: PreviewSink | None = None) -> Frames:
+                    preview: PreviewSink | None = None, sampler: Callable[..., Any] | None = None) -> Frames:
     """Generate the frames of one clip, retrying out-of-memory failures as the memory profiles allow.
 
     Denoising out of memory: step down one profile and retry once. Decode out of memory: retry the decode alone with
@@ -160,14 +160,17 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
     Every retry starts after its `except` block has ended: inside it, the traceback keeps the failed attempt's frames
     (and their GPU tensors) alive, so the retry would run with that memory still taken, and emptying the cache there
     frees nothing.
+
+    `sampler` replaces `denoise` (same arguments; `image` is whatever it takes), e.g. the keyframes sampler.
     """
+    sampler = sampler or denoise
     changes: list[str] = []
     timings: dict[str, float] = {}
     cache_stats: list[dict[str, int]] = []  # the successful attempt's is the last
     normal_profile = loaded.current_profile
     try:
         start = time.perf_counter()
-        latents = _attempt(denoise, loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats,
+        latents = _attempt(sampler, loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats,
                            preview=preview)
         if latents is None:  # out of memory while denoising
             lower = step_down(loaded.current_profile)
@@ -180,7 +183,7 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Image.I
             cache.use_profile(loaded, lower)
             start = time.perf_counter()
             try:
-                latents = denoise(loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats,
+                latents = sampler(loaded, image, params, progress=progress, cancel=cancel, cache_stats=cache_stats,
                                   preview=preview)
             except Exception as exc:
                 if _is_oom(exc):

@@ -588,3 +588,24 @@ def _percent(fraction: float) -> str:
     if fraction < 0.01:
         return "less than 1%"
     return f"{round(fraction * 100)}%"
+
+
+def frame_to_size(image: Image.Image, size: tuple[int, int], aspect_mode: str, *,
+                  pad_color: Color = (0, 0, 0)) -> PreparedImage:
+    """``image`` fitted to exactly ``size`` (another photo's frame) with ``aspect_mode``: pad letterboxes; crop and
+    native cover the frame and centre-crop (native keeps the first photo's shape, which this one must take)."""
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"frame_to_size expects a PIL image, not {type(image).__name__}")
+    mode = _check_mode(aspect_mode)
+    color = _parse_color(pad_color, "padding")
+    notices: list[str] = []
+    rgb = image if image.mode == "RGB" else _to_rgb(image, (255, 255, 255), notices, reduced_16=False)
+    if mode == "pad":
+        return PreparedImage(image=_pad(rgb, size, color, notices).copy(), notices=tuple(notices))
+    w, h = rgb.size
+    _, axis, cut = _cover_box(w, h, size[0] / size[1])
+    if cut >= _NOTICE_CUT:
+        notices.append(f"Cropped to the frame {size[0]}x{size[1]}: {_percent(cut)} of the {axis} was cut.")
+    elif (w, h) != size:
+        notices.append(f"Resized to {size[0]}x{size[1]}.")
+    return PreparedImage(image=_crop(rgb, size, mode, []).copy(), notices=tuple(notices))

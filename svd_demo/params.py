@@ -282,8 +282,18 @@ LORAS = Spec("loras", "LoRAs", "SDXL LoRAs for the still, one per line: a hub id
 LIVE_PREVIEW = Spec("live_preview", "Live preview", "Show a rough preview of the frames every few denoising steps "
                     "(no VAE pass: a fixed colour projection of the latents), to cancel a run that is going wrong.",
                     False, bool)
+# --- Keyframes to video (the Keyframes tab, `/keyframes_to_video` and `python -m svd_demo keyframes`) -------------
+# The method's own settings; every other one is the video settings' (`SPECS`). Guidance 1 in both directions is the
+# ViBiDSampler authors' default for SVD-XT.
+KEYFRAME_SPECS: dict[str, Spec] = {s.name: s for s in [
+    Spec("keyframe_guidance", "Keyframe guidance", "How strongly each direction follows its photo (the same in "
+         "both directions). 1 is the method's default; higher follows the photos more closely, with less motion.",
+         1.0, float, 0.0, 10.0, 0.1),
+    Spec("loop_to_start", "Loop back to the start", "Use the start photo as the end photo too: the clip comes back "
+         "to its first frame and loops without a jump.", False, bool),
+]}
 # Every parameter the app takes from outside, by name (the names are unique across the tables).
-ALL_SPECS: dict[str, Spec] = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, **UPSCALE_SPECS,
+ALL_SPECS: dict[str, Spec] = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, **UPSCALE_SPECS, **KEYFRAME_SPECS,
                               NUM_SEEDS.name: NUM_SEEDS, LORAS.name: LORAS, LIVE_PREVIEW.name: LIVE_PREVIEW}
 
 

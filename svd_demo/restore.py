@@ -15,7 +15,7 @@ from typing import Any
 
 from svd_demo.errors import InputError, VideoError
 from svd_demo.lora import loras_text
-from svd_demo.params import ImageParams, VideoParams
+from svd_demo.params import KEYFRAME_SPECS, ImageParams, VideoParams, checked
 from svd_demo.sidecar import Sidecar
 
 VIDEO_SUFFIXES = (".mp4", ".webm")  # the formats whose metadata we write (GIF has no place for it)
@@ -31,11 +31,12 @@ class RestoredSettings:
     """What a file says it was made with. `still` (with the prompt) only for a clip or still made from a prompt."""
 
     source: str  # the file's name, for messages
-    kind: str  # image_to_video | extend_video | text_to_video | text_to_image
+    kind: str  # image_to_video | extend_video | text_to_video | text_to_image | keyframes_to_video
     video: VideoParams
     svd_model: str | None
     still: ImageParams | None = None
     sdxl_model: str | None = None
+    keyframes: dict[str, Any] | None = None  # a keyframes clip's own settings (KEYFRAME_SPECS), checked
 
     @property
     def prompt(self) -> str | None:
@@ -49,7 +50,7 @@ class RestoredSettings:
         which is not a choice the person made and would change how their photos are framed.
         """
         if not self.still:
-            return self.video.to_dict()
+            return {**self.video.to_dict(), **(self.keyframes or {})}
         video = {k: v for k, v in self.video.to_dict().items() if k != "aspect_mode"}
         return {**asdict(self.still), "loras": loras_text(self.still.loras), **video}
 
@@ -97,6 +98,8 @@ def _from_video(path: Path) -> tuple[str, dict[str, Any]]:
     if not isinstance(parameters, dict) or not _OUR_KEYS <= parameters.keys():
         raise InputError(f"{path.name} has no svd-demo settings in its metadata: only the MP4 and WebM files this "
                          "app writes carry them (or use the .json sidecar written beside the video).")
+    if KEYFRAME_SPECS.keys() <= parameters.keys():
+        return "keyframes_to_video", parameters
     return ("text_to_video" if "prompt" in parameters else "image_to_video"), parameters
 
 
@@ -107,9 +110,12 @@ def _restored(source: str, kind: str, parameters: dict[str, Any]) -> RestoredSet
     if "prompt" in parameters:
         still_values = {k: v for k, v in parameters.items() if k in _STILL_NAMES} | {"randomize_seed": False}
         still = ImageParams.from_raw(still_values)
+    keyframes = None
+    if kind == "keyframes_to_video":
+        keyframes = {name: checked(name, parameters.get(name, spec.default)) for name, spec in KEYFRAME_SPECS.items()}
     return RestoredSettings(source=source, kind=kind, video=VideoParams.from_raw(video_values),
                             svd_model=_model(parameters.get("model")), still=still,
-                            sdxl_model=_model(parameters.get("sdxl_model")))
+                            sdxl_model=_model(parameters.get("sdxl_model")), keyframes=keyframes)
 
 
 def _model(value: Any) -> str | None:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from svd_demo.upscale import LoadedUpscaler
     from svd_demo.upscale.files import UpscaleResult
 
-KINDS = ("image_to_video", "text_to_video", "extend_video", "text_to_image", "interpolate", "upscale")
+KINDS = ("image_to_video", "text_to_video", "extend_video", "text_to_image", "interpolate", "upscale",
+         "keyframes_to_video")
 
 
 # ------------------------------------------------------------------------------------------------------- builders
@@ -97,6 +98,20 @@ def text_to_video(still_params: ImageParams, still_model: str, still_name: str, 
     record["parameters"] = {**still_parameters(still_params, still_model), "still": still_name,
                             **record["parameters"]}
     record["timings"]["sdxl_s"] = sdxl_s
+    return record
+
+
+def keyframes_to_video(method: Mapping[str, Any], *, start: Mapping[str, Any], end: Mapping[str, Any],
+                       **video: Any) -> dict[str, Any]:
+    """A clip between two photos: `image_to_video`'s record (from `video`, with the start photo as its input), the
+    method's settings among the parameters (so the MP4's metadata carries them too, with both photos' hashes), and
+    both photos under `input`: each one's hash, sizes and what was done to frame it."""
+    record = image_to_video(**video)
+    record["kind"] = "keyframes_to_video"
+    record["parameters"] = {**record["parameters"], **method, "start_sha256": start["sha256"],
+                            "end_sha256": end["sha256"]}
+    record["input"] = {"size": record["input"]["size"], "start": dict(start), "end": dict(end),
+                       "notices": [*start["notices"], *end["notices"]]}
     return record
 
 

@@ -37,6 +37,7 @@ from svd_demo.outputs import (
 )
 from svd_demo.params import (
     INTERPOLATION_SPECS,
+    KEYFRAME_SPECS,
     MAX_COMPARE_SEEDS,
     UPSCALE_SPECS,
     ImageParams,
@@ -74,6 +75,17 @@ class StillResult:
     params: ImageParams  # resolved: the seed used
     model_ref: str
     sdxl_s: float  # the SDXL call's seconds
+
+
+@dataclass
+class PreparedKeyframes:
+    """The two photos of a keyframes run as the model will see them (the end framed to the start's size)."""
+
+    start: PreparedImage
+    start_original: LoadedImage
+    end: PreparedImage
+    start_notices: list[str]
+    end_notices: list[str]  # each says it is about the end photo
 
 
 def _scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
@@ -527,6 +539,105 @@ class Studio:
         video = self.animate_still(still, video_params, model_ref=svd_model, progress=_scaled(progress, 0.3, 1.0),
                                    cancel=cancel, out_stem=out_stem)
         return still, video
+
+    def prepare_keyframes(self, start: Any, end: Any, resolution: int, aspect_mode: str, *,
+                          loop_to_start: bool = False) -> PreparedKeyframes:
+        """Both photos exactly as the model will see them (CPU only, fast), and what was done to them.
+
+        The start photo decides the video's size; the end photo is framed to that size with the same aspect mode,
+        so two photos of different shapes line up. With `loop_to_start` the start photo is the end photo too.
+        """
+        from svd_demo.images import frame_to_size
+
+        prepared, original = self.prepare(start, resolution, aspect_mode)
+        start_notices = [*original.notices, *prepared.notices]
+        if loop_to_start:
+            return PreparedKeyframes(prepared, original, prepared, start_notices,
+                                     ["Loop: the clip ends on the start photo."])
+        if end is None or (isinstance(end, str) and not end):
+            raise InputError("Please upload an image as the end photo (`end_image`), or switch on `loop_to_start` "
+                             "to end on the start photo.")
+        end_loaded = load_image(end, max_pixels=self.settings.max_image_pixels, min_side=int(resolution))
+        framed = frame_to_size(end_loaded.image, prepared.image.size, aspect_mode)
+        end_notices = [f"End photo: {text}" for text in (*end_loaded.notices, *framed.notices)]
+        (sw, sh), (ew, eh) = original.original_size, end_loaded.original_size
+        if abs(sw / sh - ew / eh) > 0.01 * sw / sh:
+            w, h = prepared.image.size
+            end_notices.append(f"The photos differ in shape ({sw}x{sh} and {ew}x{eh}): the end photo was framed to "
+                               f"the start photo's {w}x{h} with the same aspect mode ({aspect_mode}).")
+        return PreparedKeyframes(prepared, original, framed, start_notices, end_notices)
+
+    def keyframes_to_video(self, start: Any, end: Any, params: VideoParams, *,
+                           keyframe_guidance: Any = KEYFRAME_SPECS["keyframe_guidance"].default,
+                           loop_to_start: Any = False, model_ref: str | None = None,
+                           progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                           out_stem: Path | None = None, preview: PreviewSink | None = None) -> VideoResult:
+        """A clip that starts on `start` and ends on `end` (ViBiDSampler on SVD: svd_demo/keyframes.py), written
+        like image to video (MP4 + requested formats + sidecar); a step is a forward and a backward half."""
+        from svd_demo.keyframes import METHOD, Keyframes, denoise_keyframes, source_sha256
+
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        if out_stem is None:
+            self._sweep()
+        guidance, loop_to_start = checked("keyframe_guidance", keyframe_guidance), checked("loop_to_start",
+                                                                                            loop_to_start)
+        model_ref = check_model_ref(model_ref, "video model") or self.settings.svd_model
+        num_frames, fps = svd_defaults(model_ref)
+        params = params.resolved(num_frames=num_frames, fps=fps)
+        photos = self.prepare_keyframes(start, end, params.resolution, params.aspect_mode,
+                                        loop_to_start=loop_to_start)
+        notices = [*photos.start_notices, *photos.end_notices]
+        upscale = _upscale_factor(params, photos.start.image.size)
+        if upscale:
+            from svd_demo.upscale import check_upscaler_ref
+
+            check_upscaler_ref(self.settings.upscale_model)
+        if params.feature_cache:  # and the record says it was off
+            notices.append("`feature_cache` does not apply to keyframes: every step ran in full.")
+            params = replace(params, feature_cache=False)
+        keyframes = Keyframes(photos.start.image, photos.end.image, guidance)
+        hashes = (source_sha256(start), source_sha256(start if loop_to_start else end))
+        timings["prepare_s"] = time.perf_counter() - started
+        report = progress or (lambda fraction, text: None)
+
+        def on_device(cache: PipelineCache) -> tuple[Any, Any]:
+            if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
+                self._upscaler(cache, self.settings.upscale_model, progress)
+            loaded = _ready(cache, "svd", model_ref, timings, progress)
+            return loaded, generate_frames(cache, loaded, keyframes, params, progress=progress, cancel=cancel,
+                                           preview=preview, sampler=denoise_keyframes)
+
+        with self.gpu() as cache:
+            waited = time.perf_counter()
+            loaded, result = cache.run(lambda: on_device(cache))
+            timings["gpu_section_s"] = time.perf_counter() - waited
+        timings.update(result.timings)
+
+        report(0.95, "Encoding")
+        frames, fps = apply_loop(result.frames, params.loop), params.effective_playback_fps
+        interpolation = None
+        if params.interpolate_fps and params.interpolate_fps > fps:
+            frames, fps, interpolation = _smooth(frames, fps, params.interpolate_fps, report, cancel)
+            timings["interpolate_s"] = interpolation.pop("seconds")
+        method = {"method": METHOD, "keyframe_guidance": guidance, "loop_to_start": loop_to_start}
+        record = sidecar.keyframes_to_video(
+            method, start={"sha256": hashes[0], "original_size": list(photos.start_original.original_size),
+                           "size": list(photos.start.image.size), "notices": photos.start_notices},
+            end={"sha256": hashes[1], "size": list(photos.end.image.size), "notices": photos.end_notices},
+            params=params, model_ref=model_ref, loaded=loaded, frames=result, original=photos.start_original,
+            prepared=photos.start, timings=timings, interpolation=interpolation)
+        stem = out_stem or output_stem(self.settings.output_dir, "keyframes", params.seed)
+        if upscale:
+            report(0.97, f"Upscaling {upscale}x and encoding")
+            files = self._write_upscaled(frames, upscale, stem, fps, record, params, started, progress, cancel)
+        else:
+            files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
+                                  cancel=cancel)
+        _published(cancel, files.video, *files.extras.values(), files.sidecar)
+        notices += [*result.memory_changes, *result.notes]
+        return VideoResult(files=files, seed=params.seed, prepared=photos.start.image, notices=notices,
+                           record=record, memory_changes=result.memory_changes)
 
 
 def download_progress(progress: ProgressFn | None) -> ProgressCallback | None:

@@ -54,6 +54,7 @@ IMAGE_SWEPT = tuple(IMAGE_SPECS)  # the SDXL stage's own parameters: only prompt
 GRID_ORDER = (*(name for name in SWEPT if name != "seed"), *IMAGE_SWEPT, "seed")
 PARAM_COLUMNS = (*SWEPT, "model")
 TEXT_COLUMNS = ("prompt", "negative_prompt", *IMAGE_SWEPT, "sdxl_model")  # only when the sweep has prompts
+KEYFRAME_COLUMNS = ("end_image", "keyframe_guidance", "loop_to_start")  # only when the sweep has keyframes items
 TIMING_COLUMNS = ("total_s", "load_s", "denoise_s", "decode_s", "encode_s")
 CSV_NAME = "results.csv"
 SHEET_NAME = "index.html"
@@ -66,6 +67,21 @@ LineFn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Keyframing:
+    """What makes an image item a keyframes one (`--end-image` or `--loop-to-start`): its end photo and the method's
+    settings."""
+
+    end_image: Path | None  # None with loop_to_start
+    keyframe_guidance: float
+    loop_to_start: bool
+
+    def key(self) -> dict[str, Any]:
+        """What decides the video, for the item's id (the end photo by name, as the start one is)."""
+        return {"end_image": self.end_image.name if self.end_image else None,
+                "keyframe_guidance": self.keyframe_guidance, "loop_to_start": self.loop_to_start}
+
+
+@dataclass(frozen=True)
 class SweepItem:
     """One video of the grid: an image (or a prompt) and fully validated parameters."""
 
@@ -75,6 +91,7 @@ class SweepItem:
     prompt: str | None = None
     image_params: ImageParams | None = None  # the SDXL stage of a prompt item
     varying: dict[str, Any] = field(default_factory=dict, compare=False)  # values that differ across the grid
+    keyframes: Keyframing | None = None  # a keyframes item: the image is the start photo
 
     @property
     def label(self) -> str:
@@ -86,7 +103,8 @@ class SweepItem:
 
 
 def item_id(image_name: str | None, params: VideoParams, model: str | None = None, *,
-            image_params: ImageParams | None = None, sdxl_model: str | None = None) -> str:
+            image_params: ImageParams | None = None, sdxl_model: str | None = None,
+            keyframes: Keyframing | None = None) -> str:
     """12 hex digits of a hash over what decides the video (not the output formats, not where the image lies)."""
     decisive = {k: v for k, v in params.to_dict().items() if k not in ("extra_formats", "randomize_seed")}
     key: dict[str, Any] = {"image": image_name, "params": decisive}
@@ -95,6 +113,8 @@ def item_id(image_name: str | None, params: VideoParams, model: str | None = Non
     if image_params is not None:
         key["text"] = {k: v for k, v in image_params.to_dict().items() if k != "randomize_seed"}
         key["sdxl_model"] = sdxl_model
+    if keyframes is not None:
+        key["keyframes"] = keyframes.key()
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -171,15 +191,20 @@ def _validate_values(values: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]
 
 def expand_grid(images: Sequence[Path], values: Mapping[str, Sequence[Any]], *, prompts: Sequence[str] = (),
                 negative_prompt: str = "", model: str | None = None, sdxl_model: str | None = None,
-                extra_formats: Any = ()) -> list[SweepItem]:
+                extra_formats: Any = (), end_image: Path | None = None, loop_to_start: bool = False,
+                keyframe_guidance: Sequence[Any] = ()) -> list[SweepItem]:
     """The cartesian product of images (then prompts) and every parameter's values, each validated.
 
     `values` maps parameter names to lists of raw values (strings from the command line are fine); parameters not
     named keep their defaults. Raises InputError, naming the parameter, before anything runs. Identical items
     (a value listed twice) appear once. Prompt items (text to video) also take the SDXL stage's parameters
     (sdxl_steps, sdxl_guidance_scale, orientation) and ignore aspect_mode (the still is made at the video's size).
+
+    With `end_image` or `loop_to_start`, every image item is a keyframes one (its image the start photo), once per
+    value of `keyframe_guidance`.
     """
     clean = _validate_values(values)
+    guidances = _keyframe_guidances(keyframe_guidance, end_image, loop_to_start, prompts)
     formats = parse_formats(extra_formats)
     if not prompts and any(name in clean for name in IMAGE_SWEPT):
         raise InputError(f"{', '.join(n for n in IMAGE_SWEPT if n in clean)} only apply to text-to-video items: "
@@ -195,8 +220,11 @@ def expand_grid(images: Sequence[Path], values: Mapping[str, Sequence[Any]], *, 
 
     def add(image: Path | None, prompt: str | None, names: list[str]) -> None:
         varying = {name for name in names if len(clean[name]) > 1}
-        for combo in itertools.product(*(clean[name] for name in names)):
+        for guidance, combo in itertools.product(guidances, itertools.product(*(clean[name] for name in names))):
             chosen = dict(zip(names, combo, strict=True))
+            keyframes = None
+            if guidance is not None and prompt is None:
+                keyframes = Keyframing(None if loop_to_start else end_image, guidance, loop_to_start)
             video = {k: v for k, v in chosen.items() if k not in IMAGE_SWEPT}
             params = replace(VideoParams.from_raw({**video, "randomize_seed": False}), extra_formats=formats)
             still = None
@@ -205,11 +233,14 @@ def expand_grid(images: Sequence[Path], values: Mapping[str, Sequence[Any]], *, 
                                               "prompt": prompt, "negative_prompt": negative, "seed": params.seed,
                                               "randomize_seed": False, "resolution": params.resolution})
             ident = item_id(image.name if image is not None else None, params, model, image_params=still,
-                            sdxl_model=sdxl_model)
+                            sdxl_model=sdxl_model, keyframes=keyframes)
+            shown = {k: v for k, v in chosen.items() if k in varying}
+            if keyframes is not None and len(guidances) > 1:
+                shown["keyframe_guidance"] = guidance
             if ident not in seen:
                 seen.add(ident)
                 items.append(SweepItem(id=ident, params=params, image=image, prompt=prompt, image_params=still,
-                                       varying={k: v for k, v in chosen.items() if k in varying}))
+                                       varying=shown, keyframes=keyframes))
 
     video_names = [name for name in GRID_ORDER if name in clean and name not in IMAGE_SWEPT]
     for image in by_name.values():
@@ -218,6 +249,31 @@ def expand_grid(images: Sequence[Path], values: Mapping[str, Sequence[Any]], *, 
     for prompt in prompts:
         add(None, ImageParams.from_raw({"prompt": prompt}).prompt, text_names)
     return items
+
+
+def _keyframe_guidances(values: Sequence[Any], end_image: Path | None, loop_to_start: bool,
+                        prompts: Sequence[str]) -> list[float | None]:
+    """The keyframe guidance values, each checked ([None]: not a keyframes sweep)."""
+    from svd_demo.params import KEYFRAME_SPECS, checked
+
+    if end_image is None and not loop_to_start:
+        if values:
+            raise InputError("--keyframe-guidance applies to keyframes sweeps: give --end-image FILE or "
+                             "--loop-to-start too.")
+        return [None]
+    if prompts:
+        raise InputError("--end-image and --loop-to-start make keyframes items from --images; leave out --prompts.")
+    if end_image is not None and loop_to_start:
+        raise InputError("Give either --end-image (every clip ends on that photo) or --loop-to-start (every clip "
+                         "ends on its own start photo), not both.")
+    if end_image is not None and not Path(end_image).is_file():
+        raise InputError(f"The end photo '{end_image}' (--end-image) does not exist or is not a file.")
+    out: list[float | None] = []
+    for value in values or [KEYFRAME_SPECS["keyframe_guidance"].default]:
+        number = checked("keyframe_guidance", value)
+        if number not in out:
+            out.append(number)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -252,13 +308,17 @@ class SweepRow:
             row[name] = "" if value is None else value
         for name in (*TIMING_COLUMNS, "sdxl_s"):
             row[name] = self.timings.get(name, "")
+        if self.item.keyframes is not None:
+            row.update({k: "" if v is None else v for k, v in self.item.keyframes.key().items()})
         return row
 
 
 def csv_columns(rows: Sequence[SweepRow]) -> tuple[str, ...]:
-    """The CSV's header; the SDXL stage's columns only appear when the sweep has prompts."""
+    """The CSV's header; the SDXL stage's columns only appear when the sweep has prompts, the keyframes ones
+    when it has keyframes items."""
     text = any(row.item.prompt is not None for row in rows)
-    return ("id", "image", *(TEXT_COLUMNS if text else ()), *PARAM_COLUMNS, *TIMING_COLUMNS,
+    keyframes = KEYFRAME_COLUMNS if any(row.item.keyframes is not None for row in rows) else ()
+    return ("id", "image", *(TEXT_COLUMNS if text else ()), *PARAM_COLUMNS, *keyframes, *TIMING_COLUMNS,
             *(("sdxl_s",) if text else ()), "peak_memory_mb", "memory_kind", "status", "video")
 
 
@@ -361,6 +421,11 @@ def run_item(studio: Any, item: SweepItem, videos_dir: str | os.PathLike[str], *
             _, result = studio.text_to_video(item.image_params, item.params, sdxl_model=sdxl_model,
                                              svd_model=model_ref, progress=step_progress, cancel=cancel,
                                              out_stem=stem, still_path=stem.with_name(f"{item.id}-still.png"))
+        elif item.keyframes is not None:
+            result = studio.keyframes_to_video(item.image, item.keyframes.end_image, item.params,
+                                               keyframe_guidance=item.keyframes.keyframe_guidance,
+                                               loop_to_start=item.keyframes.loop_to_start, model_ref=model_ref,
+                                               progress=step_progress, cancel=cancel, out_stem=stem)
         else:
             result = studio.image_to_video(item.image, item.params, model_ref=model_ref,
                                            progress=step_progress, cancel=cancel, out_stem=stem)
@@ -610,6 +675,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                             help=f"{spec.help}{rng}{choices} Comma-separated list."
                                  f"{' Prompt items only.' if name in IMAGE_SWEPT else ''} [default {default}]")
     parser.add_argument("--negative-prompt", default="", help="Negative prompt for every prompt item (not a list).")
+    parser.add_argument("--end-image", default=None, metavar="FILE",
+                        help="Keyframes: every image is a start photo and its clip ends on this photo (framed to "
+                             "the start's size with the same aspect mode).")
+    parser.add_argument("--loop-to-start", dest="loop_to_start", action="store_true",
+                        help="Keyframes: every clip ends on its own start photo, so it loops without a jump.")
+    parser.add_argument("--keyframe-guidance", action="append", default=None, metavar="V[,V...]",
+                        help="Keyframes guidance, comma-separated list (with --end-image or --loop). [default 1.0]")
     parser.add_argument("--extra-formats", default=None,
                         help="Also write these formats for every item, comma-separated: gif, webm.")
     parser.add_argument("--dry-run", action="store_true", help="List the grid and exit without running anything.")
@@ -667,8 +739,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         studio = Studio(settings_from_args(args))
         swept = (*SWEPT, *(IMAGE_SWEPT if prompts else ()))
         _quick_values(values, studio.quick_defaults(args.svd_model, sdxl_model), swept)
+    keyframe_guidance = parse_list("--keyframe-guidance", args.keyframe_guidance) if args.keyframe_guidance else []
+    end_image = Path(args.end_image) if args.end_image else None
     items = expand_grid(images, values, prompts=prompts, negative_prompt=args.negative_prompt, model=args.svd_model,
-                        sdxl_model=sdxl_model, extra_formats=args.extra_formats)
+                        sdxl_model=sdxl_model, extra_formats=args.extra_formats, end_image=end_image,
+                        loop_to_start=args.loop_to_start, keyframe_guidance=keyframe_guidance)
     clean = _validate_values(values)
     counts = " x ".join(f"{len(clean[k])} {k}" for k in GRID_ORDER if len(clean.get(k, ())) > 1)
     print(f"Sweep: {len(items)} items ({len(images)} images, {len(prompts)} prompts"
@@ -678,6 +753,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             print(f"[{index}/{len(items)}] {_describe(item)}")
         return 0
     if on_ray:
+        if any(item.keyframes for item in items):
+            raise InputError("Keyframes sweeps (--end-image, --loop-to-start) run on this machine: leave out the Ray "
+                             "options.")
         return run_ray_command(args, items, sdxl_model)
 
     _check_text_to_video(studio, items)

@@ -42,6 +42,7 @@ from svd_demo.params import (
     EXTRA_FORMATS,
     IMAGE_SPECS,
     INTERPOLATION_SPECS,
+    KEYFRAME_SPECS,
     LIVE_PREVIEW,
     LORAS,
     MAX_PROMPT_CHARS,
@@ -52,6 +53,7 @@ from svd_demo.params import (
     ImageParams,
     Spec,
     VideoParams,
+    checked,
     clean_prompt,
     describe_quick,
     parse_bool,
@@ -630,7 +632,7 @@ def restore_settings(path: str | None) -> list[Any]:
 
     A file without our settings changes nothing and says why; a clip made from a prompt opens the text tab.
     """
-    unchanged = [gr.update()] * (len(VIDEO_INPUTS) + len(TEXT_INPUTS)) + [gr.Tabs()]
+    unchanged = [gr.update()] * (len(VIDEO_INPUTS) + len(TEXT_INPUTS) + len(KEYFRAME_SPECS)) + [gr.Tabs()]
     if not path:
         return [*unchanged, ""]
     try:
@@ -639,9 +641,11 @@ def restore_settings(path: str | None) -> list[Any]:
         return [*unchanged, _notes([str(exc)])]
     values = restored.values()
     models = {"svd_model": restored.svd_model, "sdxl_model": restored.sdxl_model}
-    names = [*VIDEO_INPUTS, *TEXT_INPUTS]
+    names = [*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS]
     updates = [gr.update(value=models[n]) if n in models and models[n] else
                gr.update(value=values[n]) if n in values else gr.update() for n in names]
+    if restored.keyframes:
+        return [*updates, gr.Tabs(selected="keyframes"), _notes([_restored_keyframes_note(restored)])]
     tab = "text_to_video" if restored.still else "image_to_video"
     what = (f"the prompt \u201c{restored.still.prompt}\u201d, " if restored.still else "") + f"seed {values['seed']}"
     note = (f"Restored the settings of {restored.source} ({restored.kind.replace('_', ' ')}: {what}). "
@@ -649,6 +653,12 @@ def restore_settings(path: str | None) -> list[Any]:
                "Upload its photo and press Generate to make it again."))
     gr.Info(note)  # the note sits at the foot of the sidebar, out of sight on a long page
     return [*updates, gr.Tabs(selected=tab), _notes([note])]
+
+
+def _restored_keyframes_note(restored: Any) -> str:
+    loop = " back to the start photo" if restored.keyframes.get("loop_to_start") else ""
+    return (f"Restored the settings of {restored.source} (keyframes{loop}: seed {restored.video.seed}). Upload its "
+            f"start{'' if loop else ' and end'} photo and press Generate between the photos to make it again.")
 
 
 def upscale(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
@@ -667,6 +677,64 @@ def upscale(studio: Studio, values: Mapping[str, Any], request: gr.Request | Non
     video = str(out.output_path) if out.kind == "video" else None
     still = str(out.output_path) if out.kind == "still" else None
     return video, still, _notes(lines), [str(out.output_path), str(record)]
+
+
+# --- Keyframes to video: a start and an end photo (svd_demo/keyframes.py) -----------------------------------------
+
+KEYFRAME_INPUTS = ["start_image", "end_image", *KEYFRAME_SPECS]  # the Keyframes tab's own inputs, in this order
+
+
+def prepare_keyframes(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                      progress: Any = None) -> tuple[Any, Any, str]:
+    """Both photos as the model will see them (the end framed to the start's size and aspect mode), and what the
+    video will be; CPU only. Without an end photo (and no loop), only the start is shown."""
+    start, end = values.get("start_image"), values.get("end_image")
+    if not start:
+        return None, None, ""
+    resolution = values.get("resolution", SPECS["resolution"].default)
+    aspect_mode = values.get("aspect_mode", SPECS["aspect_mode"].default)
+    try:
+        loop = parse_bool(values.get("loop_to_start", False), "loop_to_start")
+        if not end and not loop:
+            shown_start, _ = studio.prepare(start, int(resolution), aspect_mode)
+            return shown_start.image, None, _notes(["Add the end photo, or switch on the loop to end on this one."])
+        photos = studio.prepare_keyframes(start, end, int(resolution), aspect_mode, loop_to_start=loop)
+    except UserFacingError as exc:
+        return None, None, f"⚠️ {_page_safe(str(exc))}"
+    w, h = photos.start.image.size
+    return photos.start.image, photos.end.image, _notes([f"The video will be {w}x{h}.", *photos.start_notices,
+                                                         *photos.end_notices])
+
+
+def keyframes_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
+                       progress: gr.Progress | None = None) -> Iterator[tuple[Any, ...]]:
+    """A clip from `start_image` to `end_image` (or back to the start with `loop_to_start`): SVD fills in the
+    motion (ViBiDSampler, about twice the work of image to video). With `live_preview`, yields rough previews
+    first. The last update: the MP4, the seed used, notices, all files, and an empty preview."""
+    start, end = values.get("start_image"), values.get("end_image")
+    params = _fit_zerogpu(studio, start, _video_params(values), _model(values))
+    method = {name: values.get(name, spec.default) for name, spec in KEYFRAME_SPECS.items()}
+    with _errors_for_user(), _run_token(studio, request) as token:
+        def run(sink: PreviewSink | None) -> VideoResult:
+            return studio.keyframes_to_video(start, end, params, model_ref=_model(values), preview=sink, **method,
+                                             **_gpu_kwargs(progress, token))
+
+        result = yield from _with_previews(studio, _live(values), run, skipped=4)
+    _warn_memory_changes(result)
+    yield str(result.files.video), result.seed, _notes(result.notices), _files(result), None
+
+
+def _keyframes_problems(values: Mapping[str, Any]) -> dict[str, str]:
+    """Both photos there (or the loop on), the method's settings and the video settings, before the queue."""
+    problems = {name: problem for name in KEYFRAME_SPECS
+                if (problem := _problem(checked, name, values.get(name, KEYFRAME_SPECS[name].default)))}
+    if not values.get("start_image"):
+        problems["start_image"] = "Please upload an image as the start photo (`start_image`)."
+    if not values.get("end_image") and "loop_to_start" not in problems and not checked(
+            "loop_to_start", values.get("loop_to_start", False)):
+        problems["end_image"] = ("Please upload an image as the end photo (`end_image`), or switch on "
+                                 "`loop_to_start` to end on the start photo.")
+    return {**problems, **_video_problems(values)}
 
 
 # Validators run before the queue: a missing file or a bad number is refused without waiting for the GPU. Each
@@ -912,6 +980,55 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
     return video, by_name
 
 
+def _keyframes_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Video, dict[str, Any]]:
+    """Start and end photo side by side, each shown as the model will see it; the shared video settings apply."""
+    by_name: dict[str, Any] = dict(controls.by_name)
+    gr.Markdown("Give the first and the last frame: SVD fills in the motion between them (ViBiDSampler, about "
+                "twice the work of image to video). The end photo is framed to the start photo's size with the "
+                "same aspect mode. Loop ends on the start photo, for a clip that repeats without a jump.")
+    with gr.Row():
+        with gr.Column():
+            by_name["start_image"] = _uploaded_image(label="Start photo (first frame)", type="filepath",
+                                                     image_mode=None, sources=["upload", "clipboard"], height=240)
+            start_seen = gr.Image(label="Start, as the model will see it", interactive=False, height=160,
+                                  format="png")
+        with gr.Column():
+            by_name["end_image"] = _uploaded_image(label="End photo (last frame)", type="filepath", image_mode=None,
+                                                   sources=["upload", "clipboard"], height=240)
+            end_seen = gr.Image(label="End, as the model will see it", interactive=False, height=160, format="png")
+    with gr.Row():
+        by_name["loop_to_start"] = _component(KEYFRAME_SPECS["loop_to_start"])
+        by_name["keyframe_guidance"] = _component(KEYFRAME_SPECS["keyframe_guidance"])
+    with gr.Row():
+        generate = gr.Button("Generate between the photos", variant="primary", elem_id="keyframes-generate")
+        cancel = gr.Button("Cancel", variant="stop")
+    video = by_name["video"] = gr.Video(label="Video", elem_classes="player", autoplay=True, loop=True,
+                                        interactive=False, elem_id="keyframes-video")
+    live = _live_preview_box()
+    extend = gr.Button("Extend: continue from the last frame")
+    seed_used = _seed_box("Seed used")
+    notices = gr.Markdown()
+    files = gr.File(label="Files (video, extra formats, parameters JSON)", file_count="multiple", interactive=False)
+
+    preview_names = ["start_image", "end_image", "resolution", "aspect_mode", "loop_to_start"]
+    gr.on([by_name["start_image"].change, by_name["end_image"].change, by_name["loop_to_start"].change,
+           by_name["resolution"].release, by_name["aspect_mode"].change],
+          _bound(prepare_keyframes, studio, preview_names), inputs=[by_name[n] for n in preview_names],
+          outputs=[start_seen, end_seen, notices], concurrency_id="cpu", concurrency_limit=4,
+          show_progress="minimal", api_visibility="private")
+    gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
+    events = [
+        _wire(generate.click, keyframes_to_video, studio, by_name, [*KEYFRAME_INPUTS, *VIDEO_INPUTS,
+                                                                    LIVE_PREVIEW.name],
+              check=_keyframes_problems, outputs=[video, seed_used, notices, files, live],
+              api_name="keyframes_to_video", **gpu),
+        _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS], check=_extend_problems,
+              outputs=[video, seed_used, notices, files], api_visibility="private", **gpu),
+    ]
+    _cancel_button(studio, cancel, events, notices)
+    return video, by_name
+
+
 def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> gr.Video:
     gr.Markdown("Smooth a clip to a higher frame rate (e.g. 7 fps to 24 with Target fps) with motion-compensated "
                 "interpolation (optical flow in both directions, occlusion-aware), safe at scene cuts. Upload a video "
@@ -1072,16 +1189,25 @@ def _checked_input(component: gr.components.Component, name: str, value: Any) ->
     return value
 
 
-def _not_an_upload(block_fn: Any, values: list[Any], names: list[str | None]) -> _Refusal:
-    """The refusal for a file reference Gradio would not take (not uploaded here, or malformed)."""
-    for i, component in enumerate(block_fn.inputs):
-        if isinstance(component, _FILE_COMPONENTS) and i < len(values) and isinstance(values[i], dict):
-            name = (names[i] if i < len(names) else None) or component.label
-            sent = values[i].get("path") or values[i].get("url")
-            return _Refusal(f"`{name}` must be a file uploaded to this server (POST /gradio_api/upload, or "
-                            f"gradio_client's handle_file()); {shown(sent)} was not uploaded here.")
+def _not_an_upload(block_fn: Any, values: list[Any], names: list[str | None], reason: str = "") -> _Refusal:
+    """The refusal for a file reference Gradio would not take (not uploaded here, or malformed). With several file
+    inputs (the Keyframes tab's two photos), the one whose path Gradio's `reason` names is blamed."""
+    files = [(i, component) for i, component in enumerate(block_fn.inputs)
+             if isinstance(component, _FILE_COMPONENTS) and i < len(values) and isinstance(values[i], dict)]
+    named = [(i, c) for i, c in files if _sent_path(values[i]) and _sent_path(values[i]) in reason]
+    for i, component in named or files:
+        name = (names[i] if i < len(names) else None) or component.label
+        sent = values[i].get("path") or values[i].get("url")
+        return _Refusal(f"`{name}` must be a file uploaded to this server (POST /gradio_api/upload, or "
+                        f"gradio_client's handle_file()); {shown(sent)} was not uploaded here.")
     return _Refusal("A file sent with this request was not uploaded to this server. Upload it first (POST "
                     "/gradio_api/upload, or gradio_client's handle_file()).")
+
+
+def _sent_path(value: dict[str, Any]) -> str:
+    """The absolute path a file reference names, as Gradio's refusal quotes it ("" for a URL or none)."""
+    path = value.get("path")
+    return os.path.abspath(path) if isinstance(path, str) and path else ""
 
 
 def _hold_to_max_size(queue: Any) -> None:
@@ -1129,7 +1255,7 @@ class _AppBlocks(gr.Blocks):
         try:
             return await super().preprocess_data(block_fn, checked, state, explicit_call)
         except (InvalidPathError, pydantic.ValidationError) as exc:  # Gradio's file checks: not ours to word
-            raise _not_an_upload(block_fn, checked, names) from exc
+            raise _not_an_upload(block_fn, checked, names, str(exc)) from exc
 
 
 def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
@@ -1149,16 +1275,19 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
                     image_input, image_video = _image_tab(studio, controls)
                 with gr.Tab("Text to image to video", id="text_to_video") as text_tab:
                     text_video, text_inputs = _text_tab(studio, settings, controls, image_input, quick)
+                with gr.Tab("Keyframes", id="keyframes") as keyframes_tab:
+                    keyframes_video, keyframe_inputs = _keyframes_tab(studio, controls)
                 with gr.Tab("Frame interpolation", id="interpolate") as interpolate_tab:
-                    interpolated = _interpolate_tab(studio, [image_video, text_video])
+                    interpolated = _interpolate_tab(studio, [image_video, text_video, keyframes_video])
                 with gr.Tab("Upscale", id="upscale") as upscale_tab:
-                    _upscale_tab(studio, settings, [image_video, text_video, interpolated])
-        restored = [*(controls.by_name[n] for n in VIDEO_INPUTS), *(text_inputs[n] for n in TEXT_INPUTS), tabs,
-                    controls.by_name["restore_note"]]
+                    _upscale_tab(studio, settings, [image_video, text_video, keyframes_video, interpolated])
+        restored = [*(controls.by_name[n] for n in VIDEO_INPUTS), *(text_inputs[n] for n in TEXT_INPUTS),
+                    *(keyframe_inputs[n] for n in KEYFRAME_SPECS), tabs, controls.by_name["restore_note"]]
         controls.by_name["restore"].upload(restore_settings, controls.by_name["restore"], restored, queue=False,
                                            api_visibility="private")
         # The settings column belongs to the two video tabs; on the post-processing tabs it would only mislead.
-        for tab, visible in ((image_tab, True), (text_tab, True), (interpolate_tab, False), (upscale_tab, False)):
+        for tab, visible in ((image_tab, True), (text_tab, True), (keyframes_tab, True), (interpolate_tab, False),
+                             (upscale_tab, False)):
             tab.select(partial(gr.Column, visible=visible), None, controls.column, queue=False,
                        api_visibility="private")
 

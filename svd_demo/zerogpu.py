@@ -114,7 +114,16 @@ def install(studio: Any, limit_s: float) -> None:
     def still_duration(params: ImageParams, *args: Any, **kwargs: Any) -> int:
         return duration_for(still_seconds(params, *still_size(params.resolution, params.orientation)), limit_s)
 
+    def keyframes_duration(start: Any, end: Any, params: VideoParams, *args: Any, model_ref: str | None = None,
+                           **kwargs: Any) -> int:
+        # Two guided UNet passes a step (forward and backward): image to video's time with twice the steps.
+        frames, _ = svd_defaults(model_ref or studio.settings.svd_model)
+        doubled = replace(params, num_frames=params.num_frames or frames,
+                          num_inference_steps=2 * params.num_inference_steps)
+        return duration_for(video_seconds(doubled, *video_size(start, params)), limit_s)
+
     studio.image_to_video = gpu(studio.image_to_video, video_duration)
+    studio.keyframes_to_video = gpu(studio.keyframes_to_video, keyframes_duration)
     studio.text_to_image = gpu(studio.text_to_image, still_duration)
     # Upscaling has no time model yet (no GPU has measured it): it asks for the whole limit.
     studio.upscale = gpu(studio.upscale, lambda *args, **kwargs: int(limit_s))

@@ -125,3 +125,25 @@ def test_compare_seeds_through_the_api(client, photo):
     assert [item["caption"] for item in gallery] == ["seed 5", "seed 6"]
     assert all(probe_video(item["video"]["video"] if isinstance(item["video"], dict) else item["video"]).num_frames
                == 4 for item in gallery)
+
+
+def test_keyframes_to_video_through_the_api(client, photo, tmp_path):
+    from PIL import Image
+
+    end = tmp_path / "portrait_end.png"
+    Image.new("RGB", (300, 400), (10, 120, 200)).save(end)
+    video, seed, notes, files, preview = client.predict(
+        start_image=handle_file(str(photo)), end_image=handle_file(str(end)), keyframe_guidance=1.5, seed=4, **FAST,
+        api_name="/keyframes_to_video")
+    assert preview is None and seed == 4
+    info = probe_video(video)
+    assert (info.num_frames, info.width, info.height) == (4, 256, 144)
+    record = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
+    assert record["kind"] == "keyframes_to_video" and record["parameters"]["keyframe_guidance"] == 1.5
+    assert "framed to the start photo's 256x144 with the same aspect mode (crop)" in notes
+    # No end photo and no loop: refused before the queue, naming the end photo and the loop switch.
+    with pytest.raises(ValidationError, match=r"end photo \(`end_image`\).*`loop_to_start`"):
+        client.predict(start_image=handle_file(str(photo)), end_image=None, **FAST, api_name="/keyframes_to_video")
+    looped = client.predict(start_image=handle_file(str(photo)), end_image=None, loop_to_start=True, seed=4, **FAST,
+                            api_name="/keyframes_to_video")
+    assert probe_video(looped[0]).num_frames == 4

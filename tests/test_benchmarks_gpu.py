@@ -54,8 +54,9 @@ def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     for name, row in rows.items():
         assert row["status"] == "ok" or (row["status"] in ("skipped", "failed") and row["reason"]), (name, row)
     for name in ("warmup", "baseline", "high", "cache", "lane", "balanced", "low", "minimal", "sdxl", "switch",
-                 "cap-8GB", "cap-24GB", "preview"):
+                 "cap-8GB", "cap-24GB", "preview", "keyframes"):
         assert rows[name]["status"] == "ok", (name, rows[name])
+    assert rows["keyframes"]["step_ratio_vs_high"] > 0 and "peak_alloc_gib" not in rows["keyframes"]  # a CPU
     assert rows["fast"]["status"] == "skipped" and "GPU" in rows["fast"]["reason"]
     assert rows["fast"]["child_exit"] == "0"  # it came back from the child process
     assert (out / "fast-child" / "results.json").exists()
@@ -74,7 +75,8 @@ def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     assert rows["lane"]["steps_run"] == bench.LANE_STEPS and rows["cache"]["app_timings"]["denoise_s"] > 0
     assert 0 < rows["cache"]["ssim_vs_high"] <= 1 and rows["cache"]["speedup_vs_high"] > 0
     for label in ("## Headline", "diffusers recipe", "| minimal |", "| cap-16GB |", "## SDXL still", "## Parts",
-                  "## Speed options", "| feature cache", "live preview (latents -> RGB every 3 steps): ok"):
+                  "## Speed options", "| feature cache", "## Keyframes to video", "| keyframes | ok |",
+                  "live preview (latents -> RGB every 3 steps): ok"):
         assert label in summary
     lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
     assert len(lines) > 10 and all(STAMP.match(line) for line in lines)
@@ -145,7 +147,7 @@ def test_a_part_keeps_time_for_the_later_parts_and_shrinks_its_steps(tmp_path):
     runner = bench.ProfilesBench(config, report, list(bench.PART_ORDER))
     runner.part = "balanced"
     assert runner.reserve() == sum(bench.PART_MIN_S[p] for p in ("low", "caps", "sdxl", "minimal", "switch",
-                                                                 "upscale", "int8"))
+                                                                 "upscale", "keyframes", "int8"))
     room = report.left() - runner.reserve()
     assert runner.steps_that_fit(lambda n: n * room / 12, 3, 25) == 10  # 15 steps would not fit, 10 do
     assert runner.steps_that_fit(lambda n: room + 1, 3, 25) == 0

@@ -1,9 +1,10 @@
 """End to end in a real browser: the app as a subprocess on tiny models, driven by Chromium through Playwright.
 
 Upload a photo, generate a small clip, check the page plays it and logged no errors, visit every tab and
-interpolate the result. Every wait is bounded; on failure a full-page screenshot, the browser console and the
-server log are saved (to `$SVD_DEMO_ARTIFACTS` when set, else the test's tmp dir) and named in the message. With
-`$SVD_DEMO_ARTIFACTS` set, a screenshot of each tab is saved on success too.
+interpolate the result, then make a clip between two photos on the Keyframes tab (and a loop). Every wait is
+bounded; on failure a full-page screenshot, the browser console and the server log are saved (to
+`$SVD_DEMO_ARTIFACTS` when set, else the test's tmp dir) and named in the message. With `$SVD_DEMO_ARTIFACTS` set,
+a screenshot of each tab is saved on success too.
 
 Needs `pip install playwright` and Debian's Chromium (`apt-get install -y chromium`); Playwright's own browser
 download is not used. `SVD_DEMO_CHROMIUM` overrides the browser path. Run alone with `pytest -m browser`.
@@ -388,6 +389,35 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     expect(upscale_panel.get_by_text(re.compile(r"10 frames: 256x144 became 512x288"))).to_be_visible(
         timeout=STEP_S * 1000)
     shot("upscale")
+
+    journal.at("switch to 'Keyframes': start and end photo side by side, each shown as the model will see it")
+    from PIL import Image
+
+    end_photo = photo.with_name("portrait_end.png")
+    Image.new("RGB", (300, 400), (20, 90, 200)).save(end_photo)  # portrait: framed to the start's 16:9
+    page.get_by_role("tab", name="Keyframes", exact=True).click()
+    expect(heading).to_be_visible(timeout=STEP_S * 1000)  # the shared video settings apply here
+    keyframes_panel = page.get_by_role("tabpanel").filter(visible=True)
+    _block(page, "Start photo (first frame)").locator("input[type=file]").set_input_files(str(photo))
+    expect(_block(page, "Start, as the model will see it").locator("img")).to_be_visible(timeout=STEP_S * 1000)
+    expect(keyframes_panel.get_by_text(re.compile(r"Add the end photo"))).to_be_visible(timeout=STEP_S * 1000)
+    _block(page, "End photo (last frame)").locator("input[type=file]").set_input_files(str(end_photo))
+    expect(_block(page, "End, as the model will see it").locator("img")).to_be_visible(timeout=STEP_S * 1000)
+    expect(keyframes_panel.get_by_text(re.compile(r"framed to the start photo's 256x144 with the same aspect "
+                                                  r"mode"))).to_be_visible(timeout=STEP_S * 1000)
+    journal.at(f"Generate between the photos, then wait up to {GENERATE_S} s for its video to play")
+    keyframes_panel.get_by_role("button", name="Generate between the photos", exact=True).click()
+    keyframes_video = keyframes_panel.locator("video")
+    expect(keyframes_video).to_have_attribute("src", re.compile(r"keyframes-"), timeout=GENERATE_S * 1000)
+    assert _wait_video(page, "Video", GENERATE_S) > 0
+    first = keyframes_video.get_attribute("src")
+    journal.at("switch the loop on (the end photo is no longer needed) and generate again")
+    keyframes_panel.get_by_text("Loop back to the start", exact=True).click()  # the checkbox's own label
+    keyframes_panel.get_by_role("button", name="Generate between the photos", exact=True).click()
+    expect(keyframes_video).not_to_have_attribute("src", first, timeout=GENERATE_S * 1000)
+    expect(keyframes_panel.get_by_text("Loop: the clip ends on the start photo.").first).to_be_visible(
+        timeout=STEP_S * 1000)
+    shot("keyframes")
     page.get_by_role("tab", name="Image to video", exact=True).click()
     expect(heading).to_be_visible(timeout=STEP_S * 1000)
 

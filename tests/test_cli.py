@@ -130,3 +130,30 @@ def test_settings_from_a_video_reproduce_it_and_typed_flags_win(tiny_models_dir,
     assert not (tmp_path / "d.mp4").exists()
     no_prompt = cli("text-to-video", "--settings-from", str(tmp_path / "a.json"), "--out", str(tmp_path / "e.mp4"))
     assert no_prompt.returncode == 2 and "a.json was not made from a prompt: pass --prompt" in no_prompt.stderr
+
+
+@pytest.mark.slow
+def test_keyframes_between_two_photos_and_as_a_loop(tiny_models_dir, photo, tmp_path):
+    from PIL import Image
+
+    end = tmp_path / "end.png"
+    Image.new("RGB", (300, 400), (20, 90, 200)).save(end)  # portrait: framed to the start photo's 16:9
+    common = ["--svd-model", str(tiny_models_dir / "svd"), "--resolution", "256", "--num-frames", "4",
+              "--num-inference-steps", "2", "--seed", "8", "--device", "cpu"]
+    made = cli("keyframes", str(photo), str(end), *common, "--keyframe-guidance", "1.5", "--out",
+               str(tmp_path / "k.mp4"))
+    assert made.returncode == 0, made.stderr
+    assert "framed to the start photo's 256x144 with the same aspect mode (crop)" in " ".join(made.stderr.split())
+    record = json.loads((tmp_path / "k.json").read_text())
+    assert record["kind"] == "keyframes_to_video" and record["parameters"]["keyframe_guidance"] == 1.5
+    assert len(read_frames(tmp_path / "k.mp4")) == 4
+    refused = cli("keyframes", str(photo), *common, "--out", str(tmp_path / "x.mp4"))
+    assert refused.returncode == 2 and "Give the END photo" in refused.stderr and "--loop" in refused.stderr
+    looped = cli("keyframes", str(photo), "--loop", *common, "--out", str(tmp_path / "loop.mp4"))
+    assert looped.returncode == 0, looped.stderr
+    parameters = json.loads((tmp_path / "loop.json").read_text())["parameters"]
+    assert parameters["loop_to_start"] is True and parameters["end_sha256"] == parameters["start_sha256"]
+    again = cli("keyframes", str(photo), str(end), "--settings-from", str(tmp_path / "k.mp4"), "--out",
+                str(tmp_path / "again.mp4"), "--device", "cpu")
+    assert again.returncode == 0, again.stderr
+    assert np.array_equal(read_frames(tmp_path / "k.mp4"), read_frames(tmp_path / "again.mp4"))

@@ -179,7 +179,8 @@ def _cheap(endpoints: dict, api: str, image: Any = None, video: Any = None) -> d
     for whichever file parameter it has."""
     names = {p["parameter_name"] for p in endpoints[api]["parameters"]}
     values = {**FAST, **TEXT_FAST, "prompt": "a boat", "factor": 2, "target_fps": 0,
-              "image": image, "image_path": image, "video": video, "media": video}
+              "image": image, "image_path": image, "video": video, "media": video, "start_image": image,
+              "end_image": image}
     return {k: v for k, v in values.items() if k in names and v is not None}
 
 
@@ -724,7 +725,8 @@ def api_table(client) -> list[dict[str, Any]]:
                 kind = "whole"
             rows.append({"api": api, "name": name, "kind": kind, "props": props})
     assert {r["api"] for r in rows} >= {"/image_to_video", "/extend_video", "/compare_seeds", "/text_to_image",
-                                        "/text_to_video", "/interpolate", "/prepare_image"}, rows
+                                        "/text_to_video", "/interpolate", "/prepare_image",
+                                        "/keyframes_to_video"}, rows
     return rows
 
 

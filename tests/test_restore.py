@@ -99,18 +99,19 @@ def test_an_interpolated_clip_has_no_generation_settings(made, studio, tmp_path)
 
 
 def test_the_page_restores_every_control_and_opens_the_right_tab(made, studio, tmp_path):
+    from svd_demo.params import KEYFRAME_SPECS
     from svd_demo.ui import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
 
     clip, text = made
     *controls, tabs, note = restore_settings(str(text.files.video))
-    by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS], controls, strict=True))
+    by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS], controls, strict=True))
     assert by_name["prompt"]["value"] == "a lighthouse at dusk" and by_name["orientation"]["value"] == "portrait"
     assert by_name["sdxl_model"]["value"] == studio.settings.sdxl_model
     assert (by_name["fps"]["value"], by_name["seed"]["value"], by_name["randomize_seed"]["value"]) == (9, 3, False)
     assert tabs.selected == "text_to_video" and "Restored the settings of text.mp4" in note
 
     *controls, tabs, note = restore_settings(str(clip.files.sidecar))
-    by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS], controls, strict=True))
+    by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS], controls, strict=True))
     assert by_name["motion_bucket_id"]["value"] == 40 and by_name["extra_formats"]["value"] == ["gif"]
     assert by_name["svd_model"]["value"] == studio.settings.svd_model
     assert by_name["prompt"] == {"__type__": "update"}  # a photo's clip leaves the prompt as it is
@@ -126,6 +127,7 @@ def test_a_restored_prompt_clip_passes_the_checks_of_the_button_the_note_names(m
     """Restored into the page, a prompt's clip is accepted by *Prompt to video* as it stands (its LoRAs as the text the
     box takes), and the shared framing is left as the person set it: the video stage of a prompt's clip always runs
     on the still as it is (aspect native), which says nothing about how they frame photos."""
+    from svd_demo.params import KEYFRAME_SPECS
     from svd_demo.ui import TEXT_INPUTS, VIDEO_INPUTS, _text_problems, _video_problems, restore_settings
 
     folder = tiny_loras_for_restore
@@ -135,7 +137,7 @@ def test_a_restored_prompt_clip_passes_the_checks_of_the_button_the_note_names(m
         VideoParams.from_raw({"num_frames": 2, "num_inference_steps": 1}), out_stem=folder.parent / "kite")
     for source in (made[1].files.video, text.files.video):
         *controls, _, note = restore_settings(str(source))
-        by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS], controls, strict=True))
+        by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS], controls, strict=True))
         values = {name: update["value"] for name, update in by_name.items() if "value" in update}
         assert _text_problems(values) == {} and _video_problems(values) == {}
         assert isinstance(values["loras"], str) and "value" not in by_name["aspect_mode"]

@@ -430,3 +430,43 @@ def test_ctrl_c_stops_the_item_on_the_device_and_the_csv_lists_every_item(done_s
     assert studio.calls == 1 and studio.cancel is not None and studio.cancel.is_set()  # the worker is told to stop
     statuses = [r["status"] for r in read_csv(again / "results.csv")]
     assert statuses == ["skipped", "interrupted", "pending", "pending"]
+
+
+def test_keyframes_items_have_their_own_ids_and_refuse_bad_settings(tmp_path):
+    start, end = tmp_path / "start.png", tmp_path / "end.png"
+    for path in (start, end):
+        Image.new("RGB", (64, 48)).save(path)
+    plain = expand_grid([start], {"seed": [0]})
+    keyed = expand_grid([start], {"seed": [0]}, end_image=end, keyframe_guidance=["1", "2.5"])
+    looped = expand_grid([start], {"seed": [0]}, loop_to_start=True)
+    assert [item.keyframes for item in plain] == [None]
+    assert [(i.keyframes.end_image, i.keyframes.keyframe_guidance) for i in keyed] == [(end, 1.0), (end, 2.5)]
+    assert keyed[1].varying == {"keyframe_guidance": 2.5}
+    assert looped[0].keyframes.loop_to_start and looped[0].keyframes.end_image is None
+    assert len({item.id for item in [*plain, *keyed, *looped]}) == 4
+    with pytest.raises(InputError, match=r"`keyframe_guidance` must be between 0 and 10"):
+        expand_grid([start], {}, end_image=end, keyframe_guidance=["11"])
+    with pytest.raises(InputError, match=r"--end-image FILE or --loop-to-start"):
+        expand_grid([start], {}, keyframe_guidance=["2"])
+    with pytest.raises(InputError, match=r"'.*missing.png' \(--end-image\) does not exist"):
+        expand_grid([start], {}, end_image=tmp_path / "missing.png")
+
+
+@pytest.mark.slow
+def test_a_keyframes_sweep_runs_through_the_studio(studio, tmp_path):
+    import json
+
+    start, end = tmp_path / "start.png", tmp_path / "end.png"
+    Image.new("RGB", (400, 300), (200, 30, 30)).save(start)
+    Image.new("RGB", (400, 300), (30, 30, 200)).save(end)
+    items = expand_grid([start], {"seed": [1], "num_frames": [4], "num_inference_steps": [2], "resolution": [256]},
+                        end_image=end, keyframe_guidance=["1", "2"], model=studio.settings.svd_model)
+    report = run_sweep(studio, items, tmp_path / "out")
+    assert [row.status for row in report.rows] == ["ok", "ok"]
+    records = [json.loads(row.sidecar.read_text()) for row in report.rows]
+    assert [r["kind"] for r in records] == ["keyframes_to_video"] * 2
+    assert [r["parameters"]["keyframe_guidance"] for r in records] == [1.0, 2.0]
+    with report.csv.open() as file:
+        table = list(csv.DictReader(file))
+    assert [(r["end_image"], r["keyframe_guidance"], r["loop_to_start"]) for r in table] == [
+        ("end.png", "1.0", "False"), ("end.png", "2.0", "False")]
