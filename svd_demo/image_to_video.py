@@ -21,7 +21,7 @@ from svd_demo.errors import GenerationCancelled, OutOfMemory, UserFacingError
 from svd_demo.memory import decode_chunk, pixel_note, step_down
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
-from svd_demo.preview import PreviewSink, previewing
+from svd_demo.preview import PreviewSink, previewing, watching_predictions
 
 # progress(fraction in [0, 1], description)
 ProgressFn = Callable[[float, str], None]
@@ -87,7 +87,9 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
     # and copies made in inference mode are inference tensors. The next profile switch (`remove_all_hooks`) turns
     # them back into Parameters, which raises and leaves meta weights behind. diffusers' own pipelines use no_grad.
     caching = feature_cache(loaded.pipe.unet) if params.feature_cache else nullcontext()
-    with torch.no_grad(), caching as stats:
+    # The preview shows each step's x0 prediction, which the sampler computes anyway (svd_demo/preview.py).
+    predictions = watching_predictions(loaded.pipe.scheduler) if preview is not None else nullcontext()
+    with torch.no_grad(), caching as stats, predictions:
         latents = loaded.pipe(
             image,
             height=image.height,
