@@ -267,8 +267,8 @@ IMAGE_SPECS: dict[str, Spec] = {s.name: s for s in [
 # --- Upscaling (the Upscale tab, `/upscale` and `python -m svd_demo upscale`; `upscale` itself is in SPECS) --------
 
 UPSCALE_SPECS: dict[str, Spec] = {s.name: s for s in [
-    Spec("upscale_factor", "Factor", "How much larger: 4x is the networks' own scale, 2x averages each 2x2 block "
-         "of the 4x result. Output is at most 3840 pixels on the long side.", "2x", str,
+    Spec("upscale_factor", "Factor", "How much larger: 4x is the networks' own scale, 2x resizes the 4x result "
+         "with a Lanczos filter, as Real-ESRGAN does. Output is at most 3840 pixels on the long side.", "2x", str,
          choices=UPSCALE_CHOICES[1:]),
     Spec("upscale_tile", "Tile size (px)", "The frame is upscaled in tiles of this many input pixels (overlapping "
          "and cross-faded): smaller needs less GPU memory. 0 = the whole frame at once.", 512, int, 0, 2048, 64),
