@@ -72,9 +72,9 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("upscale", "Upscale", "After generating (and interpolating), make every frame 2x or 4x larger with a "
          "Real-ESRGAN network (the upscale model setting). Output is at most 3840 pixels on the long side: 4x "
          "fits videos of up to 960 pixels.", "none", str, choices=UPSCALE_CHOICES),
-    Spec("feature_cache", "Faster, slightly softer", "Reuse the model's deep features on every other denoising "
-         "step (DeepCache-style feature caching): fewer computations per clip, slightly softer detail. The same "
-         "seed still gives the same video.", False, bool),
+    Spec("feature_cache", "Faster, slightly softer", "Reuse the model's deep features between full denoising "
+         "steps (DeepCache feature caching; the server sets how often and how deep): fewer computations per clip, "
+         "slightly softer detail. The same seed still gives the same video.", False, bool),
 ]}
 
 
