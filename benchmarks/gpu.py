@@ -964,12 +964,12 @@ class ProfilesBench:
 
         latents = torch.randn(1, self.c.frames, 4, self.c.height // 8, self.c.width // 8, device=self.c.device,
                               dtype=self.dtype)
-        latents_to_rgb(latents, 10.0)
+        latents_to_rgb(latents)
         times = []
         for _ in range(20):
             self.ops.sync()
             start = time.perf_counter()
-            frames = latents_to_rgb(latents, 10.0)  # ends with a copy to the CPU: synchronizes like the callback
+            frames = latents_to_rgb(latents)  # ends with a copy to the CPU: synchronizes like the callback
             times.append(time.perf_counter() - start)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()

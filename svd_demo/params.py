@@ -280,8 +280,8 @@ LORAS = Spec("loras", "LoRAs", "SDXL LoRAs for the still, one per line: a hub id
 # Not a generation parameter (it changes nothing in the result): whether a run streams rough previews. Off for API
 # calls unless asked; the page turns it on (its checkbox starts ticked).
 LIVE_PREVIEW = Spec("live_preview", "Live preview", "Show a rough preview of the frames every few denoising steps "
-                    "(no VAE pass: a fixed colour projection of the latents), to cancel a run that is going wrong.",
-                    False, bool)
+                    "(the model's current prediction of the finished clip, a fixed colour projection without a "
+                    "VAE pass), to cancel a run that is going wrong.", False, bool)
 # Every parameter the app takes from outside, by name (the names are unique across the tables).
 ALL_SPECS: dict[str, Spec] = {**SPECS, **IMAGE_SPECS, **INTERPOLATION_SPECS, **UPSCALE_SPECS,
                               NUM_SEEDS.name: NUM_SEEDS, LORAS.name: LORAS, LIVE_PREVIEW.name: LIVE_PREVIEW}
