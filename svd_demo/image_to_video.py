@@ -70,11 +70,9 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
 
     With `params.feature_cache`, the UNet reuses its deep features below skip branch `cache_branch` on all but every
     `cache_interval`-th step (svd_demo/feature_cache.py) for this call only; what it did is appended to
-    `cache_stats`. `preview` gets a rough picture of the frames every
-    few steps (svd_demo/preview.py).
+    `cache_stats`. `preview` gets a rough picture of the model's prediction every few steps (svd_demo/preview.py).
     """
     import torch
-
 
     callback = step_callback(params.num_inference_steps, progress, cancel)
     if preview is not None:
