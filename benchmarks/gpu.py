@@ -110,6 +110,10 @@ PART_ORDER = ("warmup", "baseline", "high", "cache", "lane", "fast", "balanced",
               "switch", "upscale", "keyframes", "int8")
 UPSCALE_ROWS = {"upscale-animevideov3": "SRVGGNetCompact", "upscale-x4plus": "RRDBNet"}  # real sizes, random weights
 UPSCALE_FRAMES = 3  # timed frames per network, after one warm-up frame
+# Feature caching settings (interval, DeepCache branch) the `cache` part compares against `high`, by row: DeepCache's
+# published SVD setting (the app's default) first, then the app's earlier default (reuse on every other step below
+# the first down block), so a GPU run can choose by speed and PSNR/SSIM.
+CACHE_ROWS = {"cache": (3, 0), "cache-i2-b1": (2, 1)}
 SVD_ROWS = ("baseline", "high", "fast", "balanced", "low", "minimal", "int8")
 DEFAULT_CAPS_GB = (8, 12, 16, 24)
 # Least seconds each part needs on an H200 (SVD-XT at 1024x576, 25 frames: about 1 s a step), kept back for it by
@@ -117,7 +121,8 @@ DEFAULT_CAPS_GB = (8, 12, 16, 24)
 # timed part has here.
 PART_MIN_S = {"warmup": 15, "baseline": 50, "high": 35, "fast": 100, "balanced": 20, "low": 25, "caps": 45,
               "sdxl": 30, "minimal": 40, "switch": 5, "upscale": 20, "int8": 30,
-              "cache": 35, "lane": 15,  # speed options: high with feature caching; AnimateLCM's 4 steps
+              "cache": 60, "lane": 15,  # speed options: high with feature caching (each CACHE_ROWS setting);
+              # AnimateLCM's 4 steps
               "keyframes": 40}  # a 1-step warm-up and 3 steps at twice high's s/step, extrapolated
 PART_MIN_S_TINY = dict.fromkeys(PART_ORDER, 1.0)  # tiny models on a CPU: about a second a clip
 FAST_CAP_S = 170.0  # the child's own build (~15 s), compiling ~16 graphs of UNet blocks, the timed run
@@ -270,7 +275,8 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
 
 def row_parts(caps_gb: tuple[int, ...]) -> dict[str, str]:
     """Every row of the results, in table order, and the part that fills it."""
-    rows = {"warmup": "warmup", **{name: name for name in SVD_ROWS}, "cache": "cache", "lane": "lane"}
+    rows = {"warmup": "warmup", **{name: name for name in SVD_ROWS}, **dict.fromkeys(CACHE_ROWS, "cache"),
+            "lane": "lane"}
     rows.update({f"cap-{gb}GB": "caps" for gb in caps_gb})
     if caps_gb:
         rows[f"cap-{max(caps_gb)}GB-high"] = "caps"  # high forced on the largest card, when auto picks lower
@@ -458,15 +464,21 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def speed_options_markdown(rows: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     """The speed options against `high`: feature caching (speed-up, fidelity) and the 4-step lane (end to end)."""
-    c, lane, fast = rows.get("cache", {}), rows.get("lane", {}), rows.get("fast", {})
+    lane, fast = rows.get("lane", {}), rows.get("fast", {})
+    cache_lines = []
+    for index, (row, (interval, branch)) in enumerate(CACHE_ROWS.items()):
+        c = rows.get(row, {})
+        which = "DeepCache's SVD setting, the default" if index == 0 else "the earlier default"
+        cache_lines.append(
+            f"| feature cache (interval {interval}, branch {branch}: {which}) | {c.get('status')} | "
+            f"{_fmt(c.get('steps_run'))} | {_fmt((c.get('app_timings') or {}).get('denoise_s'))} | "
+            f"{_fmt(c.get('total_s'), 1)} | {_fmt(c.get('denoise_speedup'))} / {_fmt(c.get('speedup_vs_high'))} | "
+            f"{_fmt(c.get('psnr_vs_high_db'), 1)} | {_fmt(c.get('ssim_vs_high'), 3)} | "
+            f"{_fmt(c.get('peak_alloc_gib'))} | {_why(c)} |")
     return ["", f"## Speed options against 'high' ({meta.get('frames')} frames, {meta.get('size')})", "",
             "| option | status | steps | denoise s | total s | speed-up vs high (denoise / end to end) | PSNR dB vs "
             "high | SSIM vs high | peak alloc GiB | notes |", "|---|---|---|---|---|---|---|---|---|---|",
-            f"| feature cache (interval 2, depth 1) | {c.get('status')} | {_fmt(c.get('steps_run'))} | "
-            f"{_fmt((c.get('app_timings') or {}).get('denoise_s'))} | {_fmt(c.get('total_s'), 1)} | "
-            f"{_fmt(c.get('denoise_speedup'))} / {_fmt(c.get('speedup_vs_high'))} | "
-            f"{_fmt(c.get('psnr_vs_high_db'), 1)} | {_fmt(c.get('ssim_vs_high'), 3)} | "
-            f"{_fmt(c.get('peak_alloc_gib'))} | {_why(c)} |",
+            *cache_lines,
             f"| AnimateLCM lane ({LANE_STEPS} steps, guidance 1) vs {meta.get('steps')}-step high | "
             f"{lane.get('status')} | {_fmt(lane.get('steps_run'))} | "
             f"{_fmt((lane.get('app_timings') or {}).get('denoise_s'))} | {_fmt(lane.get('total_s'), 1)} | "
@@ -821,9 +833,11 @@ class ProfilesBench:
                     "traceback": traceback.format_exc()[-3000:]}
 
     def app_run(self, profile: str, steps: int, *, frames: int | None = None, keep_frames: bool = False,
-                target: int | None = None, keyframes: bool = False, **options: Any) -> dict[str, Any]:
-        """One clip through the app's own path (generate_frames) in `profile`; `options` are VideoParams fields.
-        With `keyframes`, the keyframes sampler from this image to a second one (two UNet halves a step)."""
+                target: int | None = None, keyframes: bool = False,
+                cache_setting: tuple[int, int] | None = None, **options: Any) -> dict[str, Any]:
+        """One clip through the app's own path (generate_frames) in `profile`; `options` are VideoParams fields,
+        `cache_setting` the feature cache's (interval, branch) when `feature_cache` is on. With `keyframes`, the
+        keyframes sampler from this image to a second one (two UNet halves a step)."""
         from svd_demo.image_to_video import generate_frames
         from svd_demo.params import VideoParams
         from svd_demo.pipelines import LoadedPipeline
@@ -849,9 +863,12 @@ class ProfilesBench:
             sampler = denoise_keyframes
 
         def call(mark: Callable[[], None]) -> dict[str, Any]:
+            caching = {}
+            if cache_setting is not None:
+                caching = {"cache_interval": cache_setting[0], "cache_branch": cache_setting[1]}
             result = generate_frames(self.cache, loaded, source, params, sampler=sampler,
                                      progress=lambda fraction, text: text.startswith(("Denoising step", "Step "))
-                                     and mark())
+                                     and mark(), **caching)
             return {"profile_used": result.memory_profile, "decode_chunk": result.decode_chunk_size,
                     "changes": "; ".join(result.memory_changes), "app_timings": result.timings,
                     **({"_frames": result.frames} if keep_frames else {})}
@@ -974,12 +991,12 @@ class ProfilesBench:
 
         latents = torch.randn(1, self.c.frames, 4, self.c.height // 8, self.c.width // 8, device=self.c.device,
                               dtype=self.dtype)
-        latents_to_rgb(latents, 10.0)
+        latents_to_rgb(latents)
         times = []
         for _ in range(20):
             self.ops.sync()
             start = time.perf_counter()
-            frames = latents_to_rgb(latents, 10.0)  # ends with a copy to the CPU: synchronizes like the callback
+            frames = latents_to_rgb(latents)  # ends with a copy to the CPU: synchronizes like the callback
             times.append(time.perf_counter() - start)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
@@ -1036,30 +1053,41 @@ class ProfilesBench:
         self.log_run("keyframes", r)
 
     def part_cache(self) -> None:
-        """'high' with feature caching against 'high': the speed-up, and the frames' PSNR/SSIM against high's."""
+        """'high' with feature caching, one row per CACHE_ROWS setting, against 'high': the speed-up, and the
+        frames' PSNR/SSIM against high's."""
         steps, high = self.c.steps, self.rows["high"]
-        if not self.fits("cache", self.estimate("high", 1) + self.estimate("high", steps),
+        first, setting = next(iter(CACHE_ROWS.items()))
+        if not self.fits(first, self.estimate("high", 1) + self.estimate("high", steps),
                          f"a 1-step warm-up and {steps} cached steps of 'high'"):
+            for row in CACHE_ROWS:
+                if row != first:
+                    self.skip(row, self.rows[first]["reason"])
             return
         self.ensure_pipe()
-        warm = self.app_run("high", 1, target=1, feature_cache=True)
+        warm = self.app_run("high", 1, target=1, feature_cache=True, cache_setting=setting)
         if warm["status"] != "ok":
-            self.set_row("cache", {**warm, "reason": f"warm-up failed: {warm.get('reason')}"})
+            for row in CACHE_ROWS:
+                self.set_row(row, {**warm, "reason": f"warm-up failed: {warm.get('reason')}"})
             return
-        r = self.app_run("high", steps, keep_frames=True, feature_cache=True)
-        frames = r.pop("_frames", None)
-        r["warmup_s"] = warm["total_s"]
-        if r["status"] == "ok" and high.get("status") == "ok" and high.get("steps_run") == steps:
-            r["speedup_vs_high"] = high["total_s"] / r["total_s"]
-            r["denoise_speedup"] = high["app_timings"]["denoise_s"] / r["app_timings"]["denoise_s"]
-            if frames is not None and self.high_frames is not None and frames.shape == self.high_frames.shape:
-                from benchmarks.interpolation import psnr, ssim
+        for row, setting in CACHE_ROWS.items():
+            if row != first and not self.fits(row, self.estimate("high", steps), f"{steps} cached steps of 'high'"):
+                continue
+            r = self.app_run("high", steps, keep_frames=True, feature_cache=True, cache_setting=setting)
+            frames = r.pop("_frames", None)
+            r["warmup_s"] = warm["total_s"]
+            r["interval"], r["branch"] = setting
+            if r["status"] == "ok" and high.get("status") == "ok" and high.get("steps_run") == steps:
+                r["speedup_vs_high"] = high["total_s"] / r["total_s"]
+                r["denoise_speedup"] = high["app_timings"]["denoise_s"] / r["app_timings"]["denoise_s"]
+                if frames is not None and self.high_frames is not None and frames.shape == self.high_frames.shape:
+                    from benchmarks.interpolation import psnr, ssim
 
-                r["psnr_vs_high_db"] = float(np.mean([psnr(a, b) for a, b in zip(frames, self.high_frames,
-                                                                                   strict=True)]))
-                r["ssim_vs_high"] = float(np.mean([ssim(a, b) for a, b in zip(frames, self.high_frames, strict=True)]))
-        self.set_row("cache", r)
-        self.log_run("cache", r)
+                    r["psnr_vs_high_db"] = float(np.mean([psnr(a, b) for a, b in zip(frames, self.high_frames,
+                                                                                       strict=True)]))
+                    r["ssim_vs_high"] = float(np.mean([ssim(a, b) for a, b in zip(frames, self.high_frames,
+                                                                                    strict=True)]))
+            self.set_row(row, r)
+            self.log_run(row, r)
 
     def lane_run(self, profile: str, steps: int) -> dict[str, Any]:
         """AnimateLCM's consistency sampler, guidance 1, on the pipeline's UNet (the distilled one with real

@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                              fps=7, resolution=max(args.width, args.height))
 
         latents = torch.randn(1, args.frames, 4, args.height // 8, args.width // 8)
-        latents_to_rgb(latents, 10.0)
+        latents_to_rgb(latents)
         calls = []
         for _ in range(50):
             start = time.perf_counter()
-            frames = latents_to_rgb(latents, 10.0)
+            frames = latents_to_rgb(latents)
             calls.append(time.perf_counter() - start)
         preview_s = statistics.median(calls)
         encodes = []

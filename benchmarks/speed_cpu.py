@@ -2,9 +2,9 @@
 
 What it measures, with random-weight models (nothing is downloaded):
 
-* feature cache: denoising time with and without `svd_demo.feature_cache` (interval 2, depth 1) for the same seed,
-  and how far the cached clip is from the plain one: PSNR and SSIM of the decoded frames (8-bit RGB; SSIM as in
-  benchmarks.interpolation) and the relative error of the latents.
+* feature cache: denoising time with and without `svd_demo.feature_cache` (its default, DeepCache's interval 3,
+  branch 0) for the same seed, and how far the cached clip is from the plain one: PSNR and SSIM of the decoded
+  frames (8-bit RGB; SSIM as in benchmarks.interpolation) and the relative error of the latents.
 * lane: AnimateLCM's 4 steps without guidance against SVD's 25 steps with guidance (1 -> 3), on the same UNet: the
   denoising time ratio, which is what the lane saves (its quality needs the distilled weights and a GPU).
 

@@ -6,7 +6,7 @@ Each network is built with random weights at its real size (realesr-animevideov3
 16 convolutions, x4; RealESRGAN_x4plus: RRDBNet, 64 features, 23 blocks, growth 32, x4) and at the tiny test
 size (`svd_demo.tiny_models.save_tiny_upscalers`), saved as a checkpoint file and loaded through the app's own
 loader (`svd_demo.upscale.load_upscaler`). A frame of ``--size`` (default 1024x576, SVD's) is upscaled by
-``svd_demo.upscale.upscale_frame`` at 2x (the 4x result averaged down: the network's cost is the same) in tiles of
+``svd_demo.upscale.upscale_frame`` at 2x (the 4x result resized down: the network's cost is the same) in tiles of
 ``--tile`` (default the app's 512) after one warm-up frame; the time per frame is the median of ``--repeat``
 frames (wall clock, synchronised on CUDA), and on CUDA the peak allocated memory. Random weights cost what trained
 ones cost: the work does not depend on the values.

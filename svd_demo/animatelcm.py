@@ -1,12 +1,18 @@
 """The 4-step lane: AnimateLCM-SVD-xt, SVD-XT's UNet distilled with consistency learning (Wang et al. 2024).
 
-Its hub repo (wangfuyun/AnimateLCM-SVD-xt) holds the distilled UNet as one safetensors file in diffusers' key layout,
-not a whole pipeline: the image encoder, the VAE and the configs are SVD-XT's. So the pipeline is SVD-XT's, loaded
-with the same `from_pretrained` as every other model, with the consistency sampler (svd_demo/schedulers.py) and the
-distilled weights loaded into its UNet, strictly: a file of another shape is an error, never a half-loaded UNet.
+Its hub repo (wangfuyun/AnimateLCM-SVD-xt) holds distilled UNets as single safetensors files in diffusers' key layout,
+not a whole pipeline: the image encoder, the VAE and the configs are SVD-XT's. The authors publish two (their
+G-U-N/AnimateLCM README and animatelcm_svd/safetensors/): AnimateLCM-SVD-xt.safetensors, tuned from SVD-XT, and
+AnimateLCM-SVD-xt-1.1.safetensors, tuned from SVD-XT 1.1, which their demo loads by default. Their demo loads either
+into SVD-XT's pipeline (stabilityai/stable-video-diffusion-img2vid-xt), and so does this module: the pipeline is
+SVD-XT's, loaded with the same `from_pretrained` as every other model, with the consistency sampler
+(svd_demo/schedulers.py) and the distilled weights loaded into its UNet, strictly: a file of another shape is an
+error, never a half-loaded UNet.
 
-For offline use, a local folder works in either layout: the hub repo's (the file alone; SVD-XT then comes from the
-Hugging Face cache), or a local SVD-XT pipeline folder with the file copied into it (everything in one folder).
+A model reference is the hub repo (the first file), the repo and a file name
+(`HUB_ID/AnimateLCM-SVD-xt-1.1.safetensors`), or, for offline use, a local folder in either layout: the hub repo's
+(a file alone; SVD-XT then comes from the Hugging Face cache), or a local SVD-XT pipeline folder with a file copied
+into it (everything in one folder).
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from typing import Any
 from svd_demo.errors import ModelLoadError
 
 HUB_ID = "wangfuyun/AnimateLCM-SVD-xt"
-WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"  # the repo also has AnimateLCM-SVD-xt-1.1.safetensors (SVD-XT 1.1's)
-BASE_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"  # the pipeline it was distilled from
+WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"  # distilled from SVD-XT
+WEIGHTS_FILE_1_1 = "AnimateLCM-SVD-xt-1.1.safetensors"  # distilled from SVD-XT 1.1; the authors' demo default
+WEIGHTS_FILES = (WEIGHTS_FILE, WEIGHTS_FILE_1_1)
+HUB_ID_1_1 = f"{HUB_ID}/{WEIGHTS_FILE_1_1}"
+BASE_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"  # the pipeline the authors' demo loads both files into
 
 
 def _folder(model_ref: str) -> Path | None:
@@ -29,20 +38,33 @@ def _folder(model_ref: str) -> Path | None:
         return None
 
 
+def _hub_file(model_ref: str) -> str | None:
+    """The file a hub reference names: the repo alone means the first file."""
+    if model_ref == HUB_ID:
+        return WEIGHTS_FILE
+    repo, _, name = model_ref.rpartition("/")
+    return name if repo == HUB_ID and name in WEIGHTS_FILES else None
+
+
+def _local_file(folder: Path) -> Path | None:
+    return next((folder / name for name in WEIGHTS_FILES if (folder / name).is_file()), None)
+
+
 def is_animatelcm(model_ref: str) -> bool:
-    """The hub id, or a local folder that holds the distilled UNet's file."""
+    """A hub reference to one of the distilled files, or a local folder that holds one."""
     folder = _folder(model_ref)
-    return model_ref == HUB_ID or (folder is not None and (folder / WEIGHTS_FILE).is_file())
+    return _hub_file(model_ref) is not None or (folder is not None and _local_file(folder) is not None)
 
 
 def _weights_path(model_ref: str, download: Any = None, cancel: Any = None) -> Path:
     folder = _folder(model_ref)
     if folder is not None:
-        return folder / WEIGHTS_FILE
+        return _local_file(folder) or folder / WEIGHTS_FILE
     from svd_demo.hub import fetch
 
     # The hub's cache, through the app's one download path (progress, cancel, disk check, HF_HUB_OFFLINE, HF_TOKEN)
-    return fetch(model_ref, files=[WEIGHTS_FILE], progress=download, cancel=cancel) / WEIGHTS_FILE
+    name = _hub_file(model_ref) or WEIGHTS_FILE
+    return fetch(HUB_ID, files=[name], progress=download, cancel=cancel) / name
 
 
 def _base(model_ref: str) -> str:

@@ -12,16 +12,18 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from svd_demo.errors import GenerationCancelled, OutOfMemory, UserFacingError
+from svd_demo.feature_cache import DEFAULT_BRANCH, DEFAULT_INTERVAL, feature_cache
 from svd_demo.memory import decode_chunk, pixel_note, step_down
 from svd_demo.params import VideoParams
 from svd_demo.pipelines import LoadedPipeline, PipelineCache, free_memory
-from svd_demo.preview import PreviewSink, previewing
+from svd_demo.preview import PreviewSink, previewing, watching_predictions
 
 # progress(fraction in [0, 1], description)
 ProgressFn = Callable[[float, str], None]
@@ -63,16 +65,15 @@ def step_callback(total: int, progress: ProgressFn | None, cancel: threading.Eve
 
 def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, progress: ProgressFn | None = None,
             cancel: threading.Event | None = None, cache_stats: list[dict[str, int]] | None = None,
-            preview: PreviewSink | None = None) -> Any:
+            preview: PreviewSink | None = None, cache_interval: int = DEFAULT_INTERVAL,
+            cache_branch: int = DEFAULT_BRANCH) -> Any:
     """Run the denoising loop and return latents (batch, frames, channels, h/8, w/8).
 
-    With `params.feature_cache`, the UNet reuses its deep features on alternate steps (svd_demo/feature_cache.py)
-    for this call only; what it did is appended to `cache_stats`. `preview` gets a rough picture of the frames every
-    few steps (svd_demo/preview.py).
+    With `params.feature_cache`, the UNet reuses its deep features below skip branch `cache_branch` on all but every
+    `cache_interval`-th step (svd_demo/feature_cache.py) for this call only; what it did is appended to
+    `cache_stats`. `preview` gets a rough picture of the model's prediction every few steps (svd_demo/preview.py).
     """
     import torch
-
-    from svd_demo.feature_cache import feature_cache
 
     callback = step_callback(params.num_inference_steps, progress, cancel)
     if preview is not None:
@@ -86,8 +87,10 @@ def denoise(loaded: LoadedPipeline, image: Image.Image, params: VideoParams, *, 
     # no_grad, never inference_mode: under the offloading profiles the hooks copy weights while the pipeline runs,
     # and copies made in inference mode are inference tensors. The next profile switch (`remove_all_hooks`) turns
     # them back into Parameters, which raises and leaves meta weights behind. diffusers' own pipelines use no_grad.
-    caching = feature_cache(loaded.pipe.unet) if params.feature_cache else nullcontext()
-    with torch.no_grad(), caching as stats:
+    caching = feature_cache(loaded.pipe.unet, cache_interval, cache_branch) if params.feature_cache else nullcontext()
+    # The preview shows each step's x0 prediction, which the sampler computes anyway (svd_demo/preview.py).
+    predictions = watching_predictions(loaded.pipe.scheduler) if preview is not None else nullcontext()
+    with torch.no_grad(), caching as stats, predictions:
         latents = loaded.pipe(
             image,
             height=image.height,
@@ -150,8 +153,11 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 
 def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Any, params: VideoParams, *,
                     progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                    preview: PreviewSink | None = None, sampler: Callable[..., Any] | None = None) -> Frames:
+                    preview: PreviewSink | None = None, sampler: Callable[..., Any] | None = None,
+                    cache_interval: int = DEFAULT_INTERVAL, cache_branch: int = DEFAULT_BRANCH) -> Frames:
     """Generate the frames of one clip, retrying out-of-memory failures as the memory profiles allow.
+
+    `cache_interval` and `cache_branch` are the feature cache's setting, used when `params.feature_cache` is on.
 
     Denoising out of memory: step down one profile and retry once. Decode out of memory: retry the decode alone with
     about half the chunk, down to one frame. Whatever changed is listed in `memory_changes`; the pipeline goes back
@@ -161,9 +167,10 @@ def generate_frames(cache: PipelineCache, loaded: LoadedPipeline, image: Any, pa
     (and their GPU tensors) alive, so the retry would run with that memory still taken, and emptying the cache there
     frees nothing.
 
-    `sampler` replaces `denoise` (same arguments; `image` is whatever it takes), e.g. the keyframes sampler.
+    `sampler` replaces `denoise` (same arguments but the feature cache's; `image` is whatever it takes), e.g. the
+    keyframes sampler.
     """
-    sampler = sampler or denoise
+    sampler = sampler or partial(denoise, cache_interval=cache_interval, cache_branch=cache_branch)
     changes: list[str] = []
     timings: dict[str, float] = {}
     cache_stats: list[dict[str, int]] = []  # the successful attempt's is the last

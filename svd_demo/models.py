@@ -24,6 +24,8 @@ class ModelPreset:
     min_guidance_scale: float | None = None
     max_guidance_scale: float | None = None
     motion_bucket_id: int | None = None
+    # The frame rate its authors write files at, where it is not the conditioning fps; None: the parameter's default.
+    playback_fps: float | None = None
 
 
 SVD_PRESETS: tuple[ModelPreset, ...] = (
@@ -33,9 +35,15 @@ SVD_PRESETS: tuple[ModelPreset, ...] = (
     ModelPreset("SVD-XT 1.1 (25 frames)", "stabilityai/stable-video-diffusion-img2vid-xt-1-1", 25, 6),
     # SVD-XT's UNet distilled with consistency learning (svd_demo/animatelcm.py): 4-8 steps and no classifier-free
     # guidance (guidance 1 runs one UNet pass per step instead of two: 25 x 2 / 4 = 12.5x less UNet work, as its
-    # model card says). fps 8 and motion bucket 80 are the authors' demo defaults.
-    ModelPreset("AnimateLCM-SVD-xt (25 frames, 4 steps)", "wangfuyun/AnimateLCM-SVD-xt", 25, 8,
-                num_inference_steps=4, min_guidance_scale=1.0, max_guidance_scale=1.0, motion_bucket_id=80),
+    # model card says; the authors' README: "just setting it to 1 to reduce the inference cost", though their demo's
+    # slider starts at 1.2). Their demo calls the pipeline with its default fps 7 (the UNet sees 6) and motion
+    # bucket 80, and writes the file at 8 fps. Both distilled files they publish load into SVD-XT's pipeline.
+    ModelPreset("AnimateLCM-SVD-xt (25 frames, 4 steps)", "wangfuyun/AnimateLCM-SVD-xt", 25, 7,
+                num_inference_steps=4, min_guidance_scale=1.0, max_guidance_scale=1.0, motion_bucket_id=80,
+                playback_fps=8),
+    ModelPreset("AnimateLCM-SVD-xt 1.1 (25 frames, 4 steps)",
+                "wangfuyun/AnimateLCM-SVD-xt/AnimateLCM-SVD-xt-1.1.safetensors", 25, 7, num_inference_steps=4,
+                min_guidance_scale=1.0, max_guidance_scale=1.0, motion_bucket_id=80, playback_fps=8),
 )
 DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
 
@@ -77,16 +85,18 @@ def _is_local(model_ref: str) -> bool:
 
 
 def model_page(model_ref: str) -> str:
-    """Where a person accepts a licence or checks a hub id (empty for local folders)."""
-    return "" if _is_local(model_ref) else f"https://huggingface.co/{model_ref}"
+    """Where a person accepts a licence or checks a hub id (empty for local folders); a hub file's repo page."""
+    return "" if _is_local(model_ref) else f"https://huggingface.co/{'/'.join(model_ref.split('/')[:2])}"
 
 
 def _preset(model_ref: str) -> ModelPreset | None:
-    """The preset of a hub id; a local AnimateLCM folder (it holds the distilled UNet's file) counts as that one."""
+    """The preset of a hub id; a local AnimateLCM folder (it holds a distilled UNet's file) counts as that one."""
     from svd_demo.animatelcm import HUB_ID, is_animatelcm
 
-    model_ref = HUB_ID if is_animatelcm(model_ref) else model_ref
-    return next((p for p in SVD_PRESETS if p.model_id == model_ref), None)
+    found = next((p for p in SVD_PRESETS if p.model_id == model_ref), None)
+    if found is None and is_animatelcm(model_ref):
+        found = next(p for p in SVD_PRESETS if p.model_id == HUB_ID)  # the AnimateLCM presets' settings are alike
+    return found
 
 
 def svd_defaults(model_ref: str) -> tuple[int, int]:
@@ -103,8 +113,10 @@ def svd_defaults(model_ref: str) -> tuple[int, int]:
     return 14, 7
 
 
-# The settings a model picker sets besides frames and fps: a preset's own, else the parameters' defaults.
-SAMPLING_SETTINGS = ("num_inference_steps", "min_guidance_scale", "max_guidance_scale", "motion_bucket_id")
+# The settings a model picker sets besides frames and fps: a preset's own, else the parameters' defaults (the
+# playback rate too: a preset whose authors write files at another rate than they condition on brings both).
+SAMPLING_SETTINGS = ("num_inference_steps", "min_guidance_scale", "max_guidance_scale", "motion_bucket_id",
+                     "playback_fps")
 
 
 def svd_settings(model_ref: str) -> dict[str, int | float]:
@@ -117,7 +129,8 @@ def svd_settings(model_ref: str) -> dict[str, int | float]:
 
 
 def few_step_settings(model_ref: str) -> dict[str, int | float]:
-    """A preset's own sampling settings (a few-step model's steps, guidance and motion); empty for other models."""
+    """A preset's own sampling settings (a few-step model's steps, guidance, motion and playback rate); empty for
+    other models."""
     preset = _preset(model_ref)
     values = {name: getattr(preset, name, None) for name in SAMPLING_SETTINGS}
     return {name: value for name, value in values.items() if value is not None}

@@ -72,9 +72,9 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("upscale", "Upscale", "After generating (and interpolating), make every frame 2x or 4x larger with a "
          "Real-ESRGAN network (the upscale model setting). Output is at most 3840 pixels on the long side: 4x "
          "fits videos of up to 960 pixels.", "none", str, choices=UPSCALE_CHOICES),
-    Spec("feature_cache", "Faster, slightly softer", "Reuse the model's deep features on every other denoising "
-         "step (DeepCache-style feature caching): fewer computations per clip, slightly softer detail. The same "
-         "seed still gives the same video.", False, bool),
+    Spec("feature_cache", "Faster, slightly softer", "Reuse the model's deep features between full denoising "
+         "steps (DeepCache feature caching; the server sets how often and how deep): fewer computations per clip, "
+         "slightly softer detail. The same seed still gives the same video.", False, bool),
 ]}
 
 
@@ -267,8 +267,8 @@ IMAGE_SPECS: dict[str, Spec] = {s.name: s for s in [
 # --- Upscaling (the Upscale tab, `/upscale` and `python -m svd_demo upscale`; `upscale` itself is in SPECS) --------
 
 UPSCALE_SPECS: dict[str, Spec] = {s.name: s for s in [
-    Spec("upscale_factor", "Factor", "How much larger: 4x is the networks' own scale, 2x averages each 2x2 block "
-         "of the 4x result. Output is at most 3840 pixels on the long side.", "2x", str,
+    Spec("upscale_factor", "Factor", "How much larger: 4x is the networks' own scale, 2x resizes the 4x result "
+         "with a Lanczos filter, as Real-ESRGAN does. Output is at most 3840 pixels on the long side.", "2x", str,
          choices=UPSCALE_CHOICES[1:]),
     Spec("upscale_tile", "Tile size (px)", "The frame is upscaled in tiles of this many input pixels (overlapping "
          "and cross-faded): smaller needs less GPU memory. 0 = the whole frame at once.", 512, int, 0, 2048, 64),
@@ -280,8 +280,8 @@ LORAS = Spec("loras", "LoRAs", "SDXL LoRAs for the still, one per line: a hub id
 # Not a generation parameter (it changes nothing in the result): whether a run streams rough previews. Off for API
 # calls unless asked; the page turns it on (its checkbox starts ticked).
 LIVE_PREVIEW = Spec("live_preview", "Live preview", "Show a rough preview of the frames every few denoising steps "
-                    "(no VAE pass: a fixed colour projection of the latents), to cancel a run that is going wrong.",
-                    False, bool)
+                    "(the model's current prediction of the finished clip, a fixed colour projection without a "
+                    "VAE pass), to cancel a run that is going wrong.", False, bool)
 # --- Keyframes to video (the Keyframes tab, `/keyframes_to_video` and `python -m svd_demo keyframes`) -------------
 # The method's own settings; every other one is the video settings' (`SPECS`). Guidance 1 in both directions is the
 # ViBiDSampler authors' default for SVD-XT.

@@ -1,14 +1,19 @@
-"""Live preview while denoising: every few steps the current latents become a small, rough picture of the clip,
-without the VAE, so a person sees a run going wrong and can cancel it.
+"""Live preview while denoising: every few steps the model's current prediction of the finished clip becomes a
+small, rough picture, without the VAE, so a person sees a run going wrong and can cancel it.
 
-The projection is a fixed linear map from the 4 latent channels to RGB. The step callback only projects (a few
-multiply-adds per latent pixel, on the device) and hands uint8 frames on; encoding the animated image happens on the
-caller's thread, outside the denoising loop.
+What is previewed is the denoised prediction x0 of the step just taken (the scheduler's `pred_original_sample`), as
+ComfyUI's latent previewer does, not the noisy latents: at SVD-XT's step 3 of 25 those are 99.7 % noise, while the
+prediction already shows the clip's layout. Every sampler we run computes x0 inside its `step` and returns it; the
+pipeline keeps only `prev_sample`, so `watching_predictions` keeps the last x0 for the step callback. No UNet or VAE
+pass is added: the preview is a fixed linear map from the 4 latent channels to RGB of a tensor that exists anyway.
+The step callback only projects (a few multiply-adds per latent pixel, on the device) and hands uint8 frames on;
+encoding the animated image happens on the caller's thread, outside the denoising loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +38,10 @@ PREVIEW_FPS = 7
 PreviewSink = Callable[[np.ndarray], None]
 
 
-def latents_to_rgb(latents: Any, sigma: float = 0.0) -> np.ndarray:
+def latents_to_rgb(latents: Any) -> np.ndarray:
     """(batch, frames, 4, h, w) video or (batch, 4, h, w) image latents -> (frames, h, w, 3) uint8, first batch item.
 
-    Noisy latents x_t = x_0 + sigma * noise are divided by sqrt(1 + sigma^2), as the UNet's input is, so early
-    previews stay in range (they are mostly noise: that is what the model has at that point).
+    Meant for clean latents (a prediction x0, or a finished result): the factors map them to about -1..1.
     """
     import torch
 
@@ -45,24 +49,52 @@ def latents_to_rgb(latents: Any, sigma: float = 0.0) -> np.ndarray:
     if latents.ndim == 3:  # one image: (4, h, w)
         latents = latents[None]
     factors = torch.tensor(SD_LATENT_RGB_FACTORS, dtype=torch.float32, device=latents.device)
-    scale = 1.0 / float(np.sqrt(1.0 + float(sigma) ** 2))
-    rgb = torch.einsum("fchw,cr->fhwr", latents.float() * scale, factors)  # on the device: a tiny matrix product
+    rgb = torch.einsum("fchw,cr->fhwr", latents.float(), factors)  # on the device: a tiny matrix product
     rgb = ((rgb + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
     return rgb.cpu().numpy()
 
 
-def current_sigma(pipe: Any) -> float:
-    """The noise level of the latents a step callback sees (the scheduler's next sigma); 0 if it has none."""
-    scheduler = getattr(pipe, "scheduler", None)
-    sigmas, index = getattr(scheduler, "sigmas", None), getattr(scheduler, "step_index", None)
-    if sigmas is None or index is None or index >= len(sigmas):
-        return 0.0
-    return float(sigmas[index])
+PREDICTION = "svd_demo_pred_original_sample"  # the scheduler attribute `watching_predictions` keeps x0 in
+
+
+@contextmanager
+def watching_predictions(scheduler: Any) -> Iterator[None]:
+    """Within the block, each `scheduler.step` also leaves its x0 prediction (`pred_original_sample`, the second
+    item of a tuple) on the scheduler, where `previewing` reads it. Nothing is computed or copied: x0 is kept until
+    the next step replaces it, and the scheduler is as before when the block ends."""
+    original = scheduler.step
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        x0 = out[1] if isinstance(out, tuple) else getattr(out, "pred_original_sample", None)
+        if x0 is None:
+            raise TypeError(f"{type(scheduler).__name__}.step returns no `pred_original_sample`: the live preview "
+                            "shows the model's prediction of the clean clip and needs it.")
+        setattr(scheduler, PREDICTION, x0)
+        return out
+
+    scheduler.step = step  # on the instance: the class and every other pipeline's scheduler stay untouched
+    try:
+        yield
+    finally:
+        del scheduler.step
+        if hasattr(scheduler, PREDICTION):
+            delattr(scheduler, PREDICTION)
+
+
+def predicted_clean(pipe: Any) -> Any:
+    """The x0 prediction of the step just taken (`watching_predictions` must be around the pipeline call)."""
+    x0 = getattr(getattr(pipe, "scheduler", None), PREDICTION, None)
+    if x0 is None:
+        raise RuntimeError("The live preview needs the sampler's x0 prediction: run the pipeline inside "
+                           "`watching_predictions(pipe.scheduler)` (svd_demo/preview.py).")
+    return x0
 
 
 def previewing(callback: Callable[..., dict], sink: PreviewSink,
                every: int = PREVIEW_EVERY_STEPS) -> Callable[..., dict]:
-    """`callback` (a `callback_on_step_end`) that also sends a preview to `sink` every `every` steps.
+    """`callback` (a `callback_on_step_end`) that also sends a preview of the x0 prediction to `sink` every `every`
+    steps; the pipeline call runs inside `watching_predictions(pipe.scheduler)`.
 
     The inner callback runs first, so a cancelled run stops before previewing. The last step gets no preview: the
     decoded video follows at once.
@@ -72,7 +104,7 @@ def previewing(callback: Callable[..., dict], sink: PreviewSink,
         out = callback(pipe, step, timestep, callback_kwargs)
         total = getattr(pipe, "num_timesteps", None) or 0
         if (step + 1) % every == 0 and step + 1 != total:
-            sink(latents_to_rgb(callback_kwargs["latents"], current_sigma(pipe)))
+            sink(latents_to_rgb(predicted_clean(pipe)))
         return out
 
     return with_preview

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from svd_demo.feature_cache import DEFAULT_BRANCH, DEFAULT_INTERVAL
 from svd_demo.memory import QUANTIZE
 from svd_demo.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
 
@@ -42,6 +43,8 @@ class Settings:
     auth: str = ""
     zerogpu_seconds: int = 120
     upscale_model: str = "realesr-animevideov3"
+    feature_cache_interval: int = DEFAULT_INTERVAL
+    feature_cache_branch: int = DEFAULT_BRANCH
 
 
 # option -> (environment variable, help). Gradio's own variables are reused where Gradio already reads them.
@@ -74,10 +77,32 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "upscale_model": ("SVD_DEMO_UPSCALE_MODEL", "Upscaler for the `upscale` option and the Upscale tab: "
                       "realesr-animevideov3 (fast), RealESRGAN_x4plus (quality), a local .pth/.safetensors file, "
                       "or a hub file OWNER/REPO/FILE.pth."),
+    "feature_cache_interval": ("SVD_DEMO_FEATURE_CACHE_INTERVAL", "Feature caching (the `feature_cache` option): "
+                               "every this many denoising steps the whole UNet runs, the steps between reuse its deep "
+                               "features (DeepCache's cache_interval; its SVD setting is 3)."),
+    "feature_cache_branch": ("SVD_DEMO_FEATURE_CACHE_BRANCH", "Feature caching: how much of the UNet a reused step "
+                             "still runs, as DeepCache's cache_branch (0 = the least and fastest, its SVD setting; "
+                             "higher = more layers recomputed, closer to a plain run; SVD's UNet has 0-10)."),
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }
 _CHOICES = {"dtype": DTYPES, "memory_profile": MEMORY_PROFILES, "quantize": QUANTIZE}
+
+
+def _whole(least: int):
+    """An argparse type: a whole number of at least `least`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in its messages
+    return parse
+
+
+_TYPES = {"feature_cache_interval": _whole(1), "feature_cache_branch": _whole(0)}
 
 
 def _parse_bool(text: str) -> bool:
@@ -89,7 +114,8 @@ def _parse_bool(text: str) -> bool:
 
 
 MODEL_SETTINGS = ("svd_model", "sdxl_model", "sdxl_vae", "device", "dtype", "memory_profile", "quantize",
-                  "max_image_pixels", "upscale_model")  # what a CLI run needs
+                  "max_image_pixels", "upscale_model", "feature_cache_interval",
+                  "feature_cache_branch")  # what a CLI run needs
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None,
@@ -102,7 +128,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str
             continue
         env, help_text = _OPTIONS[field.name]
         default = getattr(defaults, field.name)
-        kind = Path if isinstance(default, Path) else {bool: _parse_bool, int: int}.get(type(default), str)
+        kind = _TYPES.get(field.name) or (Path if isinstance(default, Path) else
+                                          {bool: _parse_bool, int: int}.get(type(default), str))
         if env in environ:
             try:
                 default = kind(environ[env])

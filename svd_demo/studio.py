@@ -259,7 +259,8 @@ class Studio:
                 self._upscaler(cache, self.settings.upscale_model, progress, cancel)
             loaded = _ready(cache, "svd", model_ref, timings, progress, cancel)
             return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel,
-                                           preview=preview)
+                                           preview=preview, cache_interval=self.settings.feature_cache_interval,
+                                           cache_branch=self.settings.feature_cache_branch)
 
         with self.gpu() as cache:
             waited = time.perf_counter()

@@ -17,19 +17,40 @@ from svd_demo.params import SPECS, VideoParams
 from svd_demo.schedulers import AnimateLCMScheduler
 
 
-def test_the_preset_carries_the_cards_defaults():
-    preset = next(p for p in SVD_PRESETS if p.model_id == animatelcm.HUB_ID)
-    assert "4 steps" in preset.label
-    assert svd_defaults(animatelcm.HUB_ID) == (25, 8)
-    assert svd_settings(animatelcm.HUB_ID) == {
-        "num_frames": 25, "fps": 8, "num_inference_steps": 4, "min_guidance_scale": 1.0, "max_guidance_scale": 1.0,
-        "motion_bucket_id": 80}
+@pytest.mark.parametrize("model_id", [animatelcm.HUB_ID, animatelcm.HUB_ID_1_1])
+def test_each_published_file_is_a_preset_with_the_authors_settings(model_id):
+    """The authors' demo (G-U-N/AnimateLCM animatelcm_svd/app.py) calls the pipeline with its default fps 7 (the UNet
+    sees 6), motion bucket 80 and 4 steps, and writes the file at 8 fps; guidance 1/1 as their README advises."""
+    preset = next(p for p in SVD_PRESETS if p.model_id == model_id)
+    assert "4 steps" in preset.label and ("1.1" in preset.label) == (model_id == animatelcm.HUB_ID_1_1)
+    assert svd_defaults(model_id) == (25, 7)
+    assert svd_settings(model_id) == {
+        "num_frames": 25, "fps": 7, "num_inference_steps": 4, "min_guidance_scale": 1.0, "max_guidance_scale": 1.0,
+        "motion_bucket_id": 80, "playback_fps": 8}
+    assert animatelcm.is_animatelcm(model_id)
+    resolved = VideoParams.from_raw({k: v for k, v in svd_settings(model_id).items() if k != "num_frames"})
+    assert resolved.fps == 7 and resolved.effective_playback_fps == 8
+
+
+def test_each_reference_reads_its_own_file(tmp_path, monkeypatch):
+    from svd_demo import hub
+
+    asked = []
+    monkeypatch.setattr(hub, "fetch", lambda repo, files, **kwargs: asked.append((repo, *files)) or tmp_path)
+    assert animatelcm._weights_path(animatelcm.HUB_ID).name == animatelcm.WEIGHTS_FILE
+    assert animatelcm._weights_path(animatelcm.HUB_ID_1_1).name == animatelcm.WEIGHTS_FILE_1_1
+    assert asked == [(animatelcm.HUB_ID, animatelcm.WEIGHTS_FILE), (animatelcm.HUB_ID, animatelcm.WEIGHTS_FILE_1_1)]
+    assert not animatelcm.is_animatelcm(f"{animatelcm.HUB_ID}/other.safetensors")
+    (tmp_path / animatelcm.WEIGHTS_FILE_1_1).write_bytes(b"")  # a local folder holding the 1.1 file alone
+    assert animatelcm.is_animatelcm(str(tmp_path))
+    assert animatelcm._weights_path(str(tmp_path)) == tmp_path / animatelcm.WEIGHTS_FILE_1_1
+    assert svd_settings(str(tmp_path))["playback_fps"] == 8
 
 
 def test_other_models_get_the_parameters_own_defaults_back():
     settings = svd_settings("stabilityai/stable-video-diffusion-img2vid-xt")
     assert settings == {"num_frames": 25, "fps": 7, **{name: SPECS[name].default for name in (
-        "num_inference_steps", "min_guidance_scale", "max_guidance_scale", "motion_bucket_id")}}
+        "num_inference_steps", "min_guidance_scale", "max_guidance_scale", "motion_bucket_id", "playback_fps")}}
 
 
 def test_the_lane_is_recognised_by_id_or_by_a_folder_holding_the_weights(tmp_path, tiny_models_dir):

@@ -73,7 +73,10 @@ def test_cpu_run_writes_every_row_with_timestamps(tmp_path):
     assert data["meta"]["done"] and data["meta"]["stopped"] is None and data["headline"]
     assert list(data["parts"]) == list(bench.PART_ORDER)
     assert rows["lane"]["steps_run"] == bench.LANE_STEPS and rows["cache"]["app_timings"]["denoise_s"] > 0
-    assert 0 < rows["cache"]["ssim_vs_high"] <= 1 and rows["cache"]["speedup_vs_high"] > 0
+    for row, (interval, branch) in bench.CACHE_ROWS.items():  # a row per feature cache setting
+        assert 0 < rows[row]["ssim_vs_high"] <= 1 and rows[row]["speedup_vs_high"] > 0
+        assert (rows[row]["interval"], rows[row]["branch"]) == (interval, branch), row
+    assert list(bench.CACHE_ROWS.values()) == [(3, 0), (2, 1)]
     for label in ("## Headline", "diffusers recipe", "| minimal |", "| cap-16GB |", "## SDXL still", "## Parts",
                   "## Speed options", "| feature cache", "## Keyframes to video", "| keyframes | ok |",
                   "live preview (latents -> RGB every 3 steps): ok"):
@@ -292,7 +295,9 @@ def test_the_speed_options_table_reads_the_cache_lane_and_compiled_lane_rows():
                      "denoise_speedup": 12.0, "speedup_vs_high": 4.8},
             "fast": {"status": "ok", "lane_total_s": 4.25, "lane_note": "compile warm-up 40.0 s"}}
     text = "\n".join(bench.speed_options_markdown(rows, {"frames": 25, "size": "1024x576", "steps": 25}))
-    assert "| feature cache (interval 2, depth 1) | ok | 25 | 15.00 | 19.0 | 1.60 / 1.40 | 31.2 | 0.951 |" in text
+    assert ("| feature cache (interval 3, branch 0: DeepCache's SVD setting, the default) | ok | 25 | 15.00 | 19.0 | "
+            "1.60 / 1.40 | 31.2 | 0.951 |") in text
+    assert "| feature cache (interval 2, branch 1: the earlier default) | None |" in text  # a row per setting
     assert "| AnimateLCM lane (4 steps, guidance 1) vs 25-step high | ok | 4 | 2.00 | 5.5 | 12.00 / 4.80 |" in text
     assert "| AnimateLCM lane on 'fast' (compiled) | ok | 4 | | 4.2 |" in text and "compile warm-up 40.0 s" in text
     assert "not run" in "\n".join(bench.speed_options_markdown({}, {}))

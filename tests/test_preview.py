@@ -17,6 +17,7 @@ from svd_demo import ui
 from svd_demo.errors import GenerationCancelled
 from svd_demo.params import VideoParams
 from svd_demo.preview import (
+    PREDICTION,
     PREVIEW_EVERY_STEPS,
     PREVIEW_LONG_SIDE,
     SD_LATENT_RGB_FACTORS,
@@ -38,8 +39,60 @@ def test_projection_shape_range_and_values():
     unit[:, :, 1] = 1.0  # channel 1 alone: its row of factors, mapped from -1..1 to 0..255
     expected = np.round((np.array(SD_LATENT_RGB_FACTORS[1]) + 1) * 127.5).astype(np.uint8)
     assert (latents_to_rgb(unit) == expected).all()
-    # noisy latents are scaled like the UNet's input: sigma 3 divides by sqrt(10)
-    assert (latents_to_rgb(unit * np.sqrt(10.0), sigma=3.0) == expected).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a preview shows: the model's prediction of the clean clip (x0), as ComfyUI's previewer does, not the noise
+
+
+@pytest.fixture(scope="module")
+def loaded_svd(tiny_settings):
+    from svd_demo.pipelines import PipelineCache
+
+    return PipelineCache(tiny_settings, "cpu").get("svd", tiny_settings.svd_model)
+
+
+def predicting(clean: torch.Tensor):
+    """A stand-in UNet forward whose prediction of the clean latents is always `clean`: from the scaled input
+    c_in * x and c_noise = log(sigma) / 4 it returns the v that makes x0 = c_skip * x + c_out * v equal `clean`
+    (the EDM v-prediction that SVD's Euler sampler and the consistency sampler both use)."""
+
+    def forward(sample, timestep, *args, return_dict=True, **kwargs):
+        sigma = torch.exp(4 * torch.as_tensor(timestep, dtype=torch.float64))
+        x = sample[:, :, :4].double() * torch.sqrt(sigma**2 + 1)  # the image latents' 4 channels follow
+        c_skip, c_out = 1 / (sigma**2 + 1), -sigma / torch.sqrt(sigma**2 + 1)
+        v = (clean.double() - c_skip * x) / c_out  # one row per batch item (with guidance: two, alike)
+        return (v.to(sample.dtype),)
+
+    return forward
+
+
+@pytest.mark.parametrize("sampler", ["euler", "consistency"])
+def test_every_preview_shows_the_models_clean_prediction(loaded_svd, image, monkeypatch, sampler):
+    from svd_demo.image_to_video import denoise
+    from svd_demo.schedulers import AnimateLCMScheduler
+
+    pipe = loaded_svd.pipe
+    if sampler == "consistency":  # AnimateLCM's sampler: re-noises every step, so x0 cannot follow from latents
+        monkeypatch.setattr(pipe, "scheduler", AnimateLCMScheduler())
+    clean = torch.randn(1, 3, 4, 144 // 8, 256 // 8, generator=torch.Generator().manual_seed(0)) * 0.6
+    monkeypatch.setattr(pipe.unet, "forward", predicting(clean))
+    expected = latents_to_rgb(clean)
+    seen: list[np.ndarray] = []
+    params = VideoParams.from_raw({**FAST, "num_frames": 3, "num_inference_steps": STEPS, "fps": 7})
+    denoise(loaded_svd, image, params, preview=seen.append)
+    assert len(seen) == 2  # after steps 3 and 6 of 7, while the latents themselves are still mostly noise
+    for frames in seen:  # equal within rounding at every preview, the first one included
+        assert np.abs(frames.astype(int) - expected).max() <= 1
+    assert "step" not in vars(pipe.scheduler) and not hasattr(pipe.scheduler, PREDICTION)  # the watch is gone
+
+
+def test_a_preview_outside_the_watch_says_what_is_missing(loaded_svd):
+    from svd_demo.preview import previewing
+
+    callback = previewing(lambda pipe, step, t, kwargs: kwargs, lambda frames: None, every=1)
+    with pytest.raises(RuntimeError, match="watching_predictions"):
+        callback(loaded_svd.pipe, 0, 0, {"latents": torch.zeros(1, 1, 4, 2, 2)})
 
 
 def test_preview_file_is_a_small_animation(tmp_path):

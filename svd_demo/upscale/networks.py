@@ -109,6 +109,12 @@ class Architecture:
     scale: int  # the network's own factor
     options: dict
 
+    @property
+    def input_multiple(self) -> int:
+        """What an input's height and width must be multiples of: RRDBNet x2 and x1 pixel-unshuffle their input by 2
+        and 4 (SRVGGNetCompact and RRDBNet x4 take any size)."""
+        return 4 // self.scale if self.name == "RRDBNet" else 1
+
     def build(self) -> nn.Module:
         cls = SRVGGNetCompact if self.name == "SRVGGNetCompact" else RRDBNet
         return cls(**self.options)

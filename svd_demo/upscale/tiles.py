@@ -4,6 +4,11 @@ Tiles bound the memory of one network call: RealESRGAN_x4plus on a whole 1024x57
 activations at 4096x2304 (fp16: over 1 GB per tensor, several alive at once), so 4K output would not fit a consumer
 card. Each tile is run with `TILE_PAD` pixels of context that are cut off again (a border without context looks
 different), and neighbouring tiles overlap by `TILE_OVERLAP` pixels, cross-faded linearly so no seam can show.
+
+Two steps follow Real-ESRGAN's own inference (`RealESRGANer.enhance`): a frame whose sides are not multiples of what
+the network needs (RRDBNet x2: 2, x1: 4, for its pixel-unshuffle) is reflect-padded at the right and bottom first
+and the result cropped after, tiles included; and a factor below the network's scale (2x from a x4 network) is the
+network's 8-bit result resized with OpenCV's Lanczos filter (`INTER_LANCZOS4`, its `outscale` path).
 """
 
 from __future__ import annotations
@@ -54,15 +59,32 @@ def factor_of(upscale: str | int, name: str = "upscale") -> int:
     raise InputError(f"`{name}` must be one of {', '.join(UPSCALE_FACTORS)}; got {upscale!r}.")
 
 
-def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+def _spans(length: int, tile: int, overlap: int, multiple: int = 1) -> list[tuple[int, int]]:
     """As few windows of at most `tile` as cover `length` with neighbours overlapping by at least `overlap`, all of
-    one size (1024 in 512-px tiles: three of 352, not 512 + 512 + a third that is almost all overlap)."""
+    one size (1024 in 512-px tiles: three of 352, not 512 + 512 + a third that is almost all overlap). With
+    `multiple` (which divides `length`), every start and size is a multiple of it."""
+    if multiple > 1:
+        units = _spans(length // multiple, max(1, tile // multiple), math.ceil(overlap / multiple))
+        return [(start * multiple, end * multiple) for start, end in units]
     if length <= tile:
         return [(0, length)]
     count = math.ceil((length - overlap) / (tile - overlap))
     size = math.ceil((length + (count - 1) * overlap) / count)
     starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
     return [(start, start + size) for start in starts]
+
+
+def _padded(x, multiple: int):
+    """`x` (1, C, H, W) reflect-padded at the right and bottom to multiples of `multiple`, as RealESRGANer pads
+    (edge pixels repeated instead where a side is too short to reflect)."""
+    import torch.nn.functional as F
+
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not pad_h and not pad_w:
+        return x
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 def _ramp(size: int, fade_in: int, fade_out: int, xp):
@@ -80,12 +102,11 @@ def upscale_frame(upscaler: LoadedUpscaler, frame: np.ndarray, factor: int, *, t
                   overlap: int = TILE_OVERLAP, pad: int = TILE_PAD) -> np.ndarray:
     """`frame` (HxWx3 uint8 RGB) made `factor` times larger (HxWx3 uint8).
 
-    The network runs at its own scale; a smaller `factor` (2x from a x4 network) averages each block of the
-    result (area downscaling: every output pixel still sees all the detail the network made). A larger one is
-    refused. `tile` 0 runs the whole frame at once.
+    The network runs at its own scale; a smaller `factor` (2x from a x4 network) resizes its 8-bit result with
+    OpenCV's Lanczos filter, as Real-ESRGAN's `outscale` does. A larger one is refused. `tile` 0 runs the whole frame
+    at once. Sides that are not multiples of what the network takes are reflect-padded and cropped again.
     """
     import torch
-    import torch.nn.functional as F
 
     scale = upscaler.scale
     if factor > scale or scale % factor:
@@ -93,32 +114,38 @@ def upscale_frame(upscaler: LoadedUpscaler, frame: np.ndarray, factor: int, *, t
                          f"'{upscaler.ref}' upscales {scale}x.")
     height, width = frame.shape[:2]
     net = upscaler.network
+    multiple = upscaler.architecture.input_multiple
     with torch.no_grad():  # not inference_mode: see FACTS.md on inference tensors
         # Decoded frames can be read-only views of ffmpeg's buffer; torch wants memory it may write.
         frame = np.ascontiguousarray(frame) if frame.flags.writeable else np.array(frame)
         x = torch.from_numpy(frame).to(upscaler.device)
-        x = x.permute(2, 0, 1)[None].to(upscaler.dtype) / 255.0
-        if tile <= 0 or (height <= tile and width <= tile):
+        x = _padded(x.permute(2, 0, 1)[None].to(upscaler.dtype) / 255.0, multiple)
+        full_h, full_w = x.shape[-2:]  # padded: tiles are cut from the padded frame, as the reference tiles it
+        if tile <= 0 or (full_h <= tile and full_w <= tile):
             out = net(x).float()
         else:
-            out = torch.zeros((1, 3, height * scale, width * scale), dtype=torch.float32, device=x.device)
-            weight = torch.zeros((1, 1, height * scale, width * scale), dtype=torch.float32, device=x.device)
+            out = torch.zeros((1, 3, full_h * scale, full_w * scale), dtype=torch.float32, device=x.device)
+            weight = torch.zeros((1, 1, full_h * scale, full_w * scale), dtype=torch.float32, device=x.device)
             overlap = max(0, min(overlap, tile // 2))
-            for y0, y1 in _spans(height, tile, overlap):
-                for x0, x1 in _spans(width, tile, overlap):
-                    py0, py1 = max(0, y0 - pad), min(height, y1 + pad)
-                    px0, px1 = max(0, x0 - pad), min(width, x1 + pad)
+            pad = math.ceil(pad / multiple) * multiple  # context that keeps every tile's sides multiples too
+            for y0, y1 in _spans(full_h, tile, overlap, multiple):
+                for x0, x1 in _spans(full_w, tile, overlap, multiple):
+                    py0, py1 = max(0, y0 - pad), min(full_h, y1 + pad)
+                    px0, px1 = max(0, x0 - pad), min(full_w, x1 + pad)
                     piece = net(x[..., py0:py1, px0:px1]).float()
                     piece = piece[..., (y0 - py0) * scale:(y1 - py0) * scale, (x0 - px0) * scale:(x1 - px0) * scale]
                     fade = overlap * scale
-                    wy = _ramp((y1 - y0) * scale, fade if y0 > 0 else 0, fade if y1 < height else 0, torch)
-                    wx = _ramp((x1 - x0) * scale, fade if x0 > 0 else 0, fade if x1 < width else 0, torch)
+                    wy = _ramp((y1 - y0) * scale, fade if y0 > 0 else 0, fade if y1 < full_h else 0, torch)
+                    wx = _ramp((x1 - x0) * scale, fade if x0 > 0 else 0, fade if x1 < full_w else 0, torch)
                     w = (wy[:, None] * wx[None, :]).to(x.device)[None, None]
                     out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += piece * w
                     weight[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += w
             out /= weight
-        out = torch.nan_to_num(out).clamp_(0.0, 1.0)  # before averaging: the mean of the pixels one would see
-        if factor < scale:
-            out = F.avg_pool2d(out, scale // factor)
-        out = out.mul_(255.0).round_().to(torch.uint8)
-        return out[0].permute(1, 2, 0).contiguous().cpu().numpy()
+        out = out[..., :height * scale, :width * scale]
+        out = torch.nan_to_num(out).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        result = out[0].permute(1, 2, 0).contiguous().cpu().numpy()
+    if factor < scale:
+        import cv2
+
+        result = cv2.resize(result, (width * factor, height * factor), interpolation=cv2.INTER_LANCZOS4)
+    return result
