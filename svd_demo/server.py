@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from svd_demo import zerogpu
@@ -18,13 +19,14 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: Settings) -> gr.Blocks:
-    """The app, ready to launch: the studio (models preloaded if asked) behind the interface."""
+    """The app, ready to launch: the studio (models preloaded if asked) behind the interface. Give it settings
+    with an output folder (`main` makes a private one): `launch_kwargs` serves that folder."""
     from svd_demo.studio import Studio
     from svd_demo.ui import build_demo
 
     studio = Studio(settings)
     if settings.preload:  # load before serving, e.g. where the first visitor should not wait for a download
-        studio.cache.get("svd", settings.svd_model)
+        studio.cache.get("svd", studio.access.model("svd", None)[1])
     zerogpu.install(studio, settings.zerogpu_seconds)
     demo = build_demo(settings, studio)
     demo.queue(max_size=settings.queue_size)
@@ -34,6 +36,10 @@ def create_app(settings: Settings) -> gr.Blocks:
 def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = zerogpu.start(parse_settings(argv, prog=prog))  # first: on ZeroGPU, `spaces` before any CUDA use
+    if settings.output_dir is None:
+        from svd_demo.outputs import private_output_dir
+
+        settings = replace(settings, output_dir=private_output_dir())
     from svd_demo.ui import launch_kwargs
 
     create_app(settings).launch(**launch_kwargs(settings))

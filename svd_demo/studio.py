@@ -19,16 +19,18 @@ from typing import Any
 from PIL import Image
 
 from svd_demo import sidecar
+from svd_demo.access import Access
 from svd_demo.allocator import release_free_memory
 from svd_demo.errors import GenerationCancelled, InputError
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.lora import apply_loras
-from svd_demo.models import DEFAULT_SDXL_MODEL, check_model_ref, is_tiny_model, svd_defaults
+from svd_demo.models import is_tiny_model, svd_defaults
 from svd_demo.outputs import (
     OutputFiles,
     apply_loop,
     output_stem,
+    private_output_dir,
     remove_old_outputs,
     write_json_atomic,
     write_outputs,
@@ -175,7 +177,10 @@ class Studio:
     def __init__(self, settings: Settings) -> None:
         from svd_demo.memory import resolve_devices
 
+        if settings.output_dir is None:
+            settings = replace(settings, output_dir=private_output_dir())
         self.settings = settings
+        self.access = Access.from_settings(settings)  # the models and LoRAs on offer (all of them in private mode)
         # One cache (pipelines + lock) per device; a request borrows whichever is free. With one device, as usual,
         # requests simply take turns on it.
         self.caches = [PipelineCache(settings, device) for device in resolve_devices(settings.device)]
@@ -187,10 +192,14 @@ class Studio:
         self._upscalers: dict[int, Any] = {}  # one UpscalerCache per device cache, made on first use
         settings.output_dir.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def output_dir(self) -> Path:
+        return self.settings.output_dir  # type: ignore[return-value]  # set in __init__
+
     def _sweep(self) -> None:
         """Remove expired outputs. Only at the start of a request, before it writes anything, and only in our own
         folder: a sweep at the end deleted a text-to-video request's own still when the video outlasted the TTL."""
-        remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
+        remove_old_outputs(self.output_dir, self.settings.output_ttl)
         release_free_memory()  # what the last requests' encoding and post-processing freed (see allocator.py)
 
     @contextmanager
@@ -228,23 +237,23 @@ class Studio:
         timings: dict[str, float] = {}
         if out_stem is None and still is None:
             self._sweep()
-        model_ref = check_model_ref(model_ref, "video model") or self.settings.svd_model
-        num_frames, fps = svd_defaults(model_ref)
+        model_ref, model_source = self.access.model("svd", model_ref)  # its name, and what is loaded
+        num_frames, fps = svd_defaults(model_source)
         params = params.resolved(num_frames=num_frames, fps=fps)
         prepared, original = self.prepare(source, params.resolution, params.aspect_mode)
         upscale = _upscale_factor(params, prepared.image.size)  # a too-large result is refused before the GPU
         if upscale:
             from svd_demo.upscale import check_upscaler_ref
 
-            check_upscaler_ref(self.settings.upscale_model)
+            check_upscaler_ref(self.access.model("upscale", None)[1])
         timings["prepare_s"] = time.perf_counter() - started
 
         report = progress or (lambda fraction, text: None)
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
             if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
-                self._upscaler(cache, self.settings.upscale_model, progress)
-            loaded = _ready(cache, "svd", model_ref, timings, progress)
+                self._upscaler(cache, self.access.model("upscale", None)[1], progress)
+            loaded = _ready(cache, "svd", model_source, timings, progress)
             return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel,
                                            preview=preview)
 
@@ -267,7 +276,7 @@ class Studio:
         else:
             record = sidecar.text_to_video(still.params, still.model_ref, still.path.name, still.sdxl_s, params=params,
                                            **video)
-        stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
+        stem = out_stem or output_stem(self.output_dir, "video", params.seed)
         if upscale:
             report(0.97, f"Upscaling {upscale}x and encoding")
             files = self._write_upscaled(frames, upscale, stem, fps, record, params, started, progress, cancel)
@@ -324,7 +333,7 @@ class Studio:
                 progress(done / total if total else 0.0, f"Interpolating: frame {done}/{total or '?'}")
 
         settings = {"factor": factor, "target_fps": target_fps, "slow_motion": slow_motion, "backend": backend}
-        path = output_stem(self.settings.output_dir, "interpolated").with_suffix(".mp4")
+        path = output_stem(self.output_dir, "interpolated").with_suffix(".mp4")
         result = interpolate_file(video, path, factor=factor, target_fps=target_fps, slow_motion=slow_motion,
                                   backend=backend, progress=frames_done, cancel=cancel,
                                   metadata={"comment": json.dumps(settings, sort_keys=True)})
@@ -355,11 +364,12 @@ class Studio:
         from svd_demo.upscale import DEFAULT_TILE, check_upscaler_ref
         from svd_demo.upscale.files import UpscaledClip
 
-        model_ref = check_upscaler_ref(self.settings.upscale_model)
+        name, model_ref = self.access.model("upscale", None)
+        model_ref = check_upscaler_ref(model_ref)
 
         def on_device(cache: PipelineCache) -> OutputFiles:
             upscaler = self._upscaler(cache, model_ref, None)
-            record["upscale"] = sidecar.upscaling(upscaler, factor, DEFAULT_TILE)
+            record["upscale"] = {**sidecar.upscaling(upscaler, factor, DEFAULT_TILE), "model": name}
             clip = UpscaledClip(frames, upscaler, factor, tile=DEFAULT_TILE, cancel=cancel)
             return write_outputs(clip, stem, fps, record, extra_formats=params.extra_formats,  # type: ignore[arg-type]
                                  started=started, cancel=cancel)
@@ -383,11 +393,12 @@ class Studio:
             self._sweep()
         factor = factor_of(upscale_factor, "upscale_factor")
         tile = checked("upscale_tile", tile)
-        model_ref = check_upscaler_ref(model_ref or self.settings.upscale_model)
+        name, model_ref = self.access.model("upscale", model_ref)
+        model_ref = check_upscaler_ref(model_ref)
         check_input(source, factor, "upscale_factor")  # a bad upload is refused before the upscaler loads
         still = Path(str(source)).suffix.lower() in STILL_SUFFIXES
-        path = out_path or output_stem(self.settings.output_dir, "upscaled").with_suffix(".png" if still else ".mp4")
-        settings = {"upscale_factor": f"{factor}x", "upscale_model": model_ref, "upscale_tile": tile}
+        path = out_path or output_stem(self.output_dir, "upscaled").with_suffix(".png" if still else ".mp4")
+        settings = {"upscale_factor": f"{factor}x", "upscale_model": name, "upscale_tile": tile}
 
         def frames_done(done: int, total: int | None) -> None:
             if progress is not None:
@@ -403,6 +414,7 @@ class Studio:
             upscaler, result = cache.run(lambda: on_device(cache))
         record = sidecar.upscale(settings, source_name=Path(str(source)).name, result=result, upscaler=upscaler,
                                  timings={"total_s": time.perf_counter() - started})
+        record["upscale"]["model"] = name
         record_path = _with_sidecar(path, record, cancel)
         return result, record_path
 
@@ -415,15 +427,18 @@ class Studio:
         started = time.perf_counter()
         if out_path is None:
             self._sweep()
-        model_ref = check_model_ref(model_ref, "image model", DEFAULT_SDXL_MODEL) or self.settings.sdxl_model
+        model_ref, model_source = self.access.model("sdxl", model_ref)
+        for lora in params.loras:  # parsed by the caller; public mode takes listed names only
+            self.access.lora_ref(lora.ref)
         params = params.resolved()
         timings: dict[str, float] = {}
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
-            loaded = _ready(cache, "sdxl", model_ref, timings, progress)
+            loaded = _ready(cache, "sdxl", model_source, timings, progress)
             if params.loras and progress is not None:
                 progress(0.0, f"Loading {len(params.loras)} LoRA(s)")
-            apply_loras(loaded, params.loras)  # also with none: removes the previous request's adapters
+            # Also with none: removes the previous request's adapters.
+            apply_loras(loaded, params.loras, self.access.lora_source)
             return loaded, generate_still(loaded, params, progress=progress, cancel=cancel)
 
         with self.gpu() as cache:
@@ -431,7 +446,7 @@ class Studio:
             loaded, still = cache.run(lambda: on_device(cache))
             timings["gpu_section_s"] = time.perf_counter() - waited
         timings["sdxl_s"] = still.seconds
-        path = out_path or output_stem(self.settings.output_dir, "still", params.seed).with_suffix(".png")
+        path = out_path or output_stem(self.output_dir, "still", params.seed).with_suffix(".png")
         write_png(still.image, path, sidecar.still_parameters(params, model_ref))
         timings["total_s"] = time.perf_counter() - started
         record = sidecar.text_to_image(params, model_ref=model_ref, loaded=loaded, notices=still.notices,
@@ -471,15 +486,15 @@ class Studio:
         source, fps = frames_of(video, MAX_EXTEND_FRAMES, "Extending")
         height, width = source[-1].shape[:2]
         last = Image.fromarray(source[-1])
-        model_ref = check_model_ref(model_ref, "video model") or self.settings.svd_model
+        model_ref, model_source = self.access.model("svd", model_ref)
         # Native aspect at the chosen resolution keeps the source's shape; playback at the conditioning fps, then
         # interpolated up to the source's rate if that is faster.
         segment_params = replace(params, aspect_mode="native", loop="none", extra_formats=(), playback_fps=0,
                                  interpolate_fps=0, upscale="none")
-        plays_at = params.fps or svd_defaults(model_ref)[1]
+        plays_at = params.fps or svd_defaults(model_source)[1]
         if fps > plays_at:
             segment_params = replace(segment_params, interpolate_fps=fps)
-        tmp = output_stem(self.settings.output_dir, "segment")
+        tmp = output_stem(self.output_dir, "segment")
         try:
             segment = self.image_to_video(last, segment_params, model_ref=model_ref,
                                           progress=_scaled(progress, 0.0, 0.9), cancel=cancel, out_stem=tmp)
@@ -505,7 +520,7 @@ class Studio:
             frames[i] = frame
         del source, new
         frames = apply_loop(frames, params.loop)
-        stem = out_stem or output_stem(self.settings.output_dir, "extended", segment.seed)
+        stem = out_stem or output_stem(self.output_dir, "extended", segment.seed)
         files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
                               cancel=cancel)
         _published(cancel, files.video, *files.extras.values(), files.sidecar)
