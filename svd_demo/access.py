@@ -164,6 +164,17 @@ class Access:
         except InputError:
             return None
 
+    def scrub(self, text: str) -> str:
+        """`text` (an error message) with each local model's and LoRA's path replaced by its name, in public mode."""
+        if not self.public:
+            return text
+        pairs = [*((source, name) for names in self.models.values() for name, source in names.items()),
+                 *((source, name) for name, source in self.loras.items())]
+        for source, name in sorted(pairs, key=lambda pair: -len(pair[0])):  # longest first: a folder's files
+            if source != name:
+                text = text.replace(source, name)
+        return text
+
     # ------------------------------------------------------------------------------------------------- LoRAs
 
     def lora_ref(self, ref: str) -> str:

@@ -6,22 +6,23 @@ the cache's lock (load once, generate), then encoding outside the lock so the ne
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
 from svd_demo import sidecar
 from svd_demo.access import Access
 from svd_demo.allocator import release_free_memory
-from svd_demo.errors import GenerationCancelled, InputError
+from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.lora import apply_loras
@@ -48,6 +49,8 @@ from svd_demo.params import (
 from svd_demo.pipelines import PipelineCache
 from svd_demo.preview import PreviewSink
 from svd_demo.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -167,6 +170,23 @@ class CancelTokens:
             return self._changed.wait_for(lambda: not self._running(session, kind), timeout)
 
 
+def _names_models(method: Callable[..., T]) -> Callable[..., T]:
+    """A studio method whose errors name models and LoRAs as callers know them: in public mode by name, never by
+    where the server keeps them (a load error quotes the folder it read)."""
+
+    @functools.wraps(method)
+    def named(self: Studio, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except UserFacingError as exc:
+            text = self.access.scrub(str(exc))
+            if text == str(exc):
+                raise
+            raise type(exc)(text) from exc
+
+    return named
+
+
 MAX_EXTEND_FRAMES = 400
 """Longest clip `extend_video` takes (the whole result is held in memory while it is encoded)."""
 
@@ -222,6 +242,7 @@ class Studio:
         loaded = load_image(source, max_pixels=self.settings.max_image_pixels, min_side=int(resolution))
         return prepare_image(loaded.image, resolution, aspect_mode), loaded
 
+    @_names_models
     def image_to_video(self, source: Any, params: VideoParams, *, model_ref: str | None = None,
                        progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                        out_stem: Path | None = None, still: StillResult | None = None,
@@ -377,6 +398,7 @@ class Studio:
         with self.gpu() as cache:
             return cache.run(lambda: on_device(cache))
 
+    @_names_models
     def upscale(self, source: str | Path, *, upscale_factor: Any = UPSCALE_SPECS["upscale_factor"].default,
                 model_ref: str | None = None, tile: Any = UPSCALE_SPECS["upscale_tile"].default,
                 progress: ProgressFn | None = None, cancel: threading.Event | None = None,
@@ -418,6 +440,7 @@ class Studio:
         record_path = _with_sidecar(path, record, cancel)
         return result, record_path
 
+    @_names_models
     def text_to_image(self, params: ImageParams, *, model_ref: str | None = None,
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                       out_path: Path | None = None) -> StillResult:
@@ -467,6 +490,7 @@ class Studio:
         return self.image_to_video(still.image, params, model_ref=model_ref, progress=progress, cancel=cancel,
                                    out_stem=out_stem, still=still, preview=preview)
 
+    @_names_models
     def extend_video(self, video: str | Path, params: VideoParams, *, model_ref: str | None = None,
                      progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                      out_stem: Path | None = None) -> VideoResult:

@@ -31,6 +31,8 @@ import gradio as gr
 import pydantic
 from gradio import processing_utils
 from gradio.exceptions import InvalidPathError
+from gradio.utils import NamedString
+from gradio_client import utils as client_utils
 
 from svd_demo import zerogpu
 from svd_demo.access import Access
@@ -128,6 +130,19 @@ class UploadedImage(gr.Image):
                 raise _Refusal(f"The image sent inline (a data: URL) is not valid base64 ({exc}). Send the file "
                                "instead (gradio_client's handle_file()).") from None
         return str(payload.path) if payload.path else None
+
+
+class UploadedFile(gr.File):
+    """A file input that hands on the uploaded file's path, and nothing else: gr.File(type="filepath") also
+    creates an empty temporary file in Gradio's cache on every call and leaves it there."""
+
+    def get_block_name(self) -> str:
+        return "file"
+
+    def _process_single_file(self, f: Any) -> Any:
+        if self.file_types and not client_utils.is_valid_file(f.path, self.file_types):
+            raise _Refusal(f"Upload one of these kinds of file: {', '.join(self.file_types)}.")
+        return NamedString(f.path)
 
 
 class _NamesItsParameter:
@@ -788,7 +803,7 @@ def _video_settings(access: Access, quick: dict[str, int]) -> VideoControls:
         # value); the page ticks it when it loads (build_demo), as a person watches.
         by_name[LIVE_PREVIEW.name] = _component(LIVE_PREVIEW)
         with gr.Accordion("Restore settings from a video", open=False):
-            by_name["restore"] = gr.File(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
+            by_name["restore"] = UploadedFile(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
                                          file_types=[".mp4", ".webm", ".json"], elem_id="restore-settings")
             by_name["restore_note"] = gr.Markdown()
     # .input, not .change: only a person's pick brings the model's defaults; a restored file sets both itself.
@@ -969,7 +984,7 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
         with gr.Column():
             # No `file_types`: Gradio would refuse other names with a message that names no parameter; the
             # upscaler's own checks read the file's header and say what is wrong with it.
-            by_name["media"] = source = gr.File(label="Video or image", file_count="single")
+            by_name["media"] = source = UploadedFile(label="Video or image", file_count="single")
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
                 by_name["upscale_factor"] = _component(UPSCALE_SPECS["upscale_factor"])
@@ -1136,7 +1151,7 @@ def _hold_to_max_size(queue: Any, per_client: int = 0) -> None:
         keys = _client_keys(body.session_hash, request)
         if per_client and waiting(keys) >= per_client:
             return (False, f"You already have {per_client} requests waiting, the most one client may have here "
-                    "(--max-queued-per-client). Wait for one of them to start, then send the next.", "queue_full")
+                    "(--max-queued-per-client). Wait for one of them to start, then send the next.", "error")
         admitting.append(keys)
         try:
             return await push(body, request, username)
