@@ -198,6 +198,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     values = {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
     if "allow_model" in values:
         values["allow_model"] = tuple(values["allow_model"])
+    # A command that offers no --public (the CLI, a sweep) serves nobody: it runs for the person who typed it.
+    values.setdefault("public", False)
     return Settings(**values)
 
 

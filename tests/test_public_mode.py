@@ -130,9 +130,40 @@ def test_the_mode_follows_where_the_app_can_be_reached():
     assert public_mode(Settings(), {"SPACE_ID": "me/app"})[0]
 
 
-def test_the_page_says_which_mode_runs(server):
-    page = json.dumps(httpx.get(f"{server}config").json())
-    assert "Public mode (--public)" in page
+def test_a_command_line_run_is_private(tiny_models_dir):
+    from svd_demo.cli import build_parser
+    from svd_demo.settings import settings_from_args
+
+    args = build_parser().parse_args(["generate", "--image", "x.png", "--out", "x.mp4",
+                                      "--svd-model", str(tiny_models_dir / "svd")])
+    assert settings_from_args(args).public is False  # even on a Space's terminal: it serves nobody
+
+
+def test_allowed_models_come_from_the_options_and_a_file(tiny_settings, tmp_path):
+    from svd_demo.access import Access, read_allowed
+
+    listed = tmp_path / "allowed.txt"
+    listed.write_text("# the operator's list\nimage=owner/still-model\n\nlora=owner/style  # a hub LoRA\n")
+    settings = replace(tiny_settings, public=True, allow_model=("video=owner/clip-model",),
+                       allow_models_file=str(listed))
+    assert read_allowed(settings) == [("svd", "owner/clip-model"), ("sdxl", "owner/still-model"),
+                                      ("lora", "owner/style")]
+    access = Access.from_settings(settings)
+    assert access.choices("svd")[0] == ("svd (from settings)", "svd")  # a local folder: by its name
+    assert "owner/clip-model" in access.models["svd"] and "owner/still-model" in access.models["sdxl"]
+    assert access.lora_ref("owner/style") == "owner/style"
+    with pytest.raises(ValueError, match=r"--allow-model 'owner/x': write KIND=REF with KIND one of video"):
+        read_allowed(replace(settings, allow_model=("owner/x",)))
+
+
+def test_the_page_says_which_mode_runs_and_offers_exactly_the_lists(server, public_studio):
+    config = httpx.get(f"{server}config").json()
+    assert "Public mode (--public)" in json.dumps(config)
+    pickers = {c["props"]["label"]: c["props"] for c in config["components"] if c.get("type") == "dropdown"}
+    for label, kind in (("Video model", "svd"), ("Image model", "sdxl"), ("Upscale model", "upscale")):
+        assert [value for _, value in pickers[label]["choices"]] == list(public_studio.access.models[kind])
+        assert pickers[label]["allow_custom_value"] is False
+    assert "broken-svd" in [value for _, value in pickers["Video model"]["choices"]]
 
 
 @pytest.mark.parametrize(("api_name", "parameter"), [("/image_to_video", "svd_model"),
