@@ -97,7 +97,7 @@ class Access:
                 raise ValueError(f"Two {kind} models are both called {name!r} ({models[kind][name]} and {ref}): "
                                  "public mode offers local models by their folder or file name; rename one.")
             models[kind][name] = ref
-            labels[kind].setdefault(name, label or f"{name} (from settings)")
+            labels[kind].setdefault(name, label or f"{Path(ref).name or ref} (from settings)")
             return name
 
         # The settings' own models first (they are the pickers' starting values), then the presets, then the lists.
@@ -141,9 +141,9 @@ class Access:
         Public mode: a name on offer, else the refusal. Private mode: a name on offer, else any valid reference
         (a hub id or a local path, checked when it loads), as it was sent.
         """
+        default = self.defaults[kind]
         if value is None or value == "":
-            name = self.defaults[kind]
-            return name, self.models[kind][name]
+            return default, self.models[kind][default]
         if isinstance(value, str) and value in self.models[kind]:
             return value, self.models[kind][value]
         if self.public:
@@ -155,7 +155,7 @@ class Access:
         else:
             ref = check_model_ref(value, {"svd": "video model", "sdxl": "image model"}[kind],
                                   DEFAULT_SDXL_MODEL if kind == "sdxl" else DEFAULT_SVD_MODEL) or ""
-        return ref, ref
+        return (ref, ref) if ref else (default, self.models[kind][default])
 
     def model_name(self, kind: str, value: object) -> str | None:
         """A restored file's model as a picker takes it (its name), or None if it is not on offer here."""

@@ -214,12 +214,13 @@ class Studio:
 
     @property
     def output_dir(self) -> Path:
+        """This studio's output folder (a private one when the settings name none)."""
         return self.settings.output_dir  # type: ignore[return-value]  # set in __init__
 
     def _sweep(self) -> None:
         """Remove expired outputs. Only at the start of a request, before it writes anything, and only in our own
         folder: a sweep at the end deleted a text-to-video request's own still when the video outlasted the TTL."""
-        remove_old_outputs(self.output_dir, self.settings.output_ttl)
+        remove_old_outputs(self.settings.output_dir, self.settings.output_ttl)
         release_free_memory()  # what the last requests' encoding and post-processing freed (see allocator.py)
 
     @contextmanager
@@ -297,7 +298,7 @@ class Studio:
         else:
             record = sidecar.text_to_video(still.params, still.model_ref, still.path.name, still.sdxl_s, params=params,
                                            **video)
-        stem = out_stem or output_stem(self.output_dir, "video", params.seed)
+        stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
         if upscale:
             report(0.97, f"Upscaling {upscale}x and encoding")
             files = self._write_upscaled(frames, upscale, stem, fps, record, params, started, progress, cancel)
@@ -354,7 +355,7 @@ class Studio:
                 progress(done / total if total else 0.0, f"Interpolating: frame {done}/{total or '?'}")
 
         settings = {"factor": factor, "target_fps": target_fps, "slow_motion": slow_motion, "backend": backend}
-        path = output_stem(self.output_dir, "interpolated").with_suffix(".mp4")
+        path = output_stem(self.settings.output_dir, "interpolated").with_suffix(".mp4")
         result = interpolate_file(video, path, factor=factor, target_fps=target_fps, slow_motion=slow_motion,
                                   backend=backend, progress=frames_done, cancel=cancel,
                                   metadata={"comment": json.dumps(settings, sort_keys=True)})
@@ -419,7 +420,7 @@ class Studio:
         model_ref = check_upscaler_ref(model_ref)
         check_input(source, factor, "upscale_factor")  # a bad upload is refused before the upscaler loads
         still = Path(str(source)).suffix.lower() in STILL_SUFFIXES
-        path = out_path or output_stem(self.output_dir, "upscaled").with_suffix(".png" if still else ".mp4")
+        path = out_path or output_stem(self.settings.output_dir, "upscaled").with_suffix(".png" if still else ".mp4")
         settings = {"upscale_factor": f"{factor}x", "upscale_model": name, "upscale_tile": tile}
 
         def frames_done(done: int, total: int | None) -> None:
@@ -469,7 +470,7 @@ class Studio:
             loaded, still = cache.run(lambda: on_device(cache))
             timings["gpu_section_s"] = time.perf_counter() - waited
         timings["sdxl_s"] = still.seconds
-        path = out_path or output_stem(self.output_dir, "still", params.seed).with_suffix(".png")
+        path = out_path or output_stem(self.settings.output_dir, "still", params.seed).with_suffix(".png")
         write_png(still.image, path, sidecar.still_parameters(params, model_ref))
         timings["total_s"] = time.perf_counter() - started
         record = sidecar.text_to_image(params, model_ref=model_ref, loaded=loaded, notices=still.notices,
@@ -518,7 +519,7 @@ class Studio:
         plays_at = params.fps or svd_defaults(model_source)[1]
         if fps > plays_at:
             segment_params = replace(segment_params, interpolate_fps=fps)
-        tmp = output_stem(self.output_dir, "segment")
+        tmp = output_stem(self.settings.output_dir, "segment")
         try:
             segment = self.image_to_video(last, segment_params, model_ref=model_ref,
                                           progress=_scaled(progress, 0.0, 0.9), cancel=cancel, out_stem=tmp)
@@ -544,7 +545,7 @@ class Studio:
             frames[i] = frame
         del source, new
         frames = apply_loop(frames, params.loop)
-        stem = out_stem or output_stem(self.output_dir, "extended", segment.seed)
+        stem = out_stem or output_stem(self.settings.output_dir, "extended", segment.seed)
         files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
                               cancel=cancel)
         _published(cancel, files.video, *files.extras.values(), files.sidecar)
