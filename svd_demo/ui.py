@@ -763,15 +763,23 @@ def _source(access: Access, kind: str, ref: str) -> str:
         return ref
 
 
-def _model_picker(access: Access, kind: str, **kwargs: Any) -> gr.Dropdown:
+_SETTING = {"svd": "svd_model", "sdxl": "sdxl_model", "upscale": "upscale_model"}
+
+
+def _starting_model(access: Access, settings: Settings, kind: str) -> str:
+    """The picker's first value: the settings' model as `access` names it (its own default if not on offer)."""
+    return access.model_name(kind, getattr(settings, _SETTING[kind])) or access.defaults[kind]
+
+
+def _model_picker(access: Access, settings: Settings, kind: str, **kwargs: Any) -> gr.Dropdown:
     """A model picker offering `access`'s models; in public mode those only (no other value is taken)."""
     if access.public:
         kwargs["info"] = "The models this server offers."
-    return gr.Dropdown(choices=access.choices(kind), value=access.defaults[kind], allow_custom_value=not access.public,
-                       **kwargs)
+    return gr.Dropdown(choices=access.choices(kind), value=_starting_model(access, settings, kind),
+                       allow_custom_value=not access.public, **kwargs)
 
 
-def _video_settings(access: Access, quick: dict[str, int]) -> VideoControls:
+def _video_settings(access: Access, settings: Settings, quick: dict[str, int]) -> VideoControls:
     def model_defaults(ref: str) -> dict[str, int | float]:
         """What picking `ref` sets: its frames and fps and, for a few-step model, its steps, guidance and motion
         (svd_settings); the quick settings' frames, and steps at most theirs, where they apply."""
@@ -782,11 +790,11 @@ def _video_settings(access: Access, quick: dict[str, int]) -> VideoControls:
             values["num_inference_steps"] = min(values["num_inference_steps"], quick["num_inference_steps"])
         return values
 
-    initial = model_defaults(access.defaults["svd"])
+    initial = model_defaults(_starting_model(access, settings, "svd"))
     by_name: dict[str, gr.components.Component] = {}
     with gr.Column(scale=1, min_width=320) as column:
         gr.Markdown("### Video settings")
-        by_name["svd_model"] = _model_picker(access, "svd", label="Video model",
+        by_name["svd_model"] = _model_picker(access, settings, "svd", label="Video model",
                                              info="SVD makes 14 frames, SVD-XT 25; AnimateLCM-SVD-xt makes "
                                                   "SVD-XT's 25 in 4 steps. A hub id or a local folder also works.")
         starting = {**quick, **initial}
@@ -872,7 +880,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         steps, guidance = sdxl_defaults(ref)
         return min(steps, quick.get("sdxl_steps", steps)), guidance
 
-    steps_default, guidance_default = model_defaults(studio.access.defaults["sdxl"])
+    steps_default, guidance_default = model_defaults(_starting_model(studio.access, settings, "sdxl"))
     by_name: dict[str, Any] = dict(controls.by_name)
     with gr.Row():
         with gr.Column():
@@ -882,7 +890,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                                                     placeholder="blurry, low quality, text",
                                                     max_length=MAX_PROMPT_CHARS)
             with gr.Row():
-                by_name["sdxl_model"] = _model_picker(studio.access, "sdxl", label="Image model")
+                by_name["sdxl_model"] = _model_picker(studio.access, settings, "sdxl", label="Image model")
                 by_name["orientation"] = _component(IMAGE_SPECS["orientation"])
             with gr.Row():
                 by_name["sdxl_steps"] = _component(IMAGE_SPECS["sdxl_steps"], steps_default)
@@ -990,7 +998,7 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
                 by_name["upscale_factor"] = _component(UPSCALE_SPECS["upscale_factor"])
                 by_name["upscale_tile"] = _component(UPSCALE_SPECS["upscale_tile"])
             by_name["upscale_model"] = _model_picker(
-                studio.access, "upscale", label="Upscale model",
+                studio.access, settings, "upscale", label="Upscale model",
                 info="A preset, a local .pth/.safetensors file, or a hub file OWNER/REPO/FILE.pth.")
             with gr.Row():
                 run = gr.Button("Upscale", variant="primary")
@@ -1205,7 +1213,7 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
             gr.Markdown(banner, elem_classes="banner")
         with gr.Row():
             # On the left, the settings both video tabs share (a collapsible sidebar hid them).
-            controls = _video_settings(studio.access, quick)
+            controls = _video_settings(studio.access, settings, quick)
             with gr.Column(scale=3), gr.Tabs() as tabs:
                 with gr.Tab("Image to video", id="image_to_video") as image_tab:
                     image_input, image_video = _image_tab(studio, controls)
