@@ -7,6 +7,7 @@ imported before anything touches CUDA (`zerogpu.start`).
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -40,6 +41,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> int:
         from svd_demo.outputs import private_output_dir
 
         settings = replace(settings, output_dir=private_output_dir())
+    # `docker stop` and service managers send SIGTERM: end as on Ctrl+C, so the server closes and the private
+    # output folder is removed at exit.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from svd_demo.ui import launch_kwargs
 
     create_app(settings).launch(**launch_kwargs(settings))
