@@ -24,16 +24,21 @@ ENV PYTHONUNBUFFERED=1 \
 RUN existing="$(getent passwd 1000 | cut -d: -f1)" \
     && if [ -n "$existing" ]; then userdel --remove "$existing" 2>/dev/null || userdel "$existing"; fi \
     && useradd --create-home --uid 1000 --shell /bin/bash user \
-    && mkdir -p /home/user/app /data/hf-cache \
-    && chown -R user:user /home/user /data
+    && mkdir -p /data/hf-cache \
+    && chown -R user:user /data
 
 # Dependencies before the code: editing the code re-runs only the layers from `COPY . .` on.
 COPY requirements.txt /tmp/requirements.txt
 RUN python -m pip install -r /tmp/requirements.txt
 
+# The code belongs to root and is read-only to the app's user (outside its home, so that it cannot move the folder
+# away either): a compromised app process cannot rewrite what runs after a restart. The app writes only to its
+# temporary folders, its home and /data.
+WORKDIR /app
+COPY . .
+RUN chmod -R u=rwX,go=rX /app
 USER user
-WORKDIR /home/user/app
-COPY --chown=user:user . .
+ENV HOME=/home/user
 
 VOLUME /data
 EXPOSE 7860

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,8 +97,11 @@ def check_ref(ref: str) -> str:
     return ref
 
 
-def parse_lora(item: Any) -> LoraSpec:
-    """`ID_OR_FILE[:WEIGHT]` text, a (ref, weight) pair or a {"ref", "weight"} mapping (as a sidecar records it)."""
+def parse_lora(item: Any, check: Callable[[str], str] = check_ref) -> LoraSpec:
+    """`ID_OR_FILE[:WEIGHT]` text, a (ref, weight) pair or a {"ref", "weight"} mapping (as a sidecar records it).
+
+    `check` accepts or refuses the reference (`access.Access.lora_ref` in the app: public mode takes names only).
+    """
     if isinstance(item, dict):
         ref, weight = item.get("ref"), item.get("weight", 1.0)
     elif isinstance(item, (list, tuple)) and len(item) == 2:
@@ -112,10 +115,10 @@ def parse_lora(item: Any) -> LoraSpec:
                          f"{type(item).__name__}.")
     if not isinstance(ref, str):
         raise InputError(f"{PARAM}: a LoRA reference must be text; got {type(ref).__name__}.")
-    return LoraSpec(check_ref(ref), _weight(ref.strip(), weight))
+    return LoraSpec(check(ref), _weight(ref.strip(), weight))
 
 
-def parse_loras(value: Any) -> tuple[LoraSpec, ...]:
+def parse_loras(value: Any, check: Callable[[str], str] = check_ref) -> tuple[LoraSpec, ...]:
     """The LoRAs to apply, in order: None or "" for none, text with one per line, or a list of items."""
     if value is None or value == "":
         return ()
@@ -127,7 +130,7 @@ def parse_loras(value: Any) -> tuple[LoraSpec, ...]:
         raise InputError(f"{PARAM} must be a list of LoRAs (ID_OR_FILE[:WEIGHT]); got {type(value).__name__}.")
     if len(items) > MAX_LORAS:
         raise InputError(f"{PARAM}: at most {MAX_LORAS} LoRAs at once; got {len(items)}.")
-    specs = tuple(parse_lora(item) for item in items)
+    specs = tuple(parse_lora(item, check) for item in items)
     refs = [spec.ref for spec in specs]
     if len(set(refs)) != len(refs):
         twice = next(ref for ref in refs if refs.count(ref) > 1)
@@ -148,10 +151,11 @@ def adapter_name(ref: str) -> str:
     return "lora_" + hashlib.sha1(ref.encode()).hexdigest()[:12]
 
 
-def apply_loras(loaded: LoadedPipeline, loras: Sequence[LoraSpec], *, download: Any = None,
-                cancel: Any = None) -> None:
+def apply_loras(loaded: LoadedPipeline, loras: Sequence[LoraSpec], source: Callable[[str], str] = lambda ref: ref,
+                *, download: Any = None, cancel: Any = None) -> None:
     """Make exactly `loras` active on the pipeline with their weights: load the new ones as adapters, delete the
-    ones no longer asked for, keep the rest. The base model stays loaded throughout.
+    ones no longer asked for, keep the rest. The base model stays loaded throughout. `source` maps a reference to
+    what is loaded (a listed LoRA's name to its file).
 
     Call under the cache's lock. If a LoRA cannot be loaded, every adapter is removed (the base model is left as it
     was loaded) and a ModelLoadError says which LoRA and where to look. A hub LoRA is downloaded first through
@@ -166,7 +170,7 @@ def apply_loras(loaded: LoadedPipeline, loras: Sequence[LoraSpec], *, download: 
     try:
         for spec in loras:
             if spec.ref not in adapters:
-                _load(pipe, spec.ref, adapter_name(spec.ref), download, cancel)
+                _load(pipe, spec.ref, adapter_name(spec.ref), source(spec.ref), download, cancel)
                 adapters[spec.ref] = adapter_name(spec.ref)
         if loras:
             pipe.set_adapters([adapters[spec.ref] for spec in loras], [spec.weight for spec in loras])
@@ -186,30 +190,32 @@ def remove_all(loaded: LoadedPipeline) -> None:
     loaded.lora_adapters.clear()
 
 
-def _load(pipe: Any, ref: str, name: str, download: Any = None, cancel: Any = None) -> None:
+def _load(pipe: Any, ref: str, name: str, source: str, download: Any = None, cancel: Any = None) -> None:
     from svd_demo.errors import UserFacingError
     from svd_demo.hub import fetch_file, lora_file
 
+    local = _looks_local(source)
     try:
-        if _looks_local(ref):
-            path = Path(ref).expanduser()
+        if local:
+            path = Path(source).expanduser()
         else:  # the repo's one LoRA file, picked as diffusers picks it, fetched like every other hub file
-            path = fetch_file(ref, lora_file, progress=download, cancel=cancel)
+            path = fetch_file(source, lora_file, progress=download, cancel=cancel)
         pipe.load_lora_weights(str(path), adapter_name=name)
     except UserFacingError:
         raise  # cancelled, or no room on the disk
     except Exception as exc:  # peft, diffusers and the hub raise many types: each becomes one sentence
-        raise explain_lora_error(ref, exc) from exc
+        raise explain_lora_error(ref, exc, local=local) from exc
 
 
-def explain_lora_error(ref: str, exc: BaseException) -> ModelLoadError:
-    """What went wrong loading a LoRA, and where to look (the model page for a hub id)."""
+def explain_lora_error(ref: str, exc: BaseException, local: bool | None = None) -> ModelLoadError:
+    """What went wrong loading a LoRA, and where to look (the model page for a hub id). `local`: whether `ref`
+    names a file here (a listed name does without looking like one)."""
     from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
 
     from svd_demo.pipelines import _causes, _is_network_error, _said
 
     causes = _causes(exc)
-    if _looks_local(ref):
+    if _looks_local(ref) if local is None else local:
         return ModelLoadError(f"The LoRA file '{ref}' could not be loaded into the image model "
                               f"({_said(causes[-1])}). It must be an SDXL LoRA (diffusers or kohya format).")
     page = f"https://huggingface.co/{ref}"

@@ -47,6 +47,18 @@ def output_stem(output_dir: Path, kind: str, seed: int | None = None) -> Path:
     return Path(output_dir) / f"{stamp}-{kind}{seed_part}-{uuid.uuid4().hex[:8]}"
 
 
+def private_output_dir() -> Path:
+    """A new folder for this instance's outputs, readable by its user only, removed when the process exits: two
+    instances on one machine neither serve nor sweep each other's files."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="svd-demo-outputs-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def apply_loop(frames: np.ndarray, loop: str) -> np.ndarray:
     """ping-pong appends the clip backwards without repeating the end frames, so it loops without a stutter."""
     if loop == "ping-pong" and len(frames) > 2:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -327,7 +327,8 @@ class ImageParams:
     loras: tuple[LoraSpec, ...] = ()
 
     @classmethod
-    def from_raw(cls, values: Mapping[str, Any]) -> ImageParams:
+    def from_raw(cls, values: Mapping[str, Any], check_lora: Callable[[str], str] | None = None) -> ImageParams:
+        """Checked parameters; `check_lora` accepts or refuses each LoRA reference (default `lora.check_ref`)."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -339,7 +340,7 @@ class ImageParams:
             if name in clean:
                 continue
             if name == LORAS.name:
-                clean[name] = parse_loras(value)
+                clean[name] = parse_loras(value, check_lora) if check_lora else parse_loras(value)
                 continue
             spec = IMAGE_SPECS.get(name) or SPECS[name]
             clean[name] = _coerce(spec, value)

@@ -158,7 +158,7 @@ def explain_load_error(kind: str, model_ref: str, exc: BaseException) -> ModelLo
 
 
 class PipelineCache:
-    """Holds at most one pipeline per kind; loading a different model frees the previous one first."""
+    """Holds at most one pipeline per kind; a different model replaces the previous one once it has been read."""
 
     def __init__(self, settings: Settings, device: str | None = None) -> None:
         self.settings = settings
@@ -207,8 +207,7 @@ class PipelineCache:
             current = self._loaded.get(kind)
             if current and (current.model_ref, current.device, current.dtype) == (model_ref, device, dtype):
                 return current
-            if current is not None:
-                self.unload(kind)
+            # drops `current` once the new one is read
             loaded = self._load(kind, model_ref, device, dtype, download, cancel)
             self._loaded[kind] = loaded
             return loaded
@@ -256,6 +255,9 @@ class PipelineCache:
         except Exception as exc:  # from_pretrained raises many types; each is explained, none is swallowed
             raise explain_load_error(kind, model_ref, exc) from exc
         pipe.set_progress_bar_config(disable=True)
+        # Only now, with the new model read (into CPU memory), is the previous one dropped and its device memory
+        # freed for the new one: a model that fails to load leaves the loaded one serving everybody else.
+        self.unload(kind)
         # Read only when `auto` needs it: ZeroGPU's main process (fixed `high`) may not touch CUDA at all.
         memory = gpu_memory(device) if self.settings.memory_profile == "auto" else None
         profile = choose_profile(self.settings.memory_profile, device, memory, kind)

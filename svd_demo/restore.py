@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,9 @@ class RestoredSettings:
         return {**asdict(self.still), "loras": loras_text(self.still.loras), **video}
 
 
-def read_settings(path: str | os.PathLike) -> RestoredSettings:
-    """The settings recorded in `path`; InputError (naming the file and what is wrong) for anything else."""
+def read_settings(path: str | os.PathLike, check_lora: Callable[[str], str] | None = None) -> RestoredSettings:
+    """The settings recorded in `path`; InputError (naming the file and what is wrong) for anything else.
+    `check_lora` accepts or refuses each LoRA the file names (`ImageParams.from_raw`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -66,7 +68,7 @@ def read_settings(path: str | os.PathLike) -> RestoredSettings:
     else:
         raise InputError(f"`settings_from` must be a .mp4, .webm or .json file written by svd-demo; got {path.name}.")
     try:
-        return _restored(path.name, kind, parameters)
+        return _restored(path.name, kind, parameters, check_lora)
     except InputError as exc:
         raise InputError(f"The settings in {path.name} are not valid: {exc}") from None
 
@@ -103,13 +105,14 @@ def _from_video(path: Path) -> tuple[str, dict[str, Any]]:
     return ("text_to_video" if "prompt" in parameters else "image_to_video"), parameters
 
 
-def _restored(source: str, kind: str, parameters: dict[str, Any]) -> RestoredSettings:
+def _restored(source: str, kind: str, parameters: dict[str, Any],
+              check_lora: Callable[[str], str] | None = None) -> RestoredSettings:
     # A saved seed reproduces the clip: restoring it must not draw a new one.
     video_values = {k: v for k, v in parameters.items() if k in _VIDEO_NAMES} | {"randomize_seed": False}
     still = None
     if "prompt" in parameters:
         still_values = {k: v for k, v in parameters.items() if k in _STILL_NAMES} | {"randomize_seed": False}
-        still = ImageParams.from_raw(still_values)
+        still = ImageParams.from_raw(still_values, check_lora)
     keyframes = None
     if kind == "keyframes_to_video":
         keyframes = {name: checked(name, parameters.get(name, spec.default)) for name, spec in KEYFRAME_SPECS.items()}

@@ -7,7 +7,9 @@ imported before anything touches CUDA (`zerogpu.start`).
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from svd_demo import zerogpu
@@ -19,14 +21,15 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: Settings) -> gr.Blocks:
-    """The app, ready to launch: the studio (models preloaded if asked) behind the interface."""
+    """The app, ready to launch: the studio (models preloaded if asked) behind the interface. Give it settings
+    with an output folder (`main` makes a private one): `launch_kwargs` serves that folder."""
     from svd_demo.hub import log_progress
     from svd_demo.studio import Studio
     from svd_demo.ui import build_demo
 
     studio = Studio(settings)
     if settings.preload:  # load before serving, e.g. where the first visitor should not wait for a download
-        studio.cache.get("svd", settings.svd_model, download=log_progress())
+        studio.cache.get("svd", studio.access.model("svd", None)[1], download=log_progress())
     zerogpu.install(studio, settings.zerogpu_seconds)
     demo = build_demo(settings, studio)
     demo.queue(max_size=settings.queue_size)
@@ -40,6 +43,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> int:
 
     quiet_http_logs()
     settings = zerogpu.start(parse_settings(argv, prog=prog))  # first: on ZeroGPU, `spaces` before any CUDA use
+    if settings.output_dir is None:
+        from svd_demo.outputs import private_output_dir
+
+        settings = replace(settings, output_dir=private_output_dir())
+    # `docker stop` and service managers send SIGTERM: end as on Ctrl+C, so the server closes and the private
+    # output folder is removed at exit.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from svd_demo.ui import launch_kwargs
 
     create_app(settings).launch(**launch_kwargs(settings))

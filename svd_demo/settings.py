@@ -6,11 +6,13 @@ Precedence: command line > environment > default. `python app.py --help` lists e
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
-import tempfile
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from svd_demo.feature_cache import DEFAULT_BRANCH, DEFAULT_INTERVAL
 from svd_demo.memory import QUANTIZE
@@ -31,7 +33,7 @@ class Settings:
     dtype: str = "auto"
     memory_profile: str = "auto"
     quantize: str = "none"
-    output_dir: Path = Path(tempfile.gettempdir()) / "svd-demo-outputs"
+    output_dir: Path | None = None  # None: a private folder of this instance's own (see `private_output_dir`)
     output_ttl: int = 3600
     max_image_pixels: int = 25_000_000
     host: str = "127.0.0.1"
@@ -45,6 +47,11 @@ class Settings:
     upscale_model: str = "realesr-animevideov3"
     feature_cache_interval: int = DEFAULT_INTERVAL
     feature_cache_branch: int = DEFAULT_BRANCH
+    public: bool | None = None  # None: decided by where the app can be reached (`public_mode`)
+    allow_model: tuple[str, ...] = ()  # KIND=REF, what public mode offers besides the presets
+    allow_models_file: str = ""
+    lora_dir: str = ""
+    max_queued_per_client: int = 2
 
 
 # option -> (environment variable, help). Gradio's own variables are reused where Gradio already reads them.
@@ -63,7 +70,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
                        "each size compiles)."),
     "quantize": ("SVD_DEMO_QUANTIZE", "Load the video/image model's UNet in int8 (weight-only, through torchao: pip "
                  "install torchao) for 6 GB cards; lossy, like the fp8 storage of the low/minimal profiles."),
-    "output_dir": ("SVD_DEMO_OUTPUT_DIR", "Folder for generated files."),
+    "output_dir": ("SVD_DEMO_OUTPUT_DIR", "Folder for generated files; by default a new private folder for each "
+                   "run of the app (removed when it exits), so that two instances never see each other's files."),
     "output_ttl": ("SVD_DEMO_OUTPUT_TTL", "Seconds before generated files are deleted (0 keeps them)."),
     "max_image_pixels": ("SVD_DEMO_MAX_IMAGE_PIXELS", "Largest input image, in pixels, checked before decoding."),
     "host": ("GRADIO_SERVER_NAME", "Address to listen on; 0.0.0.0 for Docker and Spaces."),
@@ -83,6 +91,19 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "feature_cache_branch": ("SVD_DEMO_FEATURE_CACHE_BRANCH", "Feature caching: how much of the UNet a reused step "
                              "still runs, as DeepCache's cache_branch (0 = the least and fastest, its SVD setting; "
                              "higher = more layers recomputed, closer to a plain run; SVD's UNet has 0-10)."),
+    "public": ("SVD_DEMO_PUBLIC", "Public mode, for an app that strangers can reach: callers pick models and "
+               "LoRAs only from the presets and the operator's lists (--allow-model, --lora-dir), never by path. "
+               "Default: on for a Space (SPACE_ID set), with --share, or when listening beyond loopback; --public / "
+               "--no-public decide explicitly."),
+    "allow_model": ("SVD_DEMO_ALLOW_MODEL", "A model public mode offers besides the presets, as KIND=REF with KIND "
+                    "video, image, upscale or lora and REF a hub id, a hub file (upscale) or a local folder or file; "
+                    "repeat the option for more (the variable takes several, separated by spaces or commas)."),
+    "allow_models_file": ("SVD_DEMO_ALLOW_MODELS_FILE", "A file of KIND=REF lines, as --allow-model takes them "
+                          "(# starts a comment)."),
+    "lora_dir": ("SVD_DEMO_LORA_DIR", "A folder of SDXL LoRAs (NAME.safetensors, or NAME/ holding "
+                 "pytorch_lora_weights.safetensors), offered by NAME in every mode; read once at start-up."),
+    "max_queued_per_client": ("SVD_DEMO_MAX_QUEUED_PER_CLIENT", "Public mode: requests one client (browser "
+                              "session or IP address) may have waiting in the queue at once; 0 = no limit."),
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }
@@ -102,9 +123,6 @@ def _whole(least: int):
     return parse
 
 
-_TYPES = {"feature_cache_interval": _whole(1), "feature_cache_branch": _whole(0)}
-
-
 def _parse_bool(text: str) -> bool:
     if text.strip().lower() in {"1", "true", "yes", "on"}:
         return True
@@ -118,6 +136,14 @@ MODEL_SETTINGS = ("svd_model", "sdxl_model", "sdxl_vae", "device", "dtype", "mem
                   "feature_cache_branch")  # what a CLI run needs
 
 
+def _split_list(text: str) -> tuple[str, ...]:
+    return tuple(item for item in re.split(r"[\s,]+", text) if item)
+
+
+_KINDS: dict[str, Any] = {"output_dir": Path, "public": _parse_bool, "allow_model": _split_list,
+                          "feature_cache_interval": _whole(1), "feature_cache_branch": _whole(0)}
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None,
                            only: Sequence[str] | None = None) -> None:
     """Add one option per setting (or those in `only`), defaulting to its environment variable when set."""
@@ -128,20 +154,57 @@ def add_settings_arguments(parser: argparse.ArgumentParser, environ: Mapping[str
             continue
         env, help_text = _OPTIONS[field.name]
         default = getattr(defaults, field.name)
-        kind = _TYPES.get(field.name) or (Path if isinstance(default, Path) else
-                                          {bool: _parse_bool, int: int}.get(type(default), str))
+        kind = _KINDS.get(field.name) or {bool: _parse_bool, int: int}.get(type(default), str)
         if env in environ:
             try:
                 default = kind(environ[env])
             except (ValueError, argparse.ArgumentTypeError) as exc:
                 parser.error(f"environment variable {env}={environ[env]!r} is not valid: {exc}")
         flag = "--" + field.name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, default=default,
-                                help=f"{help_text} [env {env}; default {default}]")
+        shown_default = "auto" if default is None else default
+        help_text = f"{help_text} [env {env}; default {shown_default}]"
+        if field.name == "public":  # --public / --no-public; neither: auto
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif field.name == "allow_model":  # repeatable; the environment's list comes first
+            parser.add_argument(flag, action="extend", type=lambda text: [text], default=list(default),
+                                metavar="KIND=REF", help=help_text)
+        elif isinstance(default, bool):
+            parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, default=default, help=help_text)
         else:
-            parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(field.name),
-                                help=f"{help_text} [env {env}; default {default}]")
+            parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(field.name), help=help_text)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a listen address) is reachable from this machine only."""
+    if host.strip().lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def public_mode(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """Whether the app runs in public mode, and why (for the page and the log).
+
+    --public / --no-public decide; otherwise public wherever strangers can reach the app: on a Space (SPACE_ID),
+    through a share link, or listening on an address other than loopback.
+    """
+    environ = os.environ if environ is None else environ
+    if settings.public is not None:
+        return settings.public, "--public" if settings.public else "--no-public"
+    if environ.get("SPACE_ID"):
+        return True, "running on a Hugging Face Space (SPACE_ID is set)"
+    if settings.share:
+        return True, "a share link is on (--share)"
+    if not is_loopback(settings.host):
+        return True, f"listening on {settings.host}, beyond loopback"
+    return False, f"listening on loopback ({settings.host}) only"
+
+
+def is_public(settings: Settings) -> bool:
+    """The public/private decision as a plain value: stricter defaults read it (see `public_mode`)."""
+    return public_mode(settings)[0]
 
 
 def login(settings: Settings) -> tuple[str, str] | None:
@@ -156,7 +219,12 @@ def login(settings: Settings) -> tuple[str, str] | None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from parsed options; settings the parser did not offer keep their defaults."""
-    return Settings(**{f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)})
+    values = {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
+    if "allow_model" in values:
+        values["allow_model"] = tuple(values["allow_model"])
+    # A command that offers no --public (the CLI, a sweep) serves nobody: it runs for the person who typed it.
+    values.setdefault("public", False)
+    return Settings(**values)
 
 
 def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,

@@ -6,30 +6,33 @@ the cache's lock (load once, generate), then encoding outside the lock so the ne
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
 from svd_demo import sidecar
+from svd_demo.access import Access
 from svd_demo.allocator import release_free_memory
-from svd_demo.errors import GenerationCancelled, InputError
+from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
 from svd_demo.hub import DownloadProgress, ProgressCallback
 from svd_demo.image_to_video import ProgressFn, generate_frames
 from svd_demo.images import LoadedImage, PreparedImage, load_image, prepare_image
 from svd_demo.lora import apply_loras
-from svd_demo.models import DEFAULT_SDXL_MODEL, check_model_ref, is_tiny_model, svd_defaults
+from svd_demo.models import is_tiny_model, svd_defaults
 from svd_demo.outputs import (
     OutputFiles,
     apply_loop,
     output_stem,
+    private_output_dir,
     remove_old_outputs,
     write_json_atomic,
     write_outputs,
@@ -48,6 +51,8 @@ from svd_demo.params import (
 from svd_demo.pipelines import PipelineCache
 from svd_demo.preview import PreviewSink
 from svd_demo.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -178,6 +183,23 @@ class CancelTokens:
             return self._changed.wait_for(lambda: not self._running(session, kind), timeout)
 
 
+def _names_models(method: Callable[..., T]) -> Callable[..., T]:
+    """A studio method whose errors name models and LoRAs as callers know them: in public mode by name, never by
+    where the server keeps them (a load error quotes the folder it read)."""
+
+    @functools.wraps(method)
+    def named(self: Studio, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except UserFacingError as exc:
+            text = self.access.scrub(str(exc))
+            if text == str(exc):
+                raise
+            raise type(exc)(text) from exc
+
+    return named
+
+
 MAX_EXTEND_FRAMES = 400
 """Longest clip `extend_video` takes (the whole result is held in memory while it is encoded)."""
 
@@ -188,7 +210,10 @@ class Studio:
     def __init__(self, settings: Settings) -> None:
         from svd_demo.memory import resolve_devices
 
+        if settings.output_dir is None:
+            settings = replace(settings, output_dir=private_output_dir())
         self.settings = settings
+        self.access = Access.from_settings(settings)  # the models and LoRAs on offer (all of them in private mode)
         # One cache (pipelines + lock) per device; a request borrows whichever is free. With one device, as usual,
         # requests simply take turns on it.
         self.caches = [PipelineCache(settings, device) for device in resolve_devices(settings.device)]
@@ -199,6 +224,11 @@ class Studio:
         self.cancels = CancelTokens()
         self._upscalers: dict[int, Any] = {}  # one UpscalerCache per device cache, made on first use
         settings.output_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def output_dir(self) -> Path:
+        """This studio's output folder (a private one when the settings name none)."""
+        return self.settings.output_dir  # type: ignore[return-value]  # set in __init__
 
     def _sweep(self) -> None:
         """Remove expired outputs. Only at the start of a request, before it writes anything, and only in our own
@@ -226,6 +256,7 @@ class Studio:
         loaded = load_image(source, max_pixels=self.settings.max_image_pixels, min_side=int(resolution))
         return prepare_image(loaded.image, resolution, aspect_mode), loaded
 
+    @_names_models
     def image_to_video(self, source: Any, params: VideoParams, *, model_ref: str | None = None,
                        progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                        out_stem: Path | None = None, still: StillResult | None = None,
@@ -241,23 +272,23 @@ class Studio:
         timings: dict[str, float] = {}
         if out_stem is None and still is None:
             self._sweep()
-        model_ref = check_model_ref(model_ref, "video model") or self.settings.svd_model
-        num_frames, fps = svd_defaults(model_ref)
+        model_ref, model_source = self.access.model("svd", model_ref)  # its name, and what is loaded
+        num_frames, fps = svd_defaults(model_source)
         params = params.resolved(num_frames=num_frames, fps=fps)
         prepared, original = self.prepare(source, params.resolution, params.aspect_mode)
         upscale = _upscale_factor(params, prepared.image.size)  # a too-large result is refused before the GPU
         if upscale:
             from svd_demo.upscale import check_upscaler_ref
 
-            check_upscaler_ref(self.settings.upscale_model)
+            check_upscaler_ref(self.access.model("upscale", None)[1])
         timings["prepare_s"] = time.perf_counter() - started
 
         report = progress or (lambda fraction, text: None)
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
             if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
-                self._upscaler(cache, self.settings.upscale_model, progress, cancel)
-            loaded = _ready(cache, "svd", model_ref, timings, progress, cancel)
+                self._upscaler(cache, self.access.model("upscale", None)[1], progress, cancel)
+            loaded = _ready(cache, "svd", model_source, timings, progress, cancel)
             return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel,
                                            preview=preview, cache_interval=self.settings.feature_cache_interval,
                                            cache_branch=self.settings.feature_cache_branch)
@@ -372,11 +403,12 @@ class Studio:
         from svd_demo.upscale import DEFAULT_TILE, check_upscaler_ref
         from svd_demo.upscale.files import UpscaledClip
 
-        model_ref = check_upscaler_ref(self.settings.upscale_model)
+        name, model_ref = self.access.model("upscale", None)
+        model_ref = check_upscaler_ref(model_ref)
 
         def on_device(cache: PipelineCache) -> OutputFiles:
             upscaler = self._upscaler(cache, model_ref, None)
-            record["upscale"] = sidecar.upscaling(upscaler, factor, DEFAULT_TILE)
+            record["upscale"] = {**sidecar.upscaling(upscaler, factor, DEFAULT_TILE), "model": name}
             clip = UpscaledClip(frames, upscaler, factor, tile=DEFAULT_TILE, cancel=cancel)
             return write_outputs(clip, stem, fps, record, extra_formats=params.extra_formats,  # type: ignore[arg-type]
                                  started=started, cancel=cancel)
@@ -384,6 +416,7 @@ class Studio:
         with self.gpu() as cache:
             return cache.run(lambda: on_device(cache))
 
+    @_names_models
     def upscale(self, source: str | Path, *, upscale_factor: Any = UPSCALE_SPECS["upscale_factor"].default,
                 model_ref: str | None = None, tile: Any = UPSCALE_SPECS["upscale_tile"].default,
                 progress: ProgressFn | None = None, cancel: threading.Event | None = None,
@@ -400,11 +433,12 @@ class Studio:
             self._sweep()
         factor = factor_of(upscale_factor, "upscale_factor")
         tile = checked("upscale_tile", tile)
-        model_ref = check_upscaler_ref(model_ref or self.settings.upscale_model)
+        name, model_ref = self.access.model("upscale", model_ref)
+        model_ref = check_upscaler_ref(model_ref)
         check_input(source, factor, "upscale_factor")  # a bad upload is refused before the upscaler loads
         still = Path(str(source)).suffix.lower() in STILL_SUFFIXES
         path = out_path or output_stem(self.settings.output_dir, "upscaled").with_suffix(".png" if still else ".mp4")
-        settings = {"upscale_factor": f"{factor}x", "upscale_model": model_ref, "upscale_tile": tile}
+        settings = {"upscale_factor": f"{factor}x", "upscale_model": name, "upscale_tile": tile}
 
         def frames_done(done: int, total: int | None) -> None:
             if progress is not None:
@@ -420,9 +454,11 @@ class Studio:
             upscaler, result = cache.run(lambda: on_device(cache))
         record = sidecar.upscale(settings, source_name=Path(str(source)).name, result=result, upscaler=upscaler,
                                  timings={"total_s": time.perf_counter() - started})
+        record["upscale"]["model"] = name
         record_path = _with_sidecar(path, record, cancel)
         return result, record_path
 
+    @_names_models
     def text_to_image(self, params: ImageParams, *, model_ref: str | None = None,
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                       out_path: Path | None = None) -> StillResult:
@@ -432,16 +468,19 @@ class Studio:
         started = time.perf_counter()
         if out_path is None:
             self._sweep()
-        model_ref = check_model_ref(model_ref, "image model", DEFAULT_SDXL_MODEL) or self.settings.sdxl_model
+        model_ref, model_source = self.access.model("sdxl", model_ref)
+        for lora in params.loras:  # parsed by the caller; public mode takes listed names only
+            self.access.lora_ref(lora.ref)
         params = params.resolved()
         timings: dict[str, float] = {}
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
-            loaded = _ready(cache, "sdxl", model_ref, timings, progress, cancel)
+            loaded = _ready(cache, "sdxl", model_source, timings, progress, cancel)
             if params.loras and progress is not None:
                 progress(0.0, f"Loading {len(params.loras)} LoRA(s)")
-            # also with none: removes the previous request's adapters
-            apply_loras(loaded, params.loras, download=download_progress(progress), cancel=cancel)
+            # Also with none: removes the previous request's adapters.
+            apply_loras(loaded, params.loras, self.access.lora_source, download=download_progress(progress),
+                        cancel=cancel)
             return loaded, generate_still(loaded, params, progress=progress, cancel=cancel)
 
         with self.gpu() as cache:
@@ -470,6 +509,7 @@ class Studio:
         return self.image_to_video(still.image, params, model_ref=model_ref, progress=progress, cancel=cancel,
                                    out_stem=out_stem, still=still, preview=preview)
 
+    @_names_models
     def extend_video(self, video: str | Path, params: VideoParams, *, model_ref: str | None = None,
                      progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                      out_stem: Path | None = None) -> VideoResult:
@@ -489,12 +529,12 @@ class Studio:
         source, fps = frames_of(video, MAX_EXTEND_FRAMES, "Extending")
         height, width = source[-1].shape[:2]
         last = Image.fromarray(source[-1])
-        model_ref = check_model_ref(model_ref, "video model") or self.settings.svd_model
+        model_ref, model_source = self.access.model("svd", model_ref)
         # Native aspect at the chosen resolution keeps the source's shape; playback at the conditioning fps, then
         # interpolated up to the source's rate if that is faster.
         segment_params = replace(params, aspect_mode="native", loop="none", extra_formats=(), playback_fps=0,
                                  interpolate_fps=0, upscale="none")
-        plays_at = params.fps or svd_defaults(model_ref)[1]
+        plays_at = params.fps or svd_defaults(model_source)[1]
         if fps > plays_at:
             segment_params = replace(segment_params, interpolate_fps=fps)
         tmp = output_stem(self.settings.output_dir, "segment")
@@ -583,8 +623,8 @@ class Studio:
             self._sweep()
         guidance, loop_to_start = checked("keyframe_guidance", keyframe_guidance), checked("loop_to_start",
                                                                                             loop_to_start)
-        model_ref = check_model_ref(model_ref, "video model") or self.settings.svd_model
-        num_frames, fps = svd_defaults(model_ref)
+        model_ref, model_source = self.access.model("svd", model_ref)  # its name, and what is loaded
+        num_frames, fps = svd_defaults(model_source)
         params = params.resolved(num_frames=num_frames, fps=fps)
         photos = self.prepare_keyframes(start, end, params.resolution, params.aspect_mode,
                                         loop_to_start=loop_to_start)
@@ -593,7 +633,7 @@ class Studio:
         if upscale:
             from svd_demo.upscale import check_upscaler_ref
 
-            check_upscaler_ref(self.settings.upscale_model)
+            check_upscaler_ref(self.access.model("upscale", None)[1])
         if params.feature_cache:  # and the record says it was off
             notices.append("`feature_cache` does not apply to keyframes: every step ran in full.")
             params = replace(params, feature_cache=False)
@@ -604,8 +644,8 @@ class Studio:
 
         def on_device(cache: PipelineCache) -> tuple[Any, Any]:
             if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
-                self._upscaler(cache, self.settings.upscale_model, progress)
-            loaded = _ready(cache, "svd", model_ref, timings, progress)
+                self._upscaler(cache, self.access.model("upscale", None)[1], progress, cancel)
+            loaded = _ready(cache, "svd", model_source, timings, progress, cancel)
             return loaded, generate_frames(cache, loaded, keyframes, params, progress=progress, cancel=cancel,
                                            preview=preview, sampler=denoise_keyframes)
 

@@ -31,12 +31,15 @@ import gradio as gr
 import pydantic
 from gradio import processing_utils
 from gradio.exceptions import InvalidPathError
+from gradio.utils import NamedString
+from gradio_client import utils as client_utils
 
 from svd_demo import zerogpu
+from svd_demo.access import Access
 from svd_demo.errors import InputError, UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.lora import MAX_LORAS_CHARS, parse_loras
-from svd_demo.models import SDXL_PRESETS, SVD_PRESETS, is_tiny_model, model_choices, sdxl_defaults, svd_settings
+from svd_demo.models import is_tiny_model, sdxl_defaults, svd_settings
 from svd_demo.params import (
     ALL_SPECS,
     EXTRA_FORMATS,
@@ -61,7 +64,7 @@ from svd_demo.params import (
 )
 from svd_demo.preview import PreviewSink, write_preview
 from svd_demo.restore import read_settings
-from svd_demo.settings import Settings, login
+from svd_demo.settings import Settings, login, public_mode
 from svd_demo.studio import CancelFlag, Studio, VideoResult
 
 log = logging.getLogger("svd_demo")
@@ -136,6 +139,20 @@ def _uploaded_path(image: gr.Image, payload: Any) -> str | None:
             raise _Refusal(f"The image sent inline (a data: URL) is not valid base64 ({exc}). Send the file "
                            "instead (gradio_client's handle_file()).") from None
     return str(payload.path) if payload.path else None
+
+
+def _uploaded_file(**kwargs: Any) -> gr.File:
+    """A file input that hands on the uploaded file's path, and nothing else: gr.File(type="filepath") also
+    creates an empty temporary file in Gradio's cache on every call and leaves it there."""
+    box = gr.File(**kwargs)
+    box._process_single_file = partial(_uploaded_file_path, box)
+    return box
+
+
+def _uploaded_file_path(box: gr.File, payload: Any) -> Any:
+    if box.file_types and not client_utils.is_valid_file(payload.path, box.file_types):
+        raise _Refusal(f"Upload one of these kinds of file: {', '.join(box.file_types)}.")
+    return NamedString(payload.path)
 
 
 def _named(component: gr.Slider | gr.Number, param: str) -> Any:
@@ -414,10 +431,11 @@ def _video_params(values: Mapping[str, Any]) -> VideoParams:
         return VideoParams.from_raw({name: values[name] for name in VIDEO_PARAMS if name in values})
 
 
-def _image_params(values: Mapping[str, Any]) -> ImageParams:
-    """The still's parameters among `values`, checked."""
+def _image_params(studio: Studio, values: Mapping[str, Any]) -> ImageParams:
+    """The still's parameters among `values`, checked (LoRAs: those the studio offers)."""
     with _errors_for_user():
-        return ImageParams.from_raw({name: values[name] for name in STILL_PARAMS if name in values})
+        return ImageParams.from_raw({name: values[name] for name in STILL_PARAMS if name in values},
+                                    check_lora=studio.access.lora_ref)
 
 
 def _model(values: Mapping[str, Any], name: str = "svd_model") -> str | None:
@@ -565,7 +583,7 @@ def take_seed(selected: gr.SelectData) -> tuple[Any, Any]:
 def text_to_image(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
                   progress: gr.Progress | None = None) -> tuple[Any, ...]:
     """Render an SDXL still at the video size; returns the still, its seed, notices and files."""
-    params = _image_params(values)
+    params = _image_params(studio, values)
     with _errors_for_user(), _run_token(studio, request) as token:
         result = studio.text_to_image(params, model_ref=_model(values, "sdxl_model"), **_gpu_kwargs(progress, token))
     return (str(result.path), result.seed, _notes(result.notices), [str(result.path), str(result.sidecar)],
@@ -577,7 +595,7 @@ def text_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request
     """Prompt -> still -> video in one call; the still is shown as soon as it exists, then (with `live_preview`)
     rough previews of the video while it is denoised; the last output is the preview (empty at the end)."""
     # The two stages of Studio.text_to_video, called one by one so the still can be yielded in between.
-    video_params, params = _video_params(values), _image_params(values)
+    video_params, params = _video_params(values), _image_params(studio, values)
     with _errors_for_user(), _run_token(studio, request) as token:
         still = studio.text_to_image(params, model_ref=_model(values, "sdxl_model"),
                                      **_gpu_kwargs(progress, token, (0.0, 0.3)))
@@ -627,20 +645,27 @@ def interpolate(studio: Studio, values: Mapping[str, Any], request: gr.Request |
     return str(out.output_path), _notes(lines), [str(out.output_path), str(out.output_path.with_suffix(".json"))]
 
 
-def restore_settings(path: str | None) -> list[Any]:
+def restore_settings(path: str | None, access: Access | None = None) -> list[Any]:
     """Updates for VIDEO_INPUTS, TEXT_INPUTS, the tabs and the note, from a video or sidecar made here.
 
-    A file without our settings changes nothing and says why; a clip made from a prompt opens the text tab.
+    A file without our settings changes nothing and says why; a clip made from a prompt opens the text tab. With
+    `access`, models and LoRAs are held to what it offers: a model that is not on offer leaves its picker as it is.
     """
     unchanged = [gr.update()] * (len(VIDEO_INPUTS) + len(TEXT_INPUTS) + len(KEYFRAME_SPECS)) + [gr.Tabs()]
     if not path:
         return [*unchanged, ""]
     try:
-        restored = read_settings(path)
+        restored = read_settings(path, check_lora=access.lora_ref if access else None)
     except InputError as exc:
         return [*unchanged, _notes([str(exc)])]
     values = restored.values()
     models = {"svd_model": restored.svd_model, "sdxl_model": restored.sdxl_model}
+    kept = []
+    if access is not None:
+        offered = {"svd_model": access.model_name("svd", restored.svd_model),
+                   "sdxl_model": access.model_name("sdxl", restored.sdxl_model)}
+        kept = [name for name, model in models.items() if model and not offered[name]]
+        models = offered
     names = [*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS]
     updates = [gr.update(value=models[n]) if n in models and models[n] else
                gr.update(value=values[n]) if n in values else gr.update() for n in names]
@@ -651,8 +676,9 @@ def restore_settings(path: str | None) -> list[Any]:
     note = (f"Restored the settings of {restored.source} ({restored.kind.replace('_', ' ')}: {what}). "
             + ("Press Prompt to video to make it again." if restored.still else
                "Upload its photo and press Generate to make it again."))
+    lines = [note, *(f"The file's `{name}` is not offered on this server: the current one is kept." for name in kept)]
     gr.Info(note)  # the note sits at the foot of the sidebar, out of sight on a long page
-    return [*updates, gr.Tabs(selected=tab), _notes([note])]
+    return [*updates, gr.Tabs(selected=tab), _notes(lines)]
 
 
 def _restored_keyframes_note(restored: Any) -> str:
@@ -781,9 +807,9 @@ def _prompt_problems(values: Mapping[str, Any]) -> dict[str, str]:
     return {"prompt": problem} if problem else {}
 
 
-def _text_problems(values: Mapping[str, Any]) -> dict[str, str]:
-    """The prompt and the LoRAs (files that do not exist, weights out of range), before the queue."""
-    problem = _problem(parse_loras, values.get(LORAS.name))
+def _text_problems(values: Mapping[str, Any], access: Access | None = None) -> dict[str, str]:
+    """The prompt and the LoRAs (not on offer, files that do not exist, weights out of range), before the queue."""
+    problem = _problem(parse_loras, values.get(LORAS.name), *([access.lora_ref] if access else []))
     return {**_prompt_problems(values), **({LORAS.name: problem} if problem else {})}
 
 
@@ -814,25 +840,48 @@ class VideoControls:
     column: gr.Column
 
 
-def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
+def _source(access: Access, kind: str, ref: str) -> str:
+    """What a picker's value loads (a name's model), or the value itself where it is not on offer."""
+    try:
+        return access.model(kind, ref)[1]
+    except InputError:
+        return ref
+
+
+_SETTING = {"svd": "svd_model", "sdxl": "sdxl_model", "upscale": "upscale_model"}
+
+
+def _starting_model(access: Access, settings: Settings, kind: str) -> str:
+    """The picker's first value: the settings' model as `access` names it (its own default if not on offer)."""
+    return access.model_name(kind, getattr(settings, _SETTING[kind])) or access.defaults[kind]
+
+
+def _model_picker(access: Access, settings: Settings, kind: str, **kwargs: Any) -> gr.Dropdown:
+    """A model picker offering `access`'s models; in public mode those only (no other value is taken)."""
+    if access.public:
+        kwargs["info"] = "The models this server offers."
+    return gr.Dropdown(choices=access.choices(kind), value=_starting_model(access, settings, kind),
+                       allow_custom_value=not access.public, **kwargs)
+
+
+def _video_settings(access: Access, settings: Settings, quick: dict[str, int]) -> VideoControls:
     def model_defaults(ref: str) -> dict[str, int | float]:
         """What picking `ref` sets: its frames and fps and, for a few-step model, its steps, guidance and motion
         (svd_settings); the quick settings' frames, and steps at most theirs, where they apply."""
-        values = svd_settings(ref)
+        values = svd_settings(_source(access, "svd", ref))
         if "num_frames" in quick:
             values["num_frames"] = quick["num_frames"]
         if "num_inference_steps" in quick:
             values["num_inference_steps"] = min(values["num_inference_steps"], quick["num_inference_steps"])
         return values
 
-    initial = model_defaults(settings.svd_model)
+    initial = model_defaults(_starting_model(access, settings, "svd"))
     by_name: dict[str, gr.components.Component] = {}
     with gr.Column(scale=1, min_width=320) as column:
         gr.Markdown("### Video settings")
-        by_name["svd_model"] = gr.Dropdown(choices=model_choices(SVD_PRESETS, settings.svd_model),
-                                           value=settings.svd_model, label="Video model", allow_custom_value=True,
-                                           info="SVD makes 14 frames, SVD-XT 25; AnimateLCM-SVD-xt makes SVD-XT's "
-                                                "25 in 4 steps. A hub id or a local folder also works.")
+        by_name["svd_model"] = _model_picker(access, settings, "svd", label="Video model",
+                                             info="SVD makes 14 frames, SVD-XT 25; AnimateLCM-SVD-xt makes "
+                                                  "SVD-XT's 25 in 4 steps. A hub id or a local folder also works.")
         starting = {**quick, **initial}
         for name in ("resolution", "aspect_mode", "num_frames", "motion_bucket_id", "fps"):
             by_name[name] = _component(SPECS[name], starting.get(name))
@@ -847,7 +896,7 @@ def _video_settings(settings: Settings, quick: dict[str, int]) -> VideoControls:
         # value); the page ticks it when it loads (build_demo), as a person watches.
         by_name[LIVE_PREVIEW.name] = _component(LIVE_PREVIEW)
         with gr.Accordion("Restore settings from a video", open=False):
-            by_name["restore"] = gr.File(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
+            by_name["restore"] = _uploaded_file(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
                                          file_types=[".mp4", ".webm", ".json"], elem_id="restore-settings")
             by_name["restore_note"] = gr.Markdown()
     # .input, not .change: only a person's pick brings the model's defaults; a restored file sets both itself.
@@ -918,7 +967,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         steps, guidance = sdxl_defaults(ref)
         return min(steps, quick.get("sdxl_steps", steps)), guidance
 
-    steps_default, guidance_default = model_defaults(settings.sdxl_model)
+    steps_default, guidance_default = model_defaults(_starting_model(studio.access, settings, "sdxl"))
     by_name: dict[str, Any] = dict(controls.by_name)
     with gr.Row():
         with gr.Column():
@@ -928,15 +977,14 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                                                     placeholder="blurry, low quality, text",
                                                     max_length=MAX_PROMPT_CHARS)
             with gr.Row():
-                by_name["sdxl_model"] = gr.Dropdown(choices=model_choices(SDXL_PRESETS, settings.sdxl_model),
-                                                    value=settings.sdxl_model, label="Image model",
-                                                    allow_custom_value=True)
+                by_name["sdxl_model"] = _model_picker(studio.access, settings, "sdxl", label="Image model")
                 by_name["orientation"] = _component(IMAGE_SPECS["orientation"])
             with gr.Row():
                 by_name["sdxl_steps"] = _component(IMAGE_SPECS["sdxl_steps"], steps_default)
                 by_name["sdxl_guidance_scale"] = _component(IMAGE_SPECS["sdxl_guidance_scale"], guidance_default)
             with gr.Accordion("LoRA", open=False):
-                by_name[LORAS.name] = gr.Textbox(label=LORAS.label, info=LORAS.help, lines=2, value=LORAS.default,
+                by_name[LORAS.name] = gr.Textbox(label=LORAS.label, info=_loras_help(studio.access), lines=2,
+                                                 value=LORAS.default,
                                                  placeholder="nerijs/pixel-art-xl:0.8", max_length=MAX_LORAS_CHARS)
             with gr.Row():
                 still_only = gr.Button("Still only")
@@ -963,13 +1011,14 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                                  api_visibility="private")
 
     gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
+    text_problems = partial(_text_problems, access=studio.access)
     events = [
         _wire(still_only.click, text_to_image, studio, by_name,
-              [*TEXT_INPUTS, "seed", "randomize_seed", "resolution"], check=_text_problems,
+              [*TEXT_INPUTS, "seed", "randomize_seed", "resolution"], check=text_problems,
               outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
               **{**gpu, "show_progress_on": [still]}),
         _wire(to_video.click, text_to_video, studio, by_name, [*TEXT_INPUTS, *VIDEO_INPUTS, LIVE_PREVIEW.name],
-              check=_text_problems, outputs=[still, video, still_seed, video_seed, notices, files, last_still, live],
+              check=text_problems, outputs=[still, video, still_seed, video_seed, notices, files, last_still, live],
               api_name="text_to_video", **gpu),
         _wire(animate.click, animate_this_still, studio, by_name, ["still_result", *VIDEO_INPUTS],
               outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
@@ -1072,8 +1121,6 @@ def _newest_video(*videos: str | None) -> str | None:
 
 
 def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]) -> None:
-    from svd_demo.upscale import UPSCALER_PRESETS
-
     gr.Markdown("Make a video or a still 2x or 4x larger with a Real-ESRGAN network (the fast AnimeVideo v3 or the "
                 "sharper, slower x4plus), in overlapping tiles so 4K fits a consumer GPU. Output is at most 3840 "
                 "pixels on the long side. To upscale while generating, use *Upscale* in the video settings.")
@@ -1082,17 +1129,13 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
         with gr.Column():
             # No `file_types`: Gradio would refuse other names with a message that names no parameter; the
             # upscaler's own checks read the file's header and say what is wrong with it.
-            by_name["media"] = source = gr.File(label="Video or image", file_count="single")
+            by_name["media"] = source = _uploaded_file(label="Video or image", file_count="single")
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
                 by_name["upscale_factor"] = _component(UPSCALE_SPECS["upscale_factor"])
                 by_name["upscale_tile"] = _component(UPSCALE_SPECS["upscale_tile"])
-            choices = [(p.label, p.name) for p in UPSCALER_PRESETS]
-            if settings.upscale_model not in {p.name for p in UPSCALER_PRESETS}:
-                choices.insert(0, (f"{os.path.basename(settings.upscale_model)} (from settings)",
-                                   settings.upscale_model))
-            by_name["upscale_model"] = gr.Dropdown(
-                choices=choices, value=settings.upscale_model, label="Upscale model", allow_custom_value=True,
+            by_name["upscale_model"] = _model_picker(
+                studio.access, settings, "upscale", label="Upscale model",
                 info="A preset, a local .pth/.safetensors file, or a hub file OWNER/REPO/FILE.pth.")
             with gr.Row():
                 run = gr.Button("Upscale", variant="primary")
@@ -1127,6 +1170,22 @@ def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Mar
     # flags then stop a running job even when the page has lost track of it.
     button.click(None, None, None, cancels=events if isinstance(events, list) else [events])
     button.click(cancel_run, None, notes, queue=False, api_visibility="private")
+
+
+def _mode_line(public: bool, why: str) -> str:
+    """Which mode runs, and why, for the top of the page."""
+    if public:
+        return (f"Public mode ({why}): models and LoRAs are offered by name from this server's lists, and each "
+                "visitor may have only a few requests waiting.")
+    return f"Private mode ({why}): any local model folder, hub id or LoRA file can be used."
+
+
+def _loras_help(access: Access) -> str:
+    """The LoRA box's help: in public mode, the names on offer."""
+    if not access.public:
+        return LORAS.help + (f" From --lora-dir: {', '.join(access.loras)}." if access.loras else "")
+    offered = ", ".join(access.loras) or "none"
+    return f"LoRAs this server offers, by name, one per line with an optional weight (NAME:0.8): {offered}."
 
 
 def _banner(settings: Settings, device: str, quick: dict[str, int]) -> str:
@@ -1210,8 +1269,21 @@ def _sent_path(value: dict[str, Any]) -> str:
     return os.path.abspath(path) if isinstance(path, str) and path else ""
 
 
-def _hold_to_max_size(queue: Any) -> None:
-    """Make Gradio's queue keep to its `max_size` (--queue-size) when many requests arrive at once.
+def _client_keys(session_hash: str | None, request: Any) -> set[str]:
+    """Who sent a request: its browser session and its address. On a Space the app sees the Space proxy's
+    address; the client's is the first of X-Forwarded-For there."""
+    keys = {f"session:{session_hash}"} if session_hash else set()
+    address = getattr(getattr(request, "client", None), "host", None)
+    if os.environ.get("SPACE_ID") and request is not None:
+        address = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip() or address
+    if address:
+        keys.add(f"address:{address}")
+    return keys
+
+
+def _hold_to_max_size(queue: Any, per_client: int = 0) -> None:
+    """Make Gradio's queue keep to its `max_size` (--queue-size) when many requests arrive at once, and let one
+    client (session or address) have at most `per_client` requests waiting (0: no limit).
 
     Gradio checks the size, then awaits the event's validator, then adds the event: a burst all passes the check
     while the queue is still empty (16 of 16 accepted with a size of 2). Here a place is taken before the validator
@@ -1219,29 +1291,43 @@ def _hold_to_max_size(queue: Any) -> None:
     event and the place being given back, so waiting events plus requests being admitted never exceed max_size.
     """
     push = queue.push
-    admitting = 0
+    admitting: list[set[str]] = []  # the client keys of each request being admitted
+
+    def waiting(keys: set[str]) -> int:
+        events = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+        return sum(bool(keys & _client_keys(e.session_hash, e.request)) for e in events) + \
+            sum(bool(keys & other) for other in admitting)
 
     async def push_within_max_size(body: Any, request: Any, username: str | None) -> tuple[bool, Any, str]:
-        nonlocal admitting
-        if queue.max_size is not None and len(queue) + admitting >= queue.max_size:
+        if queue.max_size is not None and len(queue) + len(admitting) >= queue.max_size:
             return (False, f"The queue is full: {queue.max_size} requests are waiting, the most this server takes "
                     "(--queue-size). Please try again in a minute.", "queue_full")
-        admitting += 1
+        keys = _client_keys(body.session_hash, request)
+        if per_client and waiting(keys) >= per_client:
+            return (False, f"You already have {per_client} requests waiting, the most one client may have here "
+                    "(--max-queued-per-client). Wait for one of them to start, then send the next.", "error")
+        admitting.append(keys)
         try:
             return await push(body, request, username)
         finally:
-            admitting -= 1
+            admitting.remove(keys)
 
     queue.push = push_within_max_size
 
 
 class _AppBlocks(gr.Blocks):
     """gr.Blocks whose every input is checked before Gradio's own preprocessing, for browser and API alike, and
-    whose queue keeps to its size under a burst."""
+    whose queue keeps to its size under a burst. In public mode every queued event goes through the queue (no
+    direct POST /run/...: it would skip the queue's limits) and one client may have only so many waiting."""
+
+    public = False
+    max_queued_per_client = 0
 
     def queue(self, *args: Any, **kwargs: Any) -> "_AppBlocks":
+        if self.public:
+            kwargs["api_open"] = False
         super().queue(*args, **kwargs)
-        _hold_to_max_size(self._queue)
+        _hold_to_max_size(self._queue, self.max_queued_per_client if self.public else 0)
         return self
 
     async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False) -> Any:
@@ -1261,15 +1347,19 @@ class _AppBlocks(gr.Blocks):
 def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
     """The whole app. Nothing is loaded here: models load on the first request (or at launch with --preload)."""
     studio = studio or Studio(settings)
+    public, why = public_mode(studio.settings)  # the studio's: its access lists were made for that mode
+    log.info("Running in %s mode: %s.", "public" if public else "private", why)
     with _AppBlocks(title="SVD Studio", delete_cache=_delete_cache(settings)) as demo:
+        demo.public, demo.max_queued_per_client = public, settings.max_queued_per_client
         gr.Markdown("# SVD Studio\nAnimate a photo or a prompt with Stable Video Diffusion.")
         quick = studio.quick_defaults()
+        gr.Markdown(_mode_line(public, why), elem_id="mode")
         banner = _banner(settings, studio.cache.device, quick)
         if banner:
             gr.Markdown(banner, elem_classes="banner")
         with gr.Row():
             # On the left, the settings both video tabs share (a collapsible sidebar hid them).
-            controls = _video_settings(settings, quick)
+            controls = _video_settings(studio.access, settings, quick)
             with gr.Column(scale=3), gr.Tabs() as tabs:
                 with gr.Tab("Image to video", id="image_to_video") as image_tab:
                     image_input, image_video = _image_tab(studio, controls)
@@ -1283,8 +1373,13 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
                     _upscale_tab(studio, settings, [image_video, text_video, keyframes_video, interpolated])
         restored = [*(controls.by_name[n] for n in VIDEO_INPUTS), *(text_inputs[n] for n in TEXT_INPUTS),
                     *(keyframe_inputs[n] for n in KEYFRAME_SPECS), tabs, controls.by_name["restore_note"]]
-        controls.by_name["restore"].upload(restore_settings, controls.by_name["restore"], restored, queue=False,
-                                           api_visibility="private")
+
+        def restore(path: str | None) -> list[Any]:
+            return restore_settings(path, studio.access)
+
+        # Queued, like every event that reads a file: it runs ffprobe, and callers can reach it by its index.
+        controls.by_name["restore"].upload(restore, controls.by_name["restore"], restored, api_visibility="private",
+                                           concurrency_id="cpu", concurrency_limit=4, show_progress="minimal")
         # The settings column belongs to the two video tabs; on the post-processing tabs it would only mislead.
         for tab, visible in ((image_tab, True), (text_tab, True), (keyframes_tab, True), (interpolate_tab, False),
                              (upscale_tab, False)):
@@ -1310,7 +1405,10 @@ def _delete_cache(settings: Settings) -> tuple[int, int] | None:
 
 
 def launch_kwargs(settings: Settings) -> dict[str, Any]:
-    """Arguments for `demo.launch`, shared by app.py and the tests."""
+    """Arguments for `demo.launch`, shared by app.py and the tests: give it the studio's settings (`studio.settings`),
+    whose output folder is the one to serve."""
+    if settings.output_dir is None:
+        raise ValueError("launch_kwargs needs the output folder the studio writes to: pass studio.settings.")
     return {
         "server_name": settings.host,
         "server_port": settings.port,

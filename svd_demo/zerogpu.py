@@ -107,7 +107,7 @@ def install(studio: Any, limit_s: float) -> None:
 
     def video_duration(source: Any, params: VideoParams, *args: Any, model_ref: str | None = None,
                        **kwargs: Any) -> int:
-        frames, fps = svd_defaults(model_ref or studio.settings.svd_model)
+        frames, fps = svd_defaults(studio.access.model("svd", model_ref)[1])
         return duration_for(video_seconds(replace(params, num_frames=params.num_frames or frames),
                                           *video_size(source, params)), limit_s)
 
@@ -134,7 +134,7 @@ def prepare(studio: Any, source: Any, params: VideoParams, model_ref: str | None
     """Before a ZeroGPU call: the parameters that fit the limit, and a sentence for the user if they were cut."""
     from svd_demo.models import svd_defaults
 
-    frames, _ = svd_defaults(model_ref or studio.settings.svd_model)
+    frames, _ = svd_defaults(studio.access.model("svd", model_ref)[1])
     params = replace(params, num_frames=params.num_frames or frames)
     return fit_video(params, *(size or video_size(source, params)), limit_s)
 

@@ -39,7 +39,8 @@ def launched(settings: Settings, studio, gradio_dir: pathlib.Path, **overrides) 
         demo = build_demo(settings, studio)
         demo.queue(max_size=settings.queue_size)
         _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True,
-                                **{**launch_kwargs(settings), "server_port": free_port(), **overrides})
+                                **{**launch_kwargs(settings if settings.output_dir else studio.settings),
+                                   "server_port": free_port(), **overrides})
         try:
             yield url
         finally:

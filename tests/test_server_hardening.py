@@ -14,7 +14,7 @@ from helpers import FAST, free_port, launched
 from PIL import Image
 
 from svd_demo.errors import InputError
-from svd_demo.settings import Settings, login, parse_settings
+from svd_demo.settings import Settings, is_public, login, parse_settings
 from svd_demo.ui import build_demo, launch_kwargs
 
 
@@ -68,13 +68,17 @@ def test_user_text_in_messages_is_escaped(hardened, tmp_path):
     assert "<img" not in str(info.value)
 
 
-def test_defaults_are_private_and_login_comes_from_the_environment():
+def test_defaults_are_private_and_login_comes_from_the_environment(tmp_path):
     settings = parse_settings([], {})
     assert (settings.host, settings.share, login(settings)) == ("127.0.0.1", False, None)
+    assert not is_public(settings)
     assert login(parse_settings([], {"SVD_DEMO_AUTH": "ann:s3cret:x"})) == ("ann", "s3cret:x")
     with pytest.raises(ValueError, match="USER:PASSWORD"):
         login(Settings(auth="nopassword"))
-    assert launch_kwargs(parse_settings([], {"SVD_DEMO_AUTH": "ann:pw"}))["auth"] == ("ann", "pw")
+    with_auth = replace(parse_settings([], {"SVD_DEMO_AUTH": "ann:pw"}), output_dir=tmp_path)
+    assert launch_kwargs(with_auth)["auth"] == ("ann", "pw")
+    with pytest.raises(ValueError, match="studio.settings"):  # the studio's own output folder, or nothing served
+        launch_kwargs(settings)
 
 
 def test_a_password_protects_the_api(tiny_settings, studio, tmp_path):

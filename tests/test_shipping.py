@@ -131,14 +131,19 @@ def test_base_image_is_official_pytorch_cuda_runtime_with_the_pinned_torch(docke
     assert match.group(1) == _pin("torch"), "the base image's torch is not requirements.txt's: pip would reinstall it"
 
 
-def test_runs_as_uid_1000_in_home_user_app(dockerfile):
+def test_runs_as_uid_1000_on_code_it_cannot_change(dockerfile):
     runs = " ".join(args for kw, args in dockerfile if kw == "RUN")
     assert re.search(r"useradd\b.*(--uid|-u)\s+1000\b", runs), "no user with uid 1000 is created"
     users = [(i, args) for i, (kw, args) in enumerate(dockerfile) if kw == "USER"]
     assert users and users[-1][1] in {"user", "1000", "user:user", "1000:1000"}
     cmd_index = next(i for i, (kw, _) in enumerate(dockerfile) if kw == "CMD")
     assert users[-1][0] < cmd_index
-    assert only(dockerfile, "WORKDIR") == "/home/user/app"
+    # The code: copied as root (no --chown), outside the user's home, made read-only to others, before USER.
+    assert only(dockerfile, "WORKDIR") == "/app"
+    code = next(i for i, (kw, args) in enumerate(dockerfile) if kw == "COPY" and args.split()[-2:] == [".", "."])
+    assert "--chown" not in dockerfile[code][1] and code < users[-1][0]
+    assert any(kw == "RUN" and re.search(r"chmod -R \S*go=rX\S* /app", args) for kw, args in dockerfile[code:])
+    assert "/app" not in next(args for kw, args in dockerfile if kw == "RUN" and "chown" in args)
 
 
 def test_port_environment_and_cache_volume(dockerfile):
