@@ -42,6 +42,7 @@ class Settings:
     auth: str = ""
     zerogpu_seconds: int = 120
     upscale_model: str = "realesr-animevideov3"
+    budgets: str = ""
 
 
 # option -> (environment variable, help). Gradio's own variables are reused where Gradio already reads them.
@@ -74,6 +75,9 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "upscale_model": ("SVD_DEMO_UPSCALE_MODEL", "Upscaler for the `upscale` option and the Upscale tab: "
                       "realesr-animevideov3 (fast), RealESRGAN_x4plus (quality), a local .pth/.safetensors file, "
                       "or a hub file OWNER/REPO/FILE.pth."),
+    "budgets": ("SVD_DEMO_BUDGETS", "Override single work budgets of a request, checked before it queues, as "
+                "NAME=VALUE,... (denoise_frame_steps, output_frames, encoded_megapixels, interpolated_megapixels, "
+                "upscaled_megapixels; defaults and sizing in README, \"Hosting publicly\")."),
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }
