@@ -259,17 +259,12 @@ class Studio:
         timings.update(result.timings)
 
         report(0.95, "Encoding")
-        # From here on frames stream: looped, interpolated and upscaled as the encoders take them.
-        frames: Iterable[Any] = apply_loop(result.frames, params.loop)
-        fps = params.effective_playback_fps
-        interpolation = None
-        if params.interpolate_fps and params.interpolate_fps > fps:
-            def interpolated(count: int, seconds: float) -> None:
-                record["interpolation"]["frames"] = count
-                record["timings"]["interpolate_s"] = round(seconds, 3)
 
-            frames, interpolation = _smooth(frames, fps, params.interpolate_fps, report, cancel, interpolated)
-            fps = float(params.interpolate_fps)
+        def interpolated(count: int, seconds: float) -> None:
+            record["interpolation"]["frames"] = count
+            record["timings"]["interpolate_s"] = round(seconds, 3)
+
+        frames, fps, interpolation = clip_as_written(result.frames, params, report, cancel, interpolated)
         video = {"model_ref": model_ref, "loaded": loaded, "frames": result, "original": original,
                  "prepared": prepared, "timings": timings, "interpolation": interpolation}
         if still is None:
@@ -556,6 +551,22 @@ def _upscale_factor(params: VideoParams, size: tuple[int, int]) -> int:
     factor = factor_of(params.upscale)
     check_output_size(*size, factor)
     return factor
+
+
+def clip_as_written(frames: Any, params: VideoParams, report: ProgressFn | None = None,
+                    cancel: threading.Event | None = None, done: Callable[[int, float], None] | None = None
+                    ) -> tuple[Iterable[Any], float, dict[str, Any] | None]:
+    """A generated clip as it is written: (frames, playback fps, what the sidecar says of its interpolation).
+
+    The frames stream: looped by reference and interpolated as the encoders take them, so nothing here grows with
+    the clip. `done(frames, seconds)` is called once an interpolation's last frame has been taken."""
+    looped: Iterable[Any] = apply_loop(frames, params.loop)
+    fps = params.effective_playback_fps
+    if not (params.interpolate_fps and params.interpolate_fps > fps):
+        return looped, fps, None
+    smooth, interpolation = _smooth(looped, fps, params.interpolate_fps, report or (lambda f, t: None), cancel,
+                                    done or (lambda count, seconds: None))
+    return smooth, float(params.interpolate_fps), interpolation
 
 
 def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn, cancel: threading.Event | None,
