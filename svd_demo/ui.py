@@ -733,9 +733,12 @@ def _with_costs(check: Callable[[Mapping[str, Any]], dict[str, str]] | None, stu
             return problems
         try:
             cost(studio, values)
-        except UserFacingError as exc:
-            blamed = set(re.findall(r"`(\w+)`", str(exc))) & set(values)
-            return dict.fromkeys(blamed or [next(iter(values))], _page_safe(str(exc)))
+        except (UserFacingError, gr.Error) as exc:
+            message = exc.message if isinstance(exc, gr.Error) else _page_safe(str(exc))
+            blamed = set(re.findall(r"`(\w+)`", message)) & set(values)
+            return dict.fromkeys(blamed or [next(iter(values))], message)
+        except Exception:  # an estimate that fails must not refuse: the run itself says what is wrong
+            log.exception("Estimating a request's work failed; it is queued unchecked")
         return {}
 
     return checked
