@@ -123,7 +123,8 @@ def test_too_many_steps_name_the_steps_that_fit(public_studio, photo):
     from svd_demo.budgets import check_image_to_video
 
     params = VideoParams.from_raw({"resolution": 1024, "num_frames": 25, "num_inference_steps": 100})
-    with pytest.raises(InputError, match=r"5,000 frame-steps at 1024x576, over this server's budget of 2,500. Lower `num_inference_steps` to 50,") as info:
+    fits = r"5,000 frame-steps at 1024x576, over this server's budget of 2,500. Lower `num_inference_steps` to 50,"
+    with pytest.raises(InputError, match=fits) as info:
         check_image_to_video(public_studio.budgets, str(photo), params, model_ref=None,
                              default_model=public_studio.settings.svd_model, seeds=2)
     assert "x 2 seeds" in str(info.value)
