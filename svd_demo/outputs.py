@@ -13,7 +13,8 @@ import platform
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -24,7 +25,7 @@ from PIL import Image
 
 from svd_demo import __version__
 from svd_demo.errors import GenerationCancelled
-from svd_demo.media import VideoInfo, atomic_write, parameters_tag, write_video
+from svd_demo.media import VideoInfo, VideoWriter, atomic_write, open_video_writer, parameters_tag
 
 LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "gradio", "moviepy", "imageio-ffmpeg",
              "opencv-python-headless")
@@ -59,11 +60,37 @@ def private_output_dir() -> Path:
     return folder
 
 
-def apply_loop(frames: np.ndarray, loop: str) -> np.ndarray:
-    """ping-pong appends the clip backwards without repeating the end frames, so it loops without a stutter."""
-    if loop == "ping-pong" and len(frames) > 2:
-        return np.concatenate([frames, frames[-2:0:-1]])
-    return frames
+class LoopedClip(Sequence):
+    """A clip and, for ping-pong, the same frames backwards after it, without copying a frame: frame i of the
+    loop is looked up in the clip when it is asked for."""
+
+    def __init__(self, frames: Sequence[np.ndarray], loop: str) -> None:
+        self.frames = frames
+        self.back = max(0, len(frames) - 2) if loop == "ping-pong" and len(frames) > 2 else 0
+
+    def __len__(self) -> int:
+        return len(self.frames) + self.back
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        count = len(self.frames)
+        return self.frames[index if index < count else 2 * count - 2 - index]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        yield from self.frames
+        for index in range(len(self.frames) - 2, len(self.frames) - 2 - self.back, -1):
+            yield self.frames[index]
+
+
+def apply_loop(frames: Sequence[np.ndarray], loop: str) -> LoopedClip:
+    """ping-pong appends the clip backwards without repeating the end frames, so it loops without a stutter; the
+    backwards half is a view (`LoopedClip`), not a copy."""
+    return LoopedClip(frames, loop)
 
 
 @functools.cache  # read once: the installed packages do not change while the app runs
@@ -94,26 +121,32 @@ def write_png(image: Image.Image, path: Path, parameters: dict[str, Any]) -> Non
         image.save(tmp, format="PNG", pnginfo=info)
 
 
-def write_outputs(frames: np.ndarray, stem: Path, fps: float, record: dict[str, Any], *,
+def write_outputs(frames: Iterable[np.ndarray], stem: Path, fps: float, record: dict[str, Any], *,
                   extra_formats: tuple[str, ...] = (), started: float | None = None,
                   cancel: threading.Event | None = None) -> OutputFiles:
     """MP4 (always), the extra formats, and the sidecar; if any of them fails, none of them is left behind.
 
+    `frames` is iterated once: each frame goes to every format's encoder as it comes, so a frame is made
+    (interpolated, upscaled) once whatever the number of formats, and the clip is never held whole here.
     `record["timings"]` gains `encode_s`, and `total_s` counted from `started` (a `time.perf_counter()` value).
     Once `cancel` is set, encoding stops at the next frame with GenerationCancelled, and nothing is left either.
     """
-    written: list[Path] = []
     encode_start = time.perf_counter()
+    tags = parameters_tag(record.get("parameters", {}))
+    paths = {"mp4": stem.with_suffix(".mp4"), **{fmt: stem.with_suffix(f".{fmt}") for fmt in extra_formats}}
+    writers: dict[str, VideoWriter] = {}
+    sidecar = stem.with_suffix(".json")
+    sidecar_written = False
     try:
-        tags = parameters_tag(record.get("parameters", {}))
-        info = write_video(_unless_cancelled(frames, cancel), stem.with_suffix(".mp4"), fps, metadata=tags)
-        written.append(info.path)
-        extras = {}
-        for fmt in extra_formats:
-            extras[fmt] = write_video(_unless_cancelled(frames, cancel), stem.with_suffix(f".{fmt}"), fps,
-                                      metadata=tags).path
-            written.append(extras[fmt])
-        sidecar = stem.with_suffix(".json")
+        with ExitStack() as stack:
+            for fmt, path in paths.items():
+                writers[fmt] = stack.enter_context(open_video_writer(path, fps, metadata=tags))
+            for frame in _unless_cancelled(frames, cancel):
+                for writer in writers.values():
+                    writer.write(frame)
+        info = writers["mp4"].info
+        assert info is not None
+        extras = {fmt: paths[fmt] for fmt in extra_formats}
         timings = {**record.get("timings", {}), "encode_s": round(time.perf_counter() - encode_start, 3)}
         if started is not None:
             timings["total_s"] = round(time.perf_counter() - started, 3)
@@ -123,13 +156,17 @@ def write_outputs(frames: np.ndarray, stem: Path, fps: float, record: dict[str, 
             video={"width": info.width, "height": info.height, "frames": info.num_frames, "fps": fps,
                    "codec": info.codec, "pix_fmt": info.pix_fmt},
         )
-        written.append(sidecar)
         write_json_atomic(sidecar, record)
+        sidecar_written = True
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("Cancelled.")
     except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
+        # A writer that finished has renamed its file into place: the others failed, so it goes too.
+        for writer in writers.values():
+            if writer.info is not None:
+                writer.path.unlink(missing_ok=True)
+        if sidecar_written:
+            sidecar.unlink(missing_ok=True)
         raise
     return OutputFiles(video=info.path, info=info, sidecar=sidecar, extras=extras)
 

@@ -52,6 +52,7 @@ class Settings:
     allow_models_file: str = ""
     lora_dir: str = ""
     max_queued_per_client: int = 2
+    budgets: str = ""
 
 
 # option -> (environment variable, help). Gradio's own variables are reused where Gradio already reads them.
@@ -104,6 +105,9 @@ _OPTIONS: dict[str, tuple[str, str]] = {
                  "pytorch_lora_weights.safetensors), offered by NAME in every mode; read once at start-up."),
     "max_queued_per_client": ("SVD_DEMO_MAX_QUEUED_PER_CLIENT", "Public mode: requests one client (browser "
                               "session or IP address) may have waiting in the queue at once; 0 = no limit."),
+    "budgets": ("SVD_DEMO_BUDGETS", "Override single work budgets of a request, checked before it queues, as "
+                "NAME=VALUE,... (denoise_frame_steps, output_frames, encoded_megapixels, interpolated_megapixels, "
+                "upscaled_megapixels; defaults and sizing in README, \"Hosting publicly\")."),
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }

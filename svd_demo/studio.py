@@ -22,6 +22,7 @@ from PIL import Image
 from svd_demo import sidecar
 from svd_demo.access import Access
 from svd_demo.allocator import release_free_memory
+from svd_demo.budgets import budgets, check_extend_rate, check_upscale_tile
 from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
 from svd_demo.hub import DownloadProgress, ProgressCallback
 from svd_demo.image_to_video import ProgressFn, generate_frames
@@ -223,6 +224,7 @@ class Studio:
             self._free.put(cache)
         self.cancels = CancelTokens()
         self._upscalers: dict[int, Any] = {}  # one UpscalerCache per device cache, made on first use
+        self.budgets = budgets(self.access.public, settings.budgets)  # the stricter set where strangers can call
         settings.output_dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -300,11 +302,12 @@ class Studio:
         timings.update(result.timings)
 
         report(0.95, "Encoding")
-        frames, fps = apply_loop(result.frames, params.loop), params.effective_playback_fps
-        interpolation = None
-        if params.interpolate_fps and params.interpolate_fps > fps:
-            frames, fps, interpolation = _smooth(frames, fps, params.interpolate_fps, report, cancel)
-            timings["interpolate_s"] = interpolation.pop("seconds")
+
+        def interpolated(count: int, seconds: float) -> None:
+            record["interpolation"]["frames"] = count
+            record["timings"]["interpolate_s"] = round(seconds, 3)
+
+        frames, fps, interpolation = clip_as_written(result.frames, params, report, cancel, interpolated)
         video = {"model_ref": model_ref, "loaded": loaded, "frames": result, "original": original,
                  "prepared": prepared, "timings": timings, "interpolation": interpolation}
         if still is None:
@@ -398,10 +401,11 @@ class Studio:
     def _write_upscaled(self, frames: Any, factor: int, stem: Path, fps: float, record: dict[str, Any],
                         params: VideoParams, started: float, progress: ProgressFn | None,
                         cancel: threading.Event | None) -> OutputFiles:
-        """A generated clip upscaled frame by frame as it is encoded (each format upscales again: the upscaled
-        clip is never held whole). Runs on the GPU's worker, so it takes its turn with the generations."""
+        """A generated clip upscaled frame by frame as it is encoded: each frame once, handed to every format's
+        encoder, so the upscaled clip is never held whole. Runs on the GPU's worker, so it takes its turn with the
+        generations."""
         from svd_demo.upscale import DEFAULT_TILE, check_upscaler_ref
-        from svd_demo.upscale.files import UpscaledClip
+        from svd_demo.upscale.files import upscaled_frames
 
         name, model_ref = self.access.model("upscale", None)
         model_ref = check_upscaler_ref(model_ref)
@@ -409,9 +413,9 @@ class Studio:
         def on_device(cache: PipelineCache) -> OutputFiles:
             upscaler = self._upscaler(cache, model_ref, None)
             record["upscale"] = {**sidecar.upscaling(upscaler, factor, DEFAULT_TILE), "model": name}
-            clip = UpscaledClip(frames, upscaler, factor, tile=DEFAULT_TILE, cancel=cancel)
-            return write_outputs(clip, stem, fps, record, extra_formats=params.extra_formats,  # type: ignore[arg-type]
-                                 started=started, cancel=cancel)
+            clip = upscaled_frames(frames, upscaler, factor, tile=DEFAULT_TILE, cancel=cancel)
+            return write_outputs(clip, stem, fps, record, extra_formats=params.extra_formats, started=started,
+                                 cancel=cancel)
 
         with self.gpu() as cache:
             return cache.run(lambda: on_device(cache))
@@ -432,7 +436,7 @@ class Studio:
         if out_path is None:
             self._sweep()
         factor = factor_of(upscale_factor, "upscale_factor")
-        tile = checked("upscale_tile", tile)
+        tile = check_upscale_tile(checked("upscale_tile", tile))
         name, model_ref = self.access.model("upscale", model_ref)
         model_ref = check_upscaler_ref(model_ref)
         check_input(source, factor, "upscale_factor")  # a bad upload is refused before the upscaler loads
@@ -519,8 +523,6 @@ class Studio:
         after interpolation), so the motion does not change speed at the seam; its first frame, a copy of the last
         one, is dropped. The whole result is re-encoded, so `loop` and `extra_formats` apply to all of it.
         """
-        import numpy as np
-
         from svd_demo.video_input import frames_of
 
         started = time.perf_counter()
@@ -536,6 +538,7 @@ class Studio:
                                  interpolate_fps=0, upscale="none")
         plays_at = params.fps or svd_defaults(model_source)[1]
         if fps > plays_at:
+            check_extend_rate(fps, Path(video).name)  # refused now, not after generating the new part
             segment_params = replace(segment_params, interpolate_fps=fps)
         tmp = output_stem(self.settings.output_dir, "segment")
         try:
@@ -558,11 +561,9 @@ class Studio:
         if params.upscale != "none":  # the new part matches the clip's size; upscaling is a separate step here
             notices.append(f"Extend keeps the clip's size ({width}x{height}), so `upscale` {params.upscale} was not "
                            "applied: upscale the result in the Upscale tab.")
-        frames = np.empty((len(source) + added, height, width, 3), np.uint8)
-        for i, frame in enumerate([*source, *new[1:]]):  # filled one by one: np.stack would need a second copy
-            frames[i] = frame
+        # One list of the frames already decoded (no copy), looped by reference and streamed to the encoders.
+        frames = apply_loop([*source, *new[1:]], params.loop)
         del source, new
-        frames = apply_loop(frames, params.loop)
         stem = out_stem or output_stem(self.settings.output_dir, "extended", segment.seed)
         files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
                               cancel=cancel)
@@ -721,17 +722,45 @@ def _upscale_factor(params: VideoParams, size: tuple[int, int]) -> int:
     return factor
 
 
-def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn,
-            cancel: threading.Event | None = None) -> tuple[Any, float, dict[str, Any]]:
-    """In-between frames up to `target_fps` at the same duration, with the interpolation tab's own engine."""
-    import numpy as np
+def clip_as_written(frames: Any, params: VideoParams, report: ProgressFn | None = None,
+                    cancel: threading.Event | None = None, done: Callable[[int, float], None] | None = None
+                    ) -> tuple[Iterable[Any], float, dict[str, Any] | None]:
+    """A generated clip as it is written: (frames, playback fps, what the sidecar says of its interpolation).
 
+    The frames stream: looped by reference and interpolated as the encoders take them, so nothing here grows with
+    the clip. `done(frames, seconds)` is called once an interpolation's last frame has been taken."""
+    looped: Iterable[Any] = apply_loop(frames, params.loop)
+    fps = params.effective_playback_fps
+    if not (params.interpolate_fps and params.interpolate_fps > fps):
+        return looped, fps, None
+    smooth, interpolation = _smooth(looped, fps, params.interpolate_fps, report or (lambda f, t: None), cancel,
+                                    done or (lambda count, seconds: None))
+    return smooth, float(params.interpolate_fps), interpolation
+
+
+def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn, cancel: threading.Event | None,
+            done: Callable[[int, float], None]) -> tuple[Iterator[Any], dict[str, Any]]:
+    """In-between frames up to `target_fps` at the same duration, with the interpolation tab's own engine, made as
+    they are asked for (the encoders pull them: the smoothed clip is never held whole), and what the sidecar says
+    of it. `done(frames, seconds spent interpolating)` is called once the last frame has been taken."""
     from svd_demo.interpolation import interpolate_frames
 
-    start = time.perf_counter()
     backend = INTERPOLATION_SPECS["backend"].default
     report(0.96, f"Interpolating to {target_fps:g} fps")
-    smooth = np.stack(list(interpolate_frames(iter(frames), fps, target_fps=target_fps, num_frames=len(frames),
-                                              backend=backend, cancel=cancel)))
-    return smooth, float(target_fps), {"source_fps": fps, "target_fps": target_fps, "backend": backend,
-                                       "frames": len(smooth), "seconds": round(time.perf_counter() - start, 3)}
+    engine = interpolate_frames(iter(frames), fps, target_fps=target_fps, num_frames=len(frames), backend=backend,
+                                cancel=cancel)  # options checked here, before the first frame
+
+    def stream() -> Iterator[Any]:
+        count, seconds = 0, 0.0
+        while True:
+            start = time.perf_counter()
+            frame = next(engine, None)
+            seconds += time.perf_counter() - start
+            if frame is None:
+                break
+            count += 1
+            yield frame
+        done(count, seconds)
+
+    return stream(), {"source_fps": fps, "target_fps": target_fps, "backend": backend,
+                      "frames": getattr(engine, "total", None)}

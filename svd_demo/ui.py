@@ -8,6 +8,8 @@ before the queue, so bad input never waits behind someone else's video.
 """
 
 import asyncio
+import base64
+import binascii
 import contextvars
 import functools
 import inspect
@@ -29,13 +31,21 @@ from typing import Any, TypeVar
 import anyio
 import gradio as gr
 import pydantic
-from gradio import processing_utils
+from gradio.context import LocalContext
 from gradio.exceptions import InvalidPathError
-from gradio.utils import NamedString
+from gradio.utils import NamedString, _parse_file_size
 from gradio_client import utils as client_utils
+from starlette.middleware import Middleware
 
 from svd_demo import zerogpu
 from svd_demo.access import Access
+from svd_demo.budgets import (
+    check_extend,
+    check_image_to_video,
+    check_interpolate,
+    check_text_to_video,
+    check_upscale_request,
+)
 from svd_demo.errors import InputError, UserFacingError
 from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.lora import MAX_LORAS_CHARS, parse_loras
@@ -63,6 +73,7 @@ from svd_demo.params import (
     shown,
 )
 from svd_demo.preview import PreviewSink, write_preview
+from svd_demo.request_limit import RequestBodyLimit, body_limit
 from svd_demo.restore import read_settings
 from svd_demo.settings import Settings, login, public_mode
 from svd_demo.studio import CancelFlag, Studio, VideoResult
@@ -115,7 +126,7 @@ class _Refusal(gr.Error):
 # install). So the inputs below are Gradio's own components whose `preprocess` is replaced on the instance.
 
 
-def _uploaded_image(**kwargs: Any) -> gr.Image:
+def _uploaded_image(name: str, **kwargs: Any) -> gr.Image:
     """An image input that hands the uploaded file to our loader untouched.
 
     gr.Image opens every upload with PIL before returning its path, so a corrupt file, an SVG or a decompression
@@ -123,22 +134,36 @@ def _uploaded_image(**kwargs: Any) -> gr.Image:
     clip 16-bit images. `images.load_image` does all of that properly.
     """
     image = gr.Image(**kwargs)
-    image.preprocess = partial(_uploaded_path, image)
+    image.preprocess = partial(_uploaded_path, name)
     return image
 
 
-def _uploaded_path(image: gr.Image, payload: Any) -> str | None:
+def _uploaded_path(name: str, payload: Any) -> str | bytes | None:
     if payload is None:
         return None
     if (payload.url or "").startswith("data:"):
-        # Inline base64 from API callers, written to a file as it came: Gradio's own path decodes it with PIL
-        # first (a decompression bomb included) and re-encodes it as WebP (16 bits per channel become 8).
-        try:
-            return processing_utils.save_base64_to_cache(payload.url, image.GRADIO_CACHE)
-        except (ValueError, TypeError) as exc:
-            raise _Refusal(f"The image sent inline (a data: URL) is not valid base64 ({exc}). Send the file "
-                           "instead (gradio_client's handle_file()).") from None
+        return _inline_file(payload.url, name)
     return str(payload.path) if payload.path else None
+
+
+def _inline_file(url: str, name: str) -> bytes:
+    """The bytes of a file sent inline (a base64 `data:` URL), held to the server's --max-file-size from the URL's
+    length before anything is decoded. Kept in memory, never written: a refused request leaves nothing behind.
+    (Gradio's own path decodes it with PIL first, a decompression bomb included, and re-encodes it as WebP.)"""
+    header, _, body = url.partition(",")
+    limit = getattr(LocalContext.blocks.get(None), "max_file_size", None)
+    size = len(body) * 3 // 4  # what base64 text of this length decodes to, padding aside
+    if limit is not None and size > limit:
+        raise _Refusal(f"`{name}` was sent inline (a data: URL) of {size / 1e6:.1f} MB; this server takes files of "
+                       f"at most {limit / 1e6:.1f} MB (--max-file-size). Send a smaller file.")
+    if not header.endswith(";base64"):
+        raise _Refusal(f"`{name}` was sent inline (a data: URL) without base64 encoding. Send the file instead "
+                       "(gradio_client's handle_file()).")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _Refusal(f"`{name}` was sent inline (a data: URL) that is not valid base64 ({exc}). Send the file "
+                       "instead (gradio_client's handle_file()).") from None
 
 
 def _uploaded_file(**kwargs: Any) -> gr.File:
@@ -802,6 +827,67 @@ def _extend_problems(values: Mapping[str, Any]) -> dict[str, str]:
     return {**missing, **_video_problems(values)}
 
 
+# Costs: once a request's values pass the checks above, its work is estimated from them and its input's header and
+# held to the studio's budgets (svd_demo/budgets.py), so a request that will be refused never waits, let alone runs.
+
+
+def _with_costs(check: Callable[[Mapping[str, Any]], dict[str, str]] | None, studio: Studio,
+                cost: Callable[[Studio, Mapping[str, Any]], None]) -> Callable[[Mapping[str, Any]], dict[str, str]]:
+    """`check`, then, when it found nothing, `cost(studio, values)`, its refusal put on the parameters it names."""
+
+    def checked(values: Mapping[str, Any]) -> dict[str, str]:
+        problems = check(values) if check is not None else {}
+        if problems:
+            return problems
+        try:
+            cost(studio, values)
+        except (UserFacingError, gr.Error) as exc:
+            message = exc.message if isinstance(exc, gr.Error) else _page_safe(str(exc))
+            blamed = set(re.findall(r"`(\w+)`", message)) & set(values)
+            return dict.fromkeys(blamed or [next(iter(values))], message)
+        except Exception:  # an estimate that fails must not refuse: the run itself says what is wrong
+            log.exception("Estimating a request's work failed; it is queued unchecked")
+        return {}
+
+    return checked
+
+
+def _image_cost(studio: Studio, values: Mapping[str, Any]) -> None:
+    seeds = int(values.get("num_seeds") or 1)
+    check_image_to_video(studio.budgets, values["image"], _video_params(values), model_ref=_model(values),
+                         default_model=studio.settings.svd_model, seeds=seeds)
+
+
+def _extend_cost(studio: Studio, values: Mapping[str, Any]) -> None:
+    check_extend(studio.budgets, values["video"], _video_params(values), model_ref=_model(values),
+                 default_model=studio.settings.svd_model)
+
+
+def _text_cost(studio: Studio, values: Mapping[str, Any]) -> None:
+    orientation = values.get("orientation", IMAGE_SPECS["orientation"].default)
+    check_text_to_video(studio.budgets, _video_params(values), orientation, model_ref=_model(values),
+                        default_model=studio.settings.svd_model)
+
+
+def _interpolate_cost(studio: Studio, values: Mapping[str, Any]) -> None:
+    if not values.get("video"):
+        return
+    target_fps = values.get("target_fps")
+    use_fps = target_fps not in (0, None, "")
+    check_interpolate(studio.budgets, values["video"], factor=None if use_fps else values.get("factor"),
+                      target_fps=target_fps if use_fps else None)
+
+
+def _upscale_cost(studio: Studio, values: Mapping[str, Any]) -> None:
+    from svd_demo.upscale import factor_of
+
+    if not values.get("media"):
+        return
+    tile = checked("upscale_tile", values.get("upscale_tile", UPSCALE_SPECS["upscale_tile"].default))
+    factor = factor_of(values.get("upscale_factor", UPSCALE_SPECS["upscale_factor"].default), "upscale_factor")
+    check_upscale_request(studio.budgets, values["media"], factor, tile)
+
+
 def _prompt_problems(values: Mapping[str, Any]) -> dict[str, str]:
     problem = _problem(clean_prompt, values.get("prompt"))
     return {"prompt": problem} if problem else {}
@@ -911,7 +997,7 @@ def _video_settings(access: Access, settings: Settings, quick: dict[str, int]) -
 def _image_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Image, gr.Video]:
     with gr.Row():
         with gr.Column():
-            image = _uploaded_image(label="Input image", type="filepath", image_mode=None,
+            image = _uploaded_image("image", label="Input image", type="filepath", image_mode=None,
                                   sources=["upload", "clipboard"], height=320)
             prepared = gr.Image(label="What the model will see", interactive=False, height=240, format="png")
             with gr.Row():
@@ -949,11 +1035,14 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Image, gr.Vi
           api_name="prepare_image", concurrency_id="cpu", concurrency_limit=4, show_progress="minimal")
     events = [
         _wire(generate.click, image_to_video, studio, by_name, ["image", *VIDEO_INPUTS, LIVE_PREVIEW.name],
-              check=_image_run_problems, outputs=[*outputs, live], api_name="image_to_video", **gpu),
-        _wire(extend.click, extend_video, studio, by_name, ["video", *VIDEO_INPUTS], check=_extend_problems,
-              outputs=outputs, api_name="extend_video", **gpu),
+              check=_with_costs(_image_run_problems, studio, _image_cost), outputs=[*outputs, live],
+              api_name="image_to_video", **gpu),
+        _wire(extend.click, extend_video, studio, by_name, ["video", *VIDEO_INPUTS],
+              check=_with_costs(_extend_problems, studio, _extend_cost), outputs=outputs, api_name="extend_video",
+              **gpu),
         _wire(compare.click, compare_seeds, studio, by_name, ["image", "num_seeds", *VIDEO_INPUTS],
-              check=_needs_image, outputs=gallery, api_name="compare_seeds", **{**gpu, "show_progress_on": None}),
+              check=_with_costs(_needs_image, studio, _image_cost), outputs=gallery, api_name="compare_seeds",
+              **{**gpu, "show_progress_on": None}),
     ]
     gallery.select(take_seed, None, [by_name["seed"], by_name["randomize_seed"]], queue=False,
                    api_visibility="private")
@@ -1018,12 +1107,14 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
               outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
               **{**gpu, "show_progress_on": [still]}),
         _wire(to_video.click, text_to_video, studio, by_name, [*TEXT_INPUTS, *VIDEO_INPUTS, LIVE_PREVIEW.name],
-              check=text_problems, outputs=[still, video, still_seed, video_seed, notices, files, last_still, live],
+              check=_with_costs(text_problems, studio, _text_cost),
+              outputs=[still, video, still_seed, video_seed, notices, files, last_still, live],
               api_name="text_to_video", **gpu),
         _wire(animate.click, animate_this_still, studio, by_name, ["still_result", *VIDEO_INPUTS],
               outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
-        _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS], check=_extend_problems,
-              outputs=[video, video_seed, notices, files], api_visibility="private", **gpu),
+        _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS],
+              check=_with_costs(_extend_problems, studio, _extend_cost), outputs=[video, video_seed, notices, files],
+              api_visibility="private", **gpu),
     ]
     _cancel_button(studio, cancel, events, notices)
     return video, by_name
@@ -1037,13 +1128,13 @@ def _keyframes_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Video, d
                 "same aspect mode. Loop ends on the start photo, for a clip that repeats without a jump.")
     with gr.Row():
         with gr.Column():
-            by_name["start_image"] = _uploaded_image(label="Start photo (first frame)", type="filepath",
+            by_name["start_image"] = _uploaded_image("start_image", label="Start photo (first frame)", type="filepath",
                                                      image_mode=None, sources=["upload", "clipboard"], height=240)
             start_seen = gr.Image(label="Start, as the model will see it", interactive=False, height=160,
                                   format="png")
         with gr.Column():
-            by_name["end_image"] = _uploaded_image(label="End photo (last frame)", type="filepath", image_mode=None,
-                                                   sources=["upload", "clipboard"], height=240)
+            by_name["end_image"] = _uploaded_image("end_image", label="End photo (last frame)", type="filepath",
+                                                   image_mode=None, sources=["upload", "clipboard"], height=240)
             end_seen = gr.Image(label="End, as the model will see it", interactive=False, height=160, format="png")
     with gr.Row():
         by_name["loop_to_start"] = _component(KEYFRAME_SPECS["loop_to_start"])
@@ -1104,7 +1195,8 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> gr.Video:
     take_last.click(_newest_video, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
     factor = INTERPOLATION_SPECS["factor"]
     event = _wire(run.click, interpolate, studio, by_name, ["video", *INTERPOLATION_SPECS], progress=gr.Progress(),
-                  outputs=[result, notes, files], api_name="interpolate",
+                  check=_with_costs(None, studio, _interpolate_cost), outputs=[result, notes, files],
+                  api_name="interpolate",
                   api_description=f"Interpolate a video by a factor ({factor.minimum}-{factor.maximum}) or to an "
                                   "exact target fps (target_fps > 0 wins).",
                   concurrency_id=INTERPOLATE_QUEUE,
@@ -1148,7 +1240,8 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
             files = gr.File(label="Files", file_count="multiple", interactive=False)
 
     take_last.click(_newest_video, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
-    event = _wire(run.click, upscale, studio, by_name, UPSCALE_INPUTS, outputs=[video, still, notes, files],
+    event = _wire(run.click, upscale, studio, by_name, UPSCALE_INPUTS, check=_with_costs(None, studio, _upscale_cost),
+                  outputs=[video, still, notes, files],
                   api_name="upscale", api_description="Upscale a video or a still 2x or 4x (Real-ESRGAN).",
                   concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches))
     _cancel_button(studio, cancel, event, notes, UPSCALE_RUNS)
@@ -1418,4 +1511,7 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "css": CSS,
         "footer_links": ["api"],
         "auth": login(settings),
+        # Every request body, JSON calls included, within what one inline file of --max-file-size needs.
+        "app_kwargs": {"middleware": [Middleware(RequestBodyLimit, max_bytes=body_limit(
+            _parse_file_size(settings.max_file_size) or 2**62))]},
     }

@@ -366,8 +366,8 @@ def test_a_file_parameter_that_is_not_an_uploaded_file_gets_our_message(server, 
 
 
 def test_an_inline_base64_image_is_read_by_our_loader(server, endpoints):
-    """A data: URL is written to a file as sent; Gradio's own path decoded it with PIL (bombs included) and
-    re-encoded it as WebP (16 bits per channel lost, or refused)."""
+    """A data: URL is decoded in memory and read by our loader, never written; Gradio's own path decoded it with PIL
+    (bombs included) and re-encoded it as WebP (16 bits per channel lost, or refused)."""
     import base64
 
     buf = io.BytesIO()

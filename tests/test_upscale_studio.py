@@ -59,12 +59,12 @@ def test_a_too_large_upscale_is_refused_before_generating(upscaling_studio, phot
 def test_the_upscale_tab_handles_videos_and_stills(upscaling_studio, photo, tiny_upscalers):
     (clip, *_), = ui.image_to_video(upscaling_studio, {"image": str(photo), **FAST})  # one update: no preview
     video, still, notes, files = ui.upscale(upscaling_studio, {"media": clip, "upscale_factor": "4x",
-                                                               "upscale_tile": 64})
+                                                               "upscale_tile": 128})
     info = probe_video(video)
     assert (still, info.width, info.height, info.num_frames) == (None, 1024, 576, 4)
     assert "4 frames: 256x144 became 1024x576" in notes
     record = json.loads(open(files[-1]).read())
-    assert (record["kind"], record["output"]["width"], record["upscale"]["tile"]) == ("upscale", 1024, 64)
+    assert (record["kind"], record["output"]["width"], record["upscale"]["tile"]) == ("upscale", 1024, 128)
     assert Sidecar.read(files[-1]).kind == "upscale"
     video, still, notes, files = ui.upscale(upscaling_studio, {"media": str(photo),
                                                                "upscale_model": str(tiny_upscalers["rrdb"])})

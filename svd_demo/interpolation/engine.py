@@ -1,9 +1,10 @@
 """The streaming engine: frames in, interpolated frames out, one pair of neighbours at a time.
 
 Frames are read one at a time; up to one pair per CPU core (at most ``MAX_WORKERS``) is interpolated at once on
-worker threads, and only those pairs' frames are kept, so memory does not grow with the clip. Every pair is first
-checked for a cut or a still (`cuts`); outputs sit where `timing.OutputClock` puts them. Nothing heavy is imported
-(numpy and OpenCV only; no torch).
+worker threads, and only those pairs' frames are kept, so memory does not grow with the clip; a pair with many
+in-between frames is made in parts (``PART_BYTES``), so it does not grow with the factor or the frame size either.
+Every pair is first checked for a cut or a still (`cuts`); outputs sit where `timing.OutputClock` puts them.
+Nothing heavy is imported (numpy and OpenCV only; no torch).
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from svd_demo.interpolation.cuts import CutDetector, near_identical, thumbnail
 from svd_demo.interpolation.timing import MAX_OUTPUT_FRAMES, OutputClock, check_output_count, rate_step
 
 ProgressCallback = Callable[[int, "int | None"], None]
+PART_BYTES = 16 * 1024 * 1024
+"""Most output bytes one backend call makes: a pair with more in-between frames (60x of a 1024x576 pair: 106 MB)
+is given to the backend in parts of its times, so the frames in flight stay under (workers + 1) x PART_BYTES."""
+
+
+def _parts(times: list[float], frame_bytes: int) -> list[list[float]]:
+    """`times` cut into runs of at most PART_BYTES of output frames (at least one time each)."""
+    size = max(1, PART_BYTES // max(1, frame_bytes))
+    return [times[i:i + size] for i in range(0, len(times), size)]
 
 
 def _as_rgb(frame, index: int) -> np.ndarray:
@@ -153,10 +163,12 @@ class FrameInterpolator(Iterator[np.ndarray]):
                     pending.append([(prev if t < 0.5 else cur).copy() for t in times])
                 elif times:
                     self.stats.interpolated_frames += len(times)
-                    if pool is None:
-                        pending.append(self._interpolated(prev, cur, times, index))
-                    else:
-                        pending.append(pool.submit(self._interpolated, prev, cur, times, index))
+                    for part in _parts(times, prev.nbytes):
+                        if pool is None:
+                            pending.append(self._interpolated(prev, cur, part, index))
+                        else:
+                            pending.append(pool.submit(self._interpolated, prev, cur, part, index))
+                        yield from self._flush(pending, self.workers)
                 yield from self._flush(pending, self.workers)
                 prev, prev_thumb = cur, cur_thumb
                 index += 1
