@@ -143,7 +143,7 @@ def test_keyframes_to_video_through_the_api(client, photo, tmp_path):
     assert record["kind"] == "keyframes_to_video" and record["parameters"]["keyframe_guidance"] == 1.5
     assert "framed to the start photo's 256x144 with the same aspect mode (crop)" in notes
     # No end photo and no loop: refused before the queue, naming the end photo and the loop switch.
-    with pytest.raises(ValidationError, match=r"end photo \(`end_image`\).*`loop_to_start`"):
+    with pytest.raises(ValidationError, match=r"end photo \(end_image\).*loop_to_start"):
         client.predict(start_image=handle_file(str(photo)), end_image=None, **FAST, api_name="/keyframes_to_video")
     looped = client.predict(start_image=handle_file(str(photo)), end_image=None, loop_to_start=True, seed=4, **FAST,
                             api_name="/keyframes_to_video")
