@@ -657,11 +657,12 @@ class Studio:
         timings.update(result.timings)
 
         report(0.95, "Encoding")
-        frames, fps = apply_loop(result.frames, params.loop), params.effective_playback_fps
-        interpolation = None
-        if params.interpolate_fps and params.interpolate_fps > fps:
-            frames, fps, interpolation = _smooth(frames, fps, params.interpolate_fps, report, cancel)
-            timings["interpolate_s"] = interpolation.pop("seconds")
+
+        def interpolated(count: int, seconds: float) -> None:
+            record["interpolation"]["frames"] = count
+            record["timings"]["interpolate_s"] = round(seconds, 3)
+
+        frames, fps, interpolation = clip_as_written(result.frames, params, report, cancel, interpolated)
         method = {"method": METHOD, "keyframe_guidance": guidance, "loop_to_start": loop_to_start}
         record = sidecar.keyframes_to_video(
             method, start={"sha256": hashes[0], "original_size": list(photos.start_original.original_size),

@@ -368,3 +368,14 @@ def test_on_zerogpu_a_keyframes_run_asks_for_twice_the_denoising_time(studio, ph
     with pytest.raises(GenerationCancelled):
         studio.keyframes_to_video(start, end, params)
     assert asked == [two] and two > one
+
+
+def test_a_keyframes_clip_is_looped_and_interpolated_as_it_is_written(studio, photos, tmp_path):
+    """The video options after generation stream as image to video's do: ping-pong, then interpolation up to
+    `interpolate_fps`, counted in the sidecar."""
+    start, end = photos
+    params = VideoParams.from_raw({**FAST, "seed": 2, "loop": "ping-pong", "playback_fps": 4, "interpolate_fps": 8})
+    result = studio.keyframes_to_video(start, end, params, out_stem=tmp_path / "smooth")
+    frames = 2 * FAST["num_frames"] - 2  # ping-pong
+    assert result.files.info.num_frames == result.record["interpolation"]["frames"] == 2 * frames - 1
+    assert result.record["timings"]["interpolate_s"] >= 0
