@@ -226,7 +226,10 @@ def test_caching_under_model_offload_and_group_offload_gives_the_same_latents(pi
     finally:
         pipe.remove_all_hooks()
         pipe.to("cpu")
-    np.testing.assert_allclose(offloaded, reference, atol=1e-5)
+    # The same weights, copied by the hooks to other addresses: float32 GEMMs may round their last bit differently
+    # (MKL/oneDNN block by alignment), a few 1e-5 after 4 steps here. A cache that reused the wrong features, or
+    # none, differs by orders of magnitude more (see the closeness tests above).
+    np.testing.assert_allclose(offloaded, reference, atol=1e-4)
     try:  # block-level group offloading registers its hooks on the same blocks, in the same registry
         apply_group_offloading(pipe.unet, onload_device=torch.device("cpu"), offload_type="block_level",
                                num_blocks_per_group=1)
@@ -237,4 +240,4 @@ def test_caching_under_model_offload_and_group_offload_gives_the_same_latents(pi
             registry = getattr(module, "_diffusers_hook", None)
             for name in list(registry.hooks) if registry is not None else []:
                 registry.remove_hook(name, recurse=False)
-    np.testing.assert_allclose(grouped, reference, atol=1e-5)
+    np.testing.assert_allclose(grouped, reference, atol=1e-4)
