@@ -386,7 +386,8 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     expect(upscale_panel.get_by_text(re.compile(r"\.mp4"))).to_be_visible(timeout=STEP_S * 1000)
     upscale_panel.get_by_role("button", name="Upscale", exact=True).click()
     _wait_video(page, "Upscaled video", INTERPOLATE_S)
-    expect(upscale_panel.get_by_text(re.compile(r"10 frames: 256x144 became 512x288"))).to_be_visible(
+    # The newest video is the interpolated one (10 frames made 19), not the last clip generated.
+    expect(upscale_panel.get_by_text(re.compile(r"19 frames: 256x144 became 512x288"))).to_be_visible(
         timeout=STEP_S * 1000)
     shot("upscale")
 
