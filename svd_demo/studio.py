@@ -287,19 +287,12 @@ class Studio:
 
         report = progress or (lambda fraction, text: None)
 
-        def on_device(cache: PipelineCache) -> tuple[Any, Any]:
-            if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
-                self._upscaler(cache, self.access.model("upscale", None)[1], progress, cancel)
-            loaded = _ready(cache, "svd", model_source, timings, progress, cancel)
-            return loaded, generate_frames(cache, loaded, prepared.image, params, progress=progress, cancel=cancel,
-                                           preview=preview, cache_interval=self.settings.feature_cache_interval,
-                                           cache_branch=self.settings.feature_cache_branch)
-
-        with self.gpu() as cache:
-            waited = time.perf_counter()
-            loaded, result = cache.run(lambda: on_device(cache))
-            timings["gpu_section_s"] = time.perf_counter() - waited
-        timings.update(result.timings)
+        loaded, result = self._clip_on_device(
+            model_source, upscale, timings, progress, cancel,
+            lambda cache, loaded: generate_frames(cache, loaded, prepared.image, params, progress=progress,
+                                                  cancel=cancel, preview=preview,
+                                                  cache_interval=self.settings.feature_cache_interval,
+                                                  cache_branch=self.settings.feature_cache_branch))
 
         report(0.95, "Encoding")
 
@@ -316,13 +309,7 @@ class Studio:
             record = sidecar.text_to_video(still.params, still.model_ref, still.path.name, still.sdxl_s, params=params,
                                            **video)
         stem = out_stem or output_stem(self.settings.output_dir, "video", params.seed)
-        if upscale:
-            report(0.97, f"Upscaling {upscale}x and encoding")
-            files = self._write_upscaled(frames, upscale, stem, fps, record, params, started, progress, cancel)
-        else:
-            files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
-                                  cancel=cancel)
-        _published(cancel, files.video, *files.extras.values(), files.sidecar)
+        files = self._write_clip(frames, upscale, stem, fps, record, params, started, progress, cancel)
         notices = [*(still.notices if still else []), *original.notices, *prepared.notices, *result.memory_changes,
                    *result.notes]
         return VideoResult(files=files, seed=params.seed, prepared=prepared.image, notices=notices, record=record,
@@ -384,6 +371,39 @@ class Studio:
             raise
         _published(cancel, path, path.with_suffix(".json"))
         return result
+
+    def _clip_on_device(self, model_source: str, upscale: int | None, timings: dict[str, float],
+                        progress: ProgressFn | None, cancel: threading.Event | None,
+                        generate: Callable[[PipelineCache, Any], Any]) -> tuple[Any, Any]:
+        """(the loaded SVD pipeline, `generate(cache, loaded)`'s frames), run on a free device with the upscaler
+        loaded first when one is asked for: an upscaler that cannot load must not cost a clip."""
+
+        def on_device(cache: PipelineCache) -> tuple[Any, Any]:
+            if upscale:
+                self._upscaler(cache, self.access.model("upscale", None)[1], progress, cancel)
+            loaded = _ready(cache, "svd", model_source, timings, progress, cancel)
+            return loaded, generate(cache, loaded)
+
+        with self.gpu() as cache:
+            waited = time.perf_counter()
+            loaded, result = cache.run(lambda: on_device(cache))
+            timings["gpu_section_s"] = time.perf_counter() - waited
+        timings.update(result.timings)
+        return loaded, result
+
+    def _write_clip(self, frames: Any, upscale: int | None, stem: Path, fps: float, record: dict[str, Any],
+                    params: VideoParams, started: float, progress: ProgressFn | None,
+                    cancel: threading.Event | None) -> Any:
+        """A generated clip's files (upscaled frame by frame as they are encoded, when asked), published whole."""
+        if upscale:
+            if progress is not None:
+                progress(0.97, f"Upscaling {upscale}x and encoding")
+            files = self._write_upscaled(frames, upscale, stem, fps, record, params, started, progress, cancel)
+        else:
+            files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
+                                  cancel=cancel)
+        _published(cancel, files.video, *files.extras.values(), files.sidecar)
+        return files
 
     def _upscaler(self, cache: PipelineCache, model_ref: str, progress: ProgressFn | None,
                   cancel: threading.Event | None = None) -> Any:
@@ -643,18 +663,10 @@ class Studio:
         timings["prepare_s"] = time.perf_counter() - started
         report = progress or (lambda fraction, text: None)
 
-        def on_device(cache: PipelineCache) -> tuple[Any, Any]:
-            if upscale:  # loaded (once) before generating: an upscaler that cannot load must not cost a clip
-                self._upscaler(cache, self.access.model("upscale", None)[1], progress, cancel)
-            loaded = _ready(cache, "svd", model_source, timings, progress, cancel)
-            return loaded, generate_frames(cache, loaded, keyframes, params, progress=progress, cancel=cancel,
-                                           preview=preview, sampler=denoise_keyframes)
-
-        with self.gpu() as cache:
-            waited = time.perf_counter()
-            loaded, result = cache.run(lambda: on_device(cache))
-            timings["gpu_section_s"] = time.perf_counter() - waited
-        timings.update(result.timings)
+        loaded, result = self._clip_on_device(
+            model_source, upscale, timings, progress, cancel,
+            lambda cache, loaded: generate_frames(cache, loaded, keyframes, params, progress=progress, cancel=cancel,
+                                                  preview=preview, sampler=denoise_keyframes))
 
         report(0.95, "Encoding")
 
@@ -671,13 +683,7 @@ class Studio:
             params=params, model_ref=model_ref, loaded=loaded, frames=result, original=photos.start_original,
             prepared=photos.start, timings=timings, interpolation=interpolation)
         stem = out_stem or output_stem(self.settings.output_dir, "keyframes", params.seed)
-        if upscale:
-            report(0.97, f"Upscaling {upscale}x and encoding")
-            files = self._write_upscaled(frames, upscale, stem, fps, record, params, started, progress, cancel)
-        else:
-            files = write_outputs(frames, stem, fps, record, extra_formats=params.extra_formats, started=started,
-                                  cancel=cancel)
-        _published(cancel, files.video, *files.extras.values(), files.sidecar)
+        files = self._write_clip(frames, upscale, stem, fps, record, params, started, progress, cancel)
         notices += [*result.memory_changes, *result.notes]
         return VideoResult(files=files, seed=params.seed, prepared=photos.start.image, notices=notices,
                            record=record, memory_changes=result.memory_changes)
