@@ -91,16 +91,11 @@ def _restore(args: argparse.Namespace, typed: set[str]) -> None:
 def _quick(studio, given: dict[str, object], names: Sequence[str], *model_refs: str | None,
            say: bool = True) -> dict[str, object]:
     """`given` on top of the quick starting values where they apply (a CPU, random weights), saying so if `say`."""
-    from svd_demo.params import describe_quick
+    from svd_demo.params import quick_for_unset
 
-    quick = studio.quick_defaults(*model_refs)
-    if not quick:
-        return given
-    used = {name: value for name, value in quick.items() if name in names and name not in given}
-    if used and say:
-        print(f"note: quick settings for this machine ({describe_quick(quick)}) where no flag says otherwise; "
-              "pass --resolution, --num-frames, --num-inference-steps or --sdxl-steps to raise them.",
-              file=sys.stderr)
+    used, note = quick_for_unset(studio.quick_defaults(*model_refs), names, given)
+    if note and say:
+        print(note, file=sys.stderr)
     return {**used, **given}
 
 
@@ -451,11 +446,11 @@ def _prog() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    quiet_library_notices()
     if argv[:1] == ["app"]:
         from svd_demo.server import main as serve
 
-        return serve(argv[1:], prog=f"{_prog()} app")
+        return serve(argv[1:], prog=f"{_prog()} app")  # which quiets the library notices itself
+    quiet_library_notices()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from svd_demo.hub import quiet_http_logs
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -92,6 +92,16 @@ def describe_quick(values: Mapping[str, int]) -> str:
     """The quick settings in words, for the banner and the CLI's note."""
     return (f"resolution {values['resolution']}, {values['num_frames']} frames, {values['num_inference_steps']} "
             f"steps ({values['sdxl_steps']} for a still)")
+
+
+def quick_for_unset(quick: Mapping[str, int], names: Collection[str],
+                    given: Collection[str]) -> tuple[dict[str, int], str]:
+    """The quick values of the parameters in `names` that the command line did not give, and the note that says so
+    (empty when none applies): `generate` and friends, and `sweep`, start from these on a CPU or random weights."""
+    used = {name: value for name, value in quick.items() if name in names and name not in given}
+    note = (f"note: quick settings for this machine ({describe_quick(quick)}) where no flag says otherwise; pass "
+            "--resolution, --num-frames, --num-inference-steps or --sdxl-steps to raise them.") if used else ""
+    return used, note
 
 
 NUM_SEEDS = Spec("num_seeds", "Seeds", "Starting from the seed in the settings (or a random one when Randomize is "

@@ -709,14 +709,12 @@ def _step_printer(fraction: float, text: str) -> None:
 def _quick_values(values: dict[str, list[str]], quick: Mapping[str, int], names: Sequence[str]) -> None:
     """The quick settings (on a CPU, or with random weights) for the parameters no flag gave, said in a note, as
     `generate` does: at full size a CPU takes hours an item."""
-    from svd_demo.params import describe_quick
+    from svd_demo.params import quick_for_unset
 
-    used = {name: value for name, value in quick.items() if name in names and name not in values}
-    if used:
-        values.update({name: [str(value)] for name, value in used.items()})
-        print(f"note: quick settings for this machine ({describe_quick(quick)}) where no flag says otherwise; "
-              "pass --resolution, --num-frames, --num-inference-steps or --sdxl-steps to raise them.",
-              file=sys.stderr)
+    used, note = quick_for_unset(quick, names, values)
+    values.update({name: [str(value)] for name, value in used.items()})
+    if note:
+        print(note, file=sys.stderr)
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:

@@ -198,9 +198,14 @@ def _number_in_range(component: gr.Slider | gr.Number, param: str, gradio_prepro
     whole = component.precision == 0
     if not number or not component.minimum <= payload <= component.maximum or (whole and payload != int(payload)):
         kind = "a whole number" if whole else "a finite number"
-        low, high = (int(v) if float(v).is_integer() else v for v in (component.minimum, component.maximum))
+        low, high = _range_end(component.minimum), _range_end(component.maximum)
         raise _Refusal(f"`{param}` must be {kind} from {low} to {high}; got {shown(payload)}.")
     return gradio_preprocess(payload)
+
+
+def _range_end(value: float) -> int | float:
+    """A range's end as people write it: 100, not 100.0."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _user_error(exc: BaseException) -> gr.Error:
@@ -228,8 +233,8 @@ def _component(spec: Spec, value: Any = None, choice_widget: type[gr.Radio | gr.
     """A component for a parameter spec: its label, range, step, default and help come from `params`."""
     value = spec.default if value is None else value
     # Gradio's number box beside a slider clamps a typed value to the range without a word: the range is said here.
-    low, high = (v if v is None or not float(v).is_integer() else int(v) for v in (spec.minimum, spec.maximum))
-    span = f" ({low}-{high})" if low is not None and spec.kind is not bool and spec.name != "seed" else ""
+    ranged = spec.minimum is not None and spec.kind is not bool and spec.name != "seed"
+    span = f" ({_range_end(spec.minimum)}-{_range_end(spec.maximum)})" if ranged else ""
     common = {"label": spec.label, "info": spec.help + span, **kwargs}
     if spec.kind is bool:
         return gr.Checkbox(value=value, **common)

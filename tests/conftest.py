@@ -9,6 +9,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from optional_deps import require
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach for the hub
@@ -57,3 +58,14 @@ def photo(tmp_path) -> pathlib.Path:
     path = tmp_path / "photo.png"
     Image.fromarray(rgb).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_loras(tiny_models_dir, tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
+    """Two different tiny LoRAs for the tiny SDXL UNet, saved as diffusers writes them."""
+    require("peft", "pip install -r requirements.txt")
+    from svd_demo.tiny_models import save_tiny_lora
+
+    folder = tmp_path_factory.mktemp("loras")
+    return (save_tiny_lora(tiny_models_dir / "sdxl", folder / "one", seed=1),
+            save_tiny_lora(tiny_models_dir / "sdxl", folder / "two", seed=2))

@@ -186,6 +186,15 @@ def _block(page, label: str):
     return page.locator("div.block").filter(has=title).filter(visible=True)
 
 
+def _small_settings(settings, journal: Journal, steps: int = 2) -> None:
+    """Resolution 256, 4 frames and `steps` steps in the shared settings column (Steps is under Advanced)."""
+    _set_slider(settings, "Resolution (long side, px)", 256, journal)
+    _set_slider(settings, "Frames", 4, journal)
+    # An accordion's button is named by its label plus its arrow icon ("Advanced ▼").
+    settings.get_by_role("button", name=re.compile(r"^\s*Advanced\b")).click()
+    _set_slider(settings, "Steps", steps, journal)
+
+
 def _set_slider(scope, label: str, value: int, journal: Journal, attempts: int = 5) -> None:
     """Type into the number box Gradio puts beside every slider, until the slider itself shows the value.
 
@@ -279,11 +288,7 @@ def _run_studio(page, server: Server, photo: pathlib.Path, journal: Journal, sho
     expect(settings.get_by_label("number input for Frames", exact=True)).to_have_value("6")
 
     journal.at("small settings: resolution 256, 4 frames, 2 steps")
-    _set_slider(settings, "Resolution (long side, px)", 256, journal)
-    _set_slider(settings, "Frames", 4, journal)
-    # An accordion's button is named by its label plus its arrow icon ("Advanced ▼").
-    settings.get_by_role("button", name=re.compile(r"^\s*Advanced\b")).click()
-    _set_slider(settings, "Steps", 2, journal)
+    _small_settings(settings, journal)
 
     journal.at("upload the photo")
     _block(page, "Input image").locator("input[type=file]").set_input_files(str(photo))
@@ -480,10 +485,7 @@ def _run_first_download(page, server: Server, photo: pathlib.Path, journal: Jour
     expect(heading).to_be_visible(timeout=STEP_S * 1000)
     settings = page.locator("div.column").filter(has=heading).last
     journal.at("small settings: resolution 256, 4 frames, 2 steps")
-    _set_slider(settings, "Resolution (long side, px)", 256, journal)
-    _set_slider(settings, "Frames", 4, journal)
-    settings.get_by_role("button", name=re.compile(r"^\s*Advanced\b")).click()
-    _set_slider(settings, "Steps", 2, journal)
+    _small_settings(settings, journal)
     journal.at("upload the photo and Generate")
     _block(page, "Input image").locator("input[type=file]").set_input_files(str(photo))
     image_panel = page.get_by_role("tabpanel").filter(visible=True)

@@ -376,11 +376,10 @@ def test_the_end_of_a_session_stops_its_runs(tiny_settings, studio):
 @pytest.mark.timeout(300)
 def test_cancel_and_a_closed_tab_stop_the_run_in_a_browser(tiny_settings, photo, tmp_path, monkeypatch):
     """As a person would: Cancel stops the run and says so; closing the tab frees the GPU for the next person."""
-    import re
 
     from gradio_client import Client, handle_file
     from helpers import FAST, launched
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, Journal, _block, _require_browser, _set_slider
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, Journal, _block, _require_browser, _small_settings
 
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
@@ -397,10 +396,7 @@ def test_cancel_and_a_closed_tab_stop_the_run_in_a_browser(tiny_settings, photo,
             heading = page.get_by_role("heading", name="Video settings", exact=True)
             expect(heading).to_be_visible()
             sidebar = page.locator("div.column").filter(has=heading).last
-            _set_slider(sidebar, "Resolution (long side, px)", 256, journal)
-            _set_slider(sidebar, "Frames", 4, journal)
-            sidebar.get_by_role("button", name=re.compile(r"^\s*Advanced\b")).click()
-            _set_slider(sidebar, "Steps", LONG_STEPS, journal)
+            _small_settings(sidebar, journal, steps=LONG_STEPS)
             _block(page, "Input image").locator("input[type=file]").set_input_files(str(photo))
             panel = page.get_by_role("tabpanel").filter(visible=True)
             expect(panel.get_by_text("The video will be 256x144.")).to_be_visible()

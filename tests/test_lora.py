@@ -4,12 +4,10 @@ weights that change (or do not change) the still, and the record of what was use
 from __future__ import annotations
 
 import json
-import pathlib
 
 import numpy as np
 import pytest
 import torch
-from optional_deps import require
 
 from svd_demo.errors import InputError, ModelLoadError
 from svd_demo.lora import MAX_LORAS, LoraSpec, parse_loras
@@ -17,17 +15,6 @@ from svd_demo.media import read_metadata
 from svd_demo.params import ImageParams, VideoParams
 
 STILL = {"prompt": "a lighthouse at dusk", "resolution": 256, "sdxl_steps": 2, "randomize_seed": False, "seed": 3}
-
-
-@pytest.fixture(scope="module")
-def tiny_loras(tiny_models_dir, tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
-    """Two different tiny LoRAs for the tiny SDXL UNet, saved as diffusers writes them."""
-    require("peft", "pip install -r requirements.txt")
-    from svd_demo.tiny_models import save_tiny_lora
-
-    folder = tmp_path_factory.mktemp("loras")
-    return (save_tiny_lora(tiny_models_dir / "sdxl", folder / "one", seed=1),
-            save_tiny_lora(tiny_models_dir / "sdxl", folder / "two", seed=2))
 
 
 @pytest.fixture(scope="module")

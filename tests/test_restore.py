@@ -123,30 +123,24 @@ def test_the_page_restores_every_control_and_opens_the_right_tab(made, studio, t
     assert "plain.mp4 has no svd-demo settings" in note
 
 
-def test_a_restored_prompt_clip_passes_the_checks_of_the_button_the_note_names(made, studio, tiny_loras_for_restore):
+def test_a_restored_prompt_clip_passes_the_checks_of_the_button_the_note_names(made, studio, tiny_loras):
     """Restored into the page, a prompt's clip is accepted by *Prompt to video* as it stands (its LoRAs as the text the
     box takes), and the shared framing is left as the person set it: the video stage of a prompt's clip always runs
     on the still as it is (aspect native), which says nothing about how they frame photos."""
     from svd_demo.params import KEYFRAME_SPECS
     from svd_demo.ui import TEXT_INPUTS, VIDEO_INPUTS, _text_problems, _video_problems, restore_settings
 
-    folder = tiny_loras_for_restore
+    lora = tiny_loras[0]
     still, text = studio.text_to_video(
         ImageParams.from_raw({"prompt": "a kite", "sdxl_steps": 1, "seed": 4, "randomize_seed": False,
-                              "resolution": 256, "loras": f"{folder}:0.5"}),
-        VideoParams.from_raw({"num_frames": 2, "num_inference_steps": 1}), out_stem=folder.parent / "kite")
+                              "resolution": 256, "loras": f"{lora}:0.5"}),
+        VideoParams.from_raw({"num_frames": 2, "num_inference_steps": 1}),
+        out_stem=made[1].files.video.parent / "kite")
     for source in (made[1].files.video, text.files.video):
         *controls, _, note = restore_settings(str(source))
         by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS], controls, strict=True))
         values = {name: update["value"] for name, update in by_name.items() if "value" in update}
         assert _text_problems(values) == {} and _video_problems(values) == {}
         assert isinstance(values["loras"], str) and "value" not in by_name["aspect_mode"]
-    assert values["loras"] == f"{folder}:0.5"
+    assert values["loras"] == f"{lora}:0.5"
     assert ImageParams.from_raw({"prompt": "a kite", "loras": values["loras"]}).loras == still.params.loras
-
-
-@pytest.fixture(scope="module")
-def tiny_loras_for_restore(tiny_models_dir, tmp_path_factory):
-    from svd_demo.tiny_models import save_tiny_lora
-
-    return save_tiny_lora(tiny_models_dir / "sdxl", tmp_path_factory.mktemp("lora") / "one", seed=1)
