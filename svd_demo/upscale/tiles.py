@@ -98,6 +98,39 @@ def _ramp(size: int, fade_in: int, fade_out: int, xp):
     return weights
 
 
+def _tiled(net, x, scale: int, tile: int, overlap: int, pad: int, multiple: int):
+    """`net` over `x` (1, 3, H, W) in overlapping tiles, cross-faded: (3, H*scale, W*scale) float32.
+
+    The tiles form a grid, so the sum of their blend weights at a pixel is the product of the sums along each axis:
+    two vectors instead of a full-size weight map.
+    """
+    import torch
+
+    full_h, full_w = x.shape[-2:]
+    out = torch.zeros((3, full_h * scale, full_w * scale), dtype=torch.float32, device=x.device)
+    overlap = max(0, min(overlap, tile // 2))
+    pad = math.ceil(pad / multiple) * multiple  # context that keeps every tile's sides multiples too
+    fade = overlap * scale
+    rows, cols = _spans(full_h, tile, overlap, multiple), _spans(full_w, tile, overlap, multiple)
+    row_sum = torch.zeros(full_h * scale, device=x.device)
+    col_sum = torch.zeros(full_w * scale, device=x.device)
+    for y0, y1 in rows:
+        wy = _ramp((y1 - y0) * scale, fade if y0 > 0 else 0, fade if y1 < full_h else 0, torch).to(x.device)
+        row_sum[y0 * scale:y1 * scale] += wy
+        for x0, x1 in cols:
+            wx = _ramp((x1 - x0) * scale, fade if x0 > 0 else 0, fade if x1 < full_w else 0, torch).to(x.device)
+            py0, py1 = max(0, y0 - pad), min(full_h, y1 + pad)
+            px0, px1 = max(0, x0 - pad), min(full_w, x1 + pad)
+            piece = net(x[..., py0:py1, px0:px1])[0]
+            piece = piece[:, (y0 - py0) * scale:(y1 - py0) * scale, (x0 - px0) * scale:(x1 - px0) * scale]
+            out[:, y0 * scale:y1 * scale, x0 * scale:x1 * scale].addcmul_(piece.float(), wy[:, None] * wx[None, :])
+            del piece
+    for x0, x1 in cols:
+        col_sum[x0 * scale:x1 * scale] += _ramp((x1 - x0) * scale, fade if x0 > 0 else 0,
+                                                fade if x1 < full_w else 0, torch).to(x.device)
+    return out.div_(row_sum[:, None]).div_(col_sum[None, :])
+
+
 def upscale_frame(upscaler: LoadedUpscaler, frame: np.ndarray, factor: int, *, tile: int = DEFAULT_TILE,
                   overlap: int = TILE_OVERLAP, pad: int = TILE_PAD) -> np.ndarray:
     """`frame` (HxWx3 uint8 RGB) made `factor` times larger (HxWx3 uint8).
@@ -122,28 +155,15 @@ def upscale_frame(upscaler: LoadedUpscaler, frame: np.ndarray, factor: int, *, t
         x = _padded(x.permute(2, 0, 1)[None].to(upscaler.dtype) / 255.0, multiple)
         full_h, full_w = x.shape[-2:]  # padded: tiles are cut from the padded frame, as the reference tiles it
         if tile <= 0 or (full_h <= tile and full_w <= tile):
-            out = net(x).float()
+            out = net(x).float()[0]
         else:
-            out = torch.zeros((1, 3, full_h * scale, full_w * scale), dtype=torch.float32, device=x.device)
-            weight = torch.zeros((1, 1, full_h * scale, full_w * scale), dtype=torch.float32, device=x.device)
-            overlap = max(0, min(overlap, tile // 2))
-            pad = math.ceil(pad / multiple) * multiple  # context that keeps every tile's sides multiples too
-            for y0, y1 in _spans(full_h, tile, overlap, multiple):
-                for x0, x1 in _spans(full_w, tile, overlap, multiple):
-                    py0, py1 = max(0, y0 - pad), min(full_h, y1 + pad)
-                    px0, px1 = max(0, x0 - pad), min(full_w, x1 + pad)
-                    piece = net(x[..., py0:py1, px0:px1]).float()
-                    piece = piece[..., (y0 - py0) * scale:(y1 - py0) * scale, (x0 - px0) * scale:(x1 - px0) * scale]
-                    fade = overlap * scale
-                    wy = _ramp((y1 - y0) * scale, fade if y0 > 0 else 0, fade if y1 < full_h else 0, torch)
-                    wx = _ramp((x1 - x0) * scale, fade if x0 > 0 else 0, fade if x1 < full_w else 0, torch)
-                    w = (wy[:, None] * wx[None, :]).to(x.device)[None, None]
-                    out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += piece * w
-                    weight[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] += w
-            out /= weight
-        out = out[..., :height * scale, :width * scale]
-        out = torch.nan_to_num(out).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-        result = out[0].permute(1, 2, 0).contiguous().cpu().numpy()
+            out = _tiled(net, x, scale, tile, overlap, pad, multiple)
+        # In place from here, and one uint8 copy: at 4x a 1024x576 frame's float result is 113 MB.
+        out = out[:, :height * scale, :width * scale].nan_to_num_().clamp_(0.0, 1.0).mul_(255.0).round_()
+        result = torch.empty((height * scale, width * scale, 3), dtype=torch.uint8)
+        result.copy_(out.permute(1, 2, 0))
+        del out
+        result = result.numpy()
     if factor < scale:
         import cv2
 
