@@ -1447,6 +1447,11 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
     studio = studio or Studio(settings)
     public, why = public_mode(studio.settings)  # the studio's: its access lists were made for that mode
     log.info("Running in %s mode: %s.", "public" if public else "private", why)
+    if studio.settings.output_dir is not None:
+        # Results are served from the folder they are written to: Gradio copies any other file into its cache
+        # (a long clip would take its disk space twice or more). Static paths are per process, and so is the
+        # output folder: an instance is a process (server.main makes a private folder for each).
+        gr.set_static_paths([studio.settings.output_dir])
     with _AppBlocks(title="SVD Studio", delete_cache=_delete_cache(settings)) as demo:
         demo.public, demo.max_queued_per_client = public, settings.max_queued_per_client
         gr.Markdown("# SVD Studio\nAnimate a photo or a prompt with Stable Video Diffusion.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,8 +15,13 @@ from svd_demo.media import probe_video
 
 
 @pytest.fixture(scope="module")
-def server(studio, tiny_settings, tmp_path_factory):
-    with launched(tiny_settings, studio, tmp_path_factory.mktemp("gradio"), max_file_size="1mb") as url:
+def gradio_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("gradio")
+
+
+@pytest.fixture(scope="module")
+def server(studio, tiny_settings, gradio_dir):
+    with launched(tiny_settings, studio, gradio_dir, max_file_size="1mb") as url:
         yield url
 
 
@@ -44,6 +50,19 @@ def test_image_to_video_through_the_api(client, photo, studio):
     sidecar = next(f for f in files if f.endswith(".json"))
     assert json.loads(open(sidecar).read())["parameters"]["seed"] == 11
     assert "Cropped" in notes
+
+
+def test_outputs_are_served_from_where_they_are_written_and_stored_once(client, photo, studio, gradio_dir):
+    """A result is written once, to the studio's output folder, and served from there: Gradio's cache holds no copy
+    (a long clip would otherwise take its disk space two or three times over)."""
+    video, _, _, _, files, _ = client.predict(image=handle_file(str(photo)), seed=5, **FAST,
+                                              api_name="/image_to_video")
+    written = {path.name: path.read_bytes() for path in studio.settings.output_dir.iterdir() if path.is_file()}
+    served = [Path(video), *map(Path, files)]
+    assert {path.name for path in served} <= set(written)
+    assert all(path.read_bytes() == written[path.name] for path in served)  # what the client fetched is the file
+    copies = [path for path in gradio_dir.rglob("*") if path.is_file() and path.name in written]
+    assert copies == []
 
 
 def test_prepare_image_preview(client, photo):
