@@ -74,9 +74,9 @@ def bench_startup(svd_model: str, repeats: int) -> None:
 def bench_overhead(repeats: int) -> None:
     from PIL import Image
 
-    from svd_demo.image_to_video import to_uint8
-    from svd_demo.images import load_image, prepare_image
-    from svd_demo.outputs import library_versions, output_stem, write_outputs
+    from svd_demo.engine.image_to_video import to_uint8
+    from svd_demo.files.images import load_image, prepare_image
+    from svd_demo.files.outputs import library_versions, output_stem, write_outputs
 
     out = Path(tempfile.mkdtemp(prefix="svd-bench-"))
     # A 12-megapixel photo-like JPEG (smooth gradients and edges, as a camera gives), framed to 1024x576.
@@ -110,9 +110,9 @@ def bench_overhead(repeats: int) -> None:
 def bench_requests(svd_model: str) -> None:
     from PIL import Image
 
-    from svd_demo.params import VideoParams
-    from svd_demo.settings import Settings
-    from svd_demo.studio import Studio
+    from svd_demo.core.params import VideoParams
+    from svd_demo.core.settings import Settings
+    from svd_demo.studio.studio import Studio
 
     studio = Studio(Settings(svd_model=svd_model, output_dir=Path(tempfile.mkdtemp(prefix="svd-bench-"))))
     image = Image.new("RGB", (640, 480), (90, 140, 200))

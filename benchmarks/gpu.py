@@ -257,7 +257,7 @@ class BenchConfig:
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:
     """Resolve the device (`cuda` becomes `cuda:N`, the current GPU) and the sizes it implies."""
-    from svd_demo.memory import resolve_device
+    from svd_demo.engine.memory import resolve_device
 
     device = resolve_device(args.device)
     if device == "cuda":
@@ -545,7 +545,7 @@ def build_full_size_sdxl(device: str, dtype: object) -> object:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from svd_demo.tiny_models import _offline_clip_tokenizer
+    from svd_demo_testing.tiny_models import _offline_clip_tokenizer
 
     torch.manual_seed(0)
     with torch.device(device):
@@ -679,9 +679,9 @@ class ProfilesBench:
         import transformers
         from PIL import Image
 
-        from svd_demo.memory import resolve_dtype
-        from svd_demo.pipelines import PipelineCache
-        from svd_demo.settings import Settings
+        from svd_demo.core.settings import Settings
+        from svd_demo.engine.memory import resolve_dtype
+        from svd_demo.engine.pipelines import PipelineCache
 
         try:
             import accelerate
@@ -723,7 +723,7 @@ class ProfilesBench:
         elif c.gpu:
             pipe = build_full_size_svd(c.device, self.dtype)
         else:
-            from svd_demo.tiny_models import build_tiny_svd
+            from svd_demo_testing.tiny_models import build_tiny_svd
 
             pipe = build_tiny_svd().to(self.dtype)
         pipe.set_progress_bar_config(disable=True)
@@ -761,7 +761,7 @@ class ProfilesBench:
                    "GiB allocated")
 
     def use(self, profile: str) -> None:
-        from svd_demo.memory import PLANS, apply_plan
+        from svd_demo.engine.memory import PLANS, apply_plan
 
         if self.profile != profile:
             self.profile = None
@@ -789,7 +789,7 @@ class ProfilesBench:
               breaks_svd: bool = True) -> dict[str, Any]:
         """Run `call(mark)` between synchronizations, with the device's peak statistics reset first; `call` calls
         `mark()` at the end of every denoising step and returns fields for the record. Failures are results."""
-        from svd_demo.errors import UserFacingError
+        from svd_demo.core.errors import UserFacingError
 
         marks: list[float] = []
 
@@ -838,9 +838,9 @@ class ProfilesBench:
         """One clip through the app's own path (generate_frames) in `profile`; `options` are VideoParams fields,
         `cache_setting` the feature cache's (interval, branch) when `feature_cache` is on. With `keyframes`, the
         keyframes sampler from this image to a second one (two UNet halves a step)."""
-        from svd_demo.image_to_video import generate_frames
-        from svd_demo.params import VideoParams
-        from svd_demo.pipelines import LoadedPipeline
+        from svd_demo.core.params import VideoParams
+        from svd_demo.engine.image_to_video import generate_frames
+        from svd_demo.engine.pipelines import LoadedPipeline
 
         start = time.perf_counter()
         failed = self.prepare(f"switching to '{profile}'", lambda: self.use(profile))
@@ -857,7 +857,7 @@ class ProfilesBench:
         if keyframes:
             from PIL import Image
 
-            from svd_demo.keyframes import Keyframes, denoise_keyframes
+            from svd_demo.engine.keyframes import Keyframes, denoise_keyframes
 
             source = Keyframes(self.image, Image.new("RGB", self.image.size, (40, 70, 130)))
             sampler = denoise_keyframes
@@ -905,8 +905,8 @@ class ProfilesBench:
 
     def still_run(self, loaded: Any, steps: int) -> dict[str, Any]:
         """One SDXL still through the app's own path (generate_still)."""
-        from svd_demo.params import ImageParams
-        from svd_demo.text_to_image import generate_still
+        from svd_demo.core.params import ImageParams
+        from svd_demo.engine.text_to_image import generate_still
 
         params = ImageParams(prompt="a lighthouse at dusk, waves", sdxl_steps=steps, sdxl_guidance_scale=5.0,
                              orientation="landscape", seed=0, randomize_seed=False,
@@ -983,11 +983,11 @@ class ProfilesBench:
         return r
 
     def preview_cost(self) -> dict[str, Any]:
-        """The live preview's cost (svd_demo/preview.py): `latents_to_rgb` on latents of this run's shape on the
+        """The live preview's cost (svd_demo/engine/preview.py): `latents_to_rgb` on latents of this run's shape on the
         device, synchronized, median of 20, and as a share of high's step; the WebP encoding (on the UI's thread)."""
         import torch
 
-        from svd_demo.preview import PREVIEW_EVERY_STEPS, latents_to_rgb, write_preview
+        from svd_demo.engine.preview import PREVIEW_EVERY_STEPS, latents_to_rgb, write_preview
 
         latents = torch.randn(1, self.c.frames, 4, self.c.height // 8, self.c.width // 8, device=self.c.device,
                               dtype=self.dtype)
@@ -1092,7 +1092,7 @@ class ProfilesBench:
     def lane_run(self, profile: str, steps: int) -> dict[str, Any]:
         """AnimateLCM's consistency sampler, guidance 1, on the pipeline's UNet (the distilled one with real
         weights; the same architecture with random ones, which times the lane exactly)."""
-        from svd_demo.schedulers import AnimateLCMScheduler
+        from svd_demo.engine.schedulers import AnimateLCMScheduler
 
         original = self.pipe.scheduler
         self.pipe.scheduler = AnimateLCMScheduler()
@@ -1135,7 +1135,7 @@ class ProfilesBench:
         """`low` with an int8 UNet. The random-weight UNet is quantized in place with torchao's `quantize_` and the
         config object diffusers' `TorchAoConfig` applies at load (`--quantize int8` loads through
         `from_pretrained`); it cannot be undone, so this part comes last and drops the pipeline afterwards."""
-        from svd_demo.memory import TORCHAO_PIN
+        from svd_demo.engine.memory import TORCHAO_PIN
 
         if not self.fits("int8", self.estimate("low", 1) + self.estimate("low", self.c.few_steps),
                          f"a 1-step warm-up and {self.c.few_steps} steps of 'low' with an int8 UNet"):
@@ -1158,7 +1158,7 @@ class ProfilesBench:
             self.broken = True  # nothing after this may reuse an int8 UNet as if it were the fp16 one
 
     def part_caps(self) -> None:
-        from svd_demo.memory import choose_profile
+        from svd_demo.engine.memory import choose_profile
 
         few = self.c.few_steps
         if not self.c.caps_gb:
@@ -1194,8 +1194,8 @@ class ProfilesBench:
             self.r.save()
 
     def part_sdxl(self) -> None:
-        from svd_demo.memory import PLANS, apply_plan
-        from svd_demo.pipelines import LoadedPipeline
+        from svd_demo.engine.memory import PLANS, apply_plan
+        from svd_demo.engine.pipelines import LoadedPipeline
 
         c = self.c
         if not self.fits("sdxl", c.part_min_s["sdxl"], "building SDXL, a 2-step warm-up and the timed still",
@@ -1206,7 +1206,7 @@ class ProfilesBench:
         if c.gpu:
             sd = build_full_size_sdxl(c.device, self.dtype)
         else:
-            from svd_demo.tiny_models import build_tiny_sdxl
+            from svd_demo_testing.tiny_models import build_tiny_sdxl
 
             sd = build_tiny_sdxl().to(self.dtype)
             sd.set_progress_bar_config(disable=True)
@@ -1265,9 +1265,9 @@ class ProfilesBench:
         """Seconds per frame of each upscaler at 2x of the clip's frame size, loaded by the app's own loader."""
         import torch
 
-        from svd_demo.tiny_models import save_tiny_upscalers
-        from svd_demo.upscale import DEFAULT_TILE, load_upscaler, upscale_frame
-        from svd_demo.upscale.networks import RRDBNet, SRVGGNetCompact
+        from svd_demo.engine.upscale import DEFAULT_TILE, load_upscaler, upscale_frame
+        from svd_demo.engine.upscale.networks import RRDBNet, SRVGGNetCompact
+        from svd_demo_testing.tiny_models import save_tiny_upscalers
 
         c = self.c
         if not self.fits("upscale-animevideov3", c.part_min_s["upscale"], "two networks, a warm-up and "

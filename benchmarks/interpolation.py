@@ -267,7 +267,7 @@ def _engine_seconds(method: str, frames: list[np.ndarray], half_mp4: pathlib.Pat
     or ffmpeg's minterpolate from the half-rate MP4 to the null muxer."""
     import imageio_ffmpeg
 
-    from svd_demo.interpolation import BACKENDS
+    from svd_demo.engine.interpolation import BACKENDS
 
     if method == "minterpolate":
         return _run_once([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(half_mp4),
@@ -289,7 +289,7 @@ def _best(old: tuple[float, float] | None, new: tuple[float, float]) -> tuple[fl
 def run(out: pathlib.Path, *, clips: list[str], methods: list[str], repeat: int = 3) -> list[dict]:
     """Score every method on every clip; timings are the best of ``repeat`` rounds, the methods taking turns in
     each round so that a busy machine slows them all alike."""
-    from svd_demo.media import write_video
+    from svd_demo.files.media import write_video
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -341,7 +341,7 @@ def breakdown(out: pathlib.Path, clip: str, repeat: int = 5) -> list[tuple[str, 
     """
     import imageio_ffmpeg
 
-    from svd_demo.interpolation import X264_PRESET
+    from svd_demo.engine.interpolation import X264_PRESET
 
     clip_dir = out / clip
     half_mp4, made = clip_dir / "half.mp4", clip_dir / "flow.mp4"
@@ -352,7 +352,7 @@ def breakdown(out: pathlib.Path, clip: str, repeat: int = 5) -> list[tuple[str, 
     subprocess.run([*ff, "-i", str(made), "-f", "rawvideo", "-pix_fmt", "rgb24", str(raw)], check=True)
     encoded = clip_dir / "encode_only.mp4"
 
-    def encode(preset: str) -> list[str]:  # what svd_demo.media runs, reading the frames from a file, not a pipe
+    def encode(preset: str) -> list[str]:  # what svd_demo.files.media runs, reading the frames from a file, not a pipe
         return [*ff, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FULL_FPS),
                 "-i", str(raw), "-c:v", "libx264", "-preset", preset, "-crf", "18", "-pix_fmt", "yuv420p",
                 "-movflags", "+faststart", str(encoded)]

@@ -309,7 +309,7 @@ def _write_image(path: Path, size: tuple[int, int], client: int, index: int) -> 
 def _write_clip(path: Path, frames: int, client: int, index: int) -> None:
     import numpy as np
 
-    from svd_demo.media import write_video
+    from svd_demo.files.media import write_video
 
     base = np.zeros((frames, 48, 64, 3), dtype=np.uint8)
     for i in range(frames):  # a square moving right: real motion for the flow backend
@@ -356,7 +356,7 @@ def _expected_frames(num_frames: int, loop: str) -> int:
 
 def check_output(request: Request, result: Any) -> tuple[list[str], list[dict[str, Any]]]:
     """Problems (empty when the outputs are this request's own) and the sidecars that were read."""
-    from svd_demo.media import probe_video
+    from svd_demo.files.media import probe_video
 
     problems: list[str] = []
     expect = request.expect

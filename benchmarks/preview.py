@@ -1,4 +1,4 @@
-"""What the live preview costs a denoising step (svd_demo/preview.py), on the tiny models at 1024x576.
+"""What the live preview costs a denoising step (svd_demo/engine/preview.py), on the tiny models at 1024x576.
 
 Run: ``python -m benchmarks.preview [--svd-model DIR] [--frames 14] [--steps 6] [--repeats 3]``.
 
@@ -37,12 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from svd_demo import image_to_video
-    from svd_demo.params import VideoParams
-    from svd_demo.pipelines import PipelineCache
-    from svd_demo.preview import PREVIEW_EVERY_STEPS, latents_to_rgb, write_preview
-    from svd_demo.settings import Settings
-    from svd_demo.tiny_models import save_tiny_models
+    from svd_demo.core.params import VideoParams
+    from svd_demo.core.settings import Settings
+    from svd_demo.engine import image_to_video
+    from svd_demo.engine.pipelines import PipelineCache
+    from svd_demo.engine.preview import PREVIEW_EVERY_STEPS, latents_to_rgb, write_preview
+    from svd_demo_testing.tiny_models import save_tiny_models
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.svd_model or str(save_tiny_models(tmp, which=("svd",))["svd"])

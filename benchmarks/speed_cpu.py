@@ -2,7 +2,7 @@
 
 What it measures, with random-weight models (nothing is downloaded):
 
-* feature cache: denoising time with and without `svd_demo.feature_cache` (its default, DeepCache's interval 3,
+* feature cache: denoising time with and without `svd_demo.engine.feature_cache` (its default, DeepCache's interval 3,
   branch 0) for the same seed, and how far the cached clip is from the plain one: PSNR and SSIM of the decoded
   frames (8-bit RGB; SSIM as in benchmarks.interpolation) and the relative error of the latents.
 * lane: AnimateLCM's 4 steps without guidance against SVD's 25 steps with guidance (1 -> 3), on the same UNet: the
@@ -49,7 +49,7 @@ def build(model: str) -> Any:
     from diffusers import StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from svd_demo.tiny_models import build_tiny_svd
+    from svd_demo_testing.tiny_models import build_tiny_svd
 
     pipe = build_tiny_svd()
     if model == "narrow":
@@ -81,7 +81,7 @@ def denoise(pipe: Any, image: Any, frames: int, steps: int, guidance: tuple[floa
     """Latents of one run and its denoising seconds."""
     import torch
 
-    from svd_demo.feature_cache import feature_cache
+    from svd_demo.engine.feature_cache import feature_cache
 
     generator = torch.Generator().manual_seed(seed)
     if hasattr(pipe.scheduler, "noise_generator"):
@@ -137,7 +137,7 @@ def bench_cache(pipe: Any, model: str, repeat: int) -> dict[str, Any]:
 
 
 def bench_lane(pipe: Any, model: str, repeat: int) -> dict[str, Any]:
-    from svd_demo.schedulers import AnimateLCMScheduler
+    from svd_demo.engine.schedulers import AnimateLCMScheduler
 
     width, height, frames = SIZES[model]
     image = photo(width, height)

@@ -59,9 +59,9 @@ def run_case(case: str, resolution: int, upscaler_path: str | None) -> dict:
     """One case in this process; returns its numbers."""
     import numpy as np
 
-    from svd_demo.outputs import write_outputs
-    from svd_demo.params import VideoParams
-    from svd_demo.studio import clip_as_written
+    from svd_demo.core.params import VideoParams
+    from svd_demo.files.outputs import write_outputs
+    from svd_demo.studio.studio import clip_as_written
 
     width, height = resolution, resolution * 9 // 16
     out = Path(tempfile.mkdtemp(prefix="svd-streaming-"))
@@ -73,10 +73,10 @@ def run_case(case: str, resolution: int, upscaler_path: str | None) -> dict:
         frames = _frames(400, width, height)  # the clip and its new part, held once
         params = VideoParams.from_raw({"loop": "ping-pong", "playback_fps": 8, "extra_formats": ["gif", "webm"]})
     else:
-        from svd_demo.upscale import load_upscaler
+        from svd_demo.engine.upscale import load_upscaler
 
         if upscaler_path is None:
-            from svd_demo.tiny_models import save_tiny_upscalers
+            from svd_demo_testing.tiny_models import save_tiny_upscalers
 
             upscaler_path = str(save_tiny_upscalers(out / "upscalers")["srvgg"])
         upscaler = load_upscaler(upscaler_path, "cpu")
@@ -87,7 +87,7 @@ def run_case(case: str, resolution: int, upscaler_path: str | None) -> dict:
     started = time.perf_counter()
     clip, fps, _ = clip_as_written(frames, params)
     if upscaler is not None:
-        from svd_demo.upscale.files import upscaled_frames
+        from svd_demo.engine.upscale.files import upscaled_frames
 
         clip = upscaled_frames(clip, upscaler, 2)
     files = write_outputs(clip, out / "clip", fps, {"parameters": {}}, extra_formats=params.extra_formats)

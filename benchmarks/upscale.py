@@ -4,9 +4,9 @@ Run: ``python -m benchmarks.upscale`` (CPU) or ``python -m benchmarks.upscale --
 
 Each network is built with random weights at its real size (realesr-animevideov3: SRVGGNetCompact, 64 features,
 16 convolutions, x4; RealESRGAN_x4plus: RRDBNet, 64 features, 23 blocks, growth 32, x4) and at the tiny test
-size (`svd_demo.tiny_models.save_tiny_upscalers`), saved as a checkpoint file and loaded through the app's own
-loader (`svd_demo.upscale.load_upscaler`). A frame of ``--size`` (default 1024x576, SVD's) is upscaled by
-``svd_demo.upscale.upscale_frame`` at 2x (the 4x result resized down: the network's cost is the same) in tiles of
+size (`svd_demo_testing.tiny_models.save_tiny_upscalers`), saved as a checkpoint file and loaded through the app's own
+loader (`svd_demo.engine.upscale.load_upscaler`). A frame of ``--size`` (default 1024x576, SVD's) is upscaled by
+``upscale_frame`` at 2x (the 4x result resized down: the network's cost is the same) in tiles of
 ``--tile`` (default the app's 512) after one warm-up frame; the time per frame is the median of ``--repeat``
 frames (wall clock, synchronised on CUDA), and on CUDA the peak allocated memory. Random weights cost what trained
 ones cost: the work does not depend on the values.
@@ -33,8 +33,8 @@ def _frame(width: int, height: int) -> np.ndarray:
 def _checkpoints(folder: Path, which: list[str]) -> dict[str, Path]:
     import torch
 
-    from svd_demo.tiny_models import save_tiny_upscalers
-    from svd_demo.upscale.networks import RRDBNet, SRVGGNetCompact
+    from svd_demo.engine.upscale.networks import RRDBNet, SRVGGNetCompact
+    from svd_demo_testing.tiny_models import save_tiny_upscalers
 
     paths: dict[str, Path] = {}
     tiny = save_tiny_upscalers(folder)
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from svd_demo.upscale import DEFAULT_TILE, load_upscaler, upscale_frame
+    from svd_demo.engine.upscale import DEFAULT_TILE, load_upscaler, upscale_frame
 
     width, height = (int(v) for v in args.size.lower().split("x"))
     tile = DEFAULT_TILE if args.tile is None else args.tile

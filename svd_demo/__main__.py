@@ -1,7 +1,7 @@
-"""`python -m svd_demo ...`: see `svd_demo.cli`."""
+"""`python -m svd_demo ...`: see `svd_demo.cli.commands`."""
 
 import sys
 
-from svd_demo.cli import main
+from svd_demo.cli.commands import main
 
 sys.exit(main())

@@ -15,8 +15,8 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach for the hub
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from svd_demo.settings import Settings  # noqa: E402
-from svd_demo.tiny_models import save_tiny_models  # noqa: E402
+from svd_demo.core.settings import Settings  # noqa: E402
+from svd_demo_testing.tiny_models import save_tiny_models  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def tiny_settings(tiny_models_dir, tmp_path_factory) -> Settings:
 @pytest.fixture(scope="session")
 def studio(tiny_settings):
     """One studio for the session, so the tiny pipeline is loaded once (as in the app)."""
-    from svd_demo.studio import Studio
+    from svd_demo.studio.studio import Studio
 
     return Studio(tiny_settings)
 
@@ -64,7 +64,7 @@ def photo(tmp_path) -> pathlib.Path:
 def tiny_loras(tiny_models_dir, tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
     """Two different tiny LoRAs for the tiny SDXL UNet, saved as diffusers writes them."""
     require("peft", "pip install -r requirements.txt")
-    from svd_demo.tiny_models import save_tiny_lora
+    from svd_demo_testing.tiny_models import save_tiny_lora
 
     folder = tmp_path_factory.mktemp("loras")
     return (save_tiny_lora(tiny_models_dir / "sdxl", folder / "one", seed=1),

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 if TYPE_CHECKING:
-    from svd_demo.settings import Settings
+    from svd_demo.core.settings import Settings
 
 # Small sizes with the real 8x latent geometry: a 4-frame 256x144 clip with 2 steps takes well under a second.
 FAST = {"resolution": 256, "num_frames": 4, "num_inference_steps": 2, "randomize_seed": False}
@@ -32,7 +32,7 @@ def free_port() -> int:
 @contextmanager
 def launched(settings: Settings, studio, gradio_dir: pathlib.Path, **overrides) -> Iterator[str]:
     """The app launched in this process as `app.py` launches it (Gradio's own test style); yields its URL."""
-    from svd_demo.ui import build_demo, launch_kwargs
+    from svd_demo.web.ui import build_demo, launch_kwargs
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(gradio_dir))

@@ -75,8 +75,8 @@ LYING_VIDEOS = {
 _MEASURE = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from svd_demo.errors import UserFacingError
-from svd_demo.video_input import frames_of
+from svd_demo.core.errors import UserFacingError
+from svd_demo.files.video_input import frames_of
 
 def kib(field):
     with open("/proc/self/status") as f:

@@ -10,14 +10,14 @@ import textwrap
 
 import pytest
 
-from svd_demo import allocator
+from svd_demo.engine import allocator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # 127 MiB freed in the middle of glibc's heap (one block stays above it, so glibc keeps the space), then trimmed.
 PROBE = textwrap.dedent("""
     import ctypes
-    from svd_demo.allocator import release_free_memory
+    from svd_demo.engine.allocator import release_free_memory
     libc = ctypes.CDLL(None)
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
@@ -50,7 +50,7 @@ def test_freed_heap_memory_is_returned():
 # own mmap); after keep_freed_memory() the 8 MiB block stays in the heap for the next array of that size.
 KEEP = textwrap.dedent("""
     import ctypes, sys
-    from svd_demo.allocator import keep_freed_memory
+    from svd_demo.engine.allocator import keep_freed_memory
     if sys.argv[1] == "keep":
         keep_freed_memory()
     libc = ctypes.CDLL(None)

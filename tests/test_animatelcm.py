@@ -10,11 +10,11 @@ import pytest
 import torch
 from helpers import FAST
 
-from svd_demo import animatelcm
-from svd_demo.errors import ModelLoadError
-from svd_demo.models import SVD_PRESETS, svd_defaults, svd_settings
-from svd_demo.params import SPECS, VideoParams
-from svd_demo.schedulers import AnimateLCMScheduler
+from svd_demo.core.errors import ModelLoadError
+from svd_demo.core.models import SVD_PRESETS, svd_defaults, svd_settings
+from svd_demo.core.params import SPECS, VideoParams
+from svd_demo.engine import animatelcm
+from svd_demo.engine.schedulers import AnimateLCMScheduler
 
 
 @pytest.mark.parametrize("model_id", [animatelcm.HUB_ID, animatelcm.HUB_ID_1_1])
@@ -33,7 +33,7 @@ def test_each_published_file_is_a_preset_with_the_authors_settings(model_id):
 
 
 def test_each_reference_reads_its_own_file(tmp_path, monkeypatch):
-    from svd_demo import hub
+    from svd_demo.engine import hub
 
     asked = []
     monkeypatch.setattr(hub, "fetch", lambda repo, files, **kwargs: asked.append((repo, *files)) or tmp_path)
@@ -111,7 +111,7 @@ def test_the_studio_runs_the_lane_from_one_folder_deterministically(studio, dist
     assert isinstance(loaded.pipe.scheduler, AnimateLCMScheduler)
     assert first.record["parameters"]["num_inference_steps"] == 4 and first.record["model"]["id"] == str(folder)
     second = studio.image_to_video(photo, VideoParams.from_raw(lane), model_ref=str(folder))
-    from svd_demo.video_input import frames_of
+    from svd_demo.files.video_input import frames_of
 
     np.testing.assert_array_equal(np.stack(frames_of(first.files.video, 10, "t")[0]),
                                   np.stack(frames_of(second.files.video, 10, "t")[0]))
@@ -119,8 +119,8 @@ def test_the_studio_runs_the_lane_from_one_folder_deterministically(studio, dist
 
 def test_without_the_base_model_the_error_names_it(distilled_weights, tiny_models_dir):
     """Hub layout, offline, SVD-XT not in the cache: the message says which model is missing and what to do."""
-    from svd_demo.pipelines import PipelineCache
-    from svd_demo.settings import Settings
+    from svd_demo.core.settings import Settings
+    from svd_demo.engine.pipelines import PipelineCache
 
     cache = PipelineCache(Settings(svd_model=str(tiny_models_dir / "svd"), device="cpu"))
     with pytest.raises(ModelLoadError, match="stable-video-diffusion-img2vid-xt") as caught:
@@ -133,7 +133,7 @@ def test_picking_the_preset_in_the_ui_sets_its_defaults_and_starting_with_it_sho
 
     import gradio as gr
 
-    from svd_demo import ui
+    from svd_demo.web import ui
 
     def model_picker_and_change(settings):
         demo = ui.build_demo(settings, studio)
@@ -168,7 +168,7 @@ def test_picking_the_preset_in_the_ui_sets_its_defaults_and_starting_with_it_sho
 def test_the_cli_runs_a_few_step_model_as_made_unless_a_flag_says_otherwise(tmp_path):
     import argparse
 
-    from svd_demo.cli import _video_values
+    from svd_demo.cli.commands import _video_values
 
     (tmp_path / animatelcm.WEIGHTS_FILE).write_bytes(b"")  # a local folder laid out like the hub repo
     names = [*SPECS, "extra_formats"]

@@ -11,7 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
 from helpers import FAST, launched
 
-from svd_demo.media import probe_video
+from svd_demo.files.media import probe_video
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ def run_bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 def test_help_documents_the_time_budget_also_through_svd_demo_bench(capsys):
-    from svd_demo.cli import main
+    from svd_demo.cli.commands import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--help"])

@@ -89,7 +89,7 @@ def _serve(models: pathlib.Path, tmp_path: pathlib.Path, svd_model: str | None =
            "GRADIO_TEMP_DIR": str(work / "gradio-tmp"), "PYTHONUNBUFFERED": "1", **(hub_env or {})}
     for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SVD_DEMO_AUTH", "SVD_DEMO_SHARE", "SVD_DEMO_PRELOAD"):
         env.pop(name, None)  # the command line below decides; a developer's own settings must not leak in
-    from svd_demo.tiny_models import save_tiny_upscalers
+    from svd_demo_testing.tiny_models import save_tiny_upscalers
 
     upscaler = save_tiny_upscalers(work / "upscalers")["srvgg"]  # the Upscale tab runs on it (no download)
     command = [sys.executable, str(REPO / "app.py"), "--svd-model", svd_model or str(models / "svd"),

@@ -1,5 +1,5 @@
 """Work budgets: every request's cost estimated from its parameters and its input's header, and refused before it
-queues (svd_demo/budgets.py), naming the parameter to lower and by how much; and the request-size limits of uploads
+queues (studio/budgets.py), naming the parameter to lower and by how much; and the request-size limits of uploads
 (inline `data:` URLs, request bodies)."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 from helpers import FAST, launched
 from PIL import Image
 
-from svd_demo.budgets import PRIVATE, PUBLIC, budgets, check_upscale_tile
-from svd_demo.errors import InputError
-from svd_demo.media import ffmpeg_exe
-from svd_demo.params import VideoParams
-from svd_demo.studio import Studio
+from svd_demo.core.errors import InputError
+from svd_demo.core.params import VideoParams
+from svd_demo.files.media import ffmpeg_exe
+from svd_demo.studio.budgets import PRIVATE, PUBLIC, budgets, check_upscale_tile
+from svd_demo.studio.studio import Studio
 
 # The request of issue 22 that made 5,821 frames and grew the server by 4.9 GB.
 HUGE = {"resolution": 512, "num_frames": 50, "loop": "ping-pong", "playback_fps": 1, "interpolate_fps": 60,
@@ -83,7 +83,7 @@ def test_budgets_are_private_by_default_and_public_is_stricter_in_every_measure(
 
 
 def test_the_budgets_are_a_setting_with_an_environment_variable():
-    from svd_demo.settings import parse_settings
+    from svd_demo.core.settings import parse_settings
 
     assert parse_settings(["--budgets", "output_frames=99"], {}).budgets == "output_frames=99"
     assert parse_settings([], {"SVD_DEMO_BUDGETS": "output_frames=7"}).budgets == "output_frames=7"
@@ -120,7 +120,7 @@ def test_a_request_within_the_public_budgets_is_accepted(public_studio, tiny_set
 
 
 def test_too_many_steps_name_the_steps_that_fit(public_studio, photo):
-    from svd_demo.budgets import check_image_to_video
+    from svd_demo.studio.budgets import check_image_to_video
 
     params = VideoParams.from_raw({"resolution": 1024, "num_frames": 25, "num_inference_steps": 100})
     fits = r"5,000 frame-steps at 1024x576, over this server's budget of 2,500. Lower `num_inference_steps` to 50,"

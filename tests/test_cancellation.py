@@ -19,10 +19,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from svd_demo.errors import GenerationCancelled
-from svd_demo.media import write_video
-from svd_demo.params import VideoParams
-from svd_demo.studio import CancelFlag, CancelTokens, Studio
+from svd_demo.core.errors import GenerationCancelled
+from svd_demo.core.params import VideoParams
+from svd_demo.files.media import write_video
+from svd_demo.studio.studio import CancelFlag, CancelTokens, Studio
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_interpolation_stops_at_the_next_frame_and_leaves_no_file(own_studio, tm
 
 
 def test_encoding_stops_when_cancelled_and_leaves_no_file(tmp_path):
-    from svd_demo.outputs import write_outputs
+    from svd_demo.files.outputs import write_outputs
 
     cancel = threading.Event()
     frames = np.zeros((8, 64, 96, 3), np.uint8)
@@ -122,7 +122,7 @@ def _dropped_while_running(handler, first=None):
     return how the run ended (its flag, set or not)."""
     import asyncio
 
-    from svd_demo.ui import _stops_when_dropped
+    from svd_demo.web.ui import _stops_when_dropped
 
     async def main():
         wrapped = _stops_when_dropped(handler)
@@ -141,7 +141,7 @@ def _dropped_while_running(handler, first=None):
 
 
 def test_a_cancelled_event_stops_its_run_and_removes_its_files(studio, tmp_path):
-    from svd_demo.ui import _run_token
+    from svd_demo.web.ui import _run_token
 
     written = tmp_path / "early.mp4"
     stopped = threading.Event()
@@ -162,7 +162,7 @@ def test_a_cancelled_event_stops_its_run_and_removes_its_files(studio, tmp_path)
 
 
 def test_a_cancelled_generator_stops_after_what_it_delivered(studio, tmp_path):
-    from svd_demo.ui import _run_token
+    from svd_demo.web.ui import _run_token
 
     still = tmp_path / "still.png"
     stopped = threading.Event()
@@ -199,7 +199,7 @@ class StepLog:
     """When each denoising run began and each of its steps ended, by the run's number of steps."""
 
     def __init__(self, monkeypatch) -> None:
-        from svd_demo import image_to_video
+        from svd_demo.engine import image_to_video
 
         self.events: list[tuple[str, int, float]] = []
         original = image_to_video.step_callback
@@ -310,7 +310,7 @@ def test_a_dropped_run_frees_the_gpu_for_the_next_request(tiny_settings, photo, 
 def test_an_example_click_fills_the_image_and_starts_no_job(tiny_settings, studio):
     import gradio as gr
 
-    from svd_demo.ui import build_demo
+    from svd_demo.web.ui import build_demo
 
     demo = build_demo(tiny_settings, studio)
     blocks = list(demo.blocks.values())
@@ -325,7 +325,7 @@ def test_an_example_click_fills_the_image_and_starts_no_job(tiny_settings, studi
 def test_every_run_has_a_cancel_button_that_says_cancelled(tiny_settings, studio):
     import gradio as gr
 
-    from svd_demo.ui import GPU_QUEUE, INTERPOLATE_QUEUE, build_demo
+    from svd_demo.web.ui import GPU_QUEUE, INTERPOLATE_QUEUE, build_demo
 
     demo = build_demo(tiny_settings, studio)
     runs = [fn for fn in demo.fns.values() if fn.concurrency_id in (GPU_QUEUE, INTERPOLATE_QUEUE)]
@@ -362,7 +362,7 @@ def test_every_run_has_a_cancel_button_that_says_cancelled(tiny_settings, studio
 def test_the_end_of_a_session_stops_its_runs(tiny_settings, studio):
     import gradio as gr
 
-    from svd_demo.ui import build_demo
+    from svd_demo.web.ui import build_demo
 
     demo = build_demo(tiny_settings, studio)
     [unload] = [fn for fn in demo.fns.values() if any(event == "unload" for _, event in fn.targets)]
@@ -439,7 +439,7 @@ def test_a_run_stopped_by_its_flag_ends_without_an_error(studio):
 
     import gradio as gr
 
-    from svd_demo.ui import _errors_for_user, _run_token, _stops_when_dropped
+    from svd_demo.web.ui import _errors_for_user, _run_token, _stops_when_dropped
 
     def handler(request=None):
         with _errors_for_user(), _run_token(studio, request) as flag:

@@ -56,16 +56,16 @@ def test_help_lists_every_api_parameter():
 
 
 def test_interpolate_subcommand_does_not_import_the_diffusion_stack():
-    code = ("import sys, svd_demo.cli as c; p = c.build_parser(); "
+    code = ("import sys, svd_demo.cli.commands as c; p = c.build_parser(); "
             "print(sorted(m for m in ('torch', 'diffusers', 'gradio', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_a_subcommand_builds_only_its_own_parser():
-    # svd_demo.params (a few ms, no third-party import) is allowed: it declares the interpolation's limits too.
-    code = ("import sys, svd_demo.cli as c; c.build_parser('interpolate'); "
-            "print(sorted(m for m in ('svd_demo.sweep', 'svd_demo.settings') if m in sys.modules))")
+    # svd_demo.core.params (a few ms, no third-party import) is allowed: it declares the interpolation's limits too.
+    code = ("import sys, svd_demo.cli.commands as c; c.build_parser('interpolate'); "
+            "print(sorted(m for m in ('svd_demo.batch.sweep', 'svd_demo.core.settings') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"  # start-up is part of what the interpolation benchmark times
     listed = " ".join(cli("--help").stdout.split())
@@ -75,7 +75,7 @@ def test_a_subcommand_builds_only_its_own_parser():
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2, reason="Linux, 2+ cores")
 def test_interpolate_subcommand_starts_no_idle_blas_threads():
     # OpenBLAS starts one spinning thread per extra core when numpy is imported; interpolation does no BLAS work.
-    code = ("import os, sys, svd_demo.cli as c\n"
+    code = ("import os, sys, svd_demo.cli.commands as c\n"
             "if sys.argv[1] == 'interpolate':\n"
             "    try: c.main(['interpolate', '--help'])\n"
             "    except SystemExit: pass\n"

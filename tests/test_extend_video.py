@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from helpers import FAST
 
-from svd_demo.errors import InputError
-from svd_demo.media import probe_video
-from svd_demo.params import VideoParams
-from svd_demo.video_input import frames_of
+from svd_demo.core.errors import InputError
+from svd_demo.core.params import VideoParams
+from svd_demo.files.media import probe_video
+from svd_demo.files.video_input import frames_of
 
 pytestmark = pytest.mark.slow  # every test here starts from a generated clip
 
@@ -44,7 +44,7 @@ def test_the_new_frames_follow_the_last_one(studio, clip):
 
 
 def test_a_faster_source_gets_a_new_part_interpolated_to_its_rate(studio, clip, tmp_path):
-    from svd_demo.interpolation import interpolate_file
+    from svd_demo.engine.interpolation import interpolate_file
 
     fast = interpolate_file(clip.files.video, tmp_path / "fast.mp4", factor=2)  # 4 frames -> 7 at twice the rate
     result = studio.extend_video(fast.output_path, VideoParams.from_raw({**FAST, "seed": 5}))

@@ -1,4 +1,4 @@
-"""Feature caching across steps (svd_demo/feature_cache.py) on the tiny SVD: deterministic, close to the plain run,
+"""Feature caching across steps (engine/feature_cache.py) on the tiny SVD: deterministic, close to the plain run,
 and gone without a trace after the run."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from svd_demo.feature_cache import DEFAULT_BRANCH, DEFAULT_INTERVAL, feature_cache
+from svd_demo.engine.feature_cache import DEFAULT_BRANCH, DEFAULT_INTERVAL, feature_cache
 
 STEPS = 4
 
@@ -134,7 +134,7 @@ def test_a_reused_step_runs_exactly_deepcaches_shallow_branch(pipe, branch):
 
 def test_the_default_is_deepcaches_published_svd_setting():
     """DeepCache's stable_video_diffusion.py (the SVD-XT 1.7x in its README) runs cache_interval=3, cache_branch=0."""
-    from svd_demo.settings import Settings, parse_settings
+    from svd_demo.core.settings import Settings, parse_settings
 
     assert (DEFAULT_INTERVAL, DEFAULT_BRANCH) == (3, 0)
     assert (Settings().feature_cache_interval, Settings().feature_cache_branch) == (3, 0)
@@ -149,8 +149,8 @@ def test_the_servers_setting_is_what_a_generation_uses_and_records(tiny_settings
 
     from helpers import FAST
 
-    from svd_demo.params import VideoParams
-    from svd_demo.studio import Studio
+    from svd_demo.core.params import VideoParams
+    from svd_demo.studio.studio import Studio
 
     settings = replace(tiny_settings, output_dir=tmp_path, feature_cache_interval=2, feature_cache_branch=4)
     result = Studio(settings).image_to_video(photo, VideoParams.from_raw({**FAST, "num_inference_steps": 3,
@@ -163,13 +163,13 @@ def test_the_servers_setting_is_what_a_generation_uses_and_records(tiny_settings
 
 
 def test_the_option_is_one_parameter_off_by_default():
-    from svd_demo.params import SPECS, VideoParams
+    from svd_demo.core.params import SPECS, VideoParams
 
     spec = SPECS["feature_cache"]
     assert spec.kind is bool and spec.default is False and spec.label == "Faster, slightly softer"
     assert VideoParams().feature_cache is False
     assert VideoParams.from_raw({"feature_cache": "true"}).feature_cache is True
-    from svd_demo.errors import InputError
+    from svd_demo.core.errors import InputError
 
     with pytest.raises(InputError, match="`feature_cache` must be true or false"):
         VideoParams.from_raw({"feature_cache": "sometimes"})
@@ -178,8 +178,8 @@ def test_the_option_is_one_parameter_off_by_default():
 def test_a_cached_generation_records_it_and_the_next_plain_one_is_plain(studio, photo):
     from helpers import FAST
 
-    from svd_demo.params import VideoParams
-    from svd_demo.sidecar import Sidecar
+    from svd_demo.core.params import VideoParams
+    from svd_demo.studio.sidecar import Sidecar
 
     steps = {**FAST, "num_inference_steps": 4, "seed": 11}
     plain = studio.image_to_video(photo, VideoParams.from_raw(steps))
@@ -190,7 +190,7 @@ def test_a_cached_generation_records_it_and_the_next_plain_one_is_plain(studio, 
         "feature_cache"] is False
     assert cached.record["feature_cache"] == {"interval": 3, "branch": 0, "full_steps": 2, "reused_steps": 2}
     assert "feature_cache" not in plain.record
-    from svd_demo.video_input import frames_of
+    from svd_demo.files.video_input import frames_of
 
     def decoded(result) -> np.ndarray:
         return np.stack(frames_of(result.files.video, 10, "test")[0])

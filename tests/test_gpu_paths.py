@@ -15,12 +15,12 @@ import pytest
 import torch
 from helpers import FAST, STAND_IN
 
-from svd_demo import pipelines
-from svd_demo.errors import OutOfMemory
-from svd_demo.image_to_video import generate_frames
-from svd_demo.memory import GIB, choose_profile, keep_other_on_gpu, resolve_devices
-from svd_demo.params import VideoParams
-from svd_demo.pipelines import PipelineCache
+from svd_demo.core.errors import OutOfMemory
+from svd_demo.core.params import VideoParams
+from svd_demo.engine import pipelines
+from svd_demo.engine.image_to_video import generate_frames
+from svd_demo.engine.memory import GIB, choose_profile, keep_other_on_gpu, resolve_devices
+from svd_demo.engine.pipelines import PipelineCache
 
 
 @pytest.fixture

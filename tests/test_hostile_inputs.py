@@ -29,9 +29,9 @@ from gradio_client.exceptions import AppError, ValidationError
 from helpers import FAST, launched
 from PIL import Image
 
-from svd_demo.media import probe_video, write_video
-from svd_demo.params import shown
-from svd_demo.settings import Settings
+from svd_demo.core.params import shown
+from svd_demo.core.settings import Settings
+from svd_demo.files.media import probe_video, write_video
 
 TEXT_FAST = {"sdxl_steps": 2, "resolution": 256, "randomize_seed": False, "seed": 5}
 HTTP_TIMEOUT = 60.0  # no single request may hang the suite
@@ -48,7 +48,7 @@ def hostile_settings(tiny_models_dir, tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="module")
 def hostile_studio(hostile_settings):
-    from svd_demo.studio import Studio
+    from svd_demo.studio.studio import Studio
 
     return Studio(hostile_settings)
 
@@ -522,7 +522,7 @@ def test_html_and_control_characters_in_prompts_are_never_rendered(client):
 def test_text_to_video_keeps_its_own_still_when_the_video_outlasts_the_ttl(hostile_studio, monkeypatch):
     from dataclasses import replace
 
-    from svd_demo.params import ImageParams, VideoParams
+    from svd_demo.core.params import ImageParams, VideoParams
 
     monkeypatch.setattr(hostile_studio, "settings", replace(hostile_studio.settings, output_ttl=1))
 

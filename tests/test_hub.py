@@ -17,8 +17,8 @@ import time
 import pytest
 from fake_hub import SVD_XT_FILES, SVD_XT_INDEX, StandInHub
 
-from svd_demo import hub
-from svd_demo.errors import GenerationCancelled
+from svd_demo.core.errors import GenerationCancelled
+from svd_demo.engine import hub
 
 RATE = 4_000_000  # bytes/s: the tiny SVD (about 9.5 MB) takes 2-3 s
 
@@ -110,8 +110,8 @@ def test_no_room_refuses_before_any_weight_with_the_sizes_and_the_cache(online, 
 
 
 def test_a_second_load_asks_the_hub_nothing(online, tiny_models_dir):
-    from svd_demo.pipelines import PipelineCache
-    from svd_demo.settings import Settings
+    from svd_demo.core.settings import Settings
+    from svd_demo.engine.pipelines import PipelineCache
 
     with online({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=None) as stand_in:
         settings = Settings(svd_model="tiny/svd", device="cpu", output_dir=tiny_models_dir / "unused-outputs")
@@ -157,9 +157,9 @@ def test_offline_a_cached_model_loads_and_a_missing_one_says_so(online, tiny_mod
 
 
 def test_errors_from_the_hub_keep_their_explanations(online, tiny_models_dir):
-    from svd_demo.errors import ModelLoadError
-    from svd_demo.pipelines import PipelineCache
-    from svd_demo.settings import Settings
+    from svd_demo.core.errors import ModelLoadError
+    from svd_demo.core.settings import Settings
+    from svd_demo.engine.pipelines import PipelineCache
 
     with online({"tiny/svd": tiny_models_dir / "svd"}, bytes_per_s=None):
         cache = PipelineCache(Settings(device="cpu", output_dir=tiny_models_dir / "unused-outputs"))
@@ -238,8 +238,8 @@ def test_cli_shows_the_download_and_ctrl_c_leaves_it_resumable(tiny_models_dir, 
 def test_an_upscaler_preset_comes_through_the_same_path(online, tmp_path):
     import torch
 
-    from svd_demo.upscale import UPSCALER_PRESETS, load_upscaler
-    from svd_demo.upscale.networks import SRVGGNetCompact
+    from svd_demo.engine.upscale import UPSCALER_PRESETS, load_upscaler
+    from svd_demo.engine.upscale.networks import SRVGGNetCompact
 
     preset = UPSCALER_PRESETS[0]
     repo = tmp_path / "repo"
@@ -260,9 +260,9 @@ def test_a_hub_lora_comes_through_the_same_path(online, tiny_settings, tmp_path)
     from optional_deps import require
 
     require("peft", "pip install -r requirements.txt")
-    from svd_demo.params import ImageParams
-    from svd_demo.studio import Studio
-    from svd_demo.tiny_models import save_tiny_lora
+    from svd_demo.core.params import ImageParams
+    from svd_demo.studio.studio import Studio
+    from svd_demo_testing.tiny_models import save_tiny_lora
 
     save_tiny_lora(tiny_settings.sdxl_model, tmp_path / "lora", seed=1)
     (tmp_path / "lora" / "README.md").write_text("a tiny LoRA")
@@ -282,9 +282,9 @@ def test_animatelcm_and_its_base_come_through_the_same_path(online, tiny_models_
     from diffusers import UNetSpatioTemporalConditionModel
     from safetensors.torch import save_file
 
-    from svd_demo import animatelcm
-    from svd_demo.pipelines import PipelineCache
-    from svd_demo.settings import Settings
+    from svd_demo.core.settings import Settings
+    from svd_demo.engine import animatelcm
+    from svd_demo.engine.pipelines import PipelineCache
 
     distilled = tmp_path / "animatelcm"
     distilled.mkdir()
@@ -317,8 +317,8 @@ def test_the_page_progress_shows_the_download(online, tiny_models_dir, tmp_path,
     from gradio_client import Client, handle_file
     from helpers import FAST, launched
 
-    from svd_demo.settings import Settings
-    from svd_demo.studio import Studio
+    from svd_demo.core.settings import Settings
+    from svd_demo.studio.studio import Studio
 
     settings = Settings(svd_model="tiny/svd", sdxl_model=str(tiny_models_dir / "sdxl"), device="cpu",
                         output_dir=tmp_path / "outputs")

@@ -14,12 +14,12 @@ import torch
 from helpers import FAST
 from PIL import Image
 
-from svd_demo.errors import GenerationCancelled, InputError, UserFacingError, VideoError
-from svd_demo.image_to_video import generate_frames, to_uint8
-from svd_demo.media import probe_video, read_metadata
-from svd_demo.params import MAX_COMPARE_SEEDS, VideoParams
-from svd_demo.settings import Settings
-from svd_demo.studio import Studio
+from svd_demo.core.errors import GenerationCancelled, InputError, UserFacingError, VideoError
+from svd_demo.core.params import MAX_COMPARE_SEEDS, VideoParams
+from svd_demo.core.settings import Settings
+from svd_demo.engine.image_to_video import generate_frames, to_uint8
+from svd_demo.files.media import probe_video, read_metadata
+from svd_demo.studio.studio import Studio
 
 
 def read_frames(path) -> np.ndarray:
@@ -267,7 +267,7 @@ def test_a_header_claiming_20000x20000_is_refused_without_decoding(tmp_path):
 def test_a_failed_encode_leaves_nothing(studio, photo, monkeypatch):
     import dataclasses
 
-    import svd_demo.media as media
+    import svd_demo.files.media as media
 
     monkeypatch.setitem(media._FORMATS, "mp4", dataclasses.replace(media._FORMATS["mp4"], codec="no-such-codec"))
     before = set(studio.settings.output_dir.iterdir())

@@ -1,4 +1,4 @@
-"""Tests for svd_demo.images: every test image is made here, in tmp_path or memory (no binary fixtures)."""
+"""Tests for svd_demo.files.images: every test image is made here, in tmp_path or memory (no binary fixtures)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from svd_demo.errors import InputError
-from svd_demo.images import (
+from svd_demo.core.errors import InputError
+from svd_demo.files.images import (
     ASPECT_MODES,
     DEFAULT_MAX_PIXELS,
     LoadedImage,

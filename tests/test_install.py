@@ -20,7 +20,7 @@ import pytest
 from helpers import free_port, stop_process
 from packaging.requirements import Requirement
 
-from svd_demo.media import probe_video
+from svd_demo.files.media import probe_video
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -97,7 +97,7 @@ def _run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_installed_package_is_the_copy_with_its_dependencies_and_examples(installed, tmp_path):
-    probe = ("import importlib.metadata as m, svd_demo, svd_demo.examples as e; "
+    probe = ("import importlib.metadata as m, svd_demo, svd_demo.files.examples as e; "
              "print(svd_demo.__file__); print(len(e.example_images()), len(e.example_prompts())); "
              "print('\\n'.join(m.requires('svd-demo')))")
     done = _run(installed, str(installed / "python"), "-c", probe, cwd=tmp_path)

@@ -12,9 +12,9 @@ import pytest
 from helpers import save_frames
 from PIL import Image
 
-from svd_demo import interpolation as interp
-from svd_demo.errors import InputError
-from svd_demo.interpolation import (
+from svd_demo.core.errors import InputError
+from svd_demo.engine import interpolation as interp
+from svd_demo.engine.interpolation import (
     BACKENDS,
     FlowBackend,
     InterpolationBackend,
@@ -298,7 +298,7 @@ def test_folder_to_folder_gives_2n_minus_1_zero_padded_pngs(tmp_path):
 
 
 def test_video_round_trip_and_slow_motion(tmp_path):
-    from svd_demo.media import probe_video, write_video
+    from svd_demo.files.media import probe_video, write_video
 
     frames = _moving(6, h=64, w=96)
     write_video(frames, tmp_path / "in.mp4", fps=7)
@@ -313,7 +313,7 @@ def test_video_round_trip_and_slow_motion(tmp_path):
 
 
 def test_odd_sized_video_and_gif_output(tmp_path):
-    from svd_demo.media import probe_video
+    from svd_demo.files.media import probe_video
 
     frames = _moving(3, h=37, w=53)
     src = _save_folder(tmp_path / "in", frames)
@@ -324,7 +324,7 @@ def test_odd_sized_video_and_gif_output(tmp_path):
 
 
 def test_mp4_output_uses_the_fast_x264_preset_and_the_shared_default_is_unchanged(tmp_path):
-    from svd_demo.media import write_video
+    from svd_demo.files.media import write_video
 
     frames = _moving(3, h=64, w=96)
     write_video(frames, tmp_path / "in.mp4", fps=8)
@@ -386,7 +386,7 @@ def test_bad_files_are_input_errors(tmp_path):
 
 
 def test_cli_entry_point(tmp_path, capsys):
-    from svd_demo.cli import main  # `python -m svd_demo interpolate ...`
+    from svd_demo.cli.commands import main  # `python -m svd_demo interpolate ...`
 
     src = _save_folder(tmp_path / "in", _moving(3))
     assert main(["interpolate", str(src), "--factor", "2", "--out", str(tmp_path / "out"), "--quiet"]) == 0

@@ -13,10 +13,10 @@ import torch
 from helpers import FAST
 from PIL import Image
 
-from svd_demo.errors import GenerationCancelled
-from svd_demo.image_to_video import generate_frames
-from svd_demo.keyframes import Conditioning, Keyframes, bidirectional_step, denoise_keyframes, unet_denoiser
-from svd_demo.params import VideoParams
+from svd_demo.core.errors import GenerationCancelled
+from svd_demo.core.params import VideoParams
+from svd_demo.engine.image_to_video import generate_frames
+from svd_demo.engine.keyframes import Conditioning, Keyframes, bidirectional_step, denoise_keyframes, unet_denoiser
 
 FRAMES, SHAPE = 5, (1, 5, 4, 3, 2)
 
@@ -225,8 +225,8 @@ def _sha256(path) -> str:
 def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and_extends(studio, photos, tmp_path):
     import json
 
-    from svd_demo.media import probe_video, read_metadata
-    from svd_demo.restore import read_settings
+    from svd_demo.files.media import probe_video, read_metadata
+    from svd_demo.studio.restore import read_settings
 
     start, end = photos
     params = VideoParams.from_raw({**FAST, "seed": 21})
@@ -248,8 +248,8 @@ def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and
         assert restored.kind == "keyframes_to_video" and restored.video.seed == 21
         assert restored.keyframes == {"keyframe_guidance": 1.5, "loop_to_start": False}
         assert restored.values()["keyframe_guidance"] == 1.5
-    from svd_demo.params import KEYFRAME_SPECS
-    from svd_demo.ui import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
+    from svd_demo.core.params import KEYFRAME_SPECS
+    from svd_demo.web.ui import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
 
     *controls, tabs, note = restore_settings(str(result.files.video))
     by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS], controls, strict=True))
@@ -261,7 +261,7 @@ def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and
 
 
 def test_a_missing_end_photo_is_refused_naming_it_unless_loop(studio, photos):
-    from svd_demo.errors import InputError
+    from svd_demo.core.errors import InputError
 
     start, _ = photos
     with pytest.raises(InputError, match=r"end photo \(`end_image`\).*`loop_to_start`"):
@@ -315,7 +315,7 @@ def test_every_memory_profile_runs_keyframes_and_offloading_changes_no_pixel(tin
 
     from helpers import STAND_IN
 
-    from svd_demo.pipelines import PipelineCache
+    from svd_demo.engine.pipelines import PipelineCache
 
     cache = PipelineCache(dataclasses.replace(tiny_settings, dtype="fp32", memory_profile="high",
                                               output_dir=tmp_path), device=STAND_IN)
@@ -334,9 +334,9 @@ def test_every_memory_profile_runs_keyframes_and_offloading_changes_no_pixel(tin
 def test_a_model_without_svds_edm_scheduler_is_refused_naming_it():
     from types import SimpleNamespace
 
-    from svd_demo.errors import InputError
-    from svd_demo.keyframes import check_scheduler
-    from svd_demo.schedulers import AnimateLCMScheduler
+    from svd_demo.core.errors import InputError
+    from svd_demo.engine.keyframes import check_scheduler
+    from svd_demo.engine.schedulers import AnimateLCMScheduler
 
     with pytest.raises(InputError, match=r"AnimateLCM-SVD-xt uses AnimateLCMScheduler.*SVD-XT"):
         check_scheduler(SimpleNamespace(scheduler=AnimateLCMScheduler()), "AnimateLCM-SVD-xt")
@@ -346,7 +346,7 @@ def test_on_zerogpu_a_keyframes_run_asks_for_twice_the_denoising_time(studio, ph
     import sys
     import types
 
-    from svd_demo import zerogpu
+    from svd_demo.studio import zerogpu
 
     asked = []
     fake = types.ModuleType("spaces")

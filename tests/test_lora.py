@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from svd_demo.errors import InputError, ModelLoadError
-from svd_demo.lora import MAX_LORAS, LoraSpec, parse_loras
-from svd_demo.media import read_metadata
-from svd_demo.params import ImageParams, VideoParams
+from svd_demo.core.errors import InputError, ModelLoadError
+from svd_demo.core.params import ImageParams, VideoParams
+from svd_demo.engine.lora import MAX_LORAS, LoraSpec, parse_loras
+from svd_demo.files.media import read_metadata
 
 STILL = {"prompt": "a lighthouse at dusk", "resolution": 256, "sdxl_steps": 2, "randomize_seed": False, "seed": 3}
 
@@ -20,7 +20,7 @@ STILL = {"prompt": "a lighthouse at dusk", "resolution": 256, "sdxl_steps": 2, "
 @pytest.fixture(scope="module")
 def lora_studio(tiny_settings):
     """A studio of its own: these tests count its loads and leave adapters on its pipeline."""
-    from svd_demo.studio import Studio
+    from svd_demo.studio.studio import Studio
 
     return Studio(tiny_settings)
 
@@ -146,7 +146,7 @@ def test_a_lora_that_cannot_be_loaded_names_its_page_and_leaves_the_base_clean(l
 
 
 def test_cli_lora_flag(tiny_settings, tiny_loras, tmp_path):
-    from svd_demo.cli import main
+    from svd_demo.cli.commands import main
 
     out = tmp_path / "still.png"
     code = main(["text-to-image", "--prompt", "a boat", "--out", str(out), "--resolution", "256", "--sdxl-steps",
@@ -159,7 +159,7 @@ def test_cli_lora_flag(tiny_settings, tiny_loras, tmp_path):
 
 
 def test_ui_handler_takes_loras_as_text(studio, tiny_loras):
-    from svd_demo import ui
+    from svd_demo.web import ui
 
     still, seed, notes, files, result = ui.text_to_image(studio, {**STILL, "loras": f"{tiny_loras[0]}:0.5"})
     assert result.params.loras == (LoraSpec(str(tiny_loras[0]), 0.5),)
@@ -171,7 +171,7 @@ def test_ui_handler_takes_loras_as_text(studio, tiny_loras):
 def test_the_offline_message_names_hf_hub_offline_only_when_it_is_set(monkeypatch, offline):
     from huggingface_hub import constants
 
-    from svd_demo.lora import explain_lora_error
+    from svd_demo.engine.lora import explain_lora_error
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
     message = str(explain_lora_error("someone/style", ConnectionError("Name or service not known")))
@@ -180,7 +180,7 @@ def test_the_offline_message_names_hf_hub_offline_only_when_it_is_set(monkeypatc
 
 
 def test_inline_messages_have_no_markdown_backticks():
-    from svd_demo.ui import _text_problems, _validator
+    from svd_demo.web.ui import _text_problems, _validator
 
     checks = _validator(_text_problems, ["prompt", "loras"])("a boat", "not a hub id!")
     assert "loras" in checks[1]["message"] and "`" not in checks[1]["message"]

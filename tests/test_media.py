@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svd_demo import media
-from svd_demo.errors import GenerationCancelled, InputError, VideoError, VideoInputError
-from svd_demo.media import (
+from svd_demo.core.errors import GenerationCancelled, InputError, VideoError, VideoInputError
+from svd_demo.files import media
+from svd_demo.files.media import (
     atomic_write,
     open_video_writer,
     parameters_tag,
@@ -22,7 +22,7 @@ from svd_demo.media import (
     read_metadata,
     write_video,
 )
-from svd_demo.outputs import apply_loop, output_stem, remove_old_outputs
+from svd_demo.files.outputs import apply_loop, output_stem, remove_old_outputs
 
 
 def frames(n: int = 5, h: int = 64, w: int = 96) -> list[np.ndarray]:

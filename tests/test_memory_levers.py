@@ -16,12 +16,13 @@ import torch
 from helpers import FAST, STAND_IN
 from optional_deps import require
 
-from svd_demo import memory, sidecar
-from svd_demo.errors import ModelLoadError
-from svd_demo.image_to_video import generate_frames
-from svd_demo.memory import PLANS, apply_plan, fp8_storage_enabled, pixel_note
-from svd_demo.params import VideoParams
-from svd_demo.pipelines import PipelineCache
+from svd_demo.core.errors import ModelLoadError
+from svd_demo.core.params import VideoParams
+from svd_demo.engine import memory
+from svd_demo.engine.image_to_video import generate_frames
+from svd_demo.engine.memory import PLANS, apply_plan, fp8_storage_enabled, pixel_note
+from svd_demo.engine.pipelines import PipelineCache
+from svd_demo.studio import sidecar
 
 PARAMS = VideoParams.from_raw(FAST).resolved(num_frames=4, fps=7)
 # fp8 storage is lossy. On the tiny random-weight UNet (2 steps, 256x144, 4 frames) it measured 33.4 dB PSNR against
@@ -148,7 +149,7 @@ def test_only_the_lossy_levers_have_a_pixel_note():
 
 @pytest.mark.slow
 def test_the_pixel_note_reaches_the_run_notices_and_sidecar(tiny_settings, tmp_path, photo):
-    from svd_demo.studio import Studio
+    from svd_demo.studio.studio import Studio
 
     studio = Studio(dataclasses.replace(tiny_settings, memory_profile="low", output_dir=tmp_path))
     result = studio.image_to_video(str(photo), VideoParams.from_raw(FAST))
@@ -189,8 +190,8 @@ def test_int8_without_torchao_is_a_clear_error(cache, monkeypatch):
 @pytest.mark.slow
 def test_the_sdxl_still_runs_in_the_new_profiles_and_keeps_its_weights(cache):
     """The profiles apply to the SDXL pipeline too (its UNet in fp8, its VAE through the blocks it declares)."""
-    from svd_demo.params import ImageParams
-    from svd_demo.text_to_image import generate_still
+    from svd_demo.core.params import ImageParams
+    from svd_demo.engine.text_to_image import generate_still
 
     params = ImageParams.from_raw({"prompt": "a lighthouse at dusk", "resolution": 256, "sdxl_steps": 2,
                                    "randomize_seed": False})
@@ -211,7 +212,7 @@ def test_the_sdxl_still_runs_in_the_new_profiles_and_keeps_its_weights(cache):
 
 
 def test_quantize_is_a_setting_with_an_environment_variable_and_fixed_choices(capsys):
-    from svd_demo.settings import parse_settings
+    from svd_demo.core.settings import parse_settings
 
     assert parse_settings([], {}).quantize == "none"
     assert parse_settings(["--quantize", "int8"], {}).quantize == "int8"

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from svd_demo.errors import InputError
-from svd_demo.memory import GIB, PLANS, choose_profile, decode_chunk, step_down
-from svd_demo.params import (
+from svd_demo.core.errors import InputError
+from svd_demo.core.params import (
     ALL_SPECS,
     IMAGE_SPECS,
     INTERPOLATION_SPECS,
@@ -21,7 +20,8 @@ from svd_demo.params import (
     ImageParams,
     VideoParams,
 )
-from svd_demo.settings import Settings, parse_settings
+from svd_demo.core.settings import Settings, parse_settings
+from svd_demo.engine.memory import GIB, PLANS, choose_profile, decode_chunk, step_down
 
 
 def test_defaults_are_the_specs():
@@ -111,7 +111,7 @@ MODEL_DEFAULTS = {"num_frames", "fps", "sdxl_steps", "sdxl_guidance_scale"}
 
 @pytest.fixture(scope="module")
 def api_info(tmp_path_factory):
-    from svd_demo.ui import build_demo
+    from svd_demo.web.ui import build_demo
 
     demo = build_demo(Settings(output_dir=tmp_path_factory.mktemp("outputs"), device="cpu"))
     return demo, demo.get_api_info()["named_endpoints"]
@@ -155,7 +155,7 @@ def test_every_ui_component_has_its_specs_label_help_and_step(api_info):
 
 
 def test_the_interpolation_engine_reads_the_interpolation_specs():
-    from svd_demo import interpolation
+    from svd_demo.engine import interpolation
 
     assert sorted(interpolation.BACKENDS) == list(INTERPOLATION_SPECS["backend"].choices)
     factor, target = INTERPOLATION_SPECS["factor"], INTERPOLATION_SPECS["target_fps"]
@@ -175,7 +175,7 @@ def _subcommand(parser, name):
 
 @pytest.mark.parametrize("command", ["generate", "extend", "text-to-image", "text-to-video"])
 def test_every_cli_flag_has_its_specs_help_range_choices_and_default(command):
-    from svd_demo.cli import _given, build_parser
+    from svd_demo.cli.commands import _given, build_parser
 
     parser = _subcommand(build_parser(command), command)
     flags = {a.dest: a for a in parser._actions}
@@ -198,7 +198,7 @@ def test_every_cli_flag_has_its_specs_help_range_choices_and_default(command):
 
 
 def test_the_interpolate_cli_has_the_specs_default_and_choices():
-    from svd_demo.cli import build_parser
+    from svd_demo.cli.commands import build_parser
 
     parser = _subcommand(build_parser("interpolate"), "interpolate")
     backend = next(a for a in parser._actions if a.dest == "backend")
@@ -212,18 +212,18 @@ def test_the_interpolate_cli_has_the_specs_default_and_choices():
 def test_the_ui_does_not_import_the_batch_tool():
     import ast
 
-    import svd_demo.ui
+    import svd_demo.web.ui
 
-    tree = ast.parse(Path(svd_demo.ui.__file__).read_text())
+    tree = ast.parse(Path(svd_demo.web.ui.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    assert "svd_demo.sweep" not in imported
+    assert "svd_demo.batch.sweep" not in imported
 
 
 @pytest.mark.parametrize("value", [300, 1020.0 + 0.0, 60, 2056])
 def test_the_resolution_range_is_one_rule_for_slider_validation_and_framing(value):
     """One range: what the slider offers (SPECS), what a request may send, and what framing accepts agree."""
-    from svd_demo.images import MAX_RESOLUTION, MIN_RESOLUTION
+    from svd_demo.files.images import MAX_RESOLUTION, MIN_RESOLUTION
 
     spec = SPECS["resolution"]
     assert (MIN_RESOLUTION, MAX_RESOLUTION, spec.step) == (spec.minimum, spec.maximum, 8)
@@ -236,7 +236,7 @@ def test_the_resolution_range_is_one_rule_for_slider_validation_and_framing(valu
                                            ("image model", "stabilityai/stable-diffusion-xl-base-1.0"),
                                            ("upscale model", "realesr-animevideov3")])
 def test_a_refused_model_name_suggests_one_of_its_own_kind(studio, what, example):
-    from svd_demo.upscale.loading import check_upscaler_ref
+    from svd_demo.engine.upscale.loading import check_upscaler_ref
 
     check = {"video model": lambda v: studio.image_to_video(None, VideoParams(), model_ref=v),
              "image model": lambda v: studio.text_to_image(ImageParams(prompt="a cat"), model_ref=v),

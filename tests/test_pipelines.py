@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from svd_demo.errors import ModelLoadError
-from svd_demo.pipelines import TINY_MODELS_HINT, PipelineCache, explain_load_error
-from svd_demo.settings import Settings
+from svd_demo.core.errors import ModelLoadError
+from svd_demo.core.settings import Settings
+from svd_demo.engine.pipelines import TINY_MODELS_HINT, PipelineCache, explain_load_error
 
 XT = "stabilityai/stable-video-diffusion-img2vid-xt"
 

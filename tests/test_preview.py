@@ -13,10 +13,9 @@ import torch
 from helpers import FAST
 from PIL import Image
 
-from svd_demo import ui
-from svd_demo.errors import GenerationCancelled
-from svd_demo.params import VideoParams
-from svd_demo.preview import (
+from svd_demo.core.errors import GenerationCancelled
+from svd_demo.core.params import VideoParams
+from svd_demo.engine.preview import (
     PREDICTION,
     PREVIEW_EVERY_STEPS,
     PREVIEW_LONG_SIDE,
@@ -24,6 +23,7 @@ from svd_demo.preview import (
     latents_to_rgb,
     write_preview,
 )
+from svd_demo.web import ui
 
 STEPS = 2 * PREVIEW_EVERY_STEPS + 1  # previews after steps EVERY and 2*EVERY; none after the last
 
@@ -47,7 +47,7 @@ def test_projection_shape_range_and_values():
 
 @pytest.fixture(scope="module")
 def loaded_svd(tiny_settings):
-    from svd_demo.pipelines import PipelineCache
+    from svd_demo.engine.pipelines import PipelineCache
 
     return PipelineCache(tiny_settings, "cpu").get("svd", tiny_settings.svd_model)
 
@@ -69,8 +69,8 @@ def predicting(clean: torch.Tensor):
 
 @pytest.mark.parametrize("sampler", ["euler", "consistency"])
 def test_every_preview_shows_the_models_clean_prediction(loaded_svd, image, monkeypatch, sampler):
-    from svd_demo.image_to_video import denoise
-    from svd_demo.schedulers import AnimateLCMScheduler
+    from svd_demo.engine.image_to_video import denoise
+    from svd_demo.engine.schedulers import AnimateLCMScheduler
 
     pipe = loaded_svd.pipe
     if sampler == "consistency":  # AnimateLCM's sampler: re-noises every step, so x0 cannot follow from latents
@@ -88,7 +88,7 @@ def test_every_preview_shows_the_models_clean_prediction(loaded_svd, image, monk
 
 
 def test_a_preview_outside_the_watch_says_what_is_missing(loaded_svd):
-    from svd_demo.preview import previewing
+    from svd_demo.engine.preview import previewing
 
     callback = previewing(lambda pipe, step, t, kwargs: kwargs, lambda frames: None, every=1)
     with pytest.raises(RuntimeError, match="watching_predictions"):
@@ -188,7 +188,7 @@ def test_cancelling_a_previewing_api_run_stops_it(tiny_settings, photo, tmp_path
     from helpers import launched
     from test_cancellation import StepLog
 
-    from svd_demo.studio import Studio
+    from svd_demo.studio.studio import Studio
 
     settings = replace(tiny_settings, output_dir=tmp_path / "outputs")
     steps = StepLog(monkeypatch)

@@ -23,8 +23,8 @@ from helpers import FAST, launched
 from optional_deps import require
 from PIL import Image
 
-from svd_demo.settings import Settings, is_public, parse_settings, public_mode
-from svd_demo.studio import Studio
+from svd_demo.core.settings import Settings, is_public, parse_settings, public_mode
+from svd_demo.studio.studio import Studio
 
 STILL = {"prompt": "a boat", "resolution": 256, "sdxl_steps": 2, "randomize_seed": False}
 
@@ -33,7 +33,7 @@ STILL = {"prompt": "a boat", "resolution": 256, "sdxl_steps": 2, "randomize_seed
 def operator(tiny_models_dir, tmp_path_factory):
     """What the operator set up: a LoRA folder, a tiny upscaler, and an allowed model that is broken."""
     require("peft", "pip install -r requirements.txt")
-    from svd_demo.tiny_models import save_tiny_lora, save_tiny_upscalers
+    from svd_demo_testing.tiny_models import save_tiny_lora, save_tiny_upscalers
 
     root = tmp_path_factory.mktemp("operator")
     lora = save_tiny_lora(tiny_models_dir / "sdxl", root / "made", seed=1)
@@ -131,8 +131,8 @@ def test_the_mode_follows_where_the_app_can_be_reached():
 
 
 def test_a_command_line_run_is_private(tiny_models_dir):
-    from svd_demo.cli import build_parser
-    from svd_demo.settings import settings_from_args
+    from svd_demo.cli.commands import build_parser
+    from svd_demo.core.settings import settings_from_args
 
     args = build_parser().parse_args(["generate", "--image", "x.png", "--out", "x.mp4",
                                       "--svd-model", str(tiny_models_dir / "svd")])
@@ -140,7 +140,7 @@ def test_a_command_line_run_is_private(tiny_models_dir):
 
 
 def test_allowed_models_come_from_the_options_and_a_file(tiny_settings, tmp_path):
-    from svd_demo.access import Access, read_allowed
+    from svd_demo.core.access import Access, read_allowed
 
     listed = tmp_path / "allowed.txt"
     listed.write_text("# the operator's list\nimage=owner/still-model\n\nlora=owner/style  # a hub LoRA\n")

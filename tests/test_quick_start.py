@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from svd_demo.params import IMAGE_SPECS, QUICK_DEFAULTS, SPECS, quick_defaults
+from svd_demo.core.params import IMAGE_SPECS, QUICK_DEFAULTS, SPECS, quick_defaults
 
 
 def test_quick_defaults_apply_on_a_cpu_or_random_weights_only():
@@ -37,7 +37,7 @@ def _markdown(demo) -> str:
 
 
 def test_page_starts_quick_on_random_weights_and_says_so(tiny_settings, studio):
-    from svd_demo.ui import build_demo
+    from svd_demo.web.ui import build_demo
 
     demo = build_demo(tiny_settings, studio)
     values = _values(demo)
@@ -50,8 +50,8 @@ def test_page_starts_quick_on_random_weights_and_says_so(tiny_settings, studio):
 
 
 def test_page_keeps_the_full_defaults_on_a_gpu_with_real_models(tiny_settings, monkeypatch):
-    from svd_demo.studio import Studio
-    from svd_demo.ui import build_demo
+    from svd_demo.studio.studio import Studio
+    from svd_demo.web.ui import build_demo
 
     settings = dataclasses.replace(tiny_settings, svd_model="stabilityai/stable-video-diffusion-img2vid-xt",
                                    sdxl_model="stabilityai/stable-diffusion-xl-base-1.0")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from helpers import FAST
 
-from svd_demo.errors import InputError
-from svd_demo.media import write_video
-from svd_demo.params import ImageParams, VideoParams
-from svd_demo.restore import read_settings
+from svd_demo.core.errors import InputError
+from svd_demo.core.params import ImageParams, VideoParams
+from svd_demo.files.media import write_video
+from svd_demo.studio.restore import read_settings
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +99,8 @@ def test_an_interpolated_clip_has_no_generation_settings(made, studio, tmp_path)
 
 
 def test_the_page_restores_every_control_and_opens_the_right_tab(made, studio, tmp_path):
-    from svd_demo.params import KEYFRAME_SPECS
-    from svd_demo.ui import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
+    from svd_demo.core.params import KEYFRAME_SPECS
+    from svd_demo.web.ui import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
 
     clip, text = made
     *controls, tabs, note = restore_settings(str(text.files.video))
@@ -127,8 +127,8 @@ def test_a_restored_prompt_clip_passes_the_checks_of_the_button_the_note_names(m
     """Restored into the page, a prompt's clip is accepted by *Prompt to video* as it stands (its LoRAs as the text the
     box takes), and the shared framing is left as the person set it: the video stage of a prompt's clip always runs
     on the still as it is (aspect native), which says nothing about how they frame photos."""
-    from svd_demo.params import KEYFRAME_SPECS
-    from svd_demo.ui import TEXT_INPUTS, VIDEO_INPUTS, _text_problems, _video_problems, restore_settings
+    from svd_demo.core.params import KEYFRAME_SPECS
+    from svd_demo.web.ui import TEXT_INPUTS, VIDEO_INPUTS, _text_problems, _video_problems, restore_settings
 
     lora = tiny_loras[0]
     still, text = studio.text_to_video(

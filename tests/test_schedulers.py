@@ -1,4 +1,4 @@
-"""The AnimateLCM consistency sampler (svd_demo/schedulers.py): its schedule against the published one, its step,
+"""The AnimateLCM consistency sampler (engine/schedulers.py): its schedule against the published one, its step,
 and whole tiny generations with diffusers' own StableVideoDiffusionPipeline."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from svd_demo.schedulers import AnimateLCMScheduler
+from svd_demo.engine.schedulers import AnimateLCMScheduler
 
 # The published schedule: Karras et al. sigmas (rho 7) from sigma_max 700 to sigma_min 0.002 over the 40 discretised
 # training steps the UNet was distilled on; N sampling steps take every (40 // N)-th of them from the top, then 0.

@@ -13,9 +13,9 @@ from gradio_client.exceptions import AppError, ValidationError
 from helpers import FAST, free_port, launched
 from PIL import Image
 
-from svd_demo.errors import InputError
-from svd_demo.settings import Settings, is_public, login, parse_settings
-from svd_demo.ui import build_demo, launch_kwargs
+from svd_demo.core.errors import InputError
+from svd_demo.core.settings import Settings, is_public, login, parse_settings
+from svd_demo.web.ui import build_demo, launch_kwargs
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from helpers import free_port, stop_process
 from huggingface_hub import SpaceHardware
 from PIL import Image
 
-from svd_demo.examples import EXAMPLES_DIR, example_images, example_prompts
+from svd_demo.files.examples import EXAMPLES_DIR, example_images, example_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -301,10 +301,10 @@ def test_spaces_preload_the_default_models_files_the_app_loads():
     and the default upscaler's file."""
     from fake_hub import SDXL_FILES, SDXL_INDEX, SVD_XT_FILES, SVD_XT_INDEX
 
-    from svd_demo.hub import pipeline_files
-    from svd_demo.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
-    from svd_demo.settings import Settings
-    from svd_demo.upscale import UPSCALER_PRESETS
+    from svd_demo.core.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
+    from svd_demo.core.settings import Settings
+    from svd_demo.engine.hub import pipeline_files
+    from svd_demo.engine.upscale import UPSCALER_PRESETS
 
     _, card = front_matter((ROOT / "README.md").read_text(encoding="utf-8"))
     entries = card["preload_from_hub"]
@@ -345,7 +345,7 @@ def test_example_prompts():
 
 
 def test_examples_module_imports_neither_gradio_nor_torch():
-    tree = ast.parse((ROOT / "svd_demo" / "examples.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "svd_demo" / "files" / "examples.py").read_text(encoding="utf-8"))
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
@@ -361,11 +361,11 @@ def test_the_readme_layout_table_matches_the_tree():
     named |= {f"svd_demo/{m}" for row in re.findall(r"^\| (`svd_demo/[^|]+)\|", table, re.M)
               for m in re.findall(r"`([\w.]+\.py)`", row)}  # a row may list siblings: `a.py`, `b.py`
     assert all((root / path).exists() for path in named), sorted(p for p in named if not (root / p).exists())
-    modules = {p.relative_to(root).as_posix() for p in (root / "svd_demo").glob("*.py")
-               if p.name not in ("__init__.py", "__main__.py")}
-    folders = {p.relative_to(root).as_posix() + "/" for p in (root / "svd_demo").iterdir() if p.is_dir()
-               and (p / "__init__.py").exists()}
-    assert not (modules | folders) - named, sorted((modules | folders) - named)
+    folders = {path for path in named if path.endswith("/")}
+    modules = {p.relative_to(root).as_posix() for package in ("svd_demo", "svd_demo_testing")
+               for p in (root / package).rglob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    unnamed = {m for m in modules if m not in named and not any(m.startswith(folder) for folder in folders)}
+    assert not unnamed, sorted(unnamed)
 
 
 # --- README's commands -----------------------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ def test_optional_pins_named_in_messages_are_the_extras():
     """An error that says `pip install X==V` names the version the package's extra installs."""
     import tomllib
 
-    from svd_demo.memory import TORCHAO_PIN
+    from svd_demo.engine.memory import TORCHAO_PIN
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras["quantize"] == [TORCHAO_PIN]

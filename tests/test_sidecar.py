@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from svd_demo import sidecar
-from svd_demo.params import ImageParams, VideoParams
-from svd_demo.sidecar import ModelUsed, Runtime, Sidecar
+from svd_demo.core.params import ImageParams, VideoParams
+from svd_demo.studio import sidecar
+from svd_demo.studio.sidecar import ModelUsed, Runtime, Sidecar
 
 LOADED = SimpleNamespace(revision="abc", random_weights=True, device="cuda:0", dtype="torch.float16",
                          current_profile="balanced", quantize="none")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from svd_demo.memory import PLANS, apply_plan
+from svd_demo.engine.memory import PLANS, apply_plan
 
 
 @pytest.fixture(scope="module")

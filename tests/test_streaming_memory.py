@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from helpers import FAST
 
-from svd_demo.interpolation import engine, interpolate_frames
-from svd_demo.media import probe_video
-from svd_demo.params import VideoParams
-from svd_demo.studio import Studio
-from svd_demo.tiny_models import save_tiny_upscalers
+from svd_demo.core.params import VideoParams
+from svd_demo.engine.interpolation import engine, interpolate_frames
+from svd_demo.files.media import probe_video
+from svd_demo.studio.studio import Studio
+from svd_demo_testing.tiny_models import save_tiny_upscalers
 
 HUGE = {"resolution": 512, "num_frames": 50, "loop": "ping-pong", "playback_fps": 1, "interpolate_fps": 60,
         "num_inference_steps": 1, "randomize_seed": False}  # issue 22: 5,821 frames, +4.9 GB
@@ -31,7 +31,7 @@ def upscaling_studio(tiny_settings, tmp_path_factory):
 
 
 def test_each_frame_is_upscaled_once_whatever_the_number_of_formats(upscaling_studio, photo, monkeypatch):
-    from svd_demo.upscale import files
+    from svd_demo.engine.upscale import files
 
     upscaled: list[tuple[int, ...]] = []
     real = files.upscale_frame
@@ -62,7 +62,7 @@ def test_a_pair_made_in_parts_gives_the_same_frames(monkeypatch):
         name = "flow"
 
         def __init__(self) -> None:
-            from svd_demo.interpolation import FlowBackend
+            from svd_demo.engine.interpolation import FlowBackend
 
             self.flow = FlowBackend()
 

@@ -17,9 +17,7 @@ import pytest
 from helpers import FAST
 from PIL import Image
 
-from svd_demo.errors import GenerationCancelled, InputError, UserFacingError
-from svd_demo.params import SPECS, VideoParams
-from svd_demo.sweep import (
+from svd_demo.batch.sweep import (
     SweepItem,
     SweepRow,
     add_sweep_parser,
@@ -29,6 +27,8 @@ from svd_demo.sweep import (
     run_sweep,
     write_contact_sheet,
 )
+from svd_demo.core.errors import GenerationCancelled, InputError, UserFacingError
+from svd_demo.core.params import SPECS, VideoParams
 
 TINY = {k: v for k, v in FAST.items() if k != "randomize_seed"}  # a sweep never randomizes
 GRID = {**{k: [v] for k, v in TINY.items()}, "seed": [0, 1], "motion_bucket_id": [40, 200]}
@@ -150,7 +150,7 @@ def test_a_bad_value_fails_before_anything_runs(photo, tmp_path):
 
 
 def test_building_the_parser_imports_no_diffusion_stack():
-    code = ("import sys, argparse, svd_demo.sweep as s; p = argparse.ArgumentParser(); "
+    code = ("import sys, argparse, svd_demo.batch.sweep as s; p = argparse.ArgumentParser(); "
             "s.add_sweep_parser(p.add_subparsers()); "
             "print(sorted(m for m in ('torch', 'diffusers', 'gradio', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -281,7 +281,7 @@ def test_an_interrupted_item_runs_again_through_the_cli(done_sweep, studio, tmp_
             "--motion-bucket-id", "200", "--resolution", "256", "--num-frames", "4", "--num-inference-steps", "2",
             "--svd-model", studio.settings.svd_model, "--device", "cpu"]
     made = []  # reuse the session's studio (its pipeline is loaded), but check what the command built it from
-    monkeypatch.setattr("svd_demo.studio.Studio", lambda settings: made.append(settings) or studio)
+    monkeypatch.setattr("svd_demo.studio.studio.Studio", lambda settings: made.append(settings) or studio)
     args = sweep_parser().parse_args(argv)
     assert args.func(args) == 0
     assert made[0].svd_model == studio.settings.svd_model and made[0].device == "cpu"
@@ -380,7 +380,7 @@ def _luminance(hex_colour: str) -> float:
 
 
 def test_contact_sheet_links_are_readable_on_its_dark_background():
-    from svd_demo.sweep import _CSS
+    from svd_demo.batch.sweep import _CSS
 
     background = re.search(r"body\{[^}]*background:#(\w+)", _CSS).group(1)
     for selector in ("a", "a:visited"):
@@ -398,7 +398,7 @@ def test_a_sweep_on_a_cpu_starts_from_the_quick_settings(studio, tmp_path, capsy
     argv = ["sweep", "--images", str(photo), "--out", str(tmp_path / "out"), "--seeds", "0", "--num-frames", "8",
             "--svd-model", studio.settings.svd_model, "--device", "cpu"]
     swept = []
-    monkeypatch.setattr("svd_demo.sweep.run_sweep", lambda studio, items, *a, **k: swept.extend(items) or 1 / 0)
+    monkeypatch.setattr("svd_demo.batch.sweep.run_sweep", lambda studio, items, *a, **k: swept.extend(items) or 1 / 0)
     args = sweep_parser().parse_args(argv)
     with pytest.raises(ZeroDivisionError):
         args.func(args)

@@ -24,9 +24,9 @@ from helpers import FAST
 from optional_deps import require
 from PIL import Image
 
-from svd_demo.errors import InputError
-from svd_demo.sweep import add_sweep_parser, expand_grid
-from svd_demo.sweep_ray import LOOPBACK_ENV, plan_actors, run_sweep_ray
+from svd_demo.batch.ray import LOOPBACK_ENV, plan_actors, run_sweep_ray
+from svd_demo.batch.sweep import add_sweep_parser, expand_grid
+from svd_demo.core.errors import InputError
 
 # Ray reads this when it is first imported (by any test here): a local instance then binds every port to 127.0.0.1.
 os.environ.setdefault(LOOPBACK_ENV, "0")
@@ -79,13 +79,13 @@ def test_ray_flags_and_dispatch(photo, tmp_path, monkeypatch, capsys):
 
     def fake(items, out_dir, settings, **kwargs):
         calls.append((items, out_dir, settings, kwargs))
-        from svd_demo.sweep import SweepReport
+        from svd_demo.batch.sweep import SweepReport
 
         return SweepReport(rows=[], csv=Path(out_dir) / "results.csv", sheet=Path(out_dir) / "index.html",
                            elapsed_s=0.0)
 
-    monkeypatch.setattr("svd_demo.sweep_ray.run_sweep_ray", fake)
-    monkeypatch.setattr("svd_demo.studio.Studio", lambda settings: pytest.fail("the driver built a studio"))
+    monkeypatch.setattr("svd_demo.batch.ray.run_sweep_ray", fake)
+    monkeypatch.setattr("svd_demo.studio.studio.Studio", lambda settings: pytest.fail("the driver built a studio"))
     base = ["sweep", "--images", str(photo), "--out", str(tmp_path / "out"), "--seeds", "0,1", "--device", "cpu"]
     args = sweep_parser().parse_args([*base, "--ray"])
     assert args.ray == "" and args.func(args) == 0
@@ -107,14 +107,14 @@ def test_ray_flags_and_dispatch(photo, tmp_path, monkeypatch, capsys):
 def test_without_ray_the_sweep_works_and_ray_says_how_to_install(photo, tmp_path):
     """Ray hidden from the interpreter: the parser builds, the default path is untouched, --ray names the extra."""
     code = ("import sys; sys.modules['ray'] = None\n"  # `import ray` now raises ImportError
-            "from svd_demo.cli import main\n"
+            "from svd_demo.cli.commands import main\n"
             f"argv = ['sweep', '--images', {str(photo)!r}, '--out', {str(tmp_path / 'out')!r}, '--seeds', '0']\n"
             "assert main([*argv, '--dry-run']) == 0\n"
             "assert main([*argv, '--ray']) == 2\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--ray needs Ray, which is not installed: pip install ray==2.60.0" in result.stderr
-    probe = ("import sys, argparse, svd_demo.sweep as s; p = argparse.ArgumentParser(); "
+    probe = ("import sys, argparse, svd_demo.batch.sweep as s; p = argparse.ArgumentParser(); "
              "s.add_sweep_parser(p.add_subparsers()); print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"  # building the parser never imports Ray
@@ -131,7 +131,7 @@ def test_optional_dependency_helper(monkeypatch):
 
 def test_the_worker_sends_its_files_back_and_turns_any_exception_into_a_row(studio, photo, tmp_path):
     """SweepWorker.run in this process (no Ray): what an actor does with one item."""
-    from svd_demo.sweep_ray import SweepWorker, store_outcome
+    from svd_demo.batch.ray import SweepWorker, store_outcome
 
     worker = object.__new__(SweepWorker)  # its __init__ asks Ray for the actor's GPUs
     worker.scratch, worker.settings, worker.studio = tmp_path / "scratch", studio.settings, studio
@@ -240,8 +240,8 @@ class FakeHandle:
     def _run(self, item, image, attempt, model_ref, sdxl_model):
         from ray.exceptions import ActorDiedError
 
-        from svd_demo.sweep import SweepRow
-        from svd_demo.sweep_ray import ItemOutcome
+        from svd_demo.batch.ray import ItemOutcome
+        from svd_demo.batch.sweep import SweepRow
 
         assert image is not None and image[:4] == b"\x89PNG"  # the image's bytes travel with the item
         self.fake.calls.append((self.number, item.id, attempt))
@@ -259,12 +259,12 @@ class FakeHandle:
 def fake_ray(monkeypatch):
     """A function that installs a FakeRay (given its script) for the next run_sweep_ray call."""
     require("ray.exceptions", "pip install ray==2.60.0")  # the real exception classes (nothing is started)
-    monkeypatch.setattr("svd_demo.sweep_ray.RESTART_POLL_S", 0)  # a restarting actor is asked again at once
+    monkeypatch.setattr("svd_demo.batch.ray.RESTART_POLL_S", 0)  # a restarting actor is asked again at once
 
     def install(script, actors: int = 2) -> FakeRay:
         fake = FakeRay(script, actors)
-        monkeypatch.setattr("svd_demo.sweep_ray.connect", lambda address: False)
-        monkeypatch.setattr("svd_demo.sweep_ray.import_ray", lambda: fake)
+        monkeypatch.setattr("svd_demo.batch.ray.connect", lambda address: False)
+        monkeypatch.setattr("svd_demo.batch.ray.import_ray", lambda: fake)
         return fake
 
     return install
@@ -433,7 +433,7 @@ def test_a_resumed_run_skips_finished_items_and_retries_a_killed_worker(ray_swee
 
     def crash_once(settings):
         """The app's Studio, except that the worker process dies at the first denoising step of `target`, once."""
-        from svd_demo.studio import Studio
+        from svd_demo.studio.studio import Studio
 
         class CrashOnce(Studio):
             def image_to_video(self, source, params, **kwargs):
@@ -481,7 +481,7 @@ def test_a_finished_sweep_needs_no_cluster(ray_sweep, tiny_settings, tmp_path, m
     out, items, _, _, _, _ = ray_sweep
     done = tmp_path / "done"
     shutil.copytree(out, done)
-    monkeypatch.setattr("svd_demo.sweep_ray.connect", lambda address: pytest.fail("Ray was contacted"))
+    monkeypatch.setattr("svd_demo.batch.ray.connect", lambda address: pytest.fail("Ray was contacted"))
     report = run_sweep_ray(items[:4], done, tiny_settings, address="ray://nowhere:1")
     assert [row.status for row in report.rows] == ["skipped"] * 4
     assert [row["status"] for row in read_csv(done / "results.csv")] == ["skipped"] * 4

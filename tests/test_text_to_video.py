@@ -10,11 +10,11 @@ import pytest
 from helpers import FAST
 from PIL import Image
 
-from svd_demo.errors import InputError
-from svd_demo.media import read_metadata
-from svd_demo.models import sdxl_defaults
-from svd_demo.params import MAX_PROMPT_CHARS, ImageParams, VideoParams, clean_prompt
-from svd_demo.text_to_image import still_size
+from svd_demo.core.errors import InputError
+from svd_demo.core.models import sdxl_defaults
+from svd_demo.core.params import MAX_PROMPT_CHARS, ImageParams, VideoParams, clean_prompt
+from svd_demo.engine.text_to_image import still_size
+from svd_demo.files.media import read_metadata
 
 STILL = {"resolution": 256, "sdxl_steps": 2, "randomize_seed": False}
 

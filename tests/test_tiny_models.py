@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from svd_demo.models import TINY_MARKER, is_tiny_model
-from svd_demo.tiny_models import build_tiny_sdxl, save_tiny_models
+from svd_demo.core.models import TINY_MARKER, is_tiny_model
+from svd_demo_testing.tiny_models import build_tiny_sdxl, save_tiny_models
 
 HEIGHT, WIDTH = 144, 256
 
@@ -174,7 +174,7 @@ def test_the_command_writes_an_upscaler_too_and_prints_no_library_noise(tmp_path
     import subprocess
     import sys
 
-    from svd_demo.upscale import load_upscaler
+    from svd_demo.engine.upscale import load_upscaler
 
     done = subprocess.run([sys.executable, "-m", "svd_demo", "tiny-models", str(tmp_path)], capture_output=True,
                           text=True, timeout=300)

@@ -9,9 +9,9 @@ import gradio as gr
 import pytest
 from helpers import FAST
 
-from svd_demo import ui
-from svd_demo.media import probe_video
-from svd_demo.params import INTERPOLATION_SPECS, SPECS
+from svd_demo.core.params import INTERPOLATION_SPECS, SPECS
+from svd_demo.files.media import probe_video
+from svd_demo.web import ui
 
 TEXT_FAST = {"sdxl_steps": 2, "resolution": 256, "randomize_seed": False, "seed": 3}
 
@@ -91,7 +91,7 @@ def test_every_run_clears_its_last_notes_at_once(tiny_settings, studio):
     the notes it writes, without queueing."""
     import gradio as gr
 
-    from svd_demo.ui import build_demo
+    from svd_demo.web.ui import build_demo
 
     demo = build_demo(tiny_settings, studio)
     runs = [fn for fn in demo.fns.values() if fn.api_name in ("interpolate", "image_to_video", "text_to_video",
@@ -108,7 +108,7 @@ def test_every_run_clears_its_last_notes_at_once(tiny_settings, studio):
 def test_every_video_player_keeps_a_portrait_clip_within_the_window(tiny_settings, studio):
     import gradio as gr
 
-    from svd_demo.ui import CSS, build_demo
+    from svd_demo.web.ui import CSS, build_demo
 
     players = [b for b in build_demo(tiny_settings, studio).blocks.values() if isinstance(b, gr.Video)]
     assert len(players) == 6 and all("player" in (p.elem_classes or []) for p in players)  # 6: Upscale, Keyframes

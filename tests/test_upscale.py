@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from svd_demo.errors import GenerationCancelled, InputError, ModelLoadError
-from svd_demo.media import probe_video, write_video
-from svd_demo.tiny_models import save_tiny_upscalers
-from svd_demo.upscale import UpscalerCache, check_output_size, load_upscaler, upscale_frame
-from svd_demo.upscale.files import upscale_file
-from svd_demo.upscale.networks import RRDBNet, SRVGGNetCompact, detect
+from svd_demo.core.errors import GenerationCancelled, InputError, ModelLoadError
+from svd_demo.engine.upscale import UpscalerCache, check_output_size, load_upscaler, upscale_frame
+from svd_demo.engine.upscale.files import upscale_file
+from svd_demo.engine.upscale.networks import RRDBNet, SRVGGNetCompact, detect
+from svd_demo.files.media import probe_video, write_video
+from svd_demo_testing.tiny_models import save_tiny_upscalers
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +201,8 @@ def test_an_unreachable_hub_is_said_at_once_without_download_retries(monkeypatch
     import huggingface_hub
     from huggingface_hub import constants
 
-    from svd_demo.errors import ModelLoadError
-    from svd_demo.upscale import loading
+    from svd_demo.core.errors import ModelLoadError
+    from svd_demo.engine.upscale import loading
 
     with socket.socket() as closed:  # a port nothing listens on: the connection is refused at once
         closed.bind(("127.0.0.1", 0))

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from optional_deps import missing
 from PIL import Image
 
-from svd_demo.upscale import DEFAULT_TILE, load_upscaler, upscale_frame
-from svd_demo.upscale.networks import RRDBNet, SRVGGNetCompact
+from svd_demo.engine.upscale import DEFAULT_TILE, load_upscaler, upscale_frame
+from svd_demo.engine.upscale.networks import RRDBNet, SRVGGNetCompact
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / ".." / "shared" / "weights" / "realesr-animevideov3.pth"

@@ -9,12 +9,13 @@ from dataclasses import replace
 import pytest
 from helpers import FAST
 
-from svd_demo import cli, ui
-from svd_demo.errors import InputError
-from svd_demo.media import probe_video, read_metadata
-from svd_demo.params import UPSCALE_SPECS, VideoParams
-from svd_demo.sidecar import Sidecar
-from svd_demo.tiny_models import save_tiny_upscalers
+from svd_demo.cli import commands as cli
+from svd_demo.core.errors import InputError
+from svd_demo.core.params import UPSCALE_SPECS, VideoParams
+from svd_demo.files.media import probe_video, read_metadata
+from svd_demo.studio.sidecar import Sidecar
+from svd_demo.web import ui
+from svd_demo_testing.tiny_models import save_tiny_upscalers
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def tiny_upscalers(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def upscaling_studio(tiny_settings, tiny_upscalers, tmp_path_factory):
-    from svd_demo.studio import Studio
+    from svd_demo.studio.studio import Studio
 
     return Studio(replace(tiny_settings, upscale_model=str(tiny_upscalers["srvgg"]),
                           output_dir=tmp_path_factory.mktemp("upscaled")))
@@ -104,7 +105,7 @@ def test_the_cli_refuses_a_bad_model_with_a_message(tmp_path, photo, capsys):
 
 def test_a_bad_upload_is_refused_before_the_upscaler_loads(tmp_path, tiny_settings):
     """With a preset that is not in the offline cache, the input's own problem is what the person reads."""
-    from svd_demo.studio import Studio
+    from svd_demo.studio.studio import Studio
 
     studio = Studio(replace(tiny_settings, output_dir=tmp_path / "out"))
     empty = tmp_path / "empty.mp4"
@@ -120,8 +121,8 @@ def test_a_bad_upload_is_refused_before_the_upscaler_loads(tmp_path, tiny_settin
 
 
 def test_an_upscaler_that_cannot_load_costs_no_generation(tmp_path, tiny_settings, photo):
-    from svd_demo.errors import ModelLoadError
-    from svd_demo.studio import Studio
+    from svd_demo.core.errors import ModelLoadError
+    from svd_demo.studio.studio import Studio
 
     studio = Studio(replace(tiny_settings, output_dir=tmp_path / "out"))  # the preset: not in the offline cache
     with pytest.raises(ModelLoadError, match="realesr-animevideov3"):

@@ -11,9 +11,9 @@ from helpers import running_children, save_frames
 from lying_headers import LYING_VIDEOS, png_claiming, reading_cost
 from PIL import Image
 
-from svd_demo import video_input
-from svd_demo.errors import InputError
-from svd_demo.video_input import natural_key, open_frames
+from svd_demo.core.errors import InputError
+from svd_demo.files import video_input
+from svd_demo.files.video_input import natural_key, open_frames
 
 
 def _ffmpeg() -> str:
@@ -280,8 +280,8 @@ def test_probe_input_reads_size_rate_and_frame_count(tmp_path):
 
 
 def test_a_lying_header_is_refused_by_probe_input_and_clip_size_without_decoding(tmp_path, nothing_decoded):
-    from svd_demo import zerogpu
-    from svd_demo.params import VideoParams
+    from svd_demo.core.params import VideoParams
+    from svd_demo.studio import zerogpu
 
     name, make, pattern = LYING_VIDEOS["gif_16000x16000"]
     path = make(tmp_path / name)

@@ -12,9 +12,10 @@ import pytest
 import torch
 from helpers import FAST, free_port
 
-from svd_demo import images, zerogpu
-from svd_demo.errors import InputError
-from svd_demo.params import ImageParams, VideoParams
+from svd_demo.core.errors import InputError
+from svd_demo.core.params import ImageParams, VideoParams
+from svd_demo.files import images
+from svd_demo.studio import zerogpu
 
 
 def test_detection_and_no_op_elsewhere(monkeypatch):

@@ -1,0 +1,342 @@
+"""Interpolation backends: each makes the in-between frames for one pair of neighbouring frames.
+
+``BACKENDS`` maps a name to a factory; a neural RIFE-class backend plugs in by adding one there, callers do not
+change. Cut and still-frame handling happen before a backend is asked (`svd_demo.engine.interpolation.cuts`).
+
+* ``flow`` (default): dense optical flow in both directions (OpenCV DIS at reduced resolution), flows splatted
+  forward to the wanted time t, both neighbours warped to t (``cv2.remap``) and blended with occlusion-aware weights
+  (forward-backward and photometric consistency). Any t in (0, 1), not only midpoints. CPU only, no weights.
+* ``flow-hq``: the same with flow at up to 512x288 instead of 320x180: sharper on fast small objects, ~2x slower.
+* ``blend``: plain cross-fade, the baseline.
+
+The flow backend treats a pair as a cut when its flow fails: for more than ``FLOW_FAIL_FRACTION`` of the pixels
+(in both directions, on average) the colour at the flow's target differs too much (photometric consistency below
+0.5: a grey-level difference above about 5 after a 3x3 box blur, on the splat grid, once the global brightness and
+contrast of the two frames are matched, so fades do not count).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from svd_demo.core.errors import InputError
+
+FLOW_FAIL_FRACTION = 0.6
+MAX_WORKERS = 8
+"""Most pairs interpolated at once (on as many threads): each one in flight holds its frames in memory."""
+
+
+@runtime_checkable
+class InterpolationBackend(Protocol):
+    """Makes in-between frames for one pair of neighbours.
+
+    ``frame0`` and ``frame1`` are HxWx3 uint8 RGB arrays of the same size; ``times`` are positions strictly between
+    them (0 < t < 1, increasing). Returns one HxWx3 uint8 RGB frame per time. Backends may keep caches between
+    calls but must not keep references to earlier frames beyond the current pair. Cut and still-frame handling
+    happen before a backend is called. Optional: a ``failed_pairs`` int attribute, counted in the stats, and
+    ``max_workers``: how many pairs it may be given at once from different threads (without it: one at a time,
+    e.g. a backend holding one GPU model).
+    """
+
+    name: str
+
+    def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]: ...
+
+
+class BlendBackend:
+    """Cross-fade: (1-t)*frame0 + t*frame1. The baseline; ghosts on any motion."""
+
+    name = "blend"
+    max_workers = MAX_WORKERS
+
+    def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
+        return [cv2.addWeighted(frame0, 1.0 - float(t), frame1, float(t), 0.0) for t in times]
+
+
+class FlowBackend:
+    """Motion-compensated interpolation from bidirectional DIS optical flow (see the module docstring).
+
+    Per pair: DIS flow in both directions (0->1 and 1->0) on grey frames scaled
+    to at most ``flow_pixels`` (default 320x180 for 16:9), resampled to a coarser "splat" grid (at most
+    ``splat_pixels``, default 213x120) where each pixel gets a confidence in [0, 1]: the larger of its
+    forward-backward consistency and its photometric consistency (a pixel whose flow is unreliable or that is
+    occluded in the other frame scores low).
+    Per output time t: both flows are splatted forward to t (nearest-pixel splatting weighted by confidence**4, so the
+    surface that stays visible wins where layers overlap), holes are filled from their surroundings, the flow at t
+    is upscaled to full size, both frames are warped to t (``cv2.remap``) and blended with weights (1-t, t) times
+    each side's visibility: a side whose sample is occluded in the other frame, or falls outside the picture, gets
+    (almost) no weight. Tuned on the interpolation benchmark (BENCHMARKS.md, "Frame interpolation").
+    """
+
+    name = "flow"
+    max_workers = MAX_WORKERS  # thread-safe: each thread has its own DIS object
+
+    def __init__(
+        self,
+        *,
+        flow_pixels: int = 57_600,
+        splat_pixels: int = 25_600,
+        finest_scale: int = 0,
+        patch_size: int = 8,
+        patch_stride: int = 4,
+        gd_iters: int = 16,
+        var_iters: int = 2,
+        occlusion_sigma: float = 1.0,
+        occlusion_rel: float = 0.05,
+        photo_sigma: float = 6.0,
+        splat_power: float = 4.0,
+    ) -> None:
+        self.flow_pixels = int(flow_pixels)
+        self.splat_pixels = int(splat_pixels)
+        self.dis_params = (finest_scale, patch_size, patch_stride, gd_iters, var_iters)
+        self.occlusion_sigma = float(occlusion_sigma)
+        self.occlusion_rel = float(occlusion_rel)
+        self.photo_sigma = float(photo_sigma)
+        self.splat_power = float(splat_power)
+        self._local = threading.local()  # each worker thread's DIS object
+        self._lock = threading.Lock()
+        self._grids: dict[tuple, tuple] = {}
+        self.failed_pairs = 0
+
+    def _new_dis(self):
+        finest, patch, stride, gd, var = self.dis_params
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        dis.setFinestScale(finest)
+        dis.setPatchSize(patch)
+        dis.setPatchStride(stride)
+        dis.setGradientDescentIterations(gd)
+        dis.setVariationalRefinementIterations(var)
+        return dis
+
+    def _flows(self, g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """DIS flow 0->1 and 1->0, with this thread's own DIS object (one must not run two calls at once)."""
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = self._local.dis = self._new_dis()
+        return dis.calc(g0, g1, None), dis.calc(g1, g0, None)
+
+    def _cached(self, key: tuple, make: Callable[[], tuple]) -> tuple:
+        """Coordinate grids by size, shared by the worker threads (read-only once made)."""
+        with self._lock:
+            found = self._grids.get(key)
+        if found is None:
+            found = make()
+            with self._lock:
+                if len(self._grids) > 12:
+                    self._grids.clear()
+                self._grids[key] = found
+        return found
+
+    def _grid(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._cached((w, h), lambda: tuple(np.meshgrid(np.arange(w, dtype=np.float32),
+                                                              np.arange(h, dtype=np.float32))))
+
+    @staticmethod
+    def _fit(w: int, h: int, pixels: int) -> tuple[int, int]:
+        scale = min(1.0, math.sqrt(pixels / float(w * h)))
+        return max(8, round(w * scale)), max(8, round(h * scale))
+
+    def _confidence(
+        self, a: np.ndarray, b: np.ndarray, f_ab: np.ndarray, f_ba: np.ndarray
+    ) -> tuple[np.ndarray, float]:
+        """Per pixel of a: max(forward-backward consistency, photometric consistency), in [0, 1]; and the fraction
+        of pixels whose colour is not explained by the flow (photometric consistency below 0.5)."""
+        h, w = f_ab.shape[:2]
+        xs, ys = self._grid(w, h)
+        ux, uy = cv2.split(f_ab)
+        mx, my = xs + ux, ys + uy
+        back = cv2.remap(f_ba, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        bx, by = cv2.split(back)
+        # Squared lengths channel by channel: numpy's sum over a last axis of length 2 took 10x longer.
+        err2 = np.square(ux + bx) + np.square(uy + by)
+        mag2 = ux * ux + uy * uy + bx * bx + by * by
+        fb = np.exp(-err2 / (self.occlusion_sigma**2 + self.occlusion_rel * mag2))
+        warped = cv2.remap(b, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # A global gain/offset change (fade, exposure) is not a flow error: match means and contrasts first.
+        af = a.astype(np.float32)
+        wf = warped.astype(np.float32)
+        af -= float(af.mean())
+        wf -= float(wf.mean())
+        gain = float(np.clip(math.sqrt(float(np.vdot(wf, wf)) / max(float(np.vdot(af, af)), 1e-6)), 0.5, 2.0))
+        perr = cv2.blur(np.abs(wf - gain * af), (3, 3))
+        photo = np.exp(-np.square(perr * (1.0 / self.photo_sigma)))
+        unexplained = float(np.count_nonzero(photo < 0.5)) / photo.size
+        return np.maximum(fb, photo).astype(np.float32), unexplained
+
+    def prepare(self, frame0: np.ndarray, frame1: np.ndarray) -> dict:
+        """Flows, confidences and sizes for one pair (everything the per-time rendering needs)."""
+        h, w = frame0.shape[:2]
+        fw, fh = self._fit(w, h, self.flow_pixels)
+        sw, sh = self._fit(w, h, min(self.splat_pixels, self.flow_pixels))
+        g0 = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY)
+        g1 = cv2.cvtColor(frame1, cv2.COLOR_RGB2GRAY)
+        if (fw, fh) != (w, h):
+            g0 = cv2.resize(g0, (fw, fh), interpolation=cv2.INTER_AREA)
+            g1 = cv2.resize(g1, (fw, fh), interpolation=cv2.INTER_AREA)
+        f01, f10 = self._flows(g0, g1)
+        if (sw, sh) != (fw, fh):
+            ratio = np.array([sw / fw, sh / fh], np.float32)
+            f01 = cv2.resize(f01, (sw, sh), interpolation=cv2.INTER_AREA) * ratio
+            f10 = cv2.resize(f10, (sw, sh), interpolation=cv2.INTER_AREA) * ratio
+            g0 = cv2.resize(g0, (sw, sh), interpolation=cv2.INTER_AREA)
+            g1 = cv2.resize(g1, (sw, sh), interpolation=cv2.INTER_AREA)
+        c0, bad0 = self._confidence(g0, g1, f01, f10)
+        c1, bad1 = self._confidence(g1, g0, f10, f01)
+        return {"f01": f01, "f10": f10, "c0": c0, "c1": c1, "size": (w, h), "ssize": (sw, sh),
+                "unexplained": (bad0 + bad1) / 2}
+
+    def _splat(self, state: dict, t: float) -> np.ndarray:
+        """Motion (0->1, in splat pixels) of the surface seen at time t, per splat pixel."""
+        sw, sh = state["ssize"]
+        xs, ys = self._grid(sw, sh)
+        n = sw * sh
+        idx_parts, w_parts, u_parts, v_parts = [], [], [], []
+        sources = (
+            (state["f01"], state["c0"], t, 1.0),  # frame-0 pixels move by t*f01; motion u = f01
+            (state["f10"], state["c1"], 1.0 - t, -1.0),  # frame-1 pixels move by (1-t)*f10; motion u = -f10
+        )
+        for flow, conf, frac, sign in sources:
+            px = (xs + frac * flow[..., 0]).ravel()
+            py = (ys + frac * flow[..., 1]).ravel()
+            base_w = np.power(1e-3 + conf.ravel(), self.splat_power)
+            u = sign * flow[..., 0].ravel()
+            v = sign * flow[..., 1].ravel()
+            cx = np.rint(px).astype(np.int64)
+            cy = np.rint(py).astype(np.int64)
+            inside = (cx >= 0) & (cx < sw) & (cy >= 0) & (cy < sh)
+            idx_parts.append(np.where(inside, cy * sw + cx, n))
+            w_parts.append(base_w)
+            u_parts.append(u)
+            v_parts.append(v)
+        idx = np.concatenate(idx_parts)
+        wgt = np.concatenate(w_parts)
+        acc_w = np.bincount(idx, wgt, minlength=n + 1)[:n]
+        acc_u = np.bincount(idx, wgt * np.concatenate(u_parts), minlength=n + 1)[:n]
+        acc_v = np.bincount(idx, wgt * np.concatenate(v_parts), minlength=n + 1)[:n]
+        wsum = acc_w.reshape(sh, sw).astype(np.float32)
+        num = np.stack([acc_u.reshape(sh, sw), acc_v.reshape(sh, sw)], axis=2).astype(np.float32)
+        return _fill_holes(num, wsum)
+
+    def _full_grid(self, w: int, h: int, sw: int, sh: int) -> tuple[np.ndarray, list]:
+        """The splat grid in full-size pixel coordinates (2 channels), and the fixes for the border bands.
+
+        A map built on the splat grid and upscaled with ``cv2.resize`` is exact inside the picture, but resize
+        clamps within half a splat pixel of the edges; the returned (slice, correction) pairs undo that there.
+        """
+
+        def make() -> tuple[np.ndarray, list]:
+            sx, sy = w / sw, h / sh
+            xs = (np.arange(sw, dtype=np.float32) + 0.5) * sx - 0.5
+            ys = (np.arange(sh, dtype=np.float32) + 0.5) * sy - 0.5
+            low = np.dstack(np.meshgrid(xs, ys)).astype(np.float32)
+            up = cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR)
+            gx, gy = self._grid(w, h)
+            exact = np.dstack([gx, gy])
+            bx, by = min(w, math.ceil(sx / 2) + 1), min(h, math.ceil(sy / 2) + 1)
+            bands = [np.s_[:, :bx], np.s_[:, w - bx:], np.s_[:by, :], np.s_[h - by:, :]]
+            return low, [(band, np.ascontiguousarray(exact[band] - up[band])) for band in bands]
+
+        return self._cached(("full", w, h, sw, sh), make)
+
+    def render(self, frame0: np.ndarray, frame1: np.ndarray, state: dict, t: float) -> np.ndarray:
+        """One frame at time t (0 < t < 1) from a pair prepared by :meth:`prepare`."""
+        w, h = state["size"]
+        sw, sh = state["ssize"]
+        u = self._splat(state, t)  # motion of the surface at time t, splat grid
+        xs, ys = self._grid(sw, sh)
+        m0x, m0y = xs - t * u[..., 0], ys - t * u[..., 1]
+        m1x, m1y = xs + (1 - t) * u[..., 0], ys + (1 - t) * u[..., 1]
+        c0 = cv2.remap(state["c0"], m0x, m0y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        c1 = cv2.remap(state["c1"], m1x, m1y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        margin = 0.5
+        in0 = (m0x >= -margin) & (m0x <= sw - 1 + margin) & (m0y >= -margin) & (m0y <= sh - 1 + margin)
+        in1 = (m1x >= -margin) & (m1x <= sw - 1 + margin) & (m1y >= -margin) & (m1y <= sh - 1 + margin)
+        # Frame 0 lacks the content where the frame-1 sample is not seen in frame 0, and vice versa.
+        vis0 = in0 * (1.0 - (1.0 - c1) * c0)
+        vis1 = in1 * (1.0 - (1.0 - c0) * c1)
+        w0 = (1.0 - t) * (vis0 + 1e-3)
+        w1 = t * (vis1 + 1e-3)
+        alpha1 = (w1 / (w0 + w1)).astype(np.float32)
+        alpha0 = 1.0 - alpha1
+        if (sw, sh) == (w, h):
+            map0 = np.dstack([m0x, m0y])
+            map1 = np.dstack([m1x, m1y])
+        else:
+            # Sampling maps in full-size pixels, built on the splat grid and upscaled in one pass each.
+            low, fixes = self._full_grid(w, h, sw, sh)
+            scale = np.array([w / sw, h / sh], np.float32)
+            map0 = cv2.resize(low - (t * scale) * u, (w, h), interpolation=cv2.INTER_LINEAR)
+            map1 = cv2.resize(low + ((1 - t) * scale) * u, (w, h), interpolation=cv2.INTER_LINEAR)
+            for band, fix in fixes:
+                map0[band] += fix
+                map1[band] += fix
+            alpha0 = cv2.resize(alpha0, (w, h), interpolation=cv2.INTER_LINEAR)
+            alpha1 = cv2.resize(alpha1, (w, h), interpolation=cv2.INTER_LINEAR)
+        warp0 = cv2.remap(frame0, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warp1 = cv2.remap(frame1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.blendLinear(warp0, warp1, alpha0, alpha1)
+
+    def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
+        if not times:
+            return []
+        state = self.prepare(frame0, frame1)
+        if state["unexplained"] > FLOW_FAIL_FRACTION:
+            with self._lock:
+                self.failed_pairs += 1
+            return [(frame0 if t < 0.5 else frame1).copy() for t in times]
+        return [self.render(frame0, frame1, state, float(t)) for t in times]
+
+
+def _fill_holes(num: np.ndarray, wsum: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """num/wsum where wsum > eps; elsewhere filled from the surroundings (coarse-to-fine normalized averaging)."""
+    holes = wsum <= eps
+    safe = np.maximum(wsum, eps)
+    out = num / safe[..., None]
+    if not holes.any():
+        return out
+    # Build a pyramid of (weighted sum, weight) and fill each level's holes from the next coarser one.
+    levels = [(num * (~holes)[..., None], np.where(holes, 0, wsum).astype(np.float32))]
+    while min(levels[-1][1].shape) > 4:
+        n, wgt = levels[-1]
+        levels.append((cv2.pyrDown(n), cv2.pyrDown(wgt)))
+    coarse = None
+    for n, wgt in reversed(levels):
+        est = n / np.maximum(wgt, eps)[..., None]
+        if coarse is not None:
+            up = cv2.resize(coarse, (wgt.shape[1], wgt.shape[0]), interpolation=cv2.INTER_LINEAR)
+            fill = (wgt <= eps)[..., None]
+            est = np.where(fill, up, est)
+        coarse = est
+    return np.where(holes[..., None], coarse, out).astype(np.float32)
+
+
+def _flow_hq() -> FlowBackend:
+    """Slower, sharper flow: DIS on up to 512x288 (about twice the time of ``flow``)."""
+    backend = FlowBackend(flow_pixels=147_456, splat_pixels=36_864)
+    backend.name = "flow-hq"
+    return backend
+
+
+BACKENDS: dict[str, Callable[[], InterpolationBackend]] = {
+    "flow": FlowBackend,
+    "flow-hq": _flow_hq,
+    "blend": BlendBackend,
+}
+"""Backend name -> factory. Add a neural backend here (``BACKENDS["rife"] = make_rife``); callers pick it by name."""
+
+
+def make_backend(backend: str | InterpolationBackend) -> InterpolationBackend:
+    if not isinstance(backend, str):
+        if not callable(getattr(backend, "interpolate", None)):
+            raise InputError(f"{backend!r} is not an interpolation backend (it has no interpolate method).")
+        return backend
+    factory = BACKENDS.get(backend.strip().lower())
+    if factory is None:
+        raise InputError(f"Unknown interpolation backend {backend!r}; choose one of: {', '.join(sorted(BACKENDS))}.")
+    return factory()
