@@ -892,11 +892,11 @@ def test_a_header_that_lies_costs_the_server_little(server, endpoints, api_table
     assert peak.total_mb < 200, (peak.self_mb, peak.children_mb)
 
 
-def test_the_readme_shows_how_an_api_client_reads_a_refusal(client, good_image):
-    """The README's snippet, run as written against this server: a bare "400 Bad Request" from gradio_client, whose
+def test_the_api_docs_show_how_a_client_reads_a_refusal(client, good_image):
+    """docs/api.md's snippet, run as written against this server: a bare "400 Bad Request" from gradio_client, whose
     reason the snippet finds in the response body."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    snippet = re.search(r"<!-- refusal-snippet: [^>]*-->\n```python\n(.*?)```", readme, re.S).group(1)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    snippet = re.search(r"<!-- refusal-snippet: [^>]*-->\n```python\n(.*?)```", page, re.S).group(1)
     expected = re.search(r'print\(e\.response\.json\(\)\["detail"\]\)  # (.*)', snippet).group(1)
     printed: list[str] = []  # the snippet's own print (the in-process server prints to the same stdout)
     exec(snippet, {"client": client, "handle_file": lambda _: handle_file(str(good_image)), "print": printed.append})
