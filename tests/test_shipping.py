@@ -376,19 +376,57 @@ def _readme_block_after(marker: str) -> str:
     return re.search(r"```bash\n(.*?)```", text, re.S).group(1).strip()
 
 
+def _readme_commands(marker: str) -> list[list[str]]:
+    """The commands of the README block after `marker`, each split into words (`a && b` is two commands)."""
+    return [shlex.split(part) for line in _readme_block_after(marker).splitlines() for part in line.split("&&")]
+
+
 def test_ci_runs_the_readme_test_command_verbatim():
+    """The README's test command installs this repository with an extra that exists and runs pytest, and CI runs
+    that very line."""
+    import tomllib
+
     command = _readme_block_after("**Run the tests**")
-    assert command == 'python -m pip install -e ".[tests]" && python -m pytest'
+    install, run = _readme_commands("**Run the tests**")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert install[:4] == ["python", "-m", "pip", "install"] and install[4:] in (["-e", ".[tests]"], [".[tests]"])
+    assert "tests" in extras and run[:3] == ["python", "-m", "pytest"]
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert command in ci_lines
+    assert command in ci_lines, f"{command!r} is not a line of .ci/run"
 
 
-def test_readme_quickstarts_use_the_installed_command():
-    assert _readme_block_after("**On a GPU**") == "pip install . && svd-demo app"
-    offline = _readme_block_after("**On a CPU, or without the model hub.**").splitlines()
-    assert offline == ["pip install . && svd-demo tiny-models ./tiny-models",
-                       "svd-demo app --svd-model ./tiny-models/svd --sdxl-model ./tiny-models/sdxl "
-                       "--upscale-model ./tiny-models/upscaler.pth"]
+def test_readme_quickstarts_run_the_installed_command_on_what_it_writes(tiny_models_dir, tmp_path, monkeypatch):
+    """Each quickstart installs this repository and runs the `svd-demo` script with a subcommand and options its
+    parsers take; offline, the app's models are the files `tiny-models` writes into the folder it is given."""
+    import tomllib
+
+    from svd_demo.cli import build_parser, cmd_tiny_models
+    from svd_demo.models import is_tiny_model
+    from svd_demo.settings import Settings, parse_settings
+
+    script = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    gpu = _readme_commands("**On a GPU**")
+    offline = _readme_commands("**On a CPU, or without the model hub.**")
+    for commands in (gpu, offline):
+        assert commands[0] == ["pip", "install", "."]  # this repository, not a package of the same name on PyPI
+        assert all(words[0] == "svd-demo" for words in commands[1:]) and script["svd-demo"] == "svd_demo.cli:main"
+    (app,) = gpu[1:]
+    assert app[1] == "app" and parse_settings(app[2:], environ={}) == Settings()  # the real models, by default
+
+    make, app = offline[1:]
+    args = build_parser().parse_args(make[1:])
+    assert args.func is cmd_tiny_models
+    monkeypatch.chdir(tmp_path)
+    folder = Path(args.directory)
+    folder.mkdir(parents=True)
+    for kind in ("svd", "sdxl"):  # the session's tiny pipelines stand in for the two the command would build again
+        (folder / kind).symlink_to(tiny_models_dir / kind, target_is_directory=True)
+    args.which = [kind for kind in args.which if not (folder / kind).exists()]
+    assert cmd_tiny_models(args) == 0
+    assert app[1] == "app"
+    settings = parse_settings(app[2:], environ={})
+    assert is_tiny_model(settings.svd_model) and is_tiny_model(settings.sdxl_model), settings
+    assert Path(settings.upscale_model).is_file(), settings.upscale_model
 
 
 def test_optional_pins_named_in_messages_are_the_extras():
