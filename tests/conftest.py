@@ -27,6 +27,17 @@ def tiny_models_dir(tmp_path_factory) -> pathlib.Path:
     return directory
 
 
+@pytest.fixture(scope="module")
+def pipe(tiny_models_dir):
+    """The tiny SVD pipeline loaded straight with diffusers, one per test module: tests change its plan and hooks,
+    so no module sees another's changes."""
+    from diffusers import StableVideoDiffusionPipeline
+
+    pipe = StableVideoDiffusionPipeline.from_pretrained(tiny_models_dir / "svd")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 @pytest.fixture(scope="session")
 def tiny_settings(tiny_models_dir, tmp_path_factory) -> Settings:
     return Settings(svd_model=str(tiny_models_dir / "svd"), sdxl_model=str(tiny_models_dir / "sdxl"),

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 # Small sizes with the real 8x latent geometry: a 4-frame 256x144 clip with 2 steps takes well under a second.
 FAST = {"resolution": 256, "num_frames": 4, "num_inference_steps": 2, "randomize_seed": False}
-# The execution device that makes offload hooks take their CUDA branches (and copy weights) on the CPU: FACTS.md.
+# The execution device that makes offload hooks take their CUDA branches on the CPU: torch.device("cpu:0") is
+# not the weights' torch.device("cpu"), so every move runs and copies the weights, as a move to a GPU does.
 STAND_IN = "cpu:0"
 
 

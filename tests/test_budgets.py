@@ -21,7 +21,7 @@ from svd_demo.files.media import ffmpeg_exe
 from svd_demo.studio.budgets import PRIVATE, PUBLIC, budgets, check_upscale_tile
 from svd_demo.studio.studio import Studio
 
-# The request of issue 22 that made 5,821 frames and grew the server by 4.9 GB.
+# Within the parameters' ranges, yet 5,821 frames that grow the server by 4.9 GB without the budgets.
 HUGE = {"resolution": 512, "num_frames": 50, "loop": "ping-pong", "playback_fps": 1, "interpolate_fps": 60,
         "num_inference_steps": 1, "randomize_seed": False}
 

@@ -13,15 +13,6 @@ from svd_demo.engine.feature_cache import DEFAULT_BRANCH, DEFAULT_INTERVAL, feat
 STEPS = 4
 
 
-@pytest.fixture(scope="module")
-def pipe(tiny_models_dir):
-    from diffusers import StableVideoDiffusionPipeline
-
-    pipe = StableVideoDiffusionPipeline.from_pretrained(tiny_models_dir / "svd")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def latents(pipe, seed: int = 0, steps: int = STEPS) -> np.ndarray:
     image = Image.new("RGB", (256, 144), (120, 80, 40))
     with torch.no_grad():
@@ -210,7 +201,7 @@ def test_the_cli_has_the_flag():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# With the offloading levers the memory profiles use (their CPU stand-ins, FACTS.md): the same cached latents
+# With the offloading levers the memory profiles use (on the CPU as helpers.STAND_IN explains): the same cached latents
 
 
 def test_caching_under_model_offload_and_group_offload_gives_the_same_latents(pipe):

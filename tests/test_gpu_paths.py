@@ -125,7 +125,7 @@ def test_the_retry_starts_after_the_failed_attempt_is_freed(stand_in, image, bef
     assert alive_at_retry == [False]
 
 
-# Cards as sold, what CUDA reports for them (GiB), and what `auto` picks: the table README's memory section shows.
+# Cards as sold, what CUDA reports for them (GiB), and what `auto` picks: the table docs/memory-and-speed.md shows.
 # (name, total, free, SVD's pick, SDXL's pick); "display" rows have a desktop drawn on the same card.
 CARDS = [
     ("80 GB (A100, H100)", 79.1, 78.5, "high", "high"),

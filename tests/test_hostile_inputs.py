@@ -631,7 +631,7 @@ def _notes_of(message: str) -> str:
 
 @pytest.mark.parametrize("sent, slow", [("false", False), ("False", False), ("true", True), (False, False)])
 def test_a_boolean_sent_as_a_string_means_what_it_says(server, endpoints, uploaded_video, sent, slow):
-    # Before: "false" was a non-empty string, so slow motion was on.
+    # JSON callers and form fields send "false" as text; as a non-empty string it would turn slow motion on.
     status, message = _raw_call(server, endpoints, "/interpolate", video=uploaded_video, factor=2, target_fps=0,
                                 slow_motion=sent)
     assert status == 200, message
@@ -649,9 +649,9 @@ def test_a_boolean_that_is_neither_true_nor_false_is_refused(server, endpoints, 
 
 
 @pytest.mark.parametrize("api, name, value, low, high", [
-    ("/compare_seeds", "num_seeds", 2.5, 2, 8),  # was floored to 2
-    ("/image_to_video", "seed", 7.5, 0, 4294967295),  # was rounded to 8
-    ("/prepare_image", "resolution", 512.5, 64, 2048),  # was floored to 512
+    ("/compare_seeds", "num_seeds", 2.5, 2, 8),  # refused, not floored to 2
+    ("/image_to_video", "seed", 7.5, 0, 4294967295),  # refused, not rounded to 8
+    ("/prepare_image", "resolution", 512.5, 64, 2048),  # refused, not floored to 512
     ("/interpolate", "factor", 2.5, 2, 16),
     ("/text_to_image", "sdxl_steps", 2.5, 1, 100),
 ])
@@ -682,7 +682,7 @@ def test_refusals_reach_api_clients_as_plain_text(server, endpoints, uploaded_im
     _, message = _raw_call(server, endpoints, "/extend_video", **_cheap(endpoints, "/extend_video"),
                            video=uploaded_image)
     assert message.startswith("'good.png' is a single image"), message
-    # A refusal at queue join (HTTP 400): its detail was the message's repr, quotes and escapes included.
+    # A refusal at queue join (HTTP 400): its detail is the message itself, not its repr with quotes and escapes.
     status, detail = _raw_call(server, endpoints, "/image_to_video", image=uploaded_image, **FAST, seed="it's")
     assert (status, detail) == (400, '`seed` must be a whole number from 0 to 4294967295; got "it\'s".')
     # A validator's answer (HTTP 422), as gradio_client shows it.
@@ -892,11 +892,11 @@ def test_a_header_that_lies_costs_the_server_little(server, endpoints, api_table
     assert peak.total_mb < 200, (peak.self_mb, peak.children_mb)
 
 
-def test_the_readme_shows_how_an_api_client_reads_a_refusal(client, good_image):
-    """The README's snippet, run as written against this server: a bare "400 Bad Request" from gradio_client, whose
+def test_the_api_docs_show_how_a_client_reads_a_refusal(client, good_image):
+    """docs/api.md's snippet, run as written against this server: a bare "400 Bad Request" from gradio_client, whose
     reason the snippet finds in the response body."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    snippet = re.search(r"<!-- refusal-snippet: [^>]*-->\n```python\n(.*?)```", readme, re.S).group(1)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    snippet = re.search(r"<!-- refusal-snippet: [^>]*-->\n```python\n(.*?)```", page, re.S).group(1)
     expected = re.search(r'print\(e\.response\.json\(\)\["detail"\]\)  # (.*)', snippet).group(1)
     printed: list[str] = []  # the snippet's own print (the in-process server prints to the same stdout)
     exec(snippet, {"client": client, "handle_file": lambda _: handle_file(str(good_image)), "print": printed.append})

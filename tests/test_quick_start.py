@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from svd_demo.core.models import SVD_PRESETS, svd_defaults
 from svd_demo.core.params import IMAGE_SPECS, QUICK_DEFAULTS, SPECS, quick_defaults
 
 
@@ -18,10 +19,14 @@ def test_quick_defaults_apply_on_a_cpu_or_random_weights_only():
     assert quick_defaults("cuda", random_weights=True) == QUICK_DEFAULTS
     assert quick_defaults("cuda:1", random_weights=False) == {}
     assert quick_defaults("mps", random_weights=False) == {}
-    for name, value in QUICK_DEFAULTS.items():  # each is a legal value, below the GPU default, and raisable
+    # A parameter without a default of its own follows the model: a preset's value, or the fallback for any other
+    # model (a folder that is no preset and has no UNet config to read).
+    follows_the_model = {"num_frames": [p.num_frames for p in SVD_PRESETS] + [svd_defaults("/no/such/model")[0]]}
+    for name, value in QUICK_DEFAULTS.items():  # each is a legal value, below every GPU default, and raisable
         spec = SPECS.get(name) or IMAGE_SPECS[name]
         assert spec.minimum <= value < spec.maximum
-        assert spec.default is None or value < spec.default
+        gpu_defaults = follows_the_model[name] if spec.default is None else [spec.default]
+        assert all(value < default for default in gpu_defaults), (name, value, gpu_defaults)
 
 
 def _values(demo) -> dict[str, object]:

@@ -353,10 +353,10 @@ def test_examples_module_imports_neither_gradio_nor_torch():
     assert not imported & {"gradio", "torch", "diffusers", "skimage"}
 
 
-def test_the_readme_layout_table_matches_the_tree():
-    """Every runtime module is in README's layout table, and every path the table names exists."""
+def test_the_architecture_files_table_matches_the_tree():
+    """Every runtime module is in docs/architecture.md's table of files, and every path the table names exists."""
     root = ROOT
-    table = (root / "README.md").read_text().split("## Layout", 1)[1]
+    table = (root / "docs" / "architecture.md").read_text().split("## Files", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"^\| `([^`]+)`", table, re.M))
     named |= {f"svd_demo/{m}" for row in re.findall(r"^\| (`svd_demo/[^|]+)\|", table, re.M)
               for m in re.findall(r"`([\w.]+\.py)`", row)}  # a row may list siblings: `a.py`, `b.py`
@@ -376,19 +376,58 @@ def _readme_block_after(marker: str) -> str:
     return re.search(r"```bash\n(.*?)```", text, re.S).group(1).strip()
 
 
+def _readme_commands(marker: str) -> list[list[str]]:
+    """The commands of the README block after `marker`, each split into words (`a && b` is two commands)."""
+    return [shlex.split(part) for line in _readme_block_after(marker).splitlines() for part in line.split("&&")]
+
+
 def test_ci_runs_the_readme_test_command_verbatim():
+    """The README's test command installs this repository with an extra that exists and runs pytest, and CI runs
+    that very line."""
+    import tomllib
+
     command = _readme_block_after("**Run the tests**")
-    assert command == 'python -m pip install -e ".[tests]" && python -m pytest'
+    install, run = _readme_commands("**Run the tests**")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert install[:4] == ["python", "-m", "pip", "install"] and install[4:] in (["-e", ".[tests]"], [".[tests]"])
+    assert "tests" in extras and run[:3] == ["python", "-m", "pytest"]
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert command in ci_lines
+    assert command in ci_lines, f"{command!r} is not a line of .ci/run"
 
 
-def test_readme_quickstarts_use_the_installed_command():
-    assert _readme_block_after("**On a GPU**") == "pip install . && svd-demo app"
-    offline = _readme_block_after("**On a CPU, or without the model hub.**").splitlines()
-    assert offline == ["pip install . && svd-demo tiny-models ./tiny-models",
-                       "svd-demo app --svd-model ./tiny-models/svd --sdxl-model ./tiny-models/sdxl "
-                       "--upscale-model ./tiny-models/upscaler.pth"]
+def test_readme_quickstarts_run_the_installed_command_on_what_it_writes(tiny_models_dir, tmp_path, monkeypatch):
+    """Each quickstart installs this repository and runs the `svd-demo` script with a subcommand and options its
+    parsers take; offline, the app's models are the files `tiny-models` writes into the folder it is given."""
+    import tomllib
+
+    from svd_demo.cli.commands import build_parser, cmd_tiny_models
+    from svd_demo.core.models import is_tiny_model
+    from svd_demo.core.settings import Settings, parse_settings
+
+    script = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    gpu = _readme_commands("**On a GPU**")
+    offline = _readme_commands("**On a CPU, or without the model hub.**")
+    for commands in (gpu, offline):
+        assert commands[0] == ["pip", "install", "."]  # this repository, not a package of the same name on PyPI
+        assert all(words[0] == "svd-demo" for words in commands[1:])
+        assert script["svd-demo"] == "svd_demo.cli.commands:main"
+    (app,) = gpu[1:]
+    assert app[1] == "app" and parse_settings(app[2:], environ={}) == Settings()  # the real models, by default
+
+    make, app = offline[1:]
+    args = build_parser().parse_args(make[1:])
+    assert args.func is cmd_tiny_models
+    monkeypatch.chdir(tmp_path)
+    folder = Path(args.directory)
+    folder.mkdir(parents=True)
+    for kind in ("svd", "sdxl"):  # the session's tiny pipelines stand in for the two the command would build again
+        (folder / kind).symlink_to(tiny_models_dir / kind, target_is_directory=True)
+    args.which = [kind for kind in args.which if not (folder / kind).exists()]
+    assert cmd_tiny_models(args) == 0
+    assert app[1] == "app"
+    settings = parse_settings(app[2:], environ={})
+    assert is_tiny_model(settings.svd_model) and is_tiny_model(settings.sdxl_model), settings
+    assert Path(settings.upscale_model).is_file(), settings.upscale_model
 
 
 def test_optional_pins_named_in_messages_are_the_extras():

@@ -12,15 +12,6 @@ from PIL import Image
 from svd_demo.engine.memory import PLANS, apply_plan
 
 
-@pytest.fixture(scope="module")
-def pipe(tiny_models_dir):
-    from diffusers import StableVideoDiffusionPipeline
-
-    pipe = StableVideoDiffusionPipeline.from_pretrained(tiny_models_dir / "svd")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def frames(pipe) -> np.ndarray:
     image = Image.new("RGB", (256, 144), (120, 80, 40))
     return pipe(image, height=144, width=256, num_frames=3, num_inference_steps=2, output_type="np",

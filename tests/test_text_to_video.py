@@ -91,7 +91,7 @@ def test_control_characters_are_removed_and_html_kept_as_text():
 def test_long_prompt_is_truncated_with_a_notice(studio):
     result = still(studio, prompt="a very long and winding description " * 20)
     notice = next(n for n in result.notices if "tokens long" in n)
-    # The same numbers as the README: 77 tokens read, 75 of them the prompt's (two mark its start and end).
+    # The same numbers as docs/app.md: 77 tokens read, 75 of them the prompt's (two mark its start and end).
     assert re.fullmatch(r"The prompt is \d+ tokens long; the text encoder reads 77 tokens, the first 75 of the "
                         r"prompt's between its start and end markers, so the rest was ignored\. It read: “a very "
                         r"long .*”", notice), notice

@@ -19,15 +19,6 @@ HEIGHT, WIDTH = 144, 256
 
 
 @pytest.fixture(scope="module")
-def svd_pipe(tiny_models_dir):
-    from diffusers import StableVideoDiffusionPipeline
-
-    pipe = StableVideoDiffusionPipeline.from_pretrained(tiny_models_dir / "svd")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture(scope="module")
 def sdxl_pipe(tiny_models_dir):
     from diffusers import StableDiffusionXLPipeline
 
@@ -115,19 +106,19 @@ def test_build_does_not_touch_global_rng():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_svd_geometry(svd_pipe):
-    assert svd_pipe.vae_scale_factor == 8
-    assert svd_pipe.unet.config.num_frames == 14
-    assert svd_pipe.unet.dtype == torch.float32
+def test_svd_geometry(pipe):
+    assert pipe.vae_scale_factor == 8
+    assert pipe.unet.config.num_frames == 14
+    assert pipe.unet.dtype == torch.float32
 
 
 @pytest.mark.slow
-def test_svd_frames_shape_finite_deterministic(svd_pipe):
-    frames = _svd(svd_pipe, num_frames=4)
+def test_svd_frames_shape_finite_deterministic(pipe):
+    frames = _svd(pipe, num_frames=4)
     assert frames.shape == (1, 4, HEIGHT, WIDTH, 3)
     assert np.isfinite(frames).all()
-    np.testing.assert_array_equal(frames, _svd(svd_pipe, num_frames=4))
-    assert not np.array_equal(frames, _svd(svd_pipe, num_frames=4, seed=1))
+    np.testing.assert_array_equal(frames, _svd(pipe, num_frames=4))
+    assert not np.array_equal(frames, _svd(pipe, num_frames=4, seed=1))
 
 
 def test_sdxl_geometry(sdxl_pipe):

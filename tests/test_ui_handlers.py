@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -108,11 +109,20 @@ def test_every_run_clears_its_last_notes_at_once(tiny_settings, studio):
 def test_every_video_player_keeps_a_portrait_clip_within_the_window(tiny_settings, studio):
     import gradio as gr
 
-    from svd_demo.web.ui import CSS, build_demo
+    from svd_demo.web.ui import build_demo, launch_kwargs
 
     players = [b for b in build_demo(tiny_settings, studio).blocks.values() if isinstance(b, gr.Video)]
     assert len(players) == 6 and all("player" in (p.elem_classes or []) for p in players)  # 6: Upscale, Keyframes
-    assert ".player video {max-height: 60vh; object-fit: contain;}" in CSS
+    # The style sheet the page is launched with caps the players' video element by the window's height and
+    # scales the clip into that box whole, so a portrait clip shows entirely above the fold.
+    rules = {selector.strip(): body for selector, body in re.findall(r"([^{}]+)\{([^}]*)\}",
+                                                                     launch_kwargs(tiny_settings)["css"])}
+    assert ".player video" in rules, rules
+    declarations = dict(part.split(":", 1) for part in rules[".player video"].split(";") if part.strip())
+    declarations = {name.strip(): value.strip() for name, value in declarations.items()}
+    height = re.fullmatch(r"(\d+(?:\.\d+)?)vh", declarations.get("max-height", ""))
+    assert height and 0 < float(height.group(1)) <= 100, declarations
+    assert declarations.get("object-fit") == "contain", declarations
 
 
 def test_extend_leaves_what_the_model_will_see_to_the_input_photo(studio, photo):

@@ -48,7 +48,7 @@ def test_real_weights_on_a_real_photo_give_real_esrgans_own_output(animevideov3,
     grid = out[::expected["step"], ::expected["step"]].astype(int)
     diff = np.abs(grid - np.array(expected["grid"]))
     # Equal to the bit on the machine that computed them; another CPU's convolutions may flip a rounding here and
-    # there, never more. (The 2x of 2x2 block averages was off by up to 9 levels at 43 % of the pixels.)
+    # there, never more. (A 2x made of 2x2 block averages would differ by up to 9 levels at 43 % of the pixels.)
     assert diff.max() <= 1 and (diff == 0).mean() > 0.99
 
 

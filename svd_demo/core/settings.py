@@ -67,8 +67,8 @@ _OPTIONS: dict[str, tuple[str, str]] = {
                "as cuda:0,cuda:1 (one job at a time on each)."),
     "dtype": ("SVD_DEMO_DTYPE", "Weights precision: auto is fp16 on CUDA/MPS and fp32 on CPU; bf16 is an option."),
     "memory_profile": ("SVD_DEMO_MEMORY_PROFILE", "GPU memory profile; auto picks from the GPU's memory "
-                       "(thresholds in README). fast = high + torch.compile of the UNet's blocks (the first run at "
-                       "each size compiles)."),
+                       "(thresholds in docs/memory-and-speed.md). fast = high + torch.compile of the UNet's blocks "
+                       "(the first run at each size compiles)."),
     "quantize": ("SVD_DEMO_QUANTIZE", "Load the video/image model's UNet in int8 (weight-only, through torchao: pip "
                  "install torchao) for 6 GB cards; lossy, like the fp8 storage of the low/minimal profiles."),
     "output_dir": ("SVD_DEMO_OUTPUT_DIR", "Folder for generated files; by default a new private folder for each "
@@ -107,7 +107,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
                               "session or IP address) may have waiting in the queue at once; 0 = no limit."),
     "budgets": ("SVD_DEMO_BUDGETS", "Override single work budgets of a request, checked before it queues, as "
                 "NAME=VALUE,... (denoise_frame_steps, output_frames, encoded_megapixels, interpolated_megapixels, "
-                "upscaled_megapixels; defaults and sizing in README, \"Hosting publicly\")."),
+                "upscaled_megapixels; defaults and sizing in docs/hosting.md, \"Work budgets\")."),
     "auth": ("SVD_DEMO_AUTH", "Require a login, as USER:PASSWORD. Prefer the environment variable: a command line "
              "is visible to every user of the machine."),
 }

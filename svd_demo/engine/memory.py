@@ -52,7 +52,8 @@ class MemoryPlan:
     vae_slicing: bool  # SDXL only
     vae_tiling: bool  # SDXL only
     compile: bool = False  # torch.compile of the UNet's repeated blocks (regional: compiles in ~1/10 the time)
-    fp8_storage: bool = False  # UNet weights stored in float8_e4m3fn, cast up layer by layer: lossy (see README)
+    # UNet weights stored in float8_e4m3fn, cast up layer by layer: lossy (docs/memory-and-speed.md)
+    fp8_storage: bool = False
 
 
 PLANS: dict[str, MemoryPlan] = {
@@ -82,7 +83,7 @@ def pixel_note(profile: str, quantize: str) -> str | None:
         return None
     how = "loaded in int8 (--quantize int8)" if weights == "int8" else f"stored in fp8 by the '{profile}' profile"
     return (f"The model's weights were {how} to save GPU memory: the result differs slightly from the 'high' "
-            "profile's for the same seed (see README, Memory profiles).")
+            "profile's for the same seed (see docs/memory-and-speed.md, Memory profiles).")
 
 
 def quantization_config(quantize: str) -> Any:
