@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from svd_demo.core.errors import InputError, ModelLoadError
+from svd_demo.core.lora_refs import MAX_LORAS, LoraSpec, parse_loras
 from svd_demo.core.params import ImageParams, VideoParams
-from svd_demo.engine.lora import MAX_LORAS, LoraSpec, parse_loras
 from svd_demo.files.media import read_metadata
 
 STILL = {"prompt": "a lighthouse at dusk", "resolution": 256, "sdxl_steps": 2, "randomize_seed": False, "seed": 3}

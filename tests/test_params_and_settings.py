@@ -236,7 +236,7 @@ def test_the_resolution_range_is_one_rule_for_slider_validation_and_framing(valu
                                            ("image model", "stabilityai/stable-diffusion-xl-base-1.0"),
                                            ("upscale model", "realesr-animevideov3")])
 def test_a_refused_model_name_suggests_one_of_its_own_kind(studio, what, example):
-    from svd_demo.engine.upscale.loading import check_upscaler_ref
+    from svd_demo.core.models import check_upscaler_ref
 
     check = {"video model": lambda v: studio.image_to_video(None, VideoParams(), model_ref=v),
              "image model": lambda v: studio.text_to_image(ImageParams(prompt="a cat"), model_ref=v),

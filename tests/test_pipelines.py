@@ -8,7 +8,8 @@ import pytest
 
 from svd_demo.core.errors import ModelLoadError
 from svd_demo.core.settings import Settings
-from svd_demo.engine.pipelines import TINY_MODELS_HINT, PipelineCache, explain_load_error
+from svd_demo.engine.load_errors import TINY_MODELS_HINT, explain_load_error
+from svd_demo.engine.pipelines import PipelineCache
 
 XT = "stabilityai/stable-video-diffusion-img2vid-xt"
 

@@ -20,13 +20,13 @@ from PIL import Image
 from svd_demo.batch.sweep import (
     SweepItem,
     SweepRow,
-    add_sweep_parser,
     collect_images,
     expand_grid,
     parse_list,
     run_sweep,
     write_contact_sheet,
 )
+from svd_demo.cli.sweep import add_sweep_parser
 from svd_demo.core.errors import GenerationCancelled, InputError, UserFacingError
 from svd_demo.core.params import SPECS, VideoParams
 
@@ -150,7 +150,7 @@ def test_a_bad_value_fails_before_anything_runs(photo, tmp_path):
 
 
 def test_building_the_parser_imports_no_diffusion_stack():
-    code = ("import sys, argparse, svd_demo.batch.sweep as s; p = argparse.ArgumentParser(); "
+    code = ("import sys, argparse, svd_demo.cli.sweep as s; p = argparse.ArgumentParser(); "
             "s.add_sweep_parser(p.add_subparsers()); "
             "print(sorted(m for m in ('torch', 'diffusers', 'gradio', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -398,7 +398,7 @@ def test_a_sweep_on_a_cpu_starts_from_the_quick_settings(studio, tmp_path, capsy
     argv = ["sweep", "--images", str(photo), "--out", str(tmp_path / "out"), "--seeds", "0", "--num-frames", "8",
             "--svd-model", studio.settings.svd_model, "--device", "cpu"]
     swept = []
-    monkeypatch.setattr("svd_demo.batch.sweep.run_sweep", lambda studio, items, *a, **k: swept.extend(items) or 1 / 0)
+    monkeypatch.setattr("svd_demo.cli.sweep.run_sweep", lambda studio, items, *a, **k: swept.extend(items) or 1 / 0)
     args = sweep_parser().parse_args(argv)
     with pytest.raises(ZeroDivisionError):
         args.func(args)

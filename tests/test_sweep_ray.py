@@ -25,7 +25,8 @@ from optional_deps import require
 from PIL import Image
 
 from svd_demo.batch.ray import LOOPBACK_ENV, plan_actors, run_sweep_ray
-from svd_demo.batch.sweep import add_sweep_parser, expand_grid
+from svd_demo.batch.sweep import expand_grid
+from svd_demo.cli.sweep import add_sweep_parser
 from svd_demo.core.errors import InputError
 
 # Ray reads this when it is first imported (by any test here): a local instance then binds every port to 127.0.0.1.
@@ -114,7 +115,7 @@ def test_without_ray_the_sweep_works_and_ray_says_how_to_install(photo, tmp_path
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--ray needs Ray, which is not installed: pip install ray==2.60.0" in result.stderr
-    probe = ("import sys, argparse, svd_demo.batch.sweep as s; p = argparse.ArgumentParser(); "
+    probe = ("import sys, argparse, svd_demo.cli.sweep as s; p = argparse.ArgumentParser(); "
              "s.add_sweep_parser(p.add_subparsers()); print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"  # building the parser never imports Ray

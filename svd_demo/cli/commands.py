@@ -211,7 +211,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if only in (None, "generate", "extend", "text-to-image", "text-to-video"):
         _add_generation_parsers(sub, only)
     if only in (None, "sweep"):
-        from svd_demo.batch.sweep import add_sweep_parser
+        from svd_demo.cli.sweep import add_sweep_parser
 
         add_sweep_parser(sub)
     if only in (None, "interpolate"):
@@ -237,9 +237,9 @@ SETTINGS_FROM_HELP = ("Start from the settings recorded in a video (.mp4/.webm) 
 
 
 def _add_generation_parsers(sub, only: str | None) -> None:
+    from svd_demo.core.lora_refs import MAX_LORAS
     from svd_demo.core.params import EXTRA_FORMATS, IMAGE_SPECS, LORAS, SPECS
     from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments
-    from svd_demo.engine.lora import MAX_LORAS
 
     video_commands = [
         ("generate", "--image", "Input image (PNG, JPEG, WebP, ...).", "Image to video with SVD.",

@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from svd_demo.core.errors import InputError
+from svd_demo.core.lora_refs import LORA_FILE_NAME, check_ref
 from svd_demo.core.models import (
     DEFAULT_SDXL_MODEL,
     DEFAULT_SVD_MODEL,
     SDXL_PRESETS,
     SVD_PRESETS,
+    UPSCALER_PRESETS,
     check_model_ref,
+    check_upscaler_ref,
 )
 from svd_demo.core.settings import Settings, is_public
-from svd_demo.engine.lora import LORA_FILE_NAME, check_ref
 
 KINDS = {"video": "svd", "image": "sdxl", "upscale": "upscale", "lora": "lora"}  # --allow-model KIND= -> ours
 PARAMS = {"svd": "svd_model", "sdxl": "sdxl_model", "upscale": "upscale_model", "lora": "loras"}
@@ -80,8 +82,6 @@ class Access:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
-        from svd_demo.engine.upscale import UPSCALER_PRESETS
-
         models: dict[str, dict[str, str]] = {kind: {} for kind in ("svd", "sdxl", "upscale")}
         labels: dict[str, dict[str, str]] = {kind: {} for kind in models}
         defaults: dict[str, str] = {}
@@ -149,8 +149,6 @@ class Access:
         if self.public:
             raise self.refusal(kind)
         if kind == "upscale":
-            from svd_demo.engine.upscale import check_upscaler_ref
-
             ref = check_upscaler_ref(value)
         else:
             ref = check_model_ref(value, {"svd": "video model", "sdxl": "image model"}[kind],

@@ -91,8 +91,6 @@ def model_page(model_ref: str) -> str:
 
 def _preset(model_ref: str) -> ModelPreset | None:
     """The preset of a hub id; a local AnimateLCM folder (it holds a distilled UNet's file) counts as that one."""
-    from svd_demo.engine.animatelcm import HUB_ID, is_animatelcm
-
     found = next((p for p in SVD_PRESETS if p.model_id == model_ref), None)
     if found is None and is_animatelcm(model_ref):
         found = next(p for p in SVD_PRESETS if p.model_id == HUB_ID)  # the AnimateLCM presets' settings are alike
@@ -170,3 +168,98 @@ def sdxl_defaults(model_ref: str) -> tuple[int, float]:
             return preset.steps, preset.guidance_scale
     return SDXL_PRESETS[0].steps, SDXL_PRESETS[0].guidance_scale
 
+
+# --- AnimateLCM: which references name its distilled UNet (engine/animatelcm.py loads it) --------------------
+
+HUB_ID = "wangfuyun/AnimateLCM-SVD-xt"
+WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"  # distilled from SVD-XT
+WEIGHTS_FILE_1_1 = "AnimateLCM-SVD-xt-1.1.safetensors"  # distilled from SVD-XT 1.1; the authors' demo default
+WEIGHTS_FILES = (WEIGHTS_FILE, WEIGHTS_FILE_1_1)
+HUB_ID_1_1 = f"{HUB_ID}/{WEIGHTS_FILE_1_1}"
+BASE_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"  # the pipeline the authors' demo loads both files into
+
+
+def animatelcm_folder(model_ref: str) -> Path | None:
+    try:
+        path = Path(model_ref).expanduser()
+        return path if path.is_dir() else None
+    except (OSError, ValueError):
+        return None
+
+
+def animatelcm_hub_file(model_ref: str) -> str | None:
+    """The file a hub reference names: the repo alone means the first file."""
+    if model_ref == HUB_ID:
+        return WEIGHTS_FILE
+    repo, _, name = model_ref.rpartition("/")
+    return name if repo == HUB_ID and name in WEIGHTS_FILES else None
+
+
+def animatelcm_local_file(folder: Path) -> Path | None:
+    return next((folder / name for name in WEIGHTS_FILES if (folder / name).is_file()), None)
+
+
+def is_animatelcm(model_ref: str) -> bool:
+    """A hub reference to one of the distilled files, or a local folder that holds one."""
+    folder = animatelcm_folder(model_ref)
+    return animatelcm_hub_file(model_ref) is not None or (
+        folder is not None and animatelcm_local_file(folder) is not None)
+
+
+# --- Upscalers (engine/upscale loads them) ----------------------------------------------------------------------
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
+
+
+@dataclass(frozen=True)
+class UpscalerPreset:
+    """A known upscaler: the hub file it is downloaded from, and the page that describes it."""
+
+    name: str
+    label: str
+    repo_id: str
+    filename: str
+    page: str
+
+
+# The official files are release assets of github.com/xinntao/Real-ESRGAN (BSD-3-Clause); the hub copies below are
+# the ones other projects download (ai-forever/Real-ESRGAN holds both). Not fetched from this offline machine:
+# any other copy works as OWNER/REPO/FILE or as a local file.
+UPSCALER_PRESETS: tuple[UpscalerPreset, ...] = (
+    UpscalerPreset("realesr-animevideov3", "Real-ESRGAN AnimeVideo v3 (fast, SRVGGNetCompact x4)",
+                   "ai-forever/Real-ESRGAN", "realesr-animevideov3.pth",
+                   "https://github.com/xinntao/Real-ESRGAN/blob/master/docs/anime_video_model.md"),
+    UpscalerPreset("RealESRGAN_x4plus", "Real-ESRGAN x4plus (quality, RRDBNet x4)",
+                   "ai-forever/Real-ESRGAN", "RealESRGAN_x4plus.pth",
+                   "https://github.com/xinntao/Real-ESRGAN/blob/master/docs/model_zoo.md"),
+)
+DEFAULT_UPSCALER = UPSCALER_PRESETS[0].name
+
+
+def upscaler_preset(ref: str) -> UpscalerPreset | None:
+    return next((p for p in UPSCALER_PRESETS if p.name == ref), None)
+
+
+def upscaler_page(ref: str) -> str:
+    """Where a person reads about (or downloads) the upscaler `ref`: a preset's page or the hub repository's."""
+    preset = upscaler_preset(ref)
+    if preset is not None:
+        return preset.page
+    parts = ref.split("/")
+    return f"https://huggingface.co/{parts[0]}/{parts[1]}" if len(parts) >= 3 and not Path(ref).exists() else ""
+
+
+def check_upscaler_ref(value: object) -> str:
+    """An upscaler reference from outside (UI, API, CLI, settings); empty means the default preset."""
+    ref = check_model_ref(value, "upscale model", DEFAULT_UPSCALER) or DEFAULT_UPSCALER
+    if upscaler_preset(ref) or Path(ref).expanduser().is_file():
+        return ref
+    if Path(ref).expanduser().exists():
+        raise InputError(f"The upscale model '{ref}' could not be loaded: it is a folder. Give the checkpoint file "
+                         "inside it (.pth or .safetensors).")
+    parts = ref.split("/")
+    if len(parts) >= 3 and ref.lower().endswith(CHECKPOINT_SUFFIXES) and not ref.startswith((".", "/", "~")):
+        return ref
+    names = ", ".join(p.name for p in UPSCALER_PRESETS)
+    raise InputError(f"The upscale model '{ref}' is neither a preset ({names}), nor a checkpoint file on this "
+                     "machine, nor a hub file written as OWNER/REPO/FILE.pth.")

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from svd_demo.core.errors import InputError
-from svd_demo.engine.lora import LoraSpec, parse_loras
+from svd_demo.core.lora_refs import LoraSpec, parse_loras
 
 ASPECT_MODES = ("crop", "pad", "native")
 LOOP_MODES = ("none", "ping-pong")
@@ -283,7 +283,7 @@ UPSCALE_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("upscale_tile", "Tile size (px)", "The frame is upscaled in tiles of this many input pixels (overlapping "
          "and cross-faded): smaller needs less GPU memory. 0 = the whole frame at once.", 512, int, 0, 2048, 64),
 ]}
-# LoRAs on the image stage: a list, parsed and checked by `svd_demo.engine.lora.parse_loras` (not by `_coerce`).
+# LoRAs on the image stage: a list, parsed and checked by `svd_demo.core.lora_refs.parse_loras` (not by `_coerce`).
 LORAS = Spec("loras", "LoRAs", "SDXL LoRAs for the still, one per line: a hub id or a .safetensors file, with an "
              "optional weight after a colon (owner/name:0.8). Weight 0 = no effect, 1 = as trained; -2 to 2.", "",
              str)

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from svd_demo.core.models import DEFAULT_SDXL_MODEL, DEFAULT_SVD_MODEL
-from svd_demo.engine.feature_cache import DEFAULT_BRANCH, DEFAULT_INTERVAL
-from svd_demo.engine.memory import QUANTIZE
 
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 MEMORY_PROFILES = ("auto", "fast", "high", "balanced", "low", "minimal")
+QUANTIZE = ("none", "int8")  # `--quantize`: UNet weights as loaded; int8 is weight-only, through torchao
+FEATURE_CACHE_INTERVAL = 3  # DeepCache's SVD setting: a full step, then two that reuse it
+FEATURE_CACHE_BRANCH = 0  # DeepCache's SVD setting: the shallowest skip branch (the least recomputed on a reused step)
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ class Settings:
     auth: str = ""
     zerogpu_seconds: int = 120
     upscale_model: str = "realesr-animevideov3"
-    feature_cache_interval: int = DEFAULT_INTERVAL
-    feature_cache_branch: int = DEFAULT_BRANCH
+    feature_cache_interval: int = FEATURE_CACHE_INTERVAL
+    feature_cache_branch: int = FEATURE_CACHE_BRANCH
     public: bool | None = None  # None: decided by where the app can be reached (`public_mode`)
     allow_model: tuple[str, ...] = ()  # KIND=REF, what public mode offers besides the presets
     allow_models_file: str = ""

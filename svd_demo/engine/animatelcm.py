@@ -20,56 +20,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from svd_demo.core.errors import ModelLoadError
-
-HUB_ID = "wangfuyun/AnimateLCM-SVD-xt"
-WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"  # distilled from SVD-XT
-WEIGHTS_FILE_1_1 = "AnimateLCM-SVD-xt-1.1.safetensors"  # distilled from SVD-XT 1.1; the authors' demo default
-WEIGHTS_FILES = (WEIGHTS_FILE, WEIGHTS_FILE_1_1)
-HUB_ID_1_1 = f"{HUB_ID}/{WEIGHTS_FILE_1_1}"
-BASE_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"  # the pipeline the authors' demo loads both files into
-
-
-def _folder(model_ref: str) -> Path | None:
-    try:
-        path = Path(model_ref).expanduser()
-        return path if path.is_dir() else None
-    except (OSError, ValueError):
-        return None
-
-
-def _hub_file(model_ref: str) -> str | None:
-    """The file a hub reference names: the repo alone means the first file."""
-    if model_ref == HUB_ID:
-        return WEIGHTS_FILE
-    repo, _, name = model_ref.rpartition("/")
-    return name if repo == HUB_ID and name in WEIGHTS_FILES else None
-
-
-def _local_file(folder: Path) -> Path | None:
-    return next((folder / name for name in WEIGHTS_FILES if (folder / name).is_file()), None)
-
-
-def is_animatelcm(model_ref: str) -> bool:
-    """A hub reference to one of the distilled files, or a local folder that holds one."""
-    folder = _folder(model_ref)
-    return _hub_file(model_ref) is not None or (folder is not None and _local_file(folder) is not None)
+from svd_demo.core.errors import ModelLoadError, UserFacingError
+from svd_demo.core.models import (
+    BASE_MODEL,
+    HUB_ID,
+    WEIGHTS_FILE,
+    animatelcm_folder,
+    animatelcm_hub_file,
+    animatelcm_local_file,
+)
+from svd_demo.engine.hub import fetch, local_path
+from svd_demo.engine.load_errors import explain_load_error
 
 
 def _weights_path(model_ref: str, download: Any = None, cancel: Any = None) -> Path:
-    folder = _folder(model_ref)
+    folder = animatelcm_folder(model_ref)
     if folder is not None:
-        return _local_file(folder) or folder / WEIGHTS_FILE
-    from svd_demo.engine.hub import fetch
-
+        return animatelcm_local_file(folder) or folder / WEIGHTS_FILE
     # The hub's cache, through the app's one download path (progress, cancel, disk check, HF_HUB_OFFLINE, HF_TOKEN)
-    name = _hub_file(model_ref) or WEIGHTS_FILE
+    name = animatelcm_hub_file(model_ref) or WEIGHTS_FILE
     return fetch(HUB_ID, files=[name], progress=download, cancel=cancel) / name
 
 
 def _base(model_ref: str) -> str:
     """SVD-XT from the same folder when the file was copied into a pipeline folder, else SVD-XT's hub id."""
-    folder = _folder(model_ref)
+    folder = animatelcm_folder(model_ref)
     return str(folder) if folder is not None and (folder / "model_index.json").is_file() else BASE_MODEL
 
 
@@ -78,10 +53,7 @@ def load_pipeline(cls: Any, model_ref: str, *, download: Any = None, cancel: Any
     and `cancel` as in `svd_demo.engine.hub.fetch`, for the files not yet in the cache."""
     from safetensors.torch import load_file
 
-    from svd_demo.core.errors import UserFacingError
-    from svd_demo.engine.hub import local_path
-    from svd_demo.engine.pipelines import explain_load_error
-    from svd_demo.engine.schedulers import AnimateLCMScheduler
+    from svd_demo.engine.schedulers import AnimateLCMScheduler  # torch and diffusers: only when the lane loads
 
     base = _base(model_ref)
     try:

@@ -27,9 +27,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from svd_demo.core.settings import FEATURE_CACHE_BRANCH, FEATURE_CACHE_INTERVAL
+
 HOOK_NAME = "svd_demo_feature_cache"
-DEFAULT_INTERVAL = 3  # DeepCache's SVD setting: a full step, then two that reuse it
-DEFAULT_BRANCH = 0  # DeepCache's SVD setting: the shallowest skip branch (the least recomputed on a reused step)
+# The defaults are the app's settings (`--feature-cache-interval`, `--feature-cache-branch`), declared in core.
+DEFAULT_INTERVAL, DEFAULT_BRANCH = FEATURE_CACHE_INTERVAL, FEATURE_CACHE_BRANCH
 
 
 @dataclass

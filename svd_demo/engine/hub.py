@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from svd_demo.core.errors import GenerationCancelled, ModelLoadError
+from svd_demo.engine.load_errors import is_network_error
 
 log = logging.getLogger("svd_demo")
 
@@ -420,9 +421,8 @@ def _older_download(repo_id: str, files: Selector | None, revision: str,
     is missing, if anything. None when there is none, or when the error is not about reaching the hub."""
     from huggingface_hub.errors import OfflineModeIsEnabled
 
-    from svd_demo.engine.pipelines import _is_network_error
 
-    if not (isinstance(exc, OfflineModeIsEnabled) or _is_network_error(exc)):
+    if not (isinstance(exc, OfflineModeIsEnabled) or is_network_error(exc)):
         return None
     folder = _snapshot(repo_id, revision)
     wanted = ["model_index.json"] if files is None else list(files) if not callable(files) else []

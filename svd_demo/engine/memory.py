@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from svd_demo.core.settings import QUANTIZE
+
 if TYPE_CHECKING:
     import torch
 
@@ -65,7 +67,6 @@ PLANS: dict[str, MemoryPlan] = {
 }
 
 
-QUANTIZE = ("none", "int8")  # `--quantize`: UNet weights as loaded; int8 is weight-only, through torchao
 TORCHAO_PIN = "torchao==0.18.0"  # checked with torch 2.13 on CPU; the optional extra for --quantize int8
 
 

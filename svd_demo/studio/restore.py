@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from svd_demo.core.errors import InputError, VideoError
+from svd_demo.core.lora_refs import loras_text
+from svd_demo.core.models import check_model_ref
 from svd_demo.core.params import KEYFRAME_SPECS, ImageParams, VideoParams, checked
-from svd_demo.engine.lora import loras_text
 from svd_demo.studio.sidecar import Sidecar
 
 VIDEO_SUFFIXES = (".mp4", ".webm")  # the formats whose metadata we write (GIF has no place for it)
@@ -122,6 +123,5 @@ def _restored(source: str, kind: str, parameters: dict[str, Any],
 
 
 def _model(value: Any) -> str | None:
-    from svd_demo.core.models import check_model_ref
 
     return check_model_ref(value, "model the file names")

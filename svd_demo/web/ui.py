@@ -39,6 +39,7 @@ from starlette.middleware import Middleware
 
 from svd_demo.core.access import Access
 from svd_demo.core.errors import InputError, UserFacingError
+from svd_demo.core.lora_refs import MAX_LORAS_CHARS, parse_loras
 from svd_demo.core.models import is_tiny_model, sdxl_defaults, svd_settings
 from svd_demo.core.params import (
     ALL_SPECS,
@@ -63,7 +64,6 @@ from svd_demo.core.params import (
     shown,
 )
 from svd_demo.core.settings import Settings, login, public_mode
-from svd_demo.engine.lora import MAX_LORAS_CHARS, parse_loras
 from svd_demo.engine.preview import PreviewSink, write_preview
 from svd_demo.files.examples import EXAMPLES_DIR, example_images, example_prompts
 from svd_demo.studio import zerogpu

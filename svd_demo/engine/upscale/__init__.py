@@ -1,22 +1,16 @@
 """Upscaling (Real-ESRGAN-class networks) of generated and uploaded videos and stills.
 
 * `networks`: SRVGGNetCompact and RRDBNet, and which of them a checkpoint's weights describe (`detect`).
-* `loading`: references (presets, local files, hub files), loading with errors that name the model page, the cache.
+* `loading`: loading, with errors that name the model page, and the cache (the presets and the checks of a
+  reference are core's: `svd_demo.core.models`).
 * `tiles`: one frame in overlapping, cross-faded tiles; the output size cap (`MAX_OUTPUT_LONG_SIDE`).
 * `files`: videos streamed frame by frame into the project's encoder, stills into PNG (`upscale_file`).
 
 Importing this package imports no torch; `networks` does.
 """
 
-from svd_demo.engine.upscale.loading import (
-    DEFAULT_UPSCALER,
-    UPSCALER_PRESETS,
-    LoadedUpscaler,
-    UpscalerCache,
-    check_upscaler_ref,
-    load_upscaler,
-    upscaler_page,
-)
+from svd_demo.core.models import DEFAULT_UPSCALER, UPSCALER_PRESETS, check_upscaler_ref, upscaler_page
+from svd_demo.engine.upscale.loading import LoadedUpscaler, UpscalerCache, load_upscaler
 from svd_demo.engine.upscale.tiles import (
     DEFAULT_TILE,
     MAX_OUTPUT_LONG_SIDE,

@@ -15,70 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svd_demo.core.errors import InputError, ModelLoadError, UserFacingError
-from svd_demo.core.models import check_model_ref
+from svd_demo.core.errors import ModelLoadError, UserFacingError
+from svd_demo.core.models import (
+    check_upscaler_ref,
+    upscaler_page,
+    upscaler_preset,
+)
 
 if TYPE_CHECKING:
     from svd_demo.engine.upscale.networks import Architecture
 
 log = logging.getLogger("svd_demo")
-
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
-
-
-@dataclass(frozen=True)
-class UpscalerPreset:
-    """A known upscaler: the hub file it is downloaded from, and the page that describes it."""
-
-    name: str
-    label: str
-    repo_id: str
-    filename: str
-    page: str
-
-
-# The official files are release assets of github.com/xinntao/Real-ESRGAN (BSD-3-Clause); the hub copies below are
-# the ones other projects download (ai-forever/Real-ESRGAN holds both). Not fetched from this offline machine:
-# any other copy works as OWNER/REPO/FILE or as a local file.
-UPSCALER_PRESETS: tuple[UpscalerPreset, ...] = (
-    UpscalerPreset("realesr-animevideov3", "Real-ESRGAN AnimeVideo v3 (fast, SRVGGNetCompact x4)",
-                   "ai-forever/Real-ESRGAN", "realesr-animevideov3.pth",
-                   "https://github.com/xinntao/Real-ESRGAN/blob/master/docs/anime_video_model.md"),
-    UpscalerPreset("RealESRGAN_x4plus", "Real-ESRGAN x4plus (quality, RRDBNet x4)",
-                   "ai-forever/Real-ESRGAN", "RealESRGAN_x4plus.pth",
-                   "https://github.com/xinntao/Real-ESRGAN/blob/master/docs/model_zoo.md"),
-)
-DEFAULT_UPSCALER = UPSCALER_PRESETS[0].name
-
-
-def _preset(ref: str) -> UpscalerPreset | None:
-    return next((p for p in UPSCALER_PRESETS if p.name == ref), None)
-
-
-def upscaler_page(ref: str) -> str:
-    """Where a person reads about (or downloads) the upscaler `ref`: a preset's page or the hub repository's."""
-    preset = _preset(ref)
-    if preset is not None:
-        return preset.page
-    parts = ref.split("/")
-    return f"https://huggingface.co/{parts[0]}/{parts[1]}" if len(parts) >= 3 and not Path(ref).exists() else ""
-
-
-def check_upscaler_ref(value: object) -> str:
-    """An upscaler reference from outside (UI, API, CLI, settings); empty means the default preset."""
-    ref = check_model_ref(value, "upscale model", DEFAULT_UPSCALER) or DEFAULT_UPSCALER
-    if _preset(ref) or Path(ref).expanduser().is_file():
-        return ref
-    if Path(ref).expanduser().exists():
-        raise InputError(f"The upscale model '{ref}' could not be loaded: it is a folder. Give the checkpoint file "
-                         "inside it (.pth or .safetensors).")
-    parts = ref.split("/")
-    if len(parts) >= 3 and ref.lower().endswith(CHECKPOINT_SUFFIXES) and not ref.startswith((".", "/", "~")):
-        return ref
-    names = ", ".join(p.name for p in UPSCALER_PRESETS)
-    raise InputError(f"The upscale model '{ref}' is neither a preset ({names}), nor a checkpoint file on this "
-                     "machine, nor a hub file written as OWNER/REPO/FILE.pth.")
-
 
 def _checkpoint_file(ref: str, download: Any = None, cancel: Any = None) -> Path:
     """The local file for `ref`, downloading a hub file on first use (ModelLoadError naming the page if not);
@@ -86,7 +33,7 @@ def _checkpoint_file(ref: str, download: Any = None, cancel: Any = None) -> Path
     local = Path(ref).expanduser()
     if local.is_file():
         return local
-    preset = _preset(ref)
+    preset = upscaler_preset(ref)
     repo_id, filename = (preset.repo_id, preset.filename) if preset else ("/".join(ref.split("/")[:2]),
                                                                           "/".join(ref.split("/")[2:]))
     from huggingface_hub import constants
