@@ -167,18 +167,21 @@ def test_picking_the_preset_in_the_ui_sets_its_defaults_and_starting_with_it_sho
 
 def test_the_cli_runs_a_few_step_model_as_made_unless_a_flag_says_otherwise(tmp_path):
     import argparse
+    from types import SimpleNamespace
 
     from svd_demo.cli.commands import _video_values
 
+    gpu = SimpleNamespace(settings=SimpleNamespace(svd_model=None), quick_defaults=lambda *refs: {})  # no quick values
     (tmp_path / models.WEIGHTS_FILE).write_bytes(b"")  # a local folder laid out like the hub repo
     names = [*SPECS, "extra_formats"]
     blank = {name: None for name in names}
-    lane = _video_values(argparse.Namespace(**blank, svd_model=str(tmp_path)), names)
+    lane = _video_values(argparse.Namespace(**blank, svd_model=str(tmp_path)), gpu, names)
     assert (lane["num_inference_steps"], lane["min_guidance_scale"], lane["max_guidance_scale"],
             lane["motion_bucket_id"]) == (4, 1.0, 1.0, 80)
     typed = _video_values(argparse.Namespace(**{**blank, "num_inference_steps": "6"}, svd_model=models.HUB_ID),
-                          names)
+                          gpu, names)
     assert typed["num_inference_steps"] == "6" and typed["max_guidance_scale"] == 1.0
     plain = _video_values(argparse.Namespace(**blank, svd_model="stabilityai/stable-video-diffusion-img2vid-xt"),
-                          names)
-    assert VideoParams.from_raw(plain) == VideoParams()  # other models: the usual defaults
+                          gpu, names)
+    usual = ("num_inference_steps", "min_guidance_scale", "max_guidance_scale", "motion_bucket_id")
+    assert [plain[name] for name in usual] == [SPECS[name].default for name in usual]  # other models: the usual

@@ -714,7 +714,8 @@ def api_table(client) -> list[dict[str, Any]]:
             continue
         api = "/" + dep["api_name"]
         names = [p["parameter_name"] for p in named[api]["parameters"]]
-        for name, component_id in zip(names, dep["inputs"], strict=True):
+        sent = [i for i in dep["inputs"] if components[i]["type"] != "state"]  # a session's state is no parameter
+        for name, component_id in zip(names, sent, strict=True):
             component = components[component_id]
             props = component["props"]
             kind = {"slider": "number", "number": "number", "checkbox": "bool", "radio": "choice",

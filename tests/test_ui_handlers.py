@@ -30,8 +30,9 @@ def test_a_bound_handler_has_one_parameter_per_input_then_request_and_progress(s
 def test_every_event_receives_its_inputs_under_the_names_its_handler_uses(tiny_settings, studio):
     demo = ui.build_demo(tiny_settings, studio)
     runs = {fn.api_name: fn for fn in demo.fns.values() if fn.concurrency_id in (ui.GPU_QUEUE, ui.INTERPOLATE_QUEUE)}
-    assert list(runs["image_to_video"].input_parameter_names) == ["image", *ui.VIDEO_INPUTS, "live_preview"]
-    assert list(runs["extend_this_video"].input_parameter_names) == ["video", *ui.VIDEO_INPUTS]  # private ones too
+    # Every handler of the video settings also gets the page's marker (a session state, not an API parameter).
+    assert list(runs["image_to_video"].input_parameter_names) == ["image", *ui.VIDEO_INPUTS, "live_preview", ui.PAGE]
+    assert list(runs["extend_this_video"].input_parameter_names) == ["video", *ui.VIDEO_INPUTS, ui.PAGE]
     assert list(runs["interpolate"].input_parameter_names) == ["video", *INTERPOLATION_SPECS]
     for fn in runs.values():
         assert len(fn.input_parameter_names) == len(fn.inputs) and None not in fn.input_parameter_names, fn.api_name

@@ -60,16 +60,23 @@ def _settings(args: argparse.Namespace):
     return settings_from_args(args)
 
 
-def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
-    """The values the user typed, over those of `--settings-from`; an explicit --seed means "this seed" unless
-    --randomize-seed says otherwise."""
+def _typed(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
+    """The values the user typed; an explicit --seed means "this seed" unless --randomize-seed says otherwise."""
     values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if "seed" in values and "randomize_seed" not in values:
         values["randomize_seed"] = False  # the same seed gives the same frames
-    restored = getattr(args, "restored", None)
-    if restored is not None:
-        values = {**{k: v for k, v in restored.values().items() if k in names}, **values}
     return values
+
+
+def _restored(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
+    """The values of `--settings-from` among `names` (none without it)."""
+    restored = getattr(args, "restored", None)
+    return {k: v for k, v in restored.values().items() if k in names} if restored is not None else {}
+
+
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
+    """The values the user typed, over those of `--settings-from`."""
+    return {**_restored(args, names), **_typed(args, names)}
 
 
 def _restore(args: argparse.Namespace, typed: set[str]) -> None:
@@ -99,13 +106,22 @@ def _quick(studio, given: dict[str, object], names: Sequence[str], *model_refs: 
     return {**used, **given}
 
 
-def _video_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
-    """The typed video values over a few-step model's own sampling settings (AnimateLCM: 4 steps, guidance 1/1,
-    motion 80): such a model runs as it was made to unless a flag says otherwise."""
-    from svd_demo.core.models import few_step_settings
+def _video_values(args: argparse.Namespace, studio, names: Sequence[str], *other_models: str | None,
+                  say: bool = True) -> dict[str, object]:
+    """The run's values among `names`, resolved as the page and the API resolve them (`core.defaults`): typed over
+    `--settings-from` over the quick settings over the model's own (AnimateLCM: 4 steps, guidance 1/1, motion 80)
+    over the parameters' defaults. Says so when quick settings apply, if `say`."""
+    from svd_demo.core.defaults import resolve_video
+    from svd_demo.core.params import quick_for_unset
 
-    return {**few_step_settings(getattr(args, "svd_model", None) or _settings(args).svd_model),
-            **_given(args, names)}
+    model = getattr(args, "svd_model", None) or studio.settings.svd_model
+    typed, restored = _typed(args, names), _restored(args, names)
+    quick = studio.quick_defaults(model, *other_models)
+    _, note = quick_for_unset(quick, names, {**restored, **typed})
+    if note and say:
+        print(note, file=sys.stderr)
+    resolved = resolve_video(model, quick=quick, restored=restored, given=typed)
+    return {**{name: resolved[name] for name in names if name in resolved}, **typed}
 
 
 def _checked_out(path: str, suffix: str) -> Path:
@@ -132,7 +148,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = _checked_out(args.out, ".mp4")
     studio = Studio(_settings(args))
     names = [*SPECS, "extra_formats"]
-    params = VideoParams.from_raw(_quick(studio, _video_values(args, names), names, studio.settings.svd_model))
+    params = VideoParams.from_raw(_video_values(args, studio, names))
     if args.command == "extend":
         run, source = studio.extend_video, args.video
     else:
@@ -170,9 +186,8 @@ def cmd_text_to_video(args: argparse.Namespace) -> int:
     image_params = _image_params(args, studio)
     # seed, randomize_seed and resolution belong to the still: one --seed reproduces both stages
     names = [*(s for s in SPECS if s not in ("seed", "randomize_seed", "resolution")), "extra_formats"]
-    given = _quick(studio, _video_values(args, names), names, studio.settings.svd_model, studio.settings.sdxl_model,
-                   say=False)  # said for the still already
-    video_params = VideoParams.from_raw(given)
+    video_params = VideoParams.from_raw(_video_values(args, studio, names, studio.settings.sdxl_model,
+                                                      say=False))  # said for the still already
     out = _checked_out(args.out, ".mp4")
     still_path = _checked_out(args.still, ".png") if args.still else out.with_suffix(".still.png")
     still, video = studio.text_to_video(image_params, video_params, progress=_progress, cancel=CANCEL,
@@ -330,7 +345,7 @@ def cmd_keyframes(args: argparse.Namespace) -> int:
         raise UserFacingError("Give the END photo after START, or pass --loop to end on the start photo.")
     studio = Studio(_settings(args))
     names = [*KEYFRAMES_VIDEO_SPECS, "extra_formats"]
-    params = VideoParams.from_raw(_quick(studio, _video_values(args, names), names, studio.settings.svd_model))
+    params = VideoParams.from_raw(_video_values(args, studio, names))
     result = studio.keyframes_to_video(args.start, args.end, params, model_ref=args.svd_model, progress=_progress,
                                        out_stem=out.with_suffix(""), **method)
     info, first, last = result.files.info, Path(args.start).name, Path(args.end or args.start).name

@@ -38,9 +38,10 @@ from gradio_client import utils as client_utils
 from starlette.middleware import Middleware
 
 from svd_demo.core.access import Access
+from svd_demo.core.defaults import model_start, not_defaults, resolve_video
 from svd_demo.core.errors import InputError, UserFacingError
 from svd_demo.core.lora_refs import MAX_LORAS_CHARS, parse_loras
-from svd_demo.core.models import is_tiny_model, sdxl_defaults, svd_settings
+from svd_demo.core.models import is_tiny_model, sdxl_defaults
 from svd_demo.core.params import (
     ALL_SPECS,
     EXTRA_FORMATS,
@@ -455,10 +456,27 @@ def _bound(handler: Callable[..., Any], studio: Studio, names: list[str],
     return call
 
 
-def _video_params(values: Mapping[str, Any]) -> VideoParams:
-    """The video parameters among `values`, checked (those not given keep their defaults)."""
+PAGE = "page"  # a session state that the page sets when it loads: an API call leaves it False
+
+
+def _api_defaults(studio: Studio) -> dict[str, Any]:
+    """What an API caller's client sends for a video parameter it leaves out: the controls' starting values."""
+    start = _source(studio.access, "svd", _starting_model(studio.access, studio.settings, "svd"))
+    return resolve_video(start, quick=studio.quick_defaults())
+
+
+def _video_params(studio: Studio, values: Mapping[str, Any]) -> VideoParams:
+    """The video parameters among `values`, checked. The page sends what it shows (picking a model set that model's
+    values); an API call is resolved as the CLI resolves a command (`core.defaults`): what it left out takes the
+    named model's own values (AnimateLCM: 4 steps at guidance 1), not the page's starting ones."""
+    given = {name: values[name] for name in VIDEO_PARAMS if name in values}
+    if not values.get(PAGE):
+        model = _source(studio.access, "svd", _model(values) or _starting_model(studio.access, studio.settings, "svd"))
+        typed = not_defaults({k: v for k, v in given.items() if k in SPECS}, _api_defaults(studio))
+        resolved = resolve_video(model, quick=studio.quick_defaults(), given=typed)
+        given = {**given, **{name: resolved[name] for name in given if name in resolved}}
     with _errors_for_user():
-        return VideoParams.from_raw({name: values[name] for name in VIDEO_PARAMS if name in values})
+        return VideoParams.from_raw(given)
 
 
 def _image_params(studio: Studio, values: Mapping[str, Any]) -> ImageParams:
@@ -506,7 +524,8 @@ def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None
 
     With previews, the run goes on a thread of its own while this generator (on Gradio's worker thread, idle
     otherwise) encodes the previews: the denoising loop only hands over frames. Only the newest waiting preview is
-    encoded. A preview file is deleted once the next one is asked for: Gradio has copied it by then.
+    encoded. Previews are served from the output folder, where they are written (not copied): one is deleted once
+    a newer one is shown, so the browser has had a whole preview's time to fetch it, and the last at the end.
     """
     if not live:
         return run(None)
@@ -520,7 +539,7 @@ def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None
             updates.put((None, exc))
 
     threading.Thread(target=work, name="run-with-preview", daemon=True).start()
-    shown: Path | None = None
+    shown: list[Path] = []
     try:
         while True:
             done, item = updates.get()
@@ -531,13 +550,13 @@ def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None
             if done:
                 return item
             path = write_preview(item, studio.settings.output_dir / f"preview-{uuid.uuid4().hex[:12]}.webp")
-            if shown is not None:
-                shown.unlink(missing_ok=True)
-            shown = path
+            if len(shown) > 1:
+                shown.pop(0).unlink(missing_ok=True)
+            shown.append(path)
             yield (*[gr.skip()] * skipped, str(path))
     finally:
-        if shown is not None:
-            shown.unlink(missing_ok=True)
+        for path in shown:
+            path.unlink(missing_ok=True)
 
 
 def image_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
@@ -545,7 +564,7 @@ def image_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Reques
     """Animate an image; with `live_preview`, yields rough previews while denoising first. The last update: the
     MP4, the seed used, the prepared image, notices, all files, and an empty preview."""
     image = values.get("image")
-    params = _fit_zerogpu(studio, image, _video_params(values), _model(values))
+    params = _fit_zerogpu(studio, image, _video_params(studio, values), _model(values))
     with _errors_for_user(), _run_token(studio, request) as token:
         def run(sink: PreviewSink | None) -> VideoResult:
             return studio.image_to_video(image, params, model_ref=_model(values), preview=sink,
@@ -559,7 +578,7 @@ def image_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Reques
 def _extended(studio: Studio, values: Mapping[str, Any], request: gr.Request | None,
               progress: gr.Progress | None) -> VideoResult:
     """Extend, as both video tabs offer it: continue `video` from its last frame (`Studio.extend_video`)."""
-    video, params = values.get("video"), _video_params(values)
+    video, params = values.get("video"), _video_params(studio, values)
     if zerogpu.on_zerogpu():
         with _errors_for_user():
             size = zerogpu.clip_size(video, params)
@@ -590,7 +609,7 @@ def compare_seeds(studio: Studio, values: Mapping[str, Any], request: gr.Request
                   progress: gr.Progress | None = None) -> list[tuple[str, str]]:
     """The same image and settings with `num_seeds` consecutive seeds; returns (video, "seed N") pairs."""
     image = values.get("image")
-    params = _fit_zerogpu(studio, image, _video_params(values), _model(values))
+    params = _fit_zerogpu(studio, image, _video_params(studio, values), _model(values))
     first = random.SystemRandom().randint(0, MAX_SEED) if params.randomize_seed else params.seed
     count = int(values.get("num_seeds", NUM_SEEDS.default))
     seeds = [(first + i) % (MAX_SEED + 1) for i in range(count)]
@@ -625,7 +644,7 @@ def text_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request
     """Prompt -> still -> video in one call; the still is shown as soon as it exists, then (with `live_preview`)
     rough previews of the video while it is denoised; the last output is the preview (empty at the end)."""
     # The two stages of Studio.text_to_video, called one by one so the still can be yielded in between.
-    video_params, params = _video_params(values), _image_params(studio, values)
+    video_params, params = _video_params(studio, values), _image_params(studio, values)
     with _errors_for_user(), _run_token(studio, request) as token:
         still = studio.text_to_image(params, model_ref=_model(values, "sdxl_model"),
                                      **_gpu_kwargs(progress, token, (0.0, 0.3)))
@@ -648,7 +667,7 @@ def animate_this_still(studio: Studio, values: Mapping[str, Any], request: gr.Re
     still = values.get("still_result")
     if still is None:
         raise gr.Error("Make a still first (Still only or Prompt to video).")
-    params = _fit_zerogpu(studio, still.image, _video_params(values), _model(values), still.image.size)
+    params = _fit_zerogpu(studio, still.image, _video_params(studio, values), _model(values), still.image.size)
     with _errors_for_user(), _run_token(studio, request) as token:
         result = studio.animate_still(still, params, model_ref=_model(values), **_gpu_kwargs(progress, token))
     return str(result.files.video), result.seed, _notes(result.notices), _files(result), str(still.path)
@@ -768,7 +787,7 @@ def keyframes_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Re
     motion (ViBiDSampler, about twice the work of image to video). With `live_preview`, yields rough previews
     first. The last update: the MP4, the seed used, notices, all files, and an empty preview."""
     start, end = values.get("start_image"), values.get("end_image")
-    params = _fit_zerogpu(studio, start, _video_params(values), _model(values))
+    params = _fit_zerogpu(studio, start, _video_params(studio, values), _model(values))
     method = {name: values.get(name, spec.default) for name, spec in KEYFRAME_SPECS.items()}
     with _errors_for_user(), _run_token(studio, request) as token:
         def run(sink: PreviewSink | None) -> VideoResult:
@@ -811,7 +830,7 @@ def _validator(check: Callable[[Mapping[str, Any]], dict[str, str]], names: list
 def _video_problems(values: Mapping[str, Any]) -> dict[str, str]:
     """A problem with the video parameters, put on the parameters its message names, e.g. min and max guidance,
     not on all sixteen (on all only if it names none)."""
-    problem = _problem(_video_params, values)
+    problem = _problem(lambda raw: VideoParams.from_raw({k: raw[k] for k in VIDEO_PARAMS if k in raw}), values)
     if not problem:
         return {}
     blamed = set(re.findall(r"`(\w+)`", problem)) & set(VIDEO_PARAMS) or set(VIDEO_PARAMS)
@@ -859,18 +878,18 @@ def _with_costs(check: Callable[[Mapping[str, Any]], dict[str, str]] | None, stu
 
 def _image_cost(studio: Studio, values: Mapping[str, Any]) -> None:
     seeds = int(values.get("num_seeds") or 1)
-    check_image_to_video(studio.budgets, values["image"], _video_params(values), model_ref=_model(values),
+    check_image_to_video(studio.budgets, values["image"], _video_params(studio, values), model_ref=_model(values),
                          default_model=studio.settings.svd_model, seeds=seeds)
 
 
 def _extend_cost(studio: Studio, values: Mapping[str, Any]) -> None:
-    check_extend(studio.budgets, values["video"], _video_params(values), model_ref=_model(values),
+    check_extend(studio.budgets, values["video"], _video_params(studio, values), model_ref=_model(values),
                  default_model=studio.settings.svd_model)
 
 
 def _text_cost(studio: Studio, values: Mapping[str, Any]) -> None:
     orientation = values.get("orientation", IMAGE_SPECS["orientation"].default)
-    check_text_to_video(studio.budgets, _video_params(values), orientation, model_ref=_model(values),
+    check_text_to_video(studio.budgets, _video_params(studio, values), orientation, model_ref=_model(values),
                         default_model=studio.settings.svd_model)
 
 
@@ -913,6 +932,8 @@ def _wire(trigger: Any, handler: Callable[..., Any], studio: Studio, components:
           names: list[str], *, progress: gr.Progress | None = _GPU_PROGRESS,
           check: Callable[[Mapping[str, Any]], dict[str, str]] | None = None, **event: Any) -> Any:
     """`trigger` (e.g. a button's click) runs `handler` on the components `names`, stopped when Gradio drops it."""
+    if "svd_model" in names and PAGE in components:  # the video settings: whether the page sent them
+        names = [*names, PAGE]
     validator = _validator(check, names) if check is not None else None
     outputs = event.get("outputs", [])
     notes = [out for out in (outputs if isinstance(outputs, list) else [outputs]) if isinstance(out, gr.Markdown)]
@@ -957,14 +978,9 @@ def _model_picker(access: Access, settings: Settings, kind: str, **kwargs: Any) 
 
 def _video_settings(access: Access, settings: Settings, quick: dict[str, int]) -> VideoControls:
     def model_defaults(ref: str) -> dict[str, int | float]:
-        """What picking `ref` sets: its frames and fps and, for a few-step model, its steps, guidance and motion
-        (svd_settings); the quick settings' frames, and steps at most theirs, where they apply."""
-        values = svd_settings(_source(access, "svd", ref))
-        if "num_frames" in quick:
-            values["num_frames"] = quick["num_frames"]
-        if "num_inference_steps" in quick:
-            values["num_inference_steps"] = min(values["num_inference_steps"], quick["num_inference_steps"])
-        return values
+        """What picking `ref` sets: its frames and fps and, for a few-step model, its steps, guidance and motion,
+        under the quick settings where they apply (`core.defaults.model_start`)."""
+        return model_start(_source(access, "svd", ref), quick)
 
     initial = model_defaults(_starting_model(access, settings, "svd"))
     by_name: dict[str, gr.components.Component] = {}
@@ -986,6 +1002,7 @@ def _video_settings(access: Access, settings: Settings, quick: dict[str, int]) -
         # Off as the API's default (LIVE_PREVIEW.default: an API call omitting it gets the component's starting
         # value); the page ticks it when it loads (build_demo), as a person watches.
         by_name[LIVE_PREVIEW.name] = _component(LIVE_PREVIEW)
+        by_name[PAGE] = gr.State(False)  # set by the page's load event (build_demo); not an API parameter
         with gr.Accordion("Restore settings from a video", open=False):
             by_name["restore"] = _uploaded_file(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
                                          file_types=[".mp4", ".webm", ".json"], elem_id="restore-settings")
@@ -1498,6 +1515,7 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
         # Live previews on for the page only: set in the browser, so the API's default stays off.
         demo.load(None, None, controls.by_name[LIVE_PREVIEW.name], js="() => true", queue=False,
                   api_visibility="private")
+        demo.load(lambda: True, None, controls.by_name[PAGE], queue=False, api_visibility="private")
     return demo
 
 
