@@ -76,7 +76,9 @@ def api_parameters() -> dict[str, list[str]]:
     with tempfile.TemporaryDirectory() as outputs:  # the studio wants a folder; building the page writes nothing
         settings = Settings(device="cpu", output_dir=Path(outputs))
         demo = build_demo(settings, Studio(settings))
-        return {f"/{fn.api_name}": list(fn.input_parameter_names) for fn in demo.fns.values()
+        # A session's state (the page's marker) is an input of the handler but no parameter of the API.
+        return {f"/{fn.api_name}": [name for name, block in zip(fn.input_parameter_names, fn.inputs, strict=True)
+                                    if not block.stateful] for fn in demo.fns.values()
                 if fn.api_name and fn.api_visibility == "public"}
 
 
