@@ -545,7 +545,7 @@ def build_full_size_sdxl(device: str, dtype: object) -> object:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from svd_demo_testing.tiny_models import _offline_clip_tokenizer
+    from svd_demo_testing.tiny_models import offline_clip_tokenizer
 
     torch.manual_seed(0)
     with torch.device(device):
@@ -570,8 +570,8 @@ def build_full_size_sdxl(device: str, dtype: object) -> object:
             hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
             hidden_act="gelu", projection_dim=1280, **common)).to(dtype)
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = _offline_clip_tokenizer(Path(tmp) / "t1")
-        tokenizer_2 = _offline_clip_tokenizer(Path(tmp) / "t2")
+        tokenizer = offline_clip_tokenizer(Path(tmp) / "t1")
+        tokenizer_2 = offline_clip_tokenizer(Path(tmp) / "t2")
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        interpolation_type="linear", num_train_timesteps=1000,
                                        prediction_type="epsilon", steps_offset=1, timestep_spacing="leading",
