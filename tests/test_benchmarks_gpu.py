@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks import gpu
 from benchmarks.gpu.cli import build_parser
 from benchmarks.gpu.config import (
     CACHE_ROWS,
@@ -129,6 +130,11 @@ def test_a_spent_budget_stops_the_run_with_exit_3_and_writes_both_files_with_rea
     assert "STOPPED" in (out / "summary.md").read_text()
     for name, row in data["rows"].items():
         assert row["status"] != "ok" and row["reason"], (name, row)
+
+
+def test_every_part_has_a_time_budget_and_a_line_in_the_help_in_run_order():
+    assert set(PART_MIN_S) == set(PART_ORDER)  # reserve() keeps time back for every later part
+    assert re.findall(r"^  (\w+) ", gpu.__doc__, flags=re.MULTILINE) == list(PART_ORDER)
 
 
 def test_parts_that_do_not_fit_are_skipped_with_the_reason(tmp_path):

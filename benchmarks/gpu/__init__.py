@@ -8,7 +8,11 @@ tiny test models at 256x144 (control flow only, no GPU figures) and finish in we
 Parts, in order of importance (each keeps back time for the ones after it):
   warmup    'high', 2 steps: CUDA context, cuBLAS/attention kernels; the estimates the budget works with
   baseline  the plain diffusers recipe: fp16, enable_model_cpu_offload, default decode (all frames at once)
-  high      the app's own path (generate_frames), everything on the GPU
+  high      the app's own path (generate_frames), everything on the GPU; then the live preview's cost per step
+  cache     high with feature caching, a row per setting (interval 3 branch 0, DeepCache's SVD setting; interval 2
+            branch 1): the speed-up against high, and PSNR/SSIM of the frames against high's
+  lane      AnimateLCM's 4-step lane (consistency sampler, guidance 1) end to end under 'high', against high's
+            full step count (the `fast` child also times it compiled)
   fast      high + regional torch.compile, in a child process with a hard cap (--fast-cap-s):
             a compile that overruns is killed with its process group and the later parts still run
   balanced  model offload: 25 steps when the time allows, else fewer, extrapolated
