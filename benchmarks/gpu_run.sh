@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU benchmark as ONE device command: `python -m benchmarks.gpu` (the runner, its parts, budget and outputs all
-# live in benchmarks/gpu.py; this script only prepares the environment and starts it).
+# live in the package benchmarks/gpu/; this script only prepares the environment and starts it).
 #
 # The device image has torch, transformers and accelerate but no diffusers: the pinned wheel travels in .whl/
 # (ignored by git). Prepare once, in the project root:   pip download --no-deps -d .whl diffusers==0.42.1
@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 mkdir -p "$RESULTS"
 log() { echo "[$(date +%H:%M:%S) +$(( $(date +%s) - T0 ))s] gpu_run: $*"; }
 
-[ -f benchmarks/gpu.py ] || { log "run this from the svd-demo project root (no benchmarks/gpu.py in $PWD)"; exit 2; }
+[ -f benchmarks/gpu/cli.py ] || { log "run this from the svd-demo project root (no benchmarks/gpu/cli.py in $PWD)"; exit 2; }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version \
   --format=csv 2>&1 | tee "$RESULTS/nvidia-smi.txt"
 

@@ -40,7 +40,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
-def _offline_clip_tokenizer(workdir: pathlib.Path):
+def offline_clip_tokenizer(workdir: pathlib.Path):
     """A byte-level ``CLIPTokenizer`` with no merges: 514 ids (256 bytes, 256 bytes + ``</w>``, bos, eos)."""
     from transformers import CLIPTokenizer
 
@@ -193,8 +193,8 @@ def build_tiny_sdxl():
         torch.manual_seed(0)
         text_encoder_2 = CLIPTextModelWithProjection(text_config)
     with tempfile.TemporaryDirectory(prefix="svd_demo_tok_") as tmp:
-        tokenizer = _offline_clip_tokenizer(pathlib.Path(tmp) / "tokenizer")
-        tokenizer_2 = _offline_clip_tokenizer(pathlib.Path(tmp) / "tokenizer_2")
+        tokenizer = offline_clip_tokenizer(pathlib.Path(tmp) / "tokenizer")
+        tokenizer_2 = offline_clip_tokenizer(pathlib.Path(tmp) / "tokenizer_2")
     pipe = StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=text_encoder,
