@@ -233,8 +233,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         _add_interpolate_parser(sub)
     if only in (None, "upscale"):
         _add_upscale_parser(sub)
-    # Listed here for --help; `main` hands its arguments to the repository's benchmarks/gpu/cli.py (its own parser).
-    sub.add_parser("bench", help="The GPU benchmark, now `python -m benchmarks.gpu` in the repository.",
+    # Listed for --help: the benchmark is the repository's `python -m benchmarks.gpu`, which `main` points to.
+    sub.add_parser("bench", help="The GPU benchmark: `python -m benchmarks.gpu` in the repository.",
                    add_help=False)
     if only in (None, "keyframes"):
         _add_keyframes_parser(sub)
@@ -441,17 +441,10 @@ def _tune_for_interpolation() -> None:
 
 
 def _bench(argv: list[str]) -> int:
-    """`bench` moved out of the app to the repository's benchmarks/: forward to it where it is, else say where."""
-    repo = Path(__file__).resolve().parents[2]
-    if not (repo / "benchmarks" / "gpu" / "cli.py").is_file():
-        print("error: the GPU benchmark is not part of the installed app: run `python -m benchmarks.gpu` in the "
-              "svd-demo repository (BENCHMARKS.md).", file=sys.stderr)
-        return 2
-    print("note: `python -m svd_demo bench` is `python -m benchmarks.gpu` now.", file=sys.stderr)
-    sys.path.insert(0, str(repo))
-    from benchmarks.gpu.cli import main as gpu_main
-
-    return gpu_main(argv)
+    """`bench`: the GPU benchmark is a tool of the repository, not part of the app; say how it runs."""
+    print("error: the GPU benchmark is `python -m benchmarks.gpu` (or `bash benchmarks/gpu_run.sh` on a lent "
+          "machine), run from the svd-demo repository; see BENCHMARKS.md.", file=sys.stderr)
+    return 2
 
 
 def _prog() -> str:
