@@ -1,4 +1,5 @@
-"""The Gradio interface: the only module (with app.py) that imports gradio.
+"""The Gradio page: its tabs, their handlers, and how runs stream previews and stop. Gradio's internals are
+overridden only in `gradio_overrides` (the web layer is the only one that imports gradio).
 
 Handlers are thin module-level functions of (studio, values): they turn component values into parameter objects,
 call the `Studio`, and turn its results and errors into component updates. `_bound` gives each the signature Gradio
@@ -8,13 +9,10 @@ before the queue, so bad input never waits behind someone else's video.
 """
 
 import asyncio
-import base64
-import binascii
 import contextvars
 import functools
 import inspect
 import logging
-import math
 import os
 import queue
 import random
@@ -30,11 +28,7 @@ from typing import Any, TypeVar
 
 import anyio
 import gradio as gr
-import pydantic
-from gradio.context import LocalContext
-from gradio.exceptions import InvalidPathError
-from gradio.utils import NamedString, _parse_file_size
-from gradio_client import utils as client_utils
+from gradio.utils import _parse_file_size
 from starlette.middleware import Middleware
 
 from svd_demo.core.access import Access
@@ -62,7 +56,6 @@ from svd_demo.core.params import (
     clean_prompt,
     describe_quick,
     parse_bool,
-    shown,
 )
 from svd_demo.core.settings import Settings, login, public_mode
 from svd_demo.engine.preview import PreviewSink, write_preview
@@ -77,6 +70,15 @@ from svd_demo.studio.budgets import (
 )
 from svd_demo.studio.restore import read_settings
 from svd_demo.studio.studio import CancelFlag, Studio, VideoResult
+from svd_demo.web.gradio_overrides import (
+    AppBlocks,
+    Refusal,
+    named,
+    page_safe,
+    range_end,
+    uploaded_file,
+    uploaded_image,
+)
 from svd_demo.web.request_limit import RequestBodyLimit, body_limit
 
 log = logging.getLogger("svd_demo")
@@ -93,131 +95,15 @@ CSS = """
 """  # .player: a portrait clip fills the column's width and would stretch the page far below the fold
 
 
-_MARKUP_START = re.compile(r"([<&])(?=[A-Za-z0-9/!?#])")
-WORD_JOINER = "\u2060"
-
-
-def _page_safe(text: str) -> str:
-    """`text` as written, in a form that no page can take for markup.
-
-    Gradio shows gr.Error messages as (sanitized) HTML, and API clients get the very same string. html.escape made
-    the page right and the API wrong (`&#x27;` around every quoted file name); an invisible word joiner after each
-    `<` or `&` that could start a tag or an entity keeps both right: the page shows the text, the API gets it.
-    """
-    return _MARKUP_START.sub(r"\1" + WORD_JOINER, text)
-
-
-class _Refusal(gr.Error):
-    """A message for the person or program that sent the request, shown as is (and as plain text, see _page_safe).
-
-    Its str() is the message: Gradio answers a refusal at queue join (HTTP 400) with str(error), which for gr.Error
-    is the message's repr, quotes and backslashes included.
-    """
-
-    def __init__(self, message: str) -> None:
-        # duration None: the toast stays until closed (it is often the only place the message shows in full).
-        super().__init__(_page_safe(message), duration=None, print_exception=False)
-
-    def __str__(self) -> str:
-        return self.message
-
-
-# Gradio writes a .pyi stub beside the module of every component subclass when the class is created, which would
-# put files into the installed package at run time (left behind by an uninstall, one shadowed a later editable
-# install). So the inputs below are Gradio's own components whose `preprocess` is replaced on the instance.
-
-
-def _uploaded_image(name: str, **kwargs: Any) -> gr.Image:
-    """An image input that hands the uploaded file to our loader untouched.
-
-    gr.Image opens every upload with PIL before returning its path, so a corrupt file, an SVG or a decompression
-    bomb would get Gradio's generic 400 instead of our message; and its RGB conversion would drop transparency and
-    clip 16-bit images. `images.load_image` does all of that properly.
-    """
-    image = gr.Image(**kwargs)
-    image.preprocess = partial(_uploaded_path, name)
-    return image
-
-
-def _uploaded_path(name: str, payload: Any) -> str | bytes | None:
-    if payload is None:
-        return None
-    if (payload.url or "").startswith("data:"):
-        return _inline_file(payload.url, name)
-    return str(payload.path) if payload.path else None
-
-
-def _inline_file(url: str, name: str) -> bytes:
-    """The bytes of a file sent inline (a base64 `data:` URL), held to the server's --max-file-size from the URL's
-    length before anything is decoded. Kept in memory, never written: a refused request leaves nothing behind.
-    (Gradio's own path decodes it with PIL first, a decompression bomb included, and re-encodes it as WebP.)"""
-    header, _, body = url.partition(",")
-    limit = getattr(LocalContext.blocks.get(None), "max_file_size", None)
-    size = len(body) * 3 // 4  # what base64 text of this length decodes to, padding aside
-    if limit is not None and size > limit:
-        raise _Refusal(f"`{name}` was sent inline (a data: URL) of {size / 1e6:.1f} MB; this server takes files of "
-                       f"at most {limit / 1e6:.1f} MB (--max-file-size). Send a smaller file.")
-    if not header.endswith(";base64"):
-        raise _Refusal(f"`{name}` was sent inline (a data: URL) without base64 encoding. Send the file instead "
-                       "(gradio_client's handle_file()).")
-    try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _Refusal(f"`{name}` was sent inline (a data: URL) that is not valid base64 ({exc}). Send the file "
-                       "instead (gradio_client's handle_file()).") from None
-
-
-def _uploaded_file(**kwargs: Any) -> gr.File:
-    """A file input that hands on the uploaded file's path, and nothing else: gr.File(type="filepath") also
-    creates an empty temporary file in Gradio's cache on every call and leaves it there."""
-    box = gr.File(**kwargs)
-    box._process_single_file = partial(_uploaded_file_path, box)
-    return box
-
-
-def _uploaded_file_path(box: gr.File, payload: Any) -> Any:
-    if box.file_types and not client_utils.is_valid_file(payload.path, box.file_types):
-        raise _Refusal(f"Upload one of these kinds of file: {', '.join(box.file_types)}.")
-    return NamedString(payload.path)
-
-
-def _named(component: gr.Slider | gr.Number, param: str) -> Any:
-    """The component, its range errors naming `param` (the handler's parameter, as the API calls it).
-
-    Gradio's own checks answer "Value 100 is greater than maximum value 25." or "Could not preprocess input
-    component at index 2", which does not say which of a dozen numbers sent to the API was wrong; this one names the
-    parameter, as the rest of our checks do. With precision 0 a fraction is refused, not rounded (Gradio rounds:
-    2.5 seeds became 2).
-    """
-    component.preprocess = partial(_number_in_range, component, param, component.preprocess)
-    return component
-
-
-def _number_in_range(component: gr.Slider | gr.Number, param: str, gradio_preprocess: Callable[[Any], Any],
-                     payload: float | None) -> float | int | None:
-    number = isinstance(payload, (int, float)) and not isinstance(payload, bool) and math.isfinite(payload)
-    whole = component.precision == 0
-    if not number or not component.minimum <= payload <= component.maximum or (whole and payload != int(payload)):
-        kind = "a whole number" if whole else "a finite number"
-        low, high = _range_end(component.minimum), _range_end(component.maximum)
-        raise _Refusal(f"`{param}` must be {kind} from {low} to {high}; got {shown(payload)}.")
-    return gradio_preprocess(payload)
-
-
-def _range_end(value: float) -> int | float:
-    """A range's end as people write it: 100, not 100.0."""
-    return int(value) if float(value).is_integer() else value
-
-
 def _user_error(exc: BaseException) -> gr.Error:
     """What the person sees: our own messages verbatim (as plain text: they may quote user text), never internals."""
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, UserFacingError):
-        return _Refusal(str(exc))
+        return Refusal(str(exc))
     error_id = uuid.uuid4().hex[:8]
     log.exception("Unexpected error %s", error_id)
-    return _Refusal(f"Something went wrong on the server (error {error_id}). Please try again; if it keeps "
+    return Refusal(f"Something went wrong on the server (error {error_id}). Please try again; if it keeps "
                     "happening, report the error id.")
 
 
@@ -235,17 +121,17 @@ def _component(spec: Spec, value: Any = None, choice_widget: type[gr.Radio | gr.
     value = spec.default if value is None else value
     # Gradio's number box beside a slider clamps a typed value to the range without a word: the range is said here.
     ranged = spec.minimum is not None and spec.kind is not bool and spec.name != "seed"
-    span = f" ({_range_end(spec.minimum)}-{_range_end(spec.maximum)})" if ranged else ""
+    span = f" ({range_end(spec.minimum)}-{range_end(spec.maximum)})" if ranged else ""
     common = {"label": spec.label, "info": spec.help + span, **kwargs}
     if spec.kind is bool:
         return gr.Checkbox(value=value, **common)
     if spec.choices:
         return choice_widget(choices=list(spec.choices), value=value, **common)
     if spec.name == "seed":
-        return _named(gr.Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common),
+        return named(gr.Number(value=value, precision=0, minimum=spec.minimum, maximum=spec.maximum, **common),
                       spec.name)
     whole = 0 if spec.kind is int else None  # precision 0: a whole number, refused (not rounded) otherwise
-    return _named(gr.Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, precision=whole,
+    return named(gr.Slider(minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=value, precision=whole,
                          **common), spec.name)
 
 
@@ -262,8 +148,8 @@ def _seed_box(label: str) -> gr.Number:
 
 
 def _notes(lines: list[str] | tuple[str, ...]) -> str:
-    """Notices as a Markdown list: shown as written on the page, and plain text for API clients (`_page_safe`)."""
-    return "\n".join(f"- {_page_safe(line)}" for line in lines)
+    """Notices as a Markdown list: shown as written on the page, and plain text for API clients (`page_safe`)."""
+    return "\n".join(f"- {page_safe(line)}" for line in lines)
 
 
 def _problem(check: Any, *args: Any) -> str:
@@ -505,7 +391,7 @@ def prepare_image(studio: Studio, values: Mapping[str, Any], request: gr.Request
         prep, loaded = studio.prepare(values["image_path"], int(resolution),
                                       values.get("aspect_mode", SPECS["aspect_mode"].default))
     except UserFacingError as exc:
-        return None, f"⚠️ {_page_safe(str(exc))}"
+        return None, f"⚠️ {page_safe(str(exc))}"
     w, h = prep.image.size
     return prep.image, _notes([f"The video will be {w}x{h}.", *loaded.notices, *prep.notices])
 
@@ -775,7 +661,7 @@ def prepare_keyframes(studio: Studio, values: Mapping[str, Any], request: gr.Req
             return shown_start.image, None, _notes(["Add the end photo, or switch on the loop to end on this one."])
         photos = studio.prepare_keyframes(start, end, int(resolution), aspect_mode, loop_to_start=loop)
     except UserFacingError as exc:
-        return None, None, f"⚠️ {_page_safe(str(exc))}"
+        return None, None, f"⚠️ {page_safe(str(exc))}"
     w, h = photos.start.image.size
     return photos.start.image, photos.end.image, _notes([f"The video will be {w}x{h}.", *photos.start_notices,
                                                          *photos.end_notices])
@@ -866,7 +752,7 @@ def _with_costs(check: Callable[[Mapping[str, Any]], dict[str, str]] | None, stu
         try:
             cost(studio, values)
         except (UserFacingError, gr.Error) as exc:
-            message = exc.message if isinstance(exc, gr.Error) else _page_safe(str(exc))
+            message = exc.message if isinstance(exc, gr.Error) else page_safe(str(exc))
             blamed = set(re.findall(r"`(\w+)`", message)) & set(values)
             return dict.fromkeys(blamed or [next(iter(values))], message)
         except Exception:  # an estimate that fails must not refuse: the run itself says what is wrong
@@ -1004,7 +890,7 @@ def _video_settings(access: Access, settings: Settings, quick: dict[str, int]) -
         by_name[LIVE_PREVIEW.name] = _component(LIVE_PREVIEW)
         by_name[PAGE] = gr.State(False)  # set by the page's load event (build_demo); not an API parameter
         with gr.Accordion("Restore settings from a video", open=False):
-            by_name["restore"] = _uploaded_file(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
+            by_name["restore"] = uploaded_file(label="Drop a video (.mp4, .webm) or .json made here", type="filepath",
                                          file_types=[".mp4", ".webm", ".json"], elem_id="restore-settings")
             by_name["restore_note"] = gr.Markdown()
     # .input, not .change: only a person's pick brings the model's defaults; a restored file sets both itself.
@@ -1019,7 +905,7 @@ def _video_settings(access: Access, settings: Settings, quick: dict[str, int]) -
 def _image_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Image, gr.Video]:
     with gr.Row():
         with gr.Column():
-            image = _uploaded_image("image", label="Input image", type="filepath", image_mode=None,
+            image = uploaded_image("image", label="Input image", type="filepath", image_mode=None,
                                   sources=["upload", "clipboard"], height=320)
             prepared = gr.Image(label="What the model will see", interactive=False, height=240, format="png")
             with gr.Row():
@@ -1150,12 +1036,12 @@ def _keyframes_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Video, d
                 "same aspect mode. Loop ends on the start photo, for a clip that repeats without a jump.")
     with gr.Row():
         with gr.Column():
-            by_name["start_image"] = _uploaded_image("start_image", label="Start photo (first frame)", type="filepath",
+            by_name["start_image"] = uploaded_image("start_image", label="Start photo (first frame)", type="filepath",
                                                      image_mode=None, sources=["upload", "clipboard"], height=240)
             start_seen = gr.Image(label="Start, as the model will see it", interactive=False, height=160,
                                   format="png")
         with gr.Column():
-            by_name["end_image"] = _uploaded_image("end_image", label="End photo (last frame)", type="filepath",
+            by_name["end_image"] = uploaded_image("end_image", label="End photo (last frame)", type="filepath",
                                                    image_mode=None, sources=["upload", "clipboard"], height=240)
             end_seen = gr.Image(label="End, as the model will see it", interactive=False, height=160, format="png")
     with gr.Row():
@@ -1243,7 +1129,7 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
         with gr.Column():
             # No `file_types`: Gradio would refuse other names with a message that names no parameter; the
             # upscaler's own checks read the file's header and say what is wrong with it.
-            by_name["media"] = source = _uploaded_file(label="Video or image", file_count="single")
+            by_name["media"] = source = uploaded_file(label="Video or image", file_count="single")
             take_last = gr.Button("Use the last generated video")
             with gr.Row():
                 by_name["upscale_factor"] = _component(UPSCALE_SPECS["upscale_factor"])
@@ -1318,147 +1204,6 @@ def _banner(settings: Settings, device: str, quick: dict[str, int]) -> str:
     return "\n\n".join(notes)
 
 
-# ------------------------------------------------------------------------ inputs Gradio passes on or answers vaguely
-
-_FILE_COMPONENTS = (gr.Image, gr.Video, gr.File)
-
-
-def _checked_input(component: gr.components.Component, name: str, value: Any) -> Any:
-    """`value` as Gradio may take it, or a _Refusal naming the API parameter, the value and what is allowed.
-
-    Left to Gradio, "false" checks a box (a non-empty string), [1, 2] becomes the prompt "[1, 2]", a file sent as a
-    path string gets pydantic's text (or, where no validator runs, no message at all) and a wrong choice is not
-    said to be which parameter's. Numbers check themselves (`_named`), as they know their range.
-    """
-    if isinstance(component, gr.Checkbox):
-        try:
-            return parse_bool(value, name)
-        except InputError as exc:
-            raise _Refusal(str(exc)) from None
-    if isinstance(component, _FILE_COMPONENTS):
-        is_file = isinstance(value, dict) and (value.get("meta") or {}).get("_type") == "gradio.FileData"
-        if value is None or (is_file and (value.get("path") or value.get("url"))):
-            return value  # whether it was really uploaded here, Gradio checks (see _AppBlocks)
-        raise _Refusal(f"`{name}` must be an uploaded file: upload it first (POST /gradio_api/upload, or "
-                       f"gradio_client's handle_file()) and send the file reference it returns; got {shown(value)}. "
-                       "The server opens no path named in a request.")
-    allowed = [choice for _, choice in getattr(component, "choices", None) or []]
-    if isinstance(component, gr.CheckboxGroup):
-        if (isinstance(value, list) and all(isinstance(v, str) and v in allowed for v in value)
-                and len(set(value)) == len(value)):
-            return value
-        raise _Refusal(f"`{name}` must be a list of {', '.join(map(str, allowed))} (each at most once, or an empty "
-                       f"list); got {shown(value)}.")
-    if isinstance(component, gr.Dropdown) and component.allow_custom_value:
-        if value is None or isinstance(value, str):
-            return value
-        raise _Refusal(f"`{name}` must be text: one of {', '.join(map(str, allowed))}, or another hub id or "
-                       f"folder; got {shown(value)}.")
-    if isinstance(component, (gr.Radio, gr.Dropdown)):
-        if any(type(value) is type(choice) and value == choice for choice in allowed):
-            return value
-        raise _Refusal(f"`{name}` must be one of {', '.join(map(str, allowed))}; got {shown(value)}.")
-    if isinstance(component, gr.Textbox) and not (value is None or isinstance(value, str)):
-        raise _Refusal(f"`{name}` must be text; got {shown(value)}.")
-    return value
-
-
-def _not_an_upload(block_fn: Any, values: list[Any], names: list[str | None], reason: str = "") -> _Refusal:
-    """The refusal for a file reference Gradio would not take (not uploaded here, or malformed). With several file
-    inputs (the Keyframes tab's two photos), the one whose path Gradio's `reason` names is blamed."""
-    files = [(i, component) for i, component in enumerate(block_fn.inputs)
-             if isinstance(component, _FILE_COMPONENTS) and i < len(values) and isinstance(values[i], dict)]
-    named = [(i, c) for i, c in files if _sent_path(values[i]) and _sent_path(values[i]) in reason]
-    for i, component in named or files:
-        name = (names[i] if i < len(names) else None) or component.label
-        sent = values[i].get("path") or values[i].get("url")
-        return _Refusal(f"`{name}` must be a file uploaded to this server (POST /gradio_api/upload, or "
-                        f"gradio_client's handle_file()); {shown(sent)} was not uploaded here.")
-    return _Refusal("A file sent with this request was not uploaded to this server. Upload it first (POST "
-                    "/gradio_api/upload, or gradio_client's handle_file()).")
-
-
-def _sent_path(value: dict[str, Any]) -> str:
-    """The absolute path a file reference names, as Gradio's refusal quotes it ("" for a URL or none)."""
-    path = value.get("path")
-    return os.path.abspath(path) if isinstance(path, str) and path else ""
-
-
-def _client_keys(session_hash: str | None, request: Any) -> set[str]:
-    """Who sent a request: its browser session and its address. On a Space the app sees the Space proxy's
-    address; the client's is the first of X-Forwarded-For there."""
-    keys = {f"session:{session_hash}"} if session_hash else set()
-    address = getattr(getattr(request, "client", None), "host", None)
-    if os.environ.get("SPACE_ID") and request is not None:
-        address = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip() or address
-    if address:
-        keys.add(f"address:{address}")
-    return keys
-
-
-def _hold_to_max_size(queue: Any, per_client: int = 0) -> None:
-    """Make Gradio's queue keep to its `max_size` (--queue-size) when many requests arrive at once, and let one
-    client (session or address) have at most `per_client` requests waiting (0: no limit).
-
-    Gradio checks the size, then awaits the event's validator, then adds the event: a burst all passes the check
-    while the queue is still empty (16 of 16 accepted with a size of 2). Here a place is taken before the validator
-    runs and given back when Gradio has added the event or refused it. Nothing is awaited between Gradio adding the
-    event and the place being given back, so waiting events plus requests being admitted never exceed max_size.
-    """
-    push = queue.push
-    admitting: list[set[str]] = []  # the client keys of each request being admitted
-
-    def waiting(keys: set[str]) -> int:
-        events = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
-        return sum(bool(keys & _client_keys(e.session_hash, e.request)) for e in events) + \
-            sum(bool(keys & other) for other in admitting)
-
-    async def push_within_max_size(body: Any, request: Any, username: str | None) -> tuple[bool, Any, str]:
-        if queue.max_size is not None and len(queue) + len(admitting) >= queue.max_size:
-            return (False, f"The queue is full: {queue.max_size} requests are waiting, the most this server takes "
-                    "(--queue-size). Please try again in a minute.", "queue_full")
-        keys = _client_keys(body.session_hash, request)
-        if per_client and waiting(keys) >= per_client:
-            return (False, f"You already have {per_client} requests waiting, the most one client may have here "
-                    "(--max-queued-per-client). Wait for one of them to start, then send the next.", "error")
-        admitting.append(keys)
-        try:
-            return await push(body, request, username)
-        finally:
-            admitting.remove(keys)
-
-    queue.push = push_within_max_size
-
-
-class _AppBlocks(gr.Blocks):
-    """gr.Blocks whose every input is checked before Gradio's own preprocessing, for browser and API alike, and
-    whose queue keeps to its size under a burst. In public mode every queued event goes through the queue (no
-    direct POST /run/...: it would skip the queue's limits) and one client may have only so many waiting."""
-
-    public = False
-    max_queued_per_client = 0
-
-    def queue(self, *args: Any, **kwargs: Any) -> "_AppBlocks":
-        if self.public:
-            kwargs["api_open"] = False
-        super().queue(*args, **kwargs)
-        _hold_to_max_size(self._queue, self.max_queued_per_client if self.public else 0)
-        return self
-
-    async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False) -> Any:
-        # The API's own parameter names: Gradio's, also for a validator (it copies its event's).
-        names = list(block_fn.input_parameter_names or [])
-        checked = list(inputs)
-        for i, component in enumerate(block_fn.inputs):
-            if i < len(checked) and not component.stateful and i not in block_fn.component_prop_inputs:
-                name = (names[i] if i < len(names) else None) or component.label or f"input {i}"
-                checked[i] = _checked_input(component, name, checked[i])
-        try:
-            return await super().preprocess_data(block_fn, checked, state, explicit_call)
-        except (InvalidPathError, pydantic.ValidationError) as exc:  # Gradio's file checks: not ours to word
-            raise _not_an_upload(block_fn, checked, names, str(exc)) from exc
-
-
 def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
     """The whole app. Nothing is loaded here: models load on the first request (or at launch with --preload)."""
     studio = studio or Studio(settings)
@@ -1469,7 +1214,7 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
         # (a long clip would take its disk space twice or more). Static paths are per process, and so is the
         # output folder: an instance is a process (server.main makes a private folder for each).
         gr.set_static_paths([studio.settings.output_dir])
-    with _AppBlocks(title="SVD Studio", delete_cache=_delete_cache(settings)) as demo:
+    with AppBlocks(title="SVD Studio", delete_cache=_delete_cache(settings)) as demo:
         demo.public, demo.max_queued_per_client = public, settings.max_queued_per_client
         gr.Markdown("# SVD Studio\nAnimate a photo or a prompt with Stable Video Diffusion.")
         quick = studio.quick_defaults()
