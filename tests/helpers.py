@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -80,3 +81,12 @@ def running_children(name: str) -> set[int]:
         if int(ppid) == os.getpid() and comm.startswith(name) and state != "Z":
             found.add(int(pid))
     return found
+
+
+def read_frames(path) -> np.ndarray:
+    """Every frame of a video file, decoded (N, H, W, 3 uint8)."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path))
+    width, height = next(gen)["size"]
+    return np.stack([np.frombuffer(frame, np.uint8).reshape(height, width, 3) for frame in gen])

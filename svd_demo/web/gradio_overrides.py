@@ -2,7 +2,7 @@
 
 They reach into Gradio's internals (a component's `preprocess`, `Blocks.preprocess_data`, the queue's `push`), which
 Gradio does not promise to keep: they are written for the version requirements.txt pins, and
-tests/test_gradio_overrides.py fails on any other, so that an upgrade is a decision (re-read each override against
+tests/unit/test_gradio_overrides.py fails on any other, so that an upgrade is a decision (re-read each override against
 the new Gradio, then move the pin).
 """
 

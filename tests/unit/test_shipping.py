@@ -23,7 +23,7 @@ from PIL import Image
 
 from svd_demo.files.examples import EXAMPLES_DIR, example_images, example_prompts
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 SVD_XT = "stabilityai/stable-video-diffusion-img2vid-xt"
 SDXL = "stabilityai/stable-diffusion-xl-base-1.0"

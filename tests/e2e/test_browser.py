@@ -30,9 +30,9 @@ import pytest
 from helpers import free_port, stop_process
 from optional_deps import missing
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SVD_DEMO_CHROMIUM", "/usr/bin/chromium")
 # Chromium's background services (updates, sync, QUIC probes) would try the network: CI and dev boxes have none.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

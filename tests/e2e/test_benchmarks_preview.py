@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
-
-@pytest.mark.slow
 def test_preview_benchmark_prints_its_cost_per_step(tiny_models_dir, capsys):
     from benchmarks.preview import main
 

@@ -10,7 +10,7 @@ import gradio as gr
 
 from svd_demo.web import gradio_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_overrides_are_for_the_pinned_and_installed_gradio():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import svd_demo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess:

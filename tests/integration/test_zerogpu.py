@@ -87,7 +87,7 @@ def zerogpu_space(monkeypatch):
     """A ZeroGPU Space: SPACES_ZERO_GPU is set, and `import spaces` finds a strict stand-in (tests/fakes/spaces.py)
     that makes any CUDA call in the main process an error, as ZeroGPU does."""
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent / "fakes"))
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parents[1] / "fakes"))
     monkeypatch.delitem(sys.modules, "spaces", raising=False)
     yield
     fake = sys.modules.pop("spaces", None)

@@ -7,11 +7,10 @@ import json
 import logging
 import threading
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
-from helpers import FAST
+from helpers import FAST, read_frames
 from PIL import Image
 
 from svd_demo.core.errors import GenerationCancelled, InputError, UserFacingError, VideoError
@@ -20,13 +19,6 @@ from svd_demo.core.settings import Settings
 from svd_demo.engine.image_to_video import generate_frames, to_uint8
 from svd_demo.files.media import probe_video, read_metadata
 from svd_demo.studio.studio import Studio
-
-
-def read_frames(path) -> np.ndarray:
-    gen = imageio_ffmpeg.read_frames(str(path))
-    meta = next(gen)
-    w, h = meta["size"]
-    return np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in gen])
 
 
 def run(studio: Studio, image, **overrides):

@@ -285,7 +285,7 @@ def test_photos_of_different_shapes_are_framed_to_the_start_photos_size(studio, 
 
 @pytest.mark.slow
 def test_studio_runs_are_deterministic_per_seed_and_cancel_leaves_nothing(studio, photos, tmp_path):
-    from test_image_to_video import read_frames
+    from helpers import read_frames
 
     start, end = photos
     a = studio.keyframes_to_video(start, end, VideoParams.from_raw({**FAST, "seed": 5}), out_stem=tmp_path / "a")

@@ -75,7 +75,6 @@ def test_encoding_stops_when_cancelled_and_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
 def test_a_run_cancelled_after_denoising_leaves_no_file(own_studio, photo):
     from helpers import FAST
 
@@ -90,7 +89,6 @@ def test_a_run_cancelled_after_denoising_leaves_no_file(own_studio, photo):
     assert list(own_studio.settings.output_dir.iterdir()) == []
 
 
-@pytest.mark.slow
 def test_published_files_are_removed_when_the_run_is_dropped_later(own_studio, photo):
     from helpers import FAST
 
@@ -247,7 +245,6 @@ def _time_to_free(steps: StepLog, stopped: float, long_started: float, short_ste
     return began - stopped, step_s
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_dropped_run_frees_the_gpu_for_the_next_request(tiny_settings, photo, tmp_path, monkeypatch):
     from gradio_client import Client, handle_file
@@ -306,7 +303,6 @@ def test_a_dropped_run_frees_the_gpu_for_the_next_request(tiny_settings, photo, 
 # --- the page: examples, Cancel buttons, the end of a session ----------------------------------------------------
 
 
-@pytest.mark.slow
 def test_an_example_click_fills_the_image_and_starts_no_job(tiny_settings, studio):
     import gradio as gr
 
@@ -371,7 +367,6 @@ def test_the_end_of_a_session_stops_its_runs(tiny_settings, studio):
         assert mine.is_set() and not other.is_set()
 
 
-@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 def test_cancel_and_a_closed_tab_stop_the_run_in_a_browser(tiny_settings, photo, tmp_path, monkeypatch):

@@ -22,8 +22,7 @@ from packaging.requirements import Requirement
 
 from svd_demo.files.media import probe_video
 
-REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _tracked_files(dest: Path) -> Path:

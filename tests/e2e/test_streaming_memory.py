@@ -109,7 +109,6 @@ class PeakRss:
         return peak - self.start
 
 
-@pytest.mark.slow
 def test_the_5821_frame_request_completes_in_private_mode_within_300_mb(studio, photo):
     """Issue 22's request (50 frames, ping-pong, 1 fps played, interpolated to 60 fps): 5,821 frames at 512x288,
     which grew the server by 4.9 GB when the smoothed clip was held (a list and a stacked copy).

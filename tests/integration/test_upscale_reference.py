@@ -17,7 +17,7 @@ from PIL import Image
 from svd_demo.engine.upscale import DEFAULT_TILE, load_upscaler, upscale_frame
 from svd_demo.engine.upscale.networks import RRDBNet, SRVGGNetCompact
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / ".." / "shared" / "weights" / "realesr-animevideov3.pth"
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "realesrgan_animevideov3_coffee.json").read_text())
 

@@ -36,7 +36,6 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.slow
 def test_a_short_load_run_passes_every_check_and_stops_the_app(tiny_models_dir, tmp_path):
     started: list[AppServer] = []
     # A queue of 2 for 4 clients: some requests may be turned away, which must come back as queue-full, not hang.

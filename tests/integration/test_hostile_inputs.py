@@ -896,7 +896,7 @@ def test_a_header_that_lies_costs_the_server_little(server, endpoints, api_table
 def test_the_api_docs_show_how_a_client_reads_a_refusal(client, good_image):
     """docs/api.md's snippet, run as written against this server: a bare "400 Bad Request" from gradio_client, whose
     reason the snippet finds in the response body."""
-    page = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     snippet = re.search(r"<!-- refusal-snippet: [^>]*-->\n```python\n(.*?)```", page, re.S).group(1)
     expected = re.search(r'print\(e\.response\.json\(\)\["detail"\]\)  # (.*)', snippet).group(1)
     printed: list[str] = []  # the snippet's own print (the in-process server prints to the same stdout)

@@ -8,8 +8,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from svd_demo.core.models import SVD_PRESETS, svd_defaults
 from svd_demo.core.params import IMAGE_SPECS, QUICK_DEFAULTS, SPECS, quick_defaults
 
@@ -69,7 +67,6 @@ def test_page_keeps_the_full_defaults_on_a_gpu_with_real_models(tiny_settings, m
     assert "Quick settings" not in _markdown(demo)
 
 
-@pytest.mark.slow
 def test_cli_starts_quick_on_random_weights_and_a_typed_value_wins(tiny_models_dir, photo, tmp_path):
     def generate(*extra: str) -> dict:
         out = tmp_path / f"clip{len(extra)}.mp4"

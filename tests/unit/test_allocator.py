@@ -12,7 +12,7 @@ import pytest
 
 from svd_demo.engine import allocator
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # 127 MiB freed in the middle of glibc's heap (one block stays above it, so glibc keeps the space), then trimmed.
 PROBE = textwrap.dedent("""

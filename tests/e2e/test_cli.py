@@ -9,14 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-from test_image_to_video import read_frames
+from helpers import read_frames
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "svd_demo", *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
 def test_generate_twice_with_the_same_seed_gives_the_same_frames_then_extend(tiny_models_dir, photo, tmp_path):
     common = ["generate", "--image", str(photo), "--svd-model", str(tiny_models_dir / "svd"), "--resolution", "256",
               "--num-frames", "4", "--num-inference-steps", "2", "--seed", "5", "--device", "cpu"]
@@ -35,7 +34,6 @@ def test_generate_twice_with_the_same_seed_gives_the_same_frames_then_extend(tin
     assert json.loads((tmp_path / "c.json").read_text())["source"]["name"] == "a.mp4"
 
 
-@pytest.mark.slow
 def test_bad_input_exits_with_a_clear_message(tiny_models_dir, photo, tmp_path):
     result = cli("generate", "--image", str(photo), "--out", str(tmp_path / "x.mp4"), "--num-frames", "0",
                  "--svd-model", str(tiny_models_dir / "svd"))
@@ -107,7 +105,6 @@ def test_interpolate_subcommand_folder_output(tmp_path):
     assert b"\r" not in piped.stderr and b"5/5 frames\n" in piped.stderr
 
 
-@pytest.mark.slow
 def test_settings_from_a_video_reproduce_it_and_typed_flags_win(tiny_models_dir, photo, tmp_path):
     first = cli("generate", "--image", str(photo), "--svd-model", str(tiny_models_dir / "svd"), "--resolution", "256",
                 "--num-frames", "4", "--num-inference-steps", "2", "--seed", "11", "--motion-bucket-id", "33",
@@ -132,7 +129,6 @@ def test_settings_from_a_video_reproduce_it_and_typed_flags_win(tiny_models_dir,
     assert no_prompt.returncode == 2 and "a.json was not made from a prompt: pass --prompt" in no_prompt.stderr
 
 
-@pytest.mark.slow
 def test_keyframes_between_two_photos_and_as_a_loop(tiny_models_dir, photo, tmp_path):
     from PIL import Image
 

@@ -9,7 +9,7 @@ import pytest
 
 from tools import settings_doc
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 200  # the README is the front door: quickstarts, one screenshot, links to docs/
 SCREENSHOT_MAX_BYTES = 200_000  # it travels with every clone and every Space build

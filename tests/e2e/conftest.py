@@ -1,0 +1,10 @@
+"""End to end: the app as people run it (a browser on the page, the installed command, the CLI and the benchmarks
+as subprocesses). All slow: the fast tier, `pytest -m "not slow"`, leaves this folder out."""
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/tests/e2e/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.slow)
