@@ -27,7 +27,11 @@ import numpy as np
 
 from svd_demo.errors import InputError
 
-FLOW_FAIL_FRACTION = 0.6
+FLOW_FAIL_FRACTION = 0.95
+VISIBILITY_FLOOR = 0.2
+"""Weight each side keeps however occluded it looks: the occlusion estimate is itself often wrong at large gaps."""
+DISAGREEMENT_WINDOW = 15
+"""Box (pixels) over which the two warps' disagreement and the still frames' difference are averaged."""
 MAX_WORKERS = 8
 """Most pairs interpolated at once (on as many threads): each one in flight holds its frames in memory."""
 
@@ -83,7 +87,7 @@ class FlowBackend:
         flow_pixels: int = 57_600,
         splat_pixels: int = 25_600,
         finest_scale: int = 0,
-        patch_size: int = 8,
+        patch_size: int = 7,
         patch_stride: int = 4,
         gd_iters: int = 16,
         var_iters: int = 2,
@@ -164,7 +168,11 @@ class FlowBackend:
         af -= float(af.mean())
         wf -= float(wf.mean())
         gain = float(np.clip(math.sqrt(float(np.vdot(wf, wf)) / max(float(np.vdot(af, af)), 1e-6)), 0.5, 2.0))
-        perr = cv2.blur(np.abs(wf - gain * af), (3, 3))
+        residual = wf - gain * af
+        # Occluded pixels err by a lot and mostly one way (a dark subject over a light wall), which drags the means:
+        # the residual's median is the still background's own brightness change, e.g. a camera re-exposing.
+        residual -= float(np.median(residual))
+        perr = cv2.blur(np.abs(residual), (3, 3))
         photo = np.exp(-np.square(perr * (1.0 / self.photo_sigma)))
         unexplained = float(np.count_nonzero(photo < 0.5)) / photo.size
         return np.maximum(fb, photo).astype(np.float32), unexplained
@@ -260,8 +268,8 @@ class FlowBackend:
         # Frame 0 lacks the content where the frame-1 sample is not seen in frame 0, and vice versa.
         vis0 = in0 * (1.0 - (1.0 - c1) * c0)
         vis1 = in1 * (1.0 - (1.0 - c0) * c1)
-        w0 = (1.0 - t) * (vis0 + 1e-3)
-        w1 = t * (vis1 + 1e-3)
+        w0 = (1.0 - t) * (vis0 + VISIBILITY_FLOOR)
+        w1 = t * (vis1 + VISIBILITY_FLOOR)
         alpha1 = (w1 / (w0 + w1)).astype(np.float32)
         alpha0 = 1.0 - alpha1
         if (sw, sh) == (w, h):
@@ -280,7 +288,8 @@ class FlowBackend:
             alpha1 = cv2.resize(alpha1, (w, h), interpolation=cv2.INTER_LINEAR)
         warp0 = cv2.remap(frame0, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warp1 = cv2.remap(frame1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return cv2.blendLinear(warp0, warp1, alpha0, alpha1)
+        motion = cv2.blendLinear(warp0, warp1, alpha0, alpha1)
+        return fall_back_where_warps_disagree(frame0, frame1, warp0, warp1, motion, t)
 
     def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
         if not times:
@@ -291,6 +300,32 @@ class FlowBackend:
                 self.failed_pairs += 1
             return [(frame0 if t < 0.5 else frame1).copy() for t in times]
         return [self.render(frame0, frame1, state, float(t)) for t in times]
+
+
+def fall_back_where_warps_disagree(
+    frame0: np.ndarray, frame1: np.ndarray, warp0: np.ndarray, warp1: np.ndarray, motion: np.ndarray, t: float
+) -> np.ndarray:
+    """The motion-compensated frame, mixed towards the plain cross-fade where the two warps disagree more than the
+    two frames themselves differ.
+
+    Where both neighbours warped to t show the same thing, the flow is right and ``motion`` stays. Where they
+    disagree (a wrong or torn flow, an occlusion seen from the wrong side) but the unwarped frames agree, the
+    content is still there (the background behind a person who walked on), so the cross-fade is right. Where both
+    differ (fast motion the flow missed), the mix is an average of two uncertain guesses, which errs less than
+    either. Weight of the cross-fade: d_warp^2 / (d_warp^2 + d_still^2 + 4), grey-level differences averaged over
+    ``DISAGREEMENT_WINDOW`` pixels.
+    """
+    size = (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW)
+
+    def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        grey = cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY))
+        return cv2.blur(grey.astype(np.float32), size)
+
+    d_warp = np.square(difference(warp0, warp1))
+    d_still = np.square(difference(frame0, frame1))
+    still = (d_warp / (d_warp + d_still + 4.0)).astype(np.float32)
+    fade = cv2.addWeighted(frame0, 1.0 - float(t), frame1, float(t), 0.0)
+    return cv2.blendLinear(fade, motion, still, 1.0 - still)
 
 
 def _fill_holes(num: np.ndarray, wsum: np.ndarray, eps: float = 1e-4) -> np.ndarray:
