@@ -50,10 +50,11 @@ def test_a_fast_object_over_a_still_background_lands_where_it_is_at_the_midpoint
 def test_uncovered_background_comes_from_the_frame_that_shows_it():
     f0, f1, mid = _scene(60, size=40), _scene(84, size=40), _scene(72, size=40)
     out = FlowBackend().interpolate(f0, f1, [0.5])[0]
+    ghost = cv2.addWeighted(f0, 0.5, f1, 0.5, 0)  # what a blend shows there: half object, half background
     # Columns 60-71 are object in f0 and background at t=0.5 and in f1; columns 100-111 are background in f0 and
     # at t=0.5, object in f1. Each must be the background, taken from the frame that shows it.
     for box in (np.s_[74:106, 62:70], np.s_[74:106, 102:110]):
-        assert _psnr(out[box], mid[box]) > 26.0, box
+        assert _psnr(out[box], mid[box]) > max(25.0, _psnr(ghost[box], mid[box]) + 8.0), box
 
 
 def test_an_exposure_change_with_a_moving_object_is_interpolated_not_counted_as_a_failed_flow():
@@ -83,4 +84,5 @@ def test_where_the_warps_disagree_the_still_frames_are_blended_instead():
     warp1 = np.clip(warp0.astype(np.int16) + rng.integers(-6, 7, warp0.shape), 0, 255).astype(np.uint8)
     motion = cv2.addWeighted(warp0, 0.5, warp1, 0.5, 0)
     out = fall_back_where_warps_disagree(frame0, moved, warp0, warp1, motion, 0.5)
-    assert np.abs(out.astype(int) - motion).mean() < 1.0
+    fade = cv2.addWeighted(frame0, 0.5, moved, 0.5, 0)
+    assert np.abs(out.astype(int) - motion).mean() < 0.1 * np.abs(fade.astype(int) - motion).mean()

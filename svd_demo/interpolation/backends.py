@@ -30,8 +30,10 @@ from svd_demo.errors import InputError
 FLOW_FAIL_FRACTION = 0.95
 VISIBILITY_FLOOR = 0.2
 """Weight each side keeps however occluded it looks: the occlusion estimate is itself often wrong at large gaps."""
-DISAGREEMENT_WINDOW = 15
+DISAGREEMENT_WINDOW = 31
 """Box (pixels) over which the two warps' disagreement and the still frames' difference are averaged."""
+DISAGREEMENT_GAIN = 1.25
+"""How much more the warps' disagreement counts than the still frames' difference (tuned on real footage)."""
 MAX_WORKERS = 8
 """Most pairs interpolated at once (on as many threads): each one in flight holds its frames in memory."""
 
@@ -89,8 +91,8 @@ class FlowBackend:
         finest_scale: int = 0,
         patch_size: int = 7,
         patch_stride: int = 4,
-        gd_iters: int = 16,
-        var_iters: int = 2,
+        gd_iters: int = 25,
+        var_iters: int = 5,
         occlusion_sigma: float = 1.0,
         occlusion_rel: float = 0.05,
         photo_sigma: float = 6.0,
@@ -312,8 +314,8 @@ def fall_back_where_warps_disagree(
     disagree (a wrong or torn flow, an occlusion seen from the wrong side) but the unwarped frames agree, the
     content is still there (the background behind a person who walked on), so the cross-fade is right. Where both
     differ (fast motion the flow missed), the mix is an average of two uncertain guesses, which errs less than
-    either. Weight of the cross-fade: d_warp^2 / (d_warp^2 + d_still^2 + 4), grey-level differences averaged over
-    ``DISAGREEMENT_WINDOW`` pixels.
+    either. Weight of the cross-fade: g*d_warp / (g*d_warp + d_still + 4), with g ``DISAGREEMENT_GAIN`` and the
+    grey-level differences averaged over ``DISAGREEMENT_WINDOW`` pixels.
     """
     size = (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW)
 
@@ -321,8 +323,8 @@ def fall_back_where_warps_disagree(
         grey = cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY))
         return cv2.blur(grey.astype(np.float32), size)
 
-    d_warp = np.square(difference(warp0, warp1))
-    d_still = np.square(difference(frame0, frame1))
+    d_warp = DISAGREEMENT_GAIN * difference(warp0, warp1)
+    d_still = difference(frame0, frame1)
     still = (d_warp / (d_warp + d_still + 4.0)).astype(np.float32)
     fade = cv2.addWeighted(frame0, 1.0 - float(t), frame1, float(t), 0.0)
     return cv2.blendLinear(fade, motion, still, 1.0 - still)
