@@ -32,8 +32,11 @@ import numpy as np
 from svd_demo.errors import InputError
 
 FLOW_FAIL_FRACTION = 0.85
-VISIBILITY_FLOOR = 0.5
+VISIBILITY_FLOOR = 0.2
 """Weight each side keeps however occluded it looks: the occlusion estimate is itself often wrong at large gaps."""
+TIME_POWER = 2.0
+"""The neighbours' weights go as (1-t)^p and t^p: at t = 1/8 the nearer frame gets 98% instead of 88%, which errs
+less at large gaps, where the farther frame's warp is the less certain; at t = 1/2 it changes nothing."""
 DISAGREEMENT_WINDOW = 31
 """Box (pixels) over which the two warps' disagreement and the still frames' difference are averaged."""
 DISAGREEMENT_GAIN = 1.5
@@ -80,7 +83,7 @@ class FlowBackend:
     occluded in the other frame scores low).
     Per output time t: both flows are splatted forward to t (nearest-pixel splatting weighted by confidence**4, so the
     surface that stays visible wins where layers overlap), holes are filled from their surroundings, the flow at t
-    is upscaled to full size, both frames are warped to t (``cv2.remap``) and blended with weights (1-t, t) times
+    is upscaled to full size, both frames are warped to t (``cv2.remap``) and blended with weights ((1-t)^2, t^2) times
     each side's visibility: a side whose sample is occluded in the other frame, or falls outside the picture, gets
     less weight (down to ``VISIBILITY_FLOOR`` of it: the occlusion estimate is itself often wrong at large gaps).
     Last, :func:`fall_back_where_warps_disagree`. Tuned on the interpolation benchmarks (BENCHMARKS.md, "Frame
@@ -277,10 +280,11 @@ class FlowBackend:
         # Frame 0 lacks the content where the frame-1 sample is not seen in frame 0, and vice versa.
         vis0 = in0 * (1.0 - (1.0 - c1) * c0)
         vis1 = in1 * (1.0 - (1.0 - c0) * c1)
-        w0 = (1.0 - t) * (vis0 + VISIBILITY_FLOOR)
-        w1 = t * (vis1 + VISIBILITY_FLOOR)
+        w0 = (1.0 - t) ** TIME_POWER * (vis0 + VISIBILITY_FLOOR)
+        w1 = t**TIME_POWER * (vis1 + VISIBILITY_FLOOR)
         alpha1 = (w1 / (w0 + w1)).astype(np.float32)
         alpha0 = 1.0 - alpha1
+        doubt = 1.0 - np.minimum(c0, c1)  # where both sides' flows check out, the fallback stays out
         if (sw, sh) == (w, h):
             map0 = np.dstack([m0x, m0y])
             map1 = np.dstack([m1x, m1y])
@@ -295,10 +299,11 @@ class FlowBackend:
                 map1[band] += fix
             alpha0 = cv2.resize(alpha0, (w, h), interpolation=cv2.INTER_LINEAR)
             alpha1 = cv2.resize(alpha1, (w, h), interpolation=cv2.INTER_LINEAR)
+            doubt = cv2.resize(doubt, (w, h), interpolation=cv2.INTER_LINEAR)
         warp0 = cv2.remap(frame0, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warp1 = cv2.remap(frame1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         motion = cv2.blendLinear(warp0, warp1, alpha0, alpha1)
-        return fall_back_where_warps_disagree(frame0, frame1, warp0, warp1, motion, t)
+        return fall_back_where_warps_disagree(frame0, frame1, warp0, warp1, motion, t, doubt)
 
     def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
         if not times:
@@ -312,7 +317,8 @@ class FlowBackend:
 
 
 def fall_back_where_warps_disagree(
-    frame0: np.ndarray, frame1: np.ndarray, warp0: np.ndarray, warp1: np.ndarray, motion: np.ndarray, t: float
+    frame0: np.ndarray, frame1: np.ndarray, warp0: np.ndarray, warp1: np.ndarray, motion: np.ndarray, t: float,
+    doubt: np.ndarray | None = None,
 ) -> np.ndarray:
     """The motion-compensated frame, mixed towards the plain cross-fade where the two warps disagree more than the
     two frames themselves differ.
@@ -322,7 +328,9 @@ def fall_back_where_warps_disagree(
     content is still there (the background behind a person who walked on), so the cross-fade is right. Where both
     differ (fast motion the flow missed), the mix is an average of two uncertain guesses, which errs less than
     either. Weight of the cross-fade: g*d_warp / (g*d_warp + d_still + 4), with g ``DISAGREEMENT_GAIN`` and the
-    grey-level differences averaged over ``DISAGREEMENT_WINDOW`` pixels.
+    grey-level differences averaged over ``DISAGREEMENT_WINDOW`` pixels, times ``doubt`` (HxW in [0, 1]) where
+    given: how little the flows' own consistency checks vouch for each pixel. Without it a pan over fine texture,
+    whose warps differ by a few levels of resampling error, would be softened by the cross-fade.
     """
     size = (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW)
 
@@ -333,6 +341,8 @@ def fall_back_where_warps_disagree(
     d_warp = DISAGREEMENT_GAIN * difference(warp0, warp1)
     d_still = difference(frame0, frame1)
     still = (d_warp / (d_warp + d_still + 4.0)).astype(np.float32)
+    if doubt is not None:
+        still *= doubt
     fade = cv2.addWeighted(frame0, 1.0 - float(t), frame1, float(t), 0.0)
     return cv2.blendLinear(fade, motion, still, 1.0 - still)
 
