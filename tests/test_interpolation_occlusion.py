@@ -86,3 +86,20 @@ def test_where_the_warps_disagree_the_still_frames_are_blended_instead():
     out = fall_back_where_warps_disagree(frame0, moved, warp0, warp1, motion, 0.5)
     fade = cv2.addWeighted(frame0, 0.5, moved, 0.5, 0)
     assert np.abs(out.astype(int) - motion).mean() < 0.1 * np.abs(fade.astype(int) - motion).mean()
+
+
+def test_a_large_object_entering_a_still_scene_is_motion_not_a_scene_cut():
+    # A car drives into an empty road between two frames 8 apart: the thumbnails differ as much as at a cut
+    # (a quarter of the picture changes by ~150 levels), but the road, three quarters of it, is explained.
+    from svd_demo import interpolation as interp
+
+    road = _texture(180, 320, seed=1, lo=20, hi=100)
+    car = road.copy()
+    car[30:150, 110:230] = _texture(120, 120, seed=2, lo=170, hi=250)
+    engine = interp.FrameInterpolator([road, car], 8.0, factor=4)
+    out = list(engine)
+    assert engine.stats.cut_pairs == 0 and engine.stats.interpolated_frames == 3
+    middle = out[2]
+    assert not np.array_equal(middle, road) and not np.array_equal(middle, car)
+    outside = np.s_[:, :100]  # the road away from the car stays the road
+    assert _psnr(middle[outside], road[outside]) > 40.0
