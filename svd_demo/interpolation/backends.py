@@ -341,15 +341,19 @@ def fall_back_where_warps_disagree(
     given: how little the flows' own consistency checks vouch for each pixel. Without it a pan over fine texture,
     whose warps differ by a few levels of resampling error, would be softened by the cross-fade.
     """
-    size = (DISAGREEMENT_WINDOW, DISAGREEMENT_WINDOW)
+    h, w = frame0.shape[:2]
+    # The differences are averaged over a wide box anyway: work at a quarter of the size (area-averaged, then a box
+    # of a quarter of the window). At 1024x576 on one thread this step takes 5 ms instead of 9.
+    small = (max(1, round(w / 4)), max(1, round(h / 4)))
+    box = (max(1, round(DISAGREEMENT_WINDOW / 4)),) * 2
 
     def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         grey = cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY))
-        return cv2.blur(grey.astype(np.float32), size)
+        return cv2.blur(cv2.resize(grey, small, interpolation=cv2.INTER_AREA).astype(np.float32), box)
 
     d_warp = DISAGREEMENT_GAIN * difference(warp0, warp1)
     d_still = difference(frame0, frame1)
-    still = (d_warp / (d_warp + d_still + 4.0)).astype(np.float32)
+    still = cv2.resize((d_warp / (d_warp + d_still + 4.0)).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     if doubt is not None:
         still *= doubt
     fade = cv2.addWeighted(frame0, 1.0 - float(t), frame1, float(t), 0.0)
