@@ -31,12 +31,17 @@ the commands taking turns in each round; the 1-minute load average is sampled af
 encode, compute) to show where the time goes.
 
 The tables are printed and written to ``DIR/interpolation_bench.md``.
+
+``--clips FOLDER`` instead scores real footage: every video file in FOLDER, frames dropped at gaps 2, 4 and 8 and
+rebuilt by ``flow``, minterpolate and RIFE (see ``benchmarks/interpolation_real.py``); the table goes to
+``DIR/interpolation_real.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import json
 import math
 import os
 import pathlib
@@ -48,6 +53,8 @@ import time
 
 import cv2
 import numpy as np
+
+from benchmarks import interpolation_real as real
 
 WIDTH, HEIGHT = 1024, 576
 FULL_FPS = 24
@@ -419,13 +426,29 @@ def to_markdown(rows: list[dict], steps: list[tuple[str, float, float]] | None =
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.interpolation", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=pathlib.Path, help="work folder for clips, outputs and table")
-    parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--clips", nargs="+", default=list(CLIPS), metavar="CLIP|DIR",
+                        help=f"synthetic clips ({', '.join(CLIPS)}), or one folder of real video files: frames "
+                             "dropped at gaps 2, 4 and 8 (see benchmarks/interpolation_real.py)")
+    parser.add_argument("--methods", nargs="+", default=None, choices=sorted(set(METHODS) | set(real.METHODS)),
+                        help=f"default: {' '.join(METHODS)}; with a folder of clips: {' '.join(real.DEFAULT_METHODS)}")
+    parser.add_argument("--gaps", nargs="+", type=int, default=list(real.GAPS),
+                        help="with a folder of clips: keep every g-th frame and rebuild the rest, for each g")
+    parser.add_argument("--fresh-rife", action="store_true", help="recompute RIFE's frames instead of reusing OUT's")
     parser.add_argument("--repeat", type=int, default=3, help="time each command this many times, keep the best")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the pieces of the MP4 -> MP4 run (on the first clip; needs flow, blend and "
                              "minterpolate among the methods)")
     args = parser.parse_args(argv)
+    folder = pathlib.Path(args.clips[0])
+    if len(args.clips) == 1 and args.clips[0] not in CLIPS:
+        return _main_real(args, folder.resolve())
+    unknown = [c for c in args.clips if c not in CLIPS]
+    if unknown:
+        parser.error(f"--clips: unknown clip {unknown[0]!r}; choose from {', '.join(CLIPS)} or give one folder")
+    args.methods = args.methods or list(METHODS)
+    wrong = [m for m in args.methods if m not in METHODS]
+    if wrong:
+        parser.error(f"--methods {wrong[0]} needs a folder of real clips (--clips DIR)")
     if args.breakdown and not {"flow", "blend", "minterpolate"} <= set(args.methods):
         parser.error("--breakdown needs the methods flow, blend and minterpolate")
     args.out = args.out.resolve()  # the commands run from the package's folder
@@ -438,6 +461,30 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     (args.out / "interpolation_bench.md").write_text(table)
+    return 0
+
+
+def _main_real(args: argparse.Namespace, folder: pathlib.Path) -> int:
+    """The real-footage mode: ``--clips DIR``."""
+    methods = args.methods or list(real.DEFAULT_METHODS)
+    bad_gaps = [g for g in args.gaps if not 2 <= g <= 16]
+    if bad_gaps:
+        raise SystemExit(f"--gaps {bad_gaps[0]}: a gap is 2 to 16 (the interpolation factors the CLI accepts).")
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    compileall.compile_dir(str(_PACKAGE_PARENT / "svd_demo"), quiet=1)
+    rows = real.run(folder, out, methods=methods, gaps=args.gaps, repeat=max(1, args.repeat),
+                    fresh_rife=args.fresh_rife)
+    # The real-footage run times its commands through this module as imported, which under ``python -m`` is a
+    # second copy of it (``__main__`` is the first): read the load samples there.
+    from benchmarks import interpolation as imported
+
+    table = real.to_markdown(rows) + (f"\nLoad average (1 min) while timing: {imported._Load.text()} on "
+                                      f"{os.cpu_count()} CPUs.\n")
+    print()
+    print(table)
+    (out / "interpolation_real.md").write_text(table)
+    (out / "interpolation_real.json").write_text(json.dumps(rows, indent=1))
     return 0
 
 

@@ -25,3 +25,36 @@ def test_help_names_the_methods_and_the_clips(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "python -m benchmarks.interpolation" in text and "minterpolate" in text and "objects" in text
+
+
+def test_real_footage_keeps_every_gapth_frame_and_scores_the_rest():
+    from benchmarks import interpolation_real as real
+
+    used, kept, rebuilt = real.split(33, 8)
+    assert (used, kept) == (33, [0, 8, 16, 24, 32]) and len(rebuilt) == 28 and 8 not in rebuilt
+    used, kept, rebuilt = real.split(36, 4)  # the 3 frames after the last whole gap are left out
+    assert used == 33 and kept[-1] == 32 and rebuilt[-1] == 31
+
+
+def test_real_footage_needs_a_folder_of_videos(tmp_path, capsys):
+    from benchmarks import interpolation_real as real
+
+    with pytest.raises(SystemExit, match="no video files"):
+        real.find_clips(tmp_path)
+    (tmp_path / "b.mkv").write_bytes(b"")
+    (tmp_path / "a.MP4").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("source")
+    assert [p.name for p in real.find_clips(tmp_path)] == ["a.MP4", "b.mkv"]
+    with pytest.raises(SystemExit):
+        interpolation.main(["--out", str(tmp_path), "--clips", "objects", "nope"])
+    assert "unknown clip 'nope'" in capsys.readouterr().err
+
+
+def test_real_footage_table_gives_flows_margin_over_the_best_other_method():
+    from benchmarks import interpolation_real as real
+
+    rows = [{"clip": "walk", "gap": 8, "method": m, "psnr": p, "ssim": 0.9, "seconds": s}
+            for m, p, s in (("flow", 30.0, 1.0), ("minterpolate", 29.5, 3.0), ("rife", 30.2, 20.0))]
+    text = real.to_markdown(rows)
+    assert "| walk | 8 | 30.00 / 0.9000 | 29.50 / 0.9000 | 30.20 / 0.9000 | -0.20 |" in text
+    assert "mean -0.20 dB, worst clip -0.20 dB" in text and "minterpolate / flow 3.00x" in text

@@ -5,14 +5,18 @@ change. Cut and still-frame handling happen before a backend is asked (`svd_demo
 
 * ``flow`` (default): dense optical flow in both directions (OpenCV DIS at reduced resolution), flows splatted
   forward to the wanted time t, both neighbours warped to t (``cv2.remap``) and blended with occlusion-aware weights
-  (forward-backward and photometric consistency). Any t in (0, 1), not only midpoints. CPU only, no weights.
+  (forward-backward and photometric consistency); where the two warps disagree more than the still frames differ
+  (a missed or torn flow, an object leaving), the result leans towards the plain cross-fade
+  (:func:`fall_back_where_warps_disagree`). Any t in (0, 1), not only midpoints. CPU only, no weights.
 * ``flow-hq``: the same with flow at up to 512x288 instead of 320x180: sharper on fast small objects, ~2x slower.
 * ``blend``: plain cross-fade, the baseline.
 
 The flow backend treats a pair as a cut when its flow fails: for more than ``FLOW_FAIL_FRACTION`` of the pixels
 (in both directions, on average) the colour at the flow's target differs too much (photometric consistency below
-0.5: a grey-level difference above about 5 after a 3x3 box blur, on the splat grid, once the global brightness and
-contrast of the two frames are matched, so fades do not count).
+0.5: a grey-level difference above about 8 after a 3x3 box blur, on the splat grid, once the global contrast of the
+two frames and the still background's brightness are matched, so fades and exposure changes do not count). Real
+footage at SVD-like gaps leaves up to 71% of the pixels unexplained (a handheld close-up, 8 frames apart; a person
+crossing a room in 0.8 s: 41%) and still interpolates better than a copy; unrelated frames leave all of them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,20 @@ import numpy as np
 
 from svd_demo.core.errors import InputError
 
-FLOW_FAIL_FRACTION = 0.6
+FLOW_FAIL_FRACTION = 0.85
+CUT_CONFIRM_FRACTION = 0.75
+"""A pair the thumbnails call a cut stays one only if its flow leaves more than this fraction unexplained: a car
+entering an empty road changes the thumbnails as much as a cut does (measured: a real one, 8 frames apart, left
+14% unexplained; a handheld close-up 71%)."""
+VISIBILITY_FLOOR = 0.2
+"""Weight each side keeps however occluded it looks: the occlusion estimate is itself often wrong at large gaps."""
+TIME_POWER = 2.0
+"""The neighbours' weights go as (1-t)^p and t^p: at t = 1/8 the nearer frame gets 98% instead of 88%, which errs
+less at large gaps, where the farther frame's warp is the less certain; at t = 1/2 it changes nothing."""
+DISAGREEMENT_WINDOW = 31
+"""Box (pixels) over which the two warps' disagreement and the still frames' difference are averaged."""
+DISAGREEMENT_GAIN = 1.5
+"""How much more the warps' disagreement counts than the still frames' difference (tuned on real footage)."""
 MAX_WORKERS = 8
 """Most pairs interpolated at once (on as many threads): each one in flight holds its frames in memory."""
 
@@ -39,9 +56,10 @@ class InterpolationBackend(Protocol):
     ``frame0`` and ``frame1`` are HxWx3 uint8 RGB arrays of the same size; ``times`` are positions strictly between
     them (0 < t < 1, increasing). Returns one HxWx3 uint8 RGB frame per time. Backends may keep caches between
     calls but must not keep references to earlier frames beyond the current pair. Cut and still-frame handling
-    happen before a backend is called. Optional: a ``failed_pairs`` int attribute, counted in the stats, and
+    happen before a backend is called. Optional: a ``failed_pairs`` int attribute, counted in the stats,
     ``max_workers``: how many pairs it may be given at once from different threads (without it: one at a time,
-    e.g. a backend holding one GPU model).
+    e.g. a backend holding one GPU model), and ``explains(frame0, frame1) -> bool``: asked about a pair the
+    thumbnails call a cut, True when its motion accounts for the change (then it is interpolated after all).
     """
 
     name: str
@@ -63,15 +81,18 @@ class FlowBackend:
     """Motion-compensated interpolation from bidirectional DIS optical flow (see the module docstring).
 
     Per pair: DIS flow in both directions (0->1 and 1->0) on grey frames scaled
-    to at most ``flow_pixels`` (default 320x180 for 16:9), resampled to a coarser "splat" grid (at most
+    to at most ``flow_pixels`` (default 320x180 for 16:9; 7 px patches give DIS four pyramid levels there, which
+    reach about 40 px of motion, where 8 px patches give three), resampled to a coarser "splat" grid (at most
     ``splat_pixels``, default 213x120) where each pixel gets a confidence in [0, 1]: the larger of its
     forward-backward consistency and its photometric consistency (a pixel whose flow is unreliable or that is
     occluded in the other frame scores low).
     Per output time t: both flows are splatted forward to t (nearest-pixel splatting weighted by confidence**4, so the
     surface that stays visible wins where layers overlap), holes are filled from their surroundings, the flow at t
-    is upscaled to full size, both frames are warped to t (``cv2.remap``) and blended with weights (1-t, t) times
+    is upscaled to full size, both frames are warped to t (``cv2.remap``) and blended with weights ((1-t)^2, t^2) times
     each side's visibility: a side whose sample is occluded in the other frame, or falls outside the picture, gets
-    (almost) no weight. Tuned on the interpolation benchmark (BENCHMARKS.md, "Frame interpolation").
+    less weight (down to ``VISIBILITY_FLOOR`` of it: the occlusion estimate is itself often wrong at large gaps).
+    Last, :func:`fall_back_where_warps_disagree`. Tuned on the interpolation benchmarks (BENCHMARKS.md, "Frame
+    interpolation" and "Interpolation on real footage").
     """
 
     name = "flow"
@@ -83,13 +104,13 @@ class FlowBackend:
         flow_pixels: int = 57_600,
         splat_pixels: int = 25_600,
         finest_scale: int = 0,
-        patch_size: int = 8,
+        patch_size: int = 7,
         patch_stride: int = 4,
-        gd_iters: int = 16,
-        var_iters: int = 2,
+        gd_iters: int = 25,
+        var_iters: int = 5,
         occlusion_sigma: float = 1.0,
         occlusion_rel: float = 0.05,
-        photo_sigma: float = 6.0,
+        photo_sigma: float = 10.0,
         splat_power: float = 4.0,
     ) -> None:
         self.flow_pixels = int(flow_pixels)
@@ -164,7 +185,11 @@ class FlowBackend:
         af -= float(af.mean())
         wf -= float(wf.mean())
         gain = float(np.clip(math.sqrt(float(np.vdot(wf, wf)) / max(float(np.vdot(af, af)), 1e-6)), 0.5, 2.0))
-        perr = cv2.blur(np.abs(wf - gain * af), (3, 3))
+        residual = wf - gain * af
+        # Occluded pixels err by a lot and mostly one way (a dark subject over a light wall), which drags the means:
+        # the residual's median is the still background's own brightness change, e.g. a camera re-exposing.
+        residual -= float(np.median(residual))
+        perr = cv2.blur(np.abs(residual), (3, 3))
         photo = np.exp(-np.square(perr * (1.0 / self.photo_sigma)))
         unexplained = float(np.count_nonzero(photo < 0.5)) / photo.size
         return np.maximum(fb, photo).astype(np.float32), unexplained
@@ -260,10 +285,11 @@ class FlowBackend:
         # Frame 0 lacks the content where the frame-1 sample is not seen in frame 0, and vice versa.
         vis0 = in0 * (1.0 - (1.0 - c1) * c0)
         vis1 = in1 * (1.0 - (1.0 - c0) * c1)
-        w0 = (1.0 - t) * (vis0 + 1e-3)
-        w1 = t * (vis1 + 1e-3)
+        w0 = (1.0 - t) ** TIME_POWER * (vis0 + VISIBILITY_FLOOR)
+        w1 = t**TIME_POWER * (vis1 + VISIBILITY_FLOOR)
         alpha1 = (w1 / (w0 + w1)).astype(np.float32)
         alpha0 = 1.0 - alpha1
+        doubt = 1.0 - np.minimum(c0, c1)  # where both sides' flows check out, the fallback stays out
         if (sw, sh) == (w, h):
             map0 = np.dstack([m0x, m0y])
             map1 = np.dstack([m1x, m1y])
@@ -278,9 +304,15 @@ class FlowBackend:
                 map1[band] += fix
             alpha0 = cv2.resize(alpha0, (w, h), interpolation=cv2.INTER_LINEAR)
             alpha1 = cv2.resize(alpha1, (w, h), interpolation=cv2.INTER_LINEAR)
+            doubt = cv2.resize(doubt, (w, h), interpolation=cv2.INTER_LINEAR)
         warp0 = cv2.remap(frame0, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warp1 = cv2.remap(frame1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return cv2.blendLinear(warp0, warp1, alpha0, alpha1)
+        motion = cv2.blendLinear(warp0, warp1, alpha0, alpha1)
+        return fall_back_where_warps_disagree(frame0, frame1, warp0, warp1, motion, t, doubt)
+
+    def explains(self, frame0: np.ndarray, frame1: np.ndarray) -> bool:
+        """Whether the flow accounts for a change the cut test flagged (see ``CUT_CONFIRM_FRACTION``)."""
+        return self.prepare(frame0, frame1)["unexplained"] <= CUT_CONFIRM_FRACTION
 
     def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
         if not times:
@@ -291,6 +323,41 @@ class FlowBackend:
                 self.failed_pairs += 1
             return [(frame0 if t < 0.5 else frame1).copy() for t in times]
         return [self.render(frame0, frame1, state, float(t)) for t in times]
+
+
+def fall_back_where_warps_disagree(
+    frame0: np.ndarray, frame1: np.ndarray, warp0: np.ndarray, warp1: np.ndarray, motion: np.ndarray, t: float,
+    doubt: np.ndarray | None = None,
+) -> np.ndarray:
+    """The motion-compensated frame, mixed towards the plain cross-fade where the two warps disagree more than the
+    two frames themselves differ.
+
+    Where both neighbours warped to t show the same thing, the flow is right and ``motion`` stays. Where they
+    disagree (a wrong or torn flow, an occlusion seen from the wrong side) but the unwarped frames agree, the
+    content is still there (the background behind a person who walked on), so the cross-fade is right. Where both
+    differ (fast motion the flow missed), the mix is an average of two uncertain guesses, which errs less than
+    either. Weight of the cross-fade: g*d_warp / (g*d_warp + d_still + 4), with g ``DISAGREEMENT_GAIN`` and the
+    grey-level differences averaged over ``DISAGREEMENT_WINDOW`` pixels, times ``doubt`` (HxW in [0, 1]) where
+    given: how little the flows' own consistency checks vouch for each pixel. Without it a pan over fine texture,
+    whose warps differ by a few levels of resampling error, would be softened by the cross-fade.
+    """
+    h, w = frame0.shape[:2]
+    # The differences are averaged over a wide box anyway: work at a quarter of the size (area-averaged, then a box
+    # of a quarter of the window). At 1024x576 on one thread this step takes 5 ms instead of 9.
+    small = (max(1, round(w / 4)), max(1, round(h / 4)))
+    box = (max(1, round(DISAGREEMENT_WINDOW / 4)),) * 2
+
+    def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        grey = cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY))
+        return cv2.blur(cv2.resize(grey, small, interpolation=cv2.INTER_AREA).astype(np.float32), box)
+
+    d_warp = DISAGREEMENT_GAIN * difference(warp0, warp1)
+    d_still = difference(frame0, frame1)
+    still = cv2.resize((d_warp / (d_warp + d_still + 4.0)).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    if doubt is not None:
+        still *= doubt
+    fade = cv2.addWeighted(frame0, 1.0 - float(t), frame1, float(t), 0.0)
+    return cv2.blendLinear(fade, motion, still, 1.0 - still)
 
 
 def _fill_holes(num: np.ndarray, wsum: np.ndarray, eps: float = 1e-4) -> np.ndarray:

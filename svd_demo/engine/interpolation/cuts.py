@@ -5,6 +5,8 @@
   of the last ``CUT_HISTORY`` non-cut pairs, at least ``CUT_BASELINE_FLOOR``; ``CUT_FIRST_BASELINE`` before any
   pair was seen), **and** their colour histograms (16 bins per channel) differ by a total-variation distance of at
   least ``CUT_MIN_HIST`` (0..1). Outputs between the two frames of a cut repeat the nearer frame: no ghosting.
+  A backend that can tell (``flow``: its ``explains``) overrules the thumbnails where its motion accounts for the
+  change, as when a large object enters a still scene.
 * A pair is **near-identical** when, on every 4th pixel, the mean abs difference is below ``COPY_MAX_MEAN_DIFF``
   and fewer than ``COPY_MAX_PEAK_FRACTION`` of the samples differ by more than ``COPY_PEAK_DIFF``; its outputs copy
   the nearer frame (nothing is interpolated).

@@ -150,8 +150,10 @@ class FrameInterpolator(Iterator[np.ndarray]):
                                      f"{prev.shape[1]}x{prev.shape[0]}; all frames must have the same size.")
                 self.stats.input_frames += 1
                 cur_thumb = thumbnail(cur)
-                is_cut = cuts.is_cut(prev_thumb, cur_thumb)
                 times = [float(position - index) for position in clock.take_before(index + 1)]
+                is_cut = cuts.is_cut(prev_thumb, cur_thumb)
+                if is_cut and times and callable(explains := getattr(self.backend, "explains", None)):
+                    is_cut = not explains(prev, cur)
                 if times and times[0] == 0.0:
                     pending.append([prev.copy()])
                     times = times[1:]
