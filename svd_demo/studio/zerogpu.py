@@ -3,7 +3,7 @@
 `spaces.GPU` is an exact no-op elsewhere, but it is imported only on ZeroGPU (the package exists only on Spaces).
 There, `import spaces` must come before anything touches CUDA, and in the main process nothing may use CUDA at all
 (no `mem_get_info`, no `empty_cache`): weights are moved "to cuda" at start-up, which ZeroGPU records, and are
-really placed on the lent GPU inside each decorated call (`start`, `install`).
+really placed on the lent GPU inside each decorated call (`start`, `ZeroGPUStudio`).
 Each call's duration is estimated from its size; a job that cannot fit the Space's limit is cut down (fewer steps,
 down to a floor) or refused before it starts, with a message saying which, instead of being killed half-way.
 """
@@ -17,8 +17,11 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from svd_demo.core.errors import InputError
+from svd_demo.core.models import svd_defaults
 from svd_demo.core.params import ImageParams, VideoParams
 from svd_demo.core.settings import Settings
+from svd_demo.engine.text_to_image import still_size
+from svd_demo.studio.studio import Studio
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,39 +97,61 @@ def gpu(fn: F, duration: Callable[..., int]) -> F:
     return spaces.GPU(duration=duration)(fn)
 
 
-def install(studio: Any, limit_s: float) -> None:
-    """On ZeroGPU, route the studio's GPU entry points through `spaces.GPU`, each asking for its own duration.
+class ZeroGPUStudio(Studio):
+    """The studio on ZeroGPU: each GPU entry point (image to video, keyframes, a still, upscaling) runs as one
+    `spaces.GPU` call that asks for its own duration. The runs these make of one another (Compare seeds, Extend,
+    Prompt to video) go through them too, as they are methods of this class.
 
     The wrapped call runs in a worker process: progress callbacks and cancel flags cannot cross into it, so the UI
     passes none there (see `ui._gpu_kwargs`).
     """
-    if not on_zerogpu():
-        return
-    from svd_demo.core.models import svd_defaults
-    from svd_demo.engine.text_to_image import still_size
 
-    def video_duration(source: Any, params: VideoParams, *args: Any, model_ref: str | None = None,
-                       **kwargs: Any) -> int:
-        frames, fps = svd_defaults(studio.access.model("svd", model_ref)[1])
+    def __init__(self, settings: Settings, limit_s: float) -> None:
+        super().__init__(settings)
+        self.limit_s = limit_s
+        # Decorated once, at start-up: ZeroGPU wants its GPU functions before the first request.
+        self._on_gpu: dict[str, Callable[..., Any]] = {
+            "image_to_video": gpu(super().image_to_video, self._video_duration),
+            "keyframes_to_video": gpu(super().keyframes_to_video, self._keyframes_duration),
+            "text_to_image": gpu(super().text_to_image, self._still_duration),
+            # Upscaling has no time model yet (no GPU has measured it): it asks for the whole limit.
+            "upscale": gpu(super().upscale, lambda *args, **kwargs: int(limit_s)),
+        }
+
+    def image_to_video(self, *args: Any, **kwargs: Any) -> Any:
+        return self._on_gpu["image_to_video"](*args, **kwargs)
+
+    def keyframes_to_video(self, *args: Any, **kwargs: Any) -> Any:
+        return self._on_gpu["keyframes_to_video"](*args, **kwargs)
+
+    def text_to_image(self, *args: Any, **kwargs: Any) -> Any:
+        return self._on_gpu["text_to_image"](*args, **kwargs)
+
+    def upscale(self, *args: Any, **kwargs: Any) -> Any:
+        return self._on_gpu["upscale"](*args, **kwargs)
+
+    def _video_duration(self, source: Any, params: VideoParams, *args: Any, model_ref: str | None = None,
+                        **kwargs: Any) -> int:
+        frames, _ = svd_defaults(self.access.model("svd", model_ref)[1])
         return duration_for(video_seconds(replace(params, num_frames=params.num_frames or frames),
-                                          *video_size(source, params)), limit_s)
+                                          *video_size(source, params)), self.limit_s)
 
-    def still_duration(params: ImageParams, *args: Any, **kwargs: Any) -> int:
-        return duration_for(still_seconds(params, *still_size(params.resolution, params.orientation)), limit_s)
+    def _still_duration(self, params: ImageParams, *args: Any, **kwargs: Any) -> int:
+        return duration_for(still_seconds(params, *still_size(params.resolution, params.orientation)), self.limit_s)
 
-    def keyframes_duration(start: Any, end: Any, params: VideoParams, *args: Any, model_ref: str | None = None,
-                           **kwargs: Any) -> int:
+    def _keyframes_duration(self, start: Any, end: Any, params: VideoParams, *args: Any,
+                            model_ref: str | None = None, **kwargs: Any) -> int:
         # Two guided UNet passes a step (forward and backward): image to video's time with twice the steps.
-        frames, _ = svd_defaults(model_ref or studio.settings.svd_model)
+        frames, _ = svd_defaults(model_ref or self.settings.svd_model)
         doubled = replace(params, num_frames=params.num_frames or frames,
                           num_inference_steps=2 * params.num_inference_steps)
-        return duration_for(video_seconds(doubled, *video_size(start, params)), limit_s)
+        return duration_for(video_seconds(doubled, *video_size(start, params)), self.limit_s)
 
-    studio.image_to_video = gpu(studio.image_to_video, video_duration)
-    studio.keyframes_to_video = gpu(studio.keyframes_to_video, keyframes_duration)
-    studio.text_to_image = gpu(studio.text_to_image, still_duration)
-    # Upscaling has no time model yet (no GPU has measured it): it asks for the whole limit.
-    studio.upscale = gpu(studio.upscale, lambda *args, **kwargs: int(limit_s))
+
+def make_studio(settings: Settings) -> Studio:
+    """The studio for these settings: on ZeroGPU a `ZeroGPUStudio` (within `settings.zerogpu_seconds` a call), the
+    plain `Studio` everywhere else."""
+    return ZeroGPUStudio(settings, settings.zerogpu_seconds) if on_zerogpu() else Studio(settings)
 
 
 def prepare(studio: Any, source: Any, params: VideoParams, model_ref: str | None, limit_s: float,

@@ -24,13 +24,11 @@ def create_app(settings: Settings) -> gr.Blocks:
     """The app, ready to launch: the studio (models preloaded if asked) behind the interface. Give it settings
     with an output folder (`main` makes a private one): `launch_kwargs` serves that folder."""
     from svd_demo.engine.hub import log_progress
-    from svd_demo.studio.studio import Studio
     from svd_demo.web.ui import build_demo
 
-    studio = Studio(settings)
+    studio = zerogpu.make_studio(settings)  # on ZeroGPU, one whose GPU entry points run as ZeroGPU calls
     if settings.preload:  # load before serving, e.g. where the first visitor should not wait for a download
         studio.cache.get("svd", studio.access.model("svd", None)[1], download=log_progress())
-    zerogpu.install(studio, settings.zerogpu_seconds)
     demo = build_demo(settings, studio)
     demo.queue(max_size=settings.queue_size)
     return demo

@@ -16,6 +16,7 @@ from svd_demo.core.errors import InputError
 from svd_demo.core.params import ImageParams, VideoParams
 from svd_demo.files import images
 from svd_demo.studio import zerogpu
+from svd_demo.studio.studio import Studio
 
 
 def test_detection_and_no_op_elsewhere(monkeypatch):
@@ -52,7 +53,8 @@ def test_a_job_that_cannot_fit_is_refused_before_it_starts():
 
 
 @pytest.mark.slow
-def test_install_wraps_the_gpu_entry_points_with_per_call_durations(studio, photo, monkeypatch):
+def test_on_zerogpu_the_studio_runs_each_gpu_entry_point_as_a_call_with_its_duration(tiny_settings, photo,
+                                                                                      monkeypatch):
     asked = []
     fake = types.ModuleType("spaces")
 
@@ -67,9 +69,9 @@ def test_install_wraps_the_gpu_entry_points_with_per_call_durations(studio, phot
     fake.GPU = GPU
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    for name in ("image_to_video", "text_to_image"):
-        monkeypatch.setattr(studio, name, getattr(studio, name))  # restored after the test
-    zerogpu.install(studio, 120)
+    studio = zerogpu.make_studio(tiny_settings)  # a studio of its own: the session's is left as it is
+    assert isinstance(studio, zerogpu.ZeroGPUStudio) and studio.limit_s == tiny_settings.zerogpu_seconds
+    studio.limit_s = 120
     decodes = []
     real_decode = images._decode
     monkeypatch.setattr(images, "_decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
@@ -80,6 +82,10 @@ def test_install_wraps_the_gpu_entry_points_with_per_call_durations(studio, phot
     still = studio.text_to_image(ImageParams.from_raw({"prompt": "a cat", "resolution": 256, "sdxl_steps": 2}))
     assert video.files.info.num_frames == 4 and still.image.size == (256, 144)
     assert len(asked) == 2 and all(zerogpu.FIXED_S <= a <= 120 for a in asked)
+    compared = studio.compare_seeds(photo, fitted, [1, 2])  # the studio's own runs of image to video are calls too
+    assert len(compared) == 2 and len(asked) == 4
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    assert type(zerogpu.make_studio(tiny_settings)) is Studio  # elsewhere, the plain studio
 
 
 @pytest.fixture
