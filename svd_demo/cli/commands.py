@@ -359,7 +359,8 @@ def _add_interpolate_parser(sub) -> None:
 
     factor, backend = INTERPOLATION_SPECS["factor"], INTERPOLATION_SPECS["backend"]
     parser = sub.add_parser("interpolate", help="Frame interpolation of a video or a folder of images.",
-                            description="Motion-compensated frame interpolation: a factor or an exact target fps.")
+                            description="Motion-compensated frame interpolation: a factor or an exact target fps. "
+                                        "A .json sidecar (the tab's) is written beside the output.")
     parser.add_argument("input", help="video file (mp4, webm, mov, mkv, gif, ...) or folder of images")
     parser.add_argument("--out", required=True, help="output .mp4/.webm/.gif, or a folder for PNG frames")
     rate = parser.add_mutually_exclusive_group(required=True)
@@ -376,7 +377,7 @@ def _add_interpolate_parser(sub) -> None:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from svd_demo.engine.interpolation import interpolate_file
+    from svd_demo.studio.interpolating import interpolate_with_record
 
     # On a terminal one line is rewritten in place; piped into a log, carriage returns would run together.
     live = sys.stderr.isatty()
@@ -385,16 +386,17 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         text = f"{done}/{total if total else '?'} frames"
         print(f"\r{text}" if live else text, end="" if live else "\n", file=sys.stderr, flush=True)
 
-    result = interpolate_file(args.input, args.out, factor=args.factor, target_fps=args.target_fps,
-                              slow_motion=args.slow_motion, backend=args.backend, input_fps=args.input_fps,
-                              progress=None if args.quiet else progress)
+    result, record = interpolate_with_record(args.input, args.out, factor=args.factor, target_fps=args.target_fps,
+                                             slow_motion=args.slow_motion, backend=args.backend,
+                                             input_fps=args.input_fps, progress=None if args.quiet else progress)
     if live and not args.quiet:
         print(file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"{result.output_path}: {result.output_frames} frames at {result.output_fps:g} fps from "
           f"{result.input_frames} at {result.source_fps:g} fps ({result.width}x{result.height}, {result.backend}, "
-          f"{result.cut_pairs} cuts, {result.copied_pairs} still pairs) in {result.seconds:.2f} s")
+          f"{result.cut_pairs} cuts, {result.copied_pairs} still pairs) in {result.seconds:.2f} s; parameters in "
+          f"{record}")
     return 0
 
 

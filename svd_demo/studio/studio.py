@@ -7,7 +7,6 @@ the cache's lock (load once, generate), then encoding outside the lock so the ne
 from __future__ import annotations
 
 import functools
-import json
 import queue
 import threading
 import time
@@ -52,6 +51,7 @@ from svd_demo.files.outputs import (
 )
 from svd_demo.studio import sidecar
 from svd_demo.studio.budgets import budgets, check_extend_rate, check_upscale_tile
+from svd_demo.studio.interpolating import interpolate_with_record
 
 T = TypeVar("T")
 
@@ -350,25 +350,16 @@ class Studio:
 
         `cancel` stops it at the next frame, leaving no file.
         """
-        from svd_demo.engine.interpolation import interpolate_file
-
         self._sweep()
 
         def frames_done(done: int, total: int | None) -> None:
             if progress is not None:
                 progress(done / total if total else 0.0, f"Interpolating: frame {done}/{total or '?'}")
 
-        settings = {"factor": factor, "target_fps": target_fps, "slow_motion": slow_motion, "backend": backend}
         path = output_stem(self.settings.output_dir, "interpolated").with_suffix(".mp4")
-        result = interpolate_file(video, path, factor=factor, target_fps=target_fps, slow_motion=slow_motion,
-                                  backend=backend, progress=frames_done, cancel=cancel,
-                                  metadata={"comment": json.dumps(settings, sort_keys=True)})
-        try:
-            write_json_atomic(path.with_suffix(".json"),
-                              sidecar.interpolate(settings, source_name=Path(video).name, result=result))
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        result, _ = interpolate_with_record(video, path, factor=factor, target_fps=target_fps,
+                                            slow_motion=slow_motion, backend=backend, progress=frames_done,
+                                            cancel=cancel)
         _published(cancel, path, path.with_suffix(".json"))
         return result
 

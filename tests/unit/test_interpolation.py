@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import threading
 
@@ -391,5 +392,11 @@ def test_cli_entry_point(tmp_path, capsys):
     src = _save_folder(tmp_path / "in", _moving(3))
     assert main(["interpolate", str(src), "--factor", "2", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert len(list((tmp_path / "out").iterdir())) == 5
+    # The tab's record, beside what was written (a folder of frames: beside the folder, not among its frames).
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert record["kind"] == "interpolate" and record["parameters"]["factor"] == 2
+    assert (record["source"]["frames"], record["output"]["frames"]) == (3, 5)
+    assert main(["interpolate", str(src), "--factor", "2", "--out", str(tmp_path / "o.mp4"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["output"]["frames"] == 5
     assert main(["interpolate", str(tmp_path / "missing"), "--fps", "24", "--out", str(tmp_path / "o.mp4")]) == 2
     assert "does not exist" in capsys.readouterr().err
