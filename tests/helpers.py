@@ -6,6 +6,7 @@ import os
 import pathlib
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -90,3 +91,35 @@ def read_frames(path) -> np.ndarray:
     gen = imageio_ffmpeg.read_frames(str(path))
     width, height = next(gen)["size"]
     return np.stack([np.frombuffer(frame, np.uint8).reshape(height, width, 3) for frame in gen])
+
+
+class StepLog:
+    """When each denoising run began and each of its steps ended, by the run's number of steps."""
+
+    def __init__(self, monkeypatch) -> None:
+        from svd_demo.engine import image_to_video
+
+        self.events: list[tuple[str, int, float]] = []
+        original = image_to_video.step_callback
+
+        def logged(total, progress, cancel):
+            self.events.append(("begin", total, time.monotonic()))  # made just before the pipeline's first step
+            inner = original(total, progress, cancel)
+
+            def callback(pipe, step, timestep, kwargs):
+                self.events.append(("step", total, time.monotonic()))
+                return inner(pipe, step, timestep, kwargs)
+
+            return callback
+
+        monkeypatch.setattr(image_to_video, "step_callback", logged)
+
+    def times(self, kind: str, total: int, after: float = 0.0) -> list[float]:
+        return [t for k, n, t in list(self.events) if k == kind and n == total and t > after]
+
+    def wait(self, kind: str, total: int, count: int, after: float, timeout: float = 120.0) -> list[float]:
+        deadline = time.monotonic() + timeout
+        while len(found := self.times(kind, total, after)) < count:
+            assert time.monotonic() < deadline, f"no {count} x {kind} of a {total}-step run within {timeout:g} s"
+            time.sleep(0.02)
+        return found

@@ -48,14 +48,14 @@ def output_stem(output_dir: Path, kind: str, seed: int | None = None) -> Path:
     return Path(output_dir) / f"{stamp}-{kind}{seed_part}-{uuid.uuid4().hex[:8]}"
 
 
-def private_output_dir() -> Path:
+def private_output_dir(prefix: str = "svd-demo-outputs-") -> Path:
     """A new folder for this instance's outputs, readable by its user only, removed when the process exits: two
     instances on one machine neither serve nor sweep each other's files."""
     import atexit
     import shutil
     import tempfile
 
-    folder = Path(tempfile.mkdtemp(prefix="svd-demo-outputs-"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 

@@ -60,6 +60,7 @@ from svd_demo.core.params import (
 from svd_demo.core.settings import Settings, login, public_mode
 from svd_demo.engine.preview import PreviewSink, write_preview
 from svd_demo.files.examples import EXAMPLES_DIR, example_images, example_prompts
+from svd_demo.files.outputs import private_output_dir
 from svd_demo.studio import zerogpu
 from svd_demo.studio.budgets import (
     check_extend,
@@ -403,6 +404,14 @@ def _live(values: Mapping[str, Any]) -> bool:
             and not zerogpu.on_zerogpu()
 
 
+@functools.cache
+def _preview_dir() -> Path:
+    """Where live previews are written: a private temporary folder of this process. Not the output folder: its
+    files are served where they are (not copied into Gradio's cache), and a preview is deleted while the run goes
+    on, so Gradio must have a copy of its own."""
+    return private_output_dir(prefix="svd-demo-previews-")
+
+
 def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None], T],
                    skipped: int) -> Generator[tuple[Any, ...], None, T]:
     """`run(sink)`, yielding an update for each live preview as it comes (`skipped` unchanged outputs, then the
@@ -410,8 +419,8 @@ def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None
 
     With previews, the run goes on a thread of its own while this generator (on Gradio's worker thread, idle
     otherwise) encodes the previews: the denoising loop only hands over frames. Only the newest waiting preview is
-    encoded. Previews are served from the output folder, where they are written (not copied): one is deleted once
-    a newer one is shown, so the browser has had a whole preview's time to fetch it, and the last at the end.
+    encoded. A preview file is deleted once the next one is asked for: Gradio has copied it by then (previews are
+    written outside the output folder, whose files it serves in place: `_preview_dir`).
     """
     if not live:
         return run(None)
@@ -425,7 +434,7 @@ def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None
             updates.put((None, exc))
 
     threading.Thread(target=work, name="run-with-preview", daemon=True).start()
-    shown: list[Path] = []
+    shown: Path | None = None
     try:
         while True:
             done, item = updates.get()
@@ -435,14 +444,14 @@ def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None
                 raise item
             if done:
                 return item
-            path = write_preview(item, studio.settings.output_dir / f"preview-{uuid.uuid4().hex[:12]}.webp")
-            if len(shown) > 1:
-                shown.pop(0).unlink(missing_ok=True)
-            shown.append(path)
+            path = write_preview(item, _preview_dir() / f"preview-{uuid.uuid4().hex[:12]}.webp")
+            if shown is not None:
+                shown.unlink(missing_ok=True)
+            shown = path
             yield (*[gr.skip()] * skipped, str(path))
     finally:
-        for path in shown:
-            path.unlink(missing_ok=True)
+        if shown is not None:
+            shown.unlink(missing_ok=True)
 
 
 def image_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,

@@ -185,8 +185,7 @@ def test_cancelling_a_previewing_api_run_stops_it(tiny_settings, photo, tmp_path
     from dataclasses import replace
 
     from gradio_client import Client, handle_file
-    from helpers import launched
-    from test_cancellation import StepLog
+    from helpers import StepLog, launched
 
     from svd_demo.studio.studio import Studio
 
