@@ -18,6 +18,7 @@ from svd_demo.core.errors import InputError, VideoError
 from svd_demo.core.lora_refs import loras_text
 from svd_demo.core.models import check_model_ref
 from svd_demo.core.params import KEYFRAME_SPECS, ImageParams, VideoParams, checked
+from svd_demo.files.media import read_metadata
 from svd_demo.studio.sidecar import Sidecar
 
 VIDEO_SUFFIXES = (".mp4", ".webm")  # the formats whose metadata we write (GIF has no place for it)
@@ -91,7 +92,6 @@ def _from_sidecar(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _from_video(path: Path) -> tuple[str, dict[str, Any]]:
-    from svd_demo.files.media import read_metadata
 
     try:
         comment = read_metadata(path).get("comment", "")

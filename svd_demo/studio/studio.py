@@ -35,10 +35,16 @@ from svd_demo.core.settings import Settings
 from svd_demo.engine.allocator import release_free_memory
 from svd_demo.engine.hub import DownloadProgress, ProgressCallback
 from svd_demo.engine.image_to_video import ProgressFn, generate_frames
+from svd_demo.engine.interpolation import interpolate_frames
+from svd_demo.engine.keyframes import METHOD, Keyframes, denoise_keyframes, source_sha256
 from svd_demo.engine.lora import apply_loras
+from svd_demo.engine.memory import resolve_devices, resolve_dtype
 from svd_demo.engine.pipelines import PipelineCache
 from svd_demo.engine.preview import PreviewSink
-from svd_demo.files.images import LoadedImage, PreparedImage, load_image, prepare_image
+from svd_demo.engine.text_to_image import generate_still
+from svd_demo.engine.upscale import DEFAULT_TILE, UpscalerCache, check_output_size, check_upscaler_ref, factor_of
+from svd_demo.engine.upscale.files import STILL_SUFFIXES, check_input, upscale_file, upscaled_frames
+from svd_demo.files.images import LoadedImage, PreparedImage, frame_to_size, load_image, prepare_image
 from svd_demo.files.outputs import (
     OutputFiles,
     apply_loop,
@@ -49,6 +55,7 @@ from svd_demo.files.outputs import (
     write_outputs,
     write_png,
 )
+from svd_demo.files.video_input import frames_of
 from svd_demo.studio import sidecar
 from svd_demo.studio.budgets import budgets, check_extend_rate, check_upscale_tile
 from svd_demo.studio.interpolating import interpolate_with_record
@@ -209,7 +216,6 @@ class Studio:
     """Holds the settings, the pipeline cache and the cancel flags; safe to call from many threads."""
 
     def __init__(self, settings: Settings) -> None:
-        from svd_demo.engine.memory import resolve_devices
 
         if settings.output_dir is None:
             settings = replace(settings, output_dir=private_output_dir())
@@ -280,7 +286,6 @@ class Studio:
         prepared, original = self.prepare(source, params.resolution, params.aspect_mode)
         upscale = _upscale_factor(params, prepared.image.size)  # a too-large result is refused before the GPU
         if upscale:
-            from svd_demo.engine.upscale import check_upscaler_ref
 
             check_upscaler_ref(self.access.model("upscale", None)[1])
         timings["prepare_s"] = time.perf_counter() - started
@@ -400,8 +405,6 @@ class Studio:
                   cancel: threading.Event | None = None) -> Any:
         """The upscaler `model_ref` on `cache`'s device, loaded (and downloaded) once; run on the device's worker,
         under its lock."""
-        from svd_demo.engine.memory import resolve_dtype
-        from svd_demo.engine.upscale import UpscalerCache
 
         if progress is not None:
             progress(0.0, f"Loading the upscaler {Path(model_ref).name}")
@@ -415,8 +418,6 @@ class Studio:
         """A generated clip upscaled frame by frame as it is encoded: each frame once, handed to every format's
         encoder, so the upscaled clip is never held whole. Runs on the GPU's worker, so it takes its turn with the
         generations."""
-        from svd_demo.engine.upscale import DEFAULT_TILE, check_upscaler_ref
-        from svd_demo.engine.upscale.files import upscaled_frames
 
         name, model_ref = self.access.model("upscale", None)
         model_ref = check_upscaler_ref(model_ref)
@@ -440,8 +441,6 @@ class Studio:
 
         Returns the result and its sidecar. `cancel` stops it at the next frame, leaving no file.
         """
-        from svd_demo.engine.upscale import check_upscaler_ref, factor_of
-        from svd_demo.engine.upscale.files import STILL_SUFFIXES, check_input, upscale_file
 
         started = time.perf_counter()
         if out_path is None:
@@ -478,7 +477,6 @@ class Studio:
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                       out_path: Path | None = None) -> StillResult:
         """Render an SDXL still at the video size for the chosen orientation; writes a PNG and its sidecar."""
-        from svd_demo.engine.text_to_image import generate_still
 
         started = time.perf_counter()
         if out_path is None:
@@ -534,7 +532,6 @@ class Studio:
         after interpolation), so the motion does not change speed at the seam; its first frame, a copy of the last
         one, is dropped. The whole result is re-encoded, so `loop` and `extra_formats` apply to all of it.
         """
-        from svd_demo.files.video_input import frames_of
 
         started = time.perf_counter()
         if out_stem is None:
@@ -600,7 +597,6 @@ class Studio:
         The start photo decides the video's size; the end photo is framed to that size with the same aspect mode,
         so two photos of different shapes line up. With `loop_to_start` the start photo is the end photo too.
         """
-        from svd_demo.files.images import frame_to_size
 
         prepared, original = self.prepare(start, resolution, aspect_mode)
         start_notices = [*original.notices, *prepared.notices]
@@ -627,7 +623,6 @@ class Studio:
                            out_stem: Path | None = None, preview: PreviewSink | None = None) -> VideoResult:
         """A clip that starts on `start` and ends on `end` (ViBiDSampler on SVD: svd_demo/engine/keyframes.py), written
         like image to video (MP4 + requested formats + sidecar); a step is a forward and a backward half."""
-        from svd_demo.engine.keyframes import METHOD, Keyframes, denoise_keyframes, source_sha256
 
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -643,7 +638,6 @@ class Studio:
         notices = [*photos.start_notices, *photos.end_notices]
         upscale = _upscale_factor(params, photos.start.image.size)
         if upscale:
-            from svd_demo.engine.upscale import check_upscaler_ref
 
             check_upscaler_ref(self.access.model("upscale", None)[1])
         if params.feature_cache:  # and the record says it was off
@@ -713,7 +707,6 @@ def _upscale_factor(params: VideoParams, size: tuple[int, int]) -> int:
     """The factor of the `upscale` option (0 for none), checked against the output cap for frames of `size`."""
     if params.upscale == "none":
         return 0
-    from svd_demo.engine.upscale import check_output_size, factor_of
 
     factor = factor_of(params.upscale)
     check_output_size(*size, factor)
@@ -741,7 +734,6 @@ def _smooth(frames: Any, fps: float, target_fps: float, report: ProgressFn, canc
     """In-between frames up to `target_fps` at the same duration, with the interpolation tab's own engine, made as
     they are asked for (the encoders pull them: the smoothed clip is never held whole), and what the sidecar says
     of it. `done(frames, seconds spent interpolating)` is called once the last frame has been taken."""
-    from svd_demo.engine.interpolation import interpolate_frames
 
     backend = INTERPOLATION_SPECS["backend"].default
     report(0.96, f"Interpolating to {target_fps:g} fps")

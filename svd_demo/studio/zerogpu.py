@@ -21,6 +21,8 @@ from svd_demo.core.models import svd_defaults
 from svd_demo.core.params import ImageParams, VideoParams
 from svd_demo.core.settings import Settings
 from svd_demo.engine.text_to_image import still_size
+from svd_demo.files.images import output_size, read_image_header
+from svd_demo.files.video_input import probe_input
 from svd_demo.studio.studio import Studio
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -157,7 +159,6 @@ def make_studio(settings: Settings) -> Studio:
 def prepare(studio: Any, source: Any, params: VideoParams, model_ref: str | None, limit_s: float,
             size: tuple[int, int] | None = None) -> tuple[VideoParams, str | None]:
     """Before a ZeroGPU call: the parameters that fit the limit, and a sentence for the user if they were cut."""
-    from svd_demo.core.models import svd_defaults
 
     frames, _ = svd_defaults(studio.access.model("svd", model_ref)[1])
     params = replace(params, num_frames=params.num_frames or frames)
@@ -166,7 +167,6 @@ def prepare(studio: Any, source: Any, params: VideoParams, model_ref: str | None
 
 def video_size(source: Any, params: VideoParams) -> tuple[int, int]:
     """The video's size for this image, from its header only: sizing a job must not decode the image again."""
-    from svd_demo.files.images import output_size, read_image_header
 
     width, height, _ = read_image_header(source)
     return output_size(width, height, params.resolution, params.aspect_mode)
@@ -177,8 +177,6 @@ def clip_size(video: Any, params: VideoParams) -> tuple[int, int]:
 
     The video is an upload: it is checked against the input caps from its header first, before anything is decoded.
     """
-    from svd_demo.files.images import output_size
-    from svd_demo.files.video_input import probe_input
 
     info = probe_input(video)
     return output_size(info.width, info.height, params.resolution, "native")

@@ -21,7 +21,10 @@ import numpy as np
 from svd_demo.core.errors import GenerationCancelled, InputError
 from svd_demo.engine.upscale.loading import LoadedUpscaler
 from svd_demo.engine.upscale.tiles import DEFAULT_TILE, check_output_size, upscale_frame
+from svd_demo.files.images import DEFAULT_MAX_PIXELS, load_image, read_image_header
 from svd_demo.files.media import VideoInfo, open_video_writer, parameters_tag
+from svd_demo.files.outputs import write_png
+from svd_demo.files.video_input import open_frames, probe_input
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -79,13 +82,11 @@ def check_input(input_path: str | os.PathLike, factor: int, name: str = "upscale
     if source.is_dir():
         return  # a folder's images are checked one by one as they are read (`upscale_file`)
     if source.suffix.lower() in STILL_SUFFIXES:
-        from svd_demo.files.images import read_image_header
 
         # The output cap (8.3 megapixels) bounds the input far below `max_image_pixels`, from the header alone.
         width, height, _ = read_image_header(str(source))
         check_output_size(width, height, factor, name)
         return
-    from svd_demo.files.video_input import probe_input
 
     probe_input(source, lambda width, height, count: check_output_size(width, height, factor, name)
                 if width and height else None)
@@ -104,7 +105,6 @@ def upscale_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     source, out = Path(input_path).expanduser(), Path(output_path).expanduser()
     if source.suffix.lower() in STILL_SUFFIXES and not source.is_dir():
         return _upscale_still(source, out, upscaler, factor, tile, parameters, max_image_pixels, started, cancel)
-    from svd_demo.files.video_input import open_frames
 
     def admit(width: int | None, height: int | None, count: int | None) -> None:
         if width and height:
@@ -131,8 +131,6 @@ def _upscale_still(source: Path, out: Path, upscaler: LoadedUpscaler, factor: in
                    cancel: threading.Event | None) -> UpscaleResult:
     from PIL import Image
 
-    from svd_demo.files.images import DEFAULT_MAX_PIXELS, load_image, read_image_header
-    from svd_demo.files.outputs import write_png
 
     if out.suffix.lower() != ".png":
         raise InputError(f"An upscaled still is written as PNG: the output must end in .png (got {out.name}).")
