@@ -26,7 +26,13 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from svd_demo.core.errors import InputError
+from svd_demo.core.models import SVD_PRESETS, svd_defaults
 from svd_demo.core.params import MAX_TARGET_FPS, VideoParams
+from svd_demo.engine.interpolation.timing import OutputClock, rate_step
+from svd_demo.engine.text_to_image import still_size
+from svd_demo.engine.upscale.files import STILL_SUFFIXES
+from svd_demo.files.images import output_size, read_image_header
+from svd_demo.files.video_input import DEFAULT_FOLDER_FPS, IMAGE_SUFFIXES, probe_input
 
 REFERENCE_PIXELS = 1024 * 576
 """The frame size `denoise_frame_steps` counts in: SVD's trained size."""
@@ -98,7 +104,6 @@ class Work:
 
 def interpolated_count(num_frames: int, fps: float, target_fps: float) -> int:
     """Frames out of the interpolation engine for `num_frames` at `fps` smoothed to `target_fps` (its own count)."""
-    from svd_demo.engine.interpolation.timing import OutputClock, rate_step
 
     step, _ = rate_step(fps, None, target_fps, False)
     return OutputClock.count(num_frames, step) if num_frames >= 2 else num_frames
@@ -218,7 +223,6 @@ def check_upscale_tile(tile: int, name: str = "upscale_tile") -> int:
 def check_interpolation(frames: int, fps: float, width: int, height: int, *, factor: int | None,
                         target_fps: float | None, limits: Budgets) -> None:
     """An interpolation of a clip (from its header) within `limits`."""
-    from svd_demo.engine.interpolation.timing import OutputClock, rate_step
 
     step, _ = rate_step(fps, factor, target_fps, False)
     out = OutputClock.count(frames, step) if frames >= 2 else frames
@@ -264,11 +268,9 @@ def check_upscale(frames: int, width: int, height: int, factor: int, limits: Bud
 def header_of(path: str | Path) -> tuple[int, float, int, int]:
     """(frames, fps, width, height) of a video (or folder of frames) from its header and packet count, without
     decoding; the input caps of `svd_demo.files.video_input` are checked on the way."""
-    from svd_demo.files.video_input import DEFAULT_FOLDER_FPS, IMAGE_SUFFIXES, probe_input
 
     source = Path(path)
     if source.is_dir():
-        from svd_demo.files.images import read_image_header
 
         images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
@@ -286,7 +288,6 @@ def header_of(path: str | Path) -> tuple[int, float, int, int]:
 def _frames_and_fps(params: VideoParams, model_ref: str | None, default_model: str) -> VideoParams:
     """`params` with frames and fps filled as the run will fill them, without reading a caller's path: the
     configured model's or a preset's own, else SVD-XT's 25 frames (the most any preset makes)."""
-    from svd_demo.core.models import SVD_PRESETS, svd_defaults
 
     ref = model_ref or default_model
     known = ref == default_model or ref in {p.model_id for p in SVD_PRESETS}
@@ -297,7 +298,6 @@ def _frames_and_fps(params: VideoParams, model_ref: str | None, default_model: s
 def check_image_to_video(limits: Budgets, image: object, params: VideoParams, *, model_ref: str | None,
                          default_model: str, seeds: int = 1, what: str = "This request") -> None:
     """A generation from `image` (a path or bytes; only its header is read) within `limits`."""
-    from svd_demo.files.images import output_size, read_image_header
 
     width, height, _ = read_image_header(image)  # type: ignore[arg-type]
     size = output_size(width, height, params.resolution, params.aspect_mode)
@@ -308,7 +308,6 @@ def check_image_to_video(limits: Budgets, image: object, params: VideoParams, *,
 def check_text_to_video(limits: Budgets, params: VideoParams, orientation: str, *, model_ref: str | None,
                         default_model: str) -> None:
     """The video stage of text to video (the still is made at the video's size) within `limits`."""
-    from svd_demo.engine.text_to_image import still_size
 
     size = still_size(params.resolution, orientation)
     params = _frames_and_fps(params, model_ref, default_model)
@@ -319,7 +318,6 @@ def check_extend(limits: Budgets, video: str | Path, params: VideoParams, *, mod
                  default_model: str) -> None:
     """An extension of `video` (from its header): the new part's generation and interpolation, and the whole
     result's frames and files, within `limits`; a clip faster than a video may play is refused here too."""
-    from svd_demo.files.images import output_size
 
     frames, fps, width, height = header_of(video)
     params = _frames_and_fps(params, model_ref, default_model)
@@ -351,12 +349,10 @@ def check_interpolate(limits: Budgets, video: str | Path, *, factor: int | None,
 
 def check_upscale_request(limits: Budgets, media: str | Path, factor: int, tile: int) -> None:
     """An upscale of `media` (a still, a video or a folder; from its header) within `limits`, and its tile."""
-    from svd_demo.engine.upscale.files import STILL_SUFFIXES
 
     check_upscale_tile(tile)
     source = Path(media)
     if source.suffix.lower() in STILL_SUFFIXES and not source.is_dir():
-        from svd_demo.files.images import read_image_header
 
         width, height, _ = read_image_header(str(source))
         frames = 1

@@ -21,6 +21,7 @@ from svd_demo.core.models import (
     upscaler_page,
     upscaler_preset,
 )
+from svd_demo.engine.hub import fetch
 
 if TYPE_CHECKING:
     from svd_demo.engine.upscale.networks import Architecture
@@ -44,7 +45,6 @@ def _checkpoint_file(ref: str, download: Any = None, cancel: Any = None) -> Path
         RepositoryNotFoundError,
     )
 
-    from svd_demo.engine.hub import fetch
 
     page = upscaler_page(ref)
     hub_page = f"https://huggingface.co/{repo_id}"
@@ -73,7 +73,7 @@ def _read_state(path: Path) -> dict[str, Any]:
     """The weights in a checkpoint file: a plain state dict, or BasicSR's {"params_ema" or "params": ...}."""
     import torch
 
-    from svd_demo.engine.upscale.networks import UnknownArchitecture
+    from svd_demo.engine.upscale.networks import UnknownArchitecture  # torch: only when a network loads
 
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
@@ -115,7 +115,7 @@ def load_upscaler(ref: str, device: str = "cpu", dtype: Any = None, *, download:
     stops it), build the network its weights describe, and move it to `device`/`dtype`."""
     import torch
 
-    from svd_demo.engine.upscale.networks import UnknownArchitecture, detect
+    from svd_demo.engine.upscale.networks import UnknownArchitecture, detect  # torch: only when one loads
 
     started = time.perf_counter()
     ref = check_upscaler_ref(ref)
