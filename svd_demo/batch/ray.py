@@ -25,7 +25,8 @@ after every item with a row for every item of the grid, the unfinished ones as `
 alone says how far a sweep is. index.html lists the finished ones.
 
 Ray is an optional extra (`pip install '.[ray]'` in the repository: ray==2.60.0), imported only when a sweep runs
-on it.
+on it; the studio (torch, diffusers) is imported where an actor builds one, so a driver without them can run a
+sweep on a cluster that has them.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import svd_demo
 from svd_demo.batch.sweep import (
     CSV_NAME,
     SHEET_NAME,
@@ -65,9 +67,7 @@ from svd_demo.batch.sweep import (
     write_results_csv,
 )
 from svd_demo.core.errors import InputError, UserFacingError
-
-if TYPE_CHECKING:
-    from svd_demo.core.settings import Settings
+from svd_demo.core.settings import Settings, settings_from_args
 
 INSTALL_HINT = "pip install ray==2.60.0 (the extra: pip install '.[ray]' in the repository)"
 DEFAULT_RETRIES = 2  # a worker crash costs an item one attempt; a 3rd crash makes it an error row
@@ -187,8 +187,6 @@ def connect(address: str | None) -> bool:
     if target == "local":
         ray.init(address="local", include_dashboard=False)
     else:
-        import svd_demo
-
         ray.init(address=target, runtime_env={"py_modules": [svd_demo]})
     return True
 
@@ -536,8 +534,6 @@ def ray_requested(args: argparse.Namespace) -> bool:
 
 def run_ray_command(args: argparse.Namespace, items: Sequence[SweepItem], sdxl_model: str | None) -> int:
     """`sweep ... --ray`: 0 when every item ran or was done already, 1 when some failed."""
-    from svd_demo.core.settings import settings_from_args
-
     report = run_sweep_ray(items, args.out, settings_from_args(args), address=args.ray or None,
                            actors=args.ray_actors, gpus_per_actor=args.ray_gpus_per_actor,
                            cpus_per_actor=args.ray_cpus_per_actor, retries=args.ray_retries,

@@ -419,7 +419,7 @@ def run_item(studio: Any, item: SweepItem, videos_dir: str | os.PathLike[str], *
     GenerationCancelled and any other exception propagate. `sweep_info` joins the sidecar's "sweep" section (the Ray
     path records its attempt and worker there).
     """
-    from svd_demo.files.outputs import write_json_atomic
+    from svd_demo.files.outputs import write_json_atomic  # numpy and PIL: only once a run has files to write
 
     stem = Path(videos_dir) / item.id
     _reset_cuda_peak()
@@ -533,7 +533,7 @@ def run_sweep(studio: Any, items: Sequence[SweepItem], out_dir: str | os.PathLik
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from svd_demo.files.media import atomic_write
+    from svd_demo.files.media import atomic_write  # numpy: only once a report is written
 
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="")

@@ -1,4 +1,8 @@
-"""Command line: `python -m svd_demo SUBCOMMAND ...`. Each subcommand imports only what it needs.
+"""Command line: `python -m svd_demo SUBCOMMAND ...`.
+
+Each subcommand imports only what it needs: the core (parameter specs, settings; no torch) is imported here, and
+the studio (torch, diffusers), the web layer (gradio), the sweep and the tiny-model builder inside the commands that
+use them, so that `--help`, a refused flag and `interpolate` answer in a fraction of a second.
 
 Every generation flag is built from `params.SPECS`, so its default, range and help are the UI's and the API's.
 """
@@ -13,13 +17,25 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from svd_demo.core.defaults import resolve_video
 from svd_demo.core.errors import UserFacingError
 from svd_demo.core.library_logs import quiet_library_notices
-
-if TYPE_CHECKING:
-    from svd_demo.core.params import Spec
+from svd_demo.core.lora_refs import MAX_LORAS
+from svd_demo.core.params import (
+    EXTRA_FORMATS,
+    IMAGE_SPECS,
+    INTERPOLATION_SPECS,
+    KEYFRAME_SPECS,
+    LORAS,
+    SPECS,
+    UPSCALE_SPECS,
+    ImageParams,
+    Spec,
+    VideoParams,
+    quick_for_unset,
+)
+from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments, settings_from_args
 
 SUBCOMMANDS = ("app", "generate", "extend", "text-to-image", "text-to-video", "sweep", "interpolate", "upscale",
                "bench", "tiny-models", "keyframes")
@@ -55,8 +71,6 @@ def _progress(fraction: float, text: str) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from svd_demo.core.settings import settings_from_args
-
     return settings_from_args(args)
 
 
@@ -98,7 +112,6 @@ def _restore(args: argparse.Namespace, typed: set[str]) -> None:
 def _quick(studio, given: dict[str, object], names: Sequence[str], *model_refs: str | None,
            say: bool = True) -> dict[str, object]:
     """`given` on top of the quick starting values where they apply (a CPU, random weights), saying so if `say`."""
-    from svd_demo.core.params import quick_for_unset
 
     used, note = quick_for_unset(studio.quick_defaults(*model_refs), names, given)
     if note and say:
@@ -111,8 +124,6 @@ def _video_values(args: argparse.Namespace, studio, names: Sequence[str], *other
     """The run's values among `names`, resolved as the page and the API resolve them (`core.defaults`): typed over
     `--settings-from` over the quick settings over the model's own (AnimateLCM: 4 steps, guidance 1/1, motion 80)
     over the parameters' defaults. Says so when quick settings apply, if `say`."""
-    from svd_demo.core.defaults import resolve_video
-    from svd_demo.core.params import quick_for_unset
 
     model = getattr(args, "svd_model", None) or studio.settings.svd_model
     typed, restored = _typed(args, names), _restored(args, names)
@@ -142,7 +153,6 @@ def _report(notices: Sequence[str], summary: str) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """`generate` (an image) and `extend` (a clip, continued from its last frame): the same flags, the same report."""
-    from svd_demo.core.params import SPECS, VideoParams
     from svd_demo.studio.studio import Studio
 
     out = _checked_out(args.out, ".mp4")
@@ -161,8 +171,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _image_params(args: argparse.Namespace, studio):
-    from svd_demo.core.params import IMAGE_SPECS, ImageParams
-
     names = [*IMAGE_SPECS, "seed", "randomize_seed", "resolution", "loras"]
     given = _quick(studio, _given(args, names), names, studio.settings.sdxl_model, studio.settings.svd_model)
     return ImageParams.from_raw({"prompt": args.prompt, "negative_prompt": args.negative_prompt, **given})
@@ -179,7 +187,6 @@ def cmd_text_to_image(args: argparse.Namespace) -> int:
 
 
 def cmd_text_to_video(args: argparse.Namespace) -> int:
-    from svd_demo.core.params import SPECS, VideoParams
     from svd_demo.studio.studio import Studio
 
     studio = Studio(_settings(args))
@@ -252,10 +259,6 @@ SETTINGS_FROM_HELP = ("Start from the settings recorded in a video (.mp4/.webm) 
 
 
 def _add_generation_parsers(sub, only: str | None) -> None:
-    from svd_demo.core.lora_refs import MAX_LORAS
-    from svd_demo.core.params import EXTRA_FORMATS, IMAGE_SPECS, LORAS, SPECS
-    from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments
-
     video_commands = [
         ("generate", "--image", "Input image (PNG, JPEG, WebP, ...).", "Image to video with SVD.",
          "Animate an image with Stable Video Diffusion and write an MP4 (+ sidecar)."),
@@ -311,9 +314,6 @@ KEYFRAMES_VIDEO_SPECS = tuple(name for name in ("seed", "randomize_seed", "resol
 
 
 def _add_keyframes_parser(sub) -> None:
-    from svd_demo.core.params import EXTRA_FORMATS, KEYFRAME_SPECS, SPECS
-    from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments
-
     loop = KEYFRAME_SPECS["loop_to_start"]
     cmd = sub.add_parser("keyframes", help="Keyframes to video: SVD fills in the motion between two photos.",
                          description="A clip that starts on START and ends on END (ViBiDSampler on SVD-XT, about "
@@ -336,7 +336,6 @@ def _add_keyframes_parser(sub) -> None:
 
 def cmd_keyframes(args: argparse.Namespace) -> int:
     """`keyframes START [END] [--loop]`: the video settings as `generate` takes them, and the method's own."""
-    from svd_demo.core.params import KEYFRAME_SPECS, VideoParams
     from svd_demo.studio.studio import Studio
 
     out = _checked_out(args.out, ".mp4")
@@ -355,8 +354,6 @@ def cmd_keyframes(args: argparse.Namespace) -> int:
 
 
 def _add_interpolate_parser(sub) -> None:
-    from svd_demo.core.params import INTERPOLATION_SPECS
-
     factor, backend = INTERPOLATION_SPECS["factor"], INTERPOLATION_SPECS["backend"]
     parser = sub.add_parser("interpolate", help="Frame interpolation of a video or a folder of images.",
                             description="Motion-compensated frame interpolation: a factor or an exact target fps. "
@@ -401,9 +398,6 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def _add_upscale_parser(sub) -> None:
-    from svd_demo.core.params import UPSCALE_SPECS
-    from svd_demo.core.settings import add_settings_arguments
-
     parser = sub.add_parser("upscale", help="Upscale a video, a folder of frames or a still with Real-ESRGAN.",
                             description="Make a video (streamed frame by frame) or a still 2x or 4x larger with a "
                                         "Real-ESRGAN network, in overlapping tiles; at most 3840 pixels on the long "
@@ -416,7 +410,6 @@ def _add_upscale_parser(sub) -> None:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from svd_demo.core.params import UPSCALE_SPECS
     from svd_demo.studio.studio import Studio
 
     given = {name: getattr(args, name) for name in UPSCALE_SPECS if getattr(args, name) is not None}

@@ -28,7 +28,8 @@ from svd_demo.batch.sweep import (
     run_sweep,
 )
 from svd_demo.core.errors import InputError
-from svd_demo.core.params import IMAGE_SPECS, SPECS
+from svd_demo.core.params import IMAGE_SPECS, SPECS, quick_for_unset
+from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments
 
 
 def _flag(name: str) -> str:
@@ -36,8 +37,6 @@ def _flag(name: str) -> str:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments
-
     parser.add_argument("--images", nargs="+", default=[], metavar="DIR_OR_FILE",
                         help=f"Image files and/or folders (every {' '.join(IMAGE_SUFFIXES)} in them, sorted).")
     parser.add_argument("--prompts", default=None, metavar="FILE",
@@ -86,7 +85,6 @@ def _step_printer(fraction: float, text: str) -> None:
 def _quick_values(values: dict[str, list[str]], quick: Mapping[str, int], names: Sequence[str]) -> None:
     """The quick settings (on a CPU, or with random weights) for the parameters no flag gave, said in a note, as
     `generate` does: at full size a CPU takes hours an item."""
-    from svd_demo.core.params import quick_for_unset
 
     used, note = quick_for_unset(quick, names, values)
     values.update({name: [str(value)] for name, value in used.items()})

@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svd_demo.core.errors import ModelLoadError
+from svd_demo.core.errors import ModelLoadError, UserFacingError
 from svd_demo.core.lora_refs import LoraSpec, looks_local
+from svd_demo.engine.hub import fetch_file, lora_file
 from svd_demo.engine.load_errors import causes, is_network_error, said
 
 if TYPE_CHECKING:
@@ -63,9 +64,6 @@ def remove_all(loaded: LoadedPipeline) -> None:
 
 
 def _load(pipe: Any, ref: str, name: str, source: str, download: Any = None, cancel: Any = None) -> None:
-    from svd_demo.core.errors import UserFacingError
-    from svd_demo.engine.hub import fetch_file, lora_file
-
     local = looks_local(source)
     try:
         if local:

@@ -105,7 +105,7 @@ class ZeroGPUStudio(Studio):
     Prompt to video) go through them too, as they are methods of this class.
 
     The wrapped call runs in a worker process: progress callbacks and cancel flags cannot cross into it, so the UI
-    passes none there (see `ui._gpu_kwargs`).
+    passes none there (see `web.runs.gpu_kwargs`).
     """
 
     def __init__(self, settings: Settings, limit_s: float) -> None:

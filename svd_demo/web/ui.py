@@ -1,43 +1,26 @@
-"""The Gradio page: its tabs, their handlers, and how runs stream previews and stop. Gradio's internals are
-overridden only in `gradio_overrides` (the web layer is the only one that imports gradio).
+"""The Gradio page: its tabs and controls, and which handler each button calls (`build_demo`).
 
-Handlers are thin module-level functions of (studio, values): they turn component values into parameter objects,
-call the `Studio`, and turn its results and errors into component updates. `_bound` gives each the signature Gradio
-reads, generated from the names of its inputs, which are the API's parameter names. Every GPU event shares one
-concurrency id limited to the number of devices, so each GPU runs one job at a time whatever the tab; validation runs
-before the queue, so bad input never waits behind someone else's video.
+The handlers are in `handlers`, the way a run streams previews and stops in `runs`, and Gradio's internals are
+overridden only in `gradio_overrides` (the web layer is the only one that imports gradio). Every GPU event shares
+one concurrency id limited to the number of devices, so each GPU runs one job at a time whatever the tab.
 """
 
-import asyncio
-import contextvars
-import functools
-import inspect
 import logging
 import os
-import queue
-import random
-import re
-import threading
-import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 import gradio as gr
 from gradio.utils import _parse_file_size
 from starlette.middleware import Middleware
 
 from svd_demo.core.access import Access
-from svd_demo.core.defaults import model_start, not_defaults, resolve_video
-from svd_demo.core.errors import InputError, UserFacingError
-from svd_demo.core.lora_refs import MAX_LORAS_CHARS, parse_loras
+from svd_demo.core.defaults import model_start
+from svd_demo.core.lora_refs import MAX_LORAS_CHARS
 from svd_demo.core.models import is_tiny_model, sdxl_defaults
 from svd_demo.core.params import (
-    ALL_SPECS,
     EXTRA_FORMATS,
     IMAGE_SPECS,
     INTERPOLATION_SPECS,
@@ -45,75 +28,70 @@ from svd_demo.core.params import (
     LIVE_PREVIEW,
     LORAS,
     MAX_PROMPT_CHARS,
-    MAX_SEED,
     NUM_SEEDS,
     SPECS,
     UPSCALE_SPECS,
-    ImageParams,
     Spec,
-    VideoParams,
-    checked,
-    clean_prompt,
     describe_quick,
-    parse_bool,
 )
 from svd_demo.core.settings import Settings, login, public_mode
-from svd_demo.engine.preview import PreviewSink, write_preview
 from svd_demo.files.examples import EXAMPLES_DIR, example_images, example_prompts
-from svd_demo.files.outputs import private_output_dir
-from svd_demo.studio import zerogpu
-from svd_demo.studio.budgets import (
-    check_extend,
-    check_image_to_video,
-    check_interpolate,
-    check_text_to_video,
-    check_upscale_request,
-)
-from svd_demo.studio.restore import read_settings
-from svd_demo.studio.studio import CancelFlag, Studio, VideoResult
-from svd_demo.web.gradio_overrides import (
-    AppBlocks,
-    Refusal,
-    named,
-    page_safe,
-    range_end,
-    uploaded_file,
-    uploaded_image,
+from svd_demo.studio.studio import Studio
+from svd_demo.web.gradio_overrides import AppBlocks, named, range_end, uploaded_file, uploaded_image
+from svd_demo.web.handlers import (
+    KEYFRAME_INPUTS,
+    PAGE,
+    TEXT_INPUTS,
+    UPSCALE_INPUTS,
+    VIDEO_INPUTS,
+    animate_this_still,
+    as_notes,
+    bound,
+    compare_seeds,
+    extend_cost,
+    extend_problems,
+    extend_this_video,
+    extend_video,
+    image_cost,
+    image_run_problems,
+    image_to_video,
+    input_validator,
+    interpolate,
+    interpolate_cost,
+    keyframes_problems,
+    keyframes_to_video,
+    model_source,
+    needs_image,
+    prepare_image,
+    prepare_keyframes,
+    restore_settings,
+    starting_model,
+    take_seed,
+    text_cost,
+    text_problems,
+    text_to_image,
+    text_to_video,
+    upscale,
+    upscale_cost,
+    with_costs,
 )
 from svd_demo.web.request_limit import RequestBodyLimit, body_limit
+from svd_demo.web.runs import GPU_QUEUE, INTERPOLATE_QUEUE, UPSCALE_RUNS, session_of, stops_when_dropped
 
 log = logging.getLogger("svd_demo")
-T = TypeVar("T")
 
-GPU_QUEUE = "gpu"  # the one concurrency id of every event that runs a model
-INTERPOLATE_QUEUE = "interpolate"
-UPSCALE_RUNS = "upscale"  # the Upscale tab's Cancel stops these runs only (they queue with the GPU's)
-UPSCALE_INPUTS = ["media", *UPSCALE_SPECS, "upscale_model"]  # the Upscale tab's inputs, in this order
+
+
+
+
+
 CANCEL_WAIT_S = 30  # the Cancel button waits this long for the run to stop (one step) before answering
+
+
 CSS = """
 .banner {padding: 0.5em 1em; border-radius: 8px; background: var(--color-accent-soft);}
 .player video {max-height: 60vh; object-fit: contain;}
 """  # .player: a portrait clip fills the column's width and would stretch the page far below the fold
-
-
-def _user_error(exc: BaseException) -> gr.Error:
-    """What the person sees: our own messages verbatim (as plain text: they may quote user text), never internals."""
-    if isinstance(exc, gr.Error):
-        return exc
-    if isinstance(exc, UserFacingError):
-        return Refusal(str(exc))
-    error_id = uuid.uuid4().hex[:8]
-    log.exception("Unexpected error %s", error_id)
-    return Refusal(f"Something went wrong on the server (error {error_id}). Please try again; if it keeps "
-                    "happening, report the error id.")
-
-
-@contextmanager
-def _errors_for_user() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        raise _user_error(exc) from exc
 
 
 def _component(spec: Spec, value: Any = None, choice_widget: type[gr.Radio | gr.Dropdown] = gr.Radio,
@@ -148,678 +126,6 @@ def _seed_box(label: str) -> gr.Number:
     return box
 
 
-def _notes(lines: list[str] | tuple[str, ...]) -> str:
-    """Notices as a Markdown list: shown as written on the page, and plain text for API clients (`page_safe`)."""
-    return "\n".join(f"- {page_safe(line)}" for line in lines)
-
-
-def _problem(check: Any, *args: Any) -> str:
-    try:
-        check(*args)
-    except (gr.Error, UserFacingError) as exc:
-        return exc.message if isinstance(exc, gr.Error) else str(exc)
-    return ""
-
-
-def _files(video: Any) -> list[str]:
-    return [str(video.files.video), *map(str, video.files.extras.values()), str(video.files.sidecar)]
-
-
-def _image_tab_outputs(result: Any) -> tuple[Any, ...]:
-    """video, seed used, what the model saw, notices, files: what the image tab's runs show."""
-    return str(result.files.video), result.seed, result.prepared, _notes(result.notices), _files(result)
-
-
-def _session(request: gr.Request | None) -> str:
-    return (request.session_hash if request else None) or uuid.uuid4().hex
-
-
-_RUN_FLAG: contextvars.ContextVar[CancelFlag | None] = contextvars.ContextVar("svd_demo_run_flag", default=None)
-_END = object()
-
-
-def _run_token(studio: Studio, request: gr.Request | None, kind: str = GPU_QUEUE) -> Any:
-    """This run's cancel flag (made by `_stops_when_dropped`), registered under its session: the Cancel button
-    and the end of the session reach it there."""
-    return studio.cancels.token(_session(request), _RUN_FLAG.get(), kind)
-
-
-def _stops_when_dropped(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn`, a blocking handler or a generator of updates, run so that its run stops when Gradio drops the event.
-
-    Gradio runs a plain handler in a worker thread, and dropping the event only cancels the asyncio task waiting
-    for that thread: the thread, holding the GPU, would go on to the end. So the handler runs in a thread that this
-    coroutine waits for, with a cancel flag of its own (`_run_token` hands it to the studio):
-    - `Job.cancel()` in gradio_client and the Cancel buttons (`cancels=`) call Gradio's /cancel, which cancels this
-      task: the CancelledError sets the flag, and the run stops at its next step.
-    - A closed tab, a reload or a killed client end the session: `demo.unload` sets the session's flags.
-    What a dropped run had already written is removed: nobody will fetch it.
-    """
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        async def updates(*args: Any, **kwargs: Any) -> Any:
-            flag = CancelFlag()
-            steps = fn(*args, **kwargs)  # runs nothing yet
-            try:
-                while (item := await _in_thread(flag, partial(next, steps, _END))) is not _END:
-                    if item is _STOPPED:
-                        return
-                    yield item
-                    flag.files.clear()  # Gradio asks for the next update once it has sent this one
-            except (GeneratorExit, asyncio.CancelledError):  # GeneratorExit: Gradio closed us, the client is gone
-                flag.set()
-                raise
-            finally:
-                with suppress(ValueError):  # still running on its thread: only after a second cancellation
-                    steps.close()
-                if flag.is_set():
-                    flag.discard()
-
-        return updates
-
-    @functools.wraps(fn)
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        flag = CancelFlag()
-        try:
-            result = await _in_thread(flag, partial(fn, *args, **kwargs))
-        finally:
-            if flag.is_set():
-                flag.discard()
-        if flag.is_set():  # stopped by its flag, or dropped (session ended, Cancel) just as it finished
-            return gr.skip()
-        return result
-
-    return run
-
-
-# A run stopped by its flag (Cancel, the end of its session) is not a failure: it ends leaving its outputs as they
-# are (gr.skip), not with an error, which would put a red "Error" badge on them. The Cancel button says "Cancelled.".
-_STOPPED = object()
-
-
-async def _in_thread(flag: CancelFlag, call: Callable[[], Any]) -> Any:
-    """`call()` on a worker thread, `flag` being its run's cancel flag, which is set if this task is cancelled.
-
-    The task then ends at once, so /cancel answers at once (gradio_client waits 5 s for it); the run stops at its
-    next step, and the next request waits for the device (`Studio.gpu`) until then.
-    """
-
-    def flagged() -> Any:
-        _RUN_FLAG.set(flag)  # in this thread's own copy of the caller's context
-        return call()
-
-    def ended(work: asyncio.Future) -> None:
-        flag.discard()  # whatever it wrote before it saw the flag
-        if not work.cancelled():
-            work.exception()  # GenerationCancelled, as expected: retrieved, so asyncio does not report it
-
-    work = asyncio.ensure_future(anyio.to_thread.run_sync(flagged))
-    try:
-        return await asyncio.shield(work)
-    except gr.Error:
-        if flag.is_set():  # stopped by its flag (Cancel, or the end of its session): not an error
-            return _STOPPED
-        raise
-    except asyncio.CancelledError:
-        flag.set()
-        work.add_done_callback(ended)
-        log.info("A run's event was cancelled: it stops at its next step")
-        raise
-
-
-def _gpu_kwargs(progress: gr.Progress | None, token: Any, share: tuple[float, float] = (0.0, 1.0)) -> dict[str, Any]:
-    """Progress and cancel for a GPU call; none on ZeroGPU, whose worker process cannot call back into this one."""
-    if zerogpu.on_zerogpu():
-        return {}
-    if progress is None:
-        return {"cancel": token}
-    start, end = share
-    return {"progress": lambda f, text: progress(start + (end - start) * f, desc=text), "cancel": token}
-
-
-def _fit_zerogpu(studio: Studio, source: Any, params: VideoParams, model_ref: str | None,
-                 size: tuple[int, int] | None = None) -> VideoParams:
-    """On ZeroGPU, cut a job to the Space's time limit (saying so) or refuse it before it starts."""
-    if not zerogpu.on_zerogpu():
-        return params
-    with _errors_for_user():
-        params, notice = zerogpu.prepare(studio, source, params, model_ref, studio.settings.zerogpu_seconds, size)
-    if notice:
-        gr.Warning(notice)
-    return params
-
-
-# ------------------------------------------------------------------------------------------------------ handlers
-# Module-level functions of (studio, values): `values` maps API parameter names to what the components sent.
-# `_bound` gives each one the positional signature Gradio reads (one parameter per input, named as the API names
-# it), so the API's names, the inputs' order and the handler's keys come from one list of names.
-
-VIDEO_PARAMS = [*SPECS, "extra_formats"]  # what `VideoParams.from_raw` takes
-VIDEO_INPUTS = ["svd_model", *VIDEO_PARAMS]  # the video settings every GPU handler receives, in this order
-STILL_PARAMS = ["prompt", "negative_prompt", *IMAGE_SPECS, "seed", "randomize_seed", "resolution",
-                LORAS.name]  # ImageParams'
-TEXT_INPUTS = ["prompt", "negative_prompt", "sdxl_model", *IMAGE_SPECS, LORAS.name]
-
-
-def _annotation(name: str) -> Any:
-    """The type a component sends for parameter `name` (sliders and number boxes send floats)."""
-    spec = ALL_SPECS.get(name)
-    if spec is not None:
-        return spec.kind if spec.kind in (bool, str) else float
-    return {"extra_formats": list[str], "still_result": Any}.get(name, str | None)
-
-
-def _bound(handler: Callable[..., Any], studio: Studio, names: list[str],
-           progress: gr.Progress | None = None) -> Callable[..., Any]:
-    """`handler(studio, values, request, progress)` as Gradio calls it: positional parameters `names` (Gradio reads
-    `inspect.signature`, here a generated `__signature__`), then the request and, if given, the progress tracker
-    Gradio fills in. A generator handler stays a generator (Gradio streams its updates)."""
-    parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_annotation(name))
-                  for name in names]
-    parameters.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request))
-    if progress is not None:
-        parameters.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=progress,
-                                            annotation=gr.Progress))
-    signature = inspect.Signature(parameters)
-
-    def arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
-        values = dict(signature.bind(*args, **kwargs).arguments)
-        return values, values.pop("request"), values.pop("progress", None)
-
-    if inspect.isgeneratorfunction(handler):
-        def call(*args: Any, **kwargs: Any) -> Any:
-            values, request, tracker = arguments(args, kwargs)
-            yield from handler(studio, values, request, tracker)
-    else:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            values, request, tracker = arguments(args, kwargs)
-            return handler(studio, values, request, tracker)
-
-    call.__signature__ = signature  # type: ignore[attr-defined]
-    call.__annotations__ = {p.name: p.annotation for p in parameters}
-    call.__name__ = call.__qualname__ = handler.__name__
-    call.__doc__ = handler.__doc__
-    return call
-
-
-PAGE = "page"  # a session state that the page sets when it loads: an API call leaves it False
-
-
-def _api_defaults(studio: Studio) -> dict[str, Any]:
-    """What an API caller's client sends for a video parameter it leaves out: the controls' starting values."""
-    start = _source(studio.access, "svd", _starting_model(studio.access, studio.settings, "svd"))
-    return resolve_video(start, quick=studio.quick_defaults())
-
-
-def _video_params(studio: Studio, values: Mapping[str, Any]) -> VideoParams:
-    """The video parameters among `values`, checked. The page sends what it shows (picking a model set that model's
-    values); an API call is resolved as the CLI resolves a command (`core.defaults`): what it left out takes the
-    named model's own values (AnimateLCM: 4 steps at guidance 1), not the page's starting ones."""
-    given = {name: values[name] for name in VIDEO_PARAMS if name in values}
-    if not values.get(PAGE):
-        model = _source(studio.access, "svd", _model(values) or _starting_model(studio.access, studio.settings, "svd"))
-        typed = not_defaults({k: v for k, v in given.items() if k in SPECS}, _api_defaults(studio))
-        resolved = resolve_video(model, quick=studio.quick_defaults(), given=typed)
-        given = {**given, **{name: resolved[name] for name in given if name in resolved}}
-    with _errors_for_user():
-        return VideoParams.from_raw(given)
-
-
-def _image_params(studio: Studio, values: Mapping[str, Any]) -> ImageParams:
-    """The still's parameters among `values`, checked (LoRAs: those the studio offers)."""
-    with _errors_for_user():
-        return ImageParams.from_raw({name: values[name] for name in STILL_PARAMS if name in values},
-                                    check_lora=studio.access.lora_ref)
-
-
-def _model(values: Mapping[str, Any], name: str = "svd_model") -> str | None:
-    return values.get(name) or None  # empty: the one in the settings
-
-
-def _warn_memory_changes(result: VideoResult) -> None:
-    for change in result.memory_changes:
-        gr.Warning(change)
-
-
-def prepare_image(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                  progress: Any = None) -> tuple[Any, str]:
-    """The image as the model will see it, and what the video will be (size, conversions); CPU only."""
-    if not values.get("image_path"):
-        return None, ""
-    resolution = values.get("resolution", SPECS["resolution"].default)
-    try:
-        prep, loaded = studio.prepare(values["image_path"], int(resolution),
-                                      values.get("aspect_mode", SPECS["aspect_mode"].default))
-    except UserFacingError as exc:
-        return None, f"⚠️ {page_safe(str(exc))}"
-    w, h = prep.image.size
-    return prep.image, _notes([f"The video will be {w}x{h}.", *loaded.notices, *prep.notices])
-
-
-def _live(values: Mapping[str, Any]) -> bool:
-    """Whether this run streams previews: asked for, and not on ZeroGPU (its worker cannot call back here)."""
-    with _errors_for_user():
-        return parse_bool(values.get(LIVE_PREVIEW.name, LIVE_PREVIEW.default), LIVE_PREVIEW.name) \
-            and not zerogpu.on_zerogpu()
-
-
-@functools.cache
-def _preview_dir() -> Path:
-    """Where live previews are written: a private temporary folder of this process. Not the output folder: its
-    files are served where they are (not copied into Gradio's cache), and a preview is deleted while the run goes
-    on, so Gradio must have a copy of its own."""
-    return private_output_dir(prefix="svd-demo-previews-")
-
-
-def _with_previews(studio: Studio, live: bool, run: Callable[[PreviewSink | None], T],
-                   skipped: int) -> Generator[tuple[Any, ...], None, T]:
-    """`run(sink)`, yielding an update for each live preview as it comes (`skipped` unchanged outputs, then the
-    preview's file) and returning its result: `result = yield from _with_previews(...)`.
-
-    With previews, the run goes on a thread of its own while this generator (on Gradio's worker thread, idle
-    otherwise) encodes the previews: the denoising loop only hands over frames. Only the newest waiting preview is
-    encoded. A preview file is deleted once the next one is asked for: Gradio has copied it by then (previews are
-    written outside the output folder, whose files it serves in place: `_preview_dir`).
-    """
-    if not live:
-        return run(None)
-    updates: queue.SimpleQueue[tuple[bool | None, Any]] = queue.SimpleQueue()
-    context = contextvars.copy_context()  # Gradio's progress bar is found through context variables
-
-    def work() -> None:
-        try:
-            updates.put((True, context.run(run, lambda frames: updates.put((False, frames)))))
-        except BaseException as exc:  # handed to the generator, which raises it
-            updates.put((None, exc))
-
-    threading.Thread(target=work, name="run-with-preview", daemon=True).start()
-    shown: Path | None = None
-    try:
-        while True:
-            done, item = updates.get()
-            while done is False and not updates.empty():  # a newer preview (or the end) is already there
-                done, item = updates.get()
-            if done is None:
-                raise item
-            if done:
-                return item
-            path = write_preview(item, _preview_dir() / f"preview-{uuid.uuid4().hex[:12]}.webp")
-            if shown is not None:
-                shown.unlink(missing_ok=True)
-            shown = path
-            yield (*[gr.skip()] * skipped, str(path))
-    finally:
-        if shown is not None:
-            shown.unlink(missing_ok=True)
-
-
-def image_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                   progress: gr.Progress | None = None) -> Iterator[tuple[Any, ...]]:
-    """Animate an image; with `live_preview`, yields rough previews while denoising first. The last update: the
-    MP4, the seed used, the prepared image, notices, all files, and an empty preview."""
-    image = values.get("image")
-    params = _fit_zerogpu(studio, image, _video_params(studio, values), _model(values))
-    with _errors_for_user(), _run_token(studio, request) as token:
-        def run(sink: PreviewSink | None) -> VideoResult:
-            return studio.image_to_video(image, params, model_ref=_model(values), preview=sink,
-                                         **_gpu_kwargs(progress, token))
-
-        result = yield from _with_previews(studio, _live(values), run, skipped=5)
-    _warn_memory_changes(result)
-    yield (*_image_tab_outputs(result), None)
-
-
-def _extended(studio: Studio, values: Mapping[str, Any], request: gr.Request | None,
-              progress: gr.Progress | None) -> VideoResult:
-    """Extend, as both video tabs offer it: continue `video` from its last frame (`Studio.extend_video`)."""
-    video, params = values.get("video"), _video_params(studio, values)
-    if zerogpu.on_zerogpu():
-        with _errors_for_user():
-            size = zerogpu.clip_size(video, params)
-        params = _fit_zerogpu(studio, None, params, _model(values), size)
-    with _errors_for_user(), _run_token(studio, request) as token:
-        result = studio.extend_video(video, params, model_ref=_model(values), **_gpu_kwargs(progress, token))
-    _warn_memory_changes(result)
-    return result
-
-
-def extend_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                 progress: gr.Progress | None = None) -> tuple[Any, ...]:
-    """A longer video: SVD continues `video` from its last frame with these settings, and the new frames are
-    appended (at the video's size and frame rate). Returns the same outputs as image_to_video, but "what the model
-    will see" is left as it is: it belongs to the input photo, which Extend does not use."""
-    video, seed, _last_frame, notes, files = _image_tab_outputs(_extended(studio, values, request, progress))
-    return video, seed, gr.skip(), notes, files
-
-
-def extend_this_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                      progress: gr.Progress | None = None) -> tuple[Any, ...]:
-    """Extend on the text tab: the video, its seed, notices and files."""
-    result = _extended(studio, values, request, progress)
-    return str(result.files.video), result.seed, _notes(result.notices), _files(result)
-
-
-def compare_seeds(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                  progress: gr.Progress | None = None) -> list[tuple[str, str]]:
-    """The same image and settings with `num_seeds` consecutive seeds; returns (video, "seed N") pairs."""
-    image = values.get("image")
-    params = _fit_zerogpu(studio, image, _video_params(studio, values), _model(values))
-    first = random.SystemRandom().randint(0, MAX_SEED) if params.randomize_seed else params.seed
-    count = int(values.get("num_seeds", NUM_SEEDS.default))
-    seeds = [(first + i) % (MAX_SEED + 1) for i in range(count)]
-    with _errors_for_user(), _run_token(studio, request) as token:
-        results = studio.compare_seeds(image, params, seeds, model_ref=_model(values),
-                                       **_gpu_kwargs(progress, token))
-    return [(str(r.files.video), f"seed {r.seed}") for r in results]
-
-
-def take_seed(selected: gr.SelectData) -> tuple[Any, Any]:
-    """A clip picked in Compare seeds: its seed goes into the settings (Randomize off), ready to generate with."""
-    caption = (selected.value or {}).get("caption") or ""
-    match = re.fullmatch(r"seed (\d+)", caption)
-    if not match:
-        return gr.skip(), gr.skip()
-    gr.Info(f"Seed {match[1]} is in the settings now (Randomize is off).")
-    return int(match[1]), False
-
-
-def text_to_image(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                  progress: gr.Progress | None = None) -> tuple[Any, ...]:
-    """Render an SDXL still at the video size; returns the still, its seed, notices and files."""
-    params = _image_params(studio, values)
-    with _errors_for_user(), _run_token(studio, request) as token:
-        result = studio.text_to_image(params, model_ref=_model(values, "sdxl_model"), **_gpu_kwargs(progress, token))
-    return (str(result.path), result.seed, _notes(result.notices), [str(result.path), str(result.sidecar)],
-            result)
-
-
-def text_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                  progress: gr.Progress | None = None) -> Iterator[tuple[Any, ...]]:
-    """Prompt -> still -> video in one call; the still is shown as soon as it exists, then (with `live_preview`)
-    rough previews of the video while it is denoised; the last output is the preview (empty at the end)."""
-    # The two stages of Studio.text_to_video, called one by one so the still can be yielded in between.
-    video_params, params = _video_params(studio, values), _image_params(studio, values)
-    with _errors_for_user(), _run_token(studio, request) as token:
-        still = studio.text_to_image(params, model_ref=_model(values, "sdxl_model"),
-                                     **_gpu_kwargs(progress, token, (0.0, 0.3)))
-        yield str(still.path), None, still.seed, None, _notes(still.notices), [str(still.path)], still, None
-        video_params = _fit_zerogpu(studio, still.image, video_params, _model(values), still.image.size)
-
-        def run(sink: PreviewSink | None) -> VideoResult:
-            return studio.animate_still(still, video_params, model_ref=_model(values), preview=sink,
-                                        **_gpu_kwargs(progress, token, (0.3, 1.0)))
-
-        result = yield from _with_previews(studio, _live(values), run, skipped=7)
-    _warn_memory_changes(result)
-    yield (str(still.path), str(result.files.video), still.seed, result.seed, _notes(result.notices),
-           [str(still.path), str(still.sidecar), *_files(result)], still, None)
-
-
-def animate_this_still(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                       progress: gr.Progress | None = None) -> tuple[Any, ...]:
-    """The video stage alone, for the session's last still; the last output hands the still to the image tab."""
-    still = values.get("still_result")
-    if still is None:
-        raise gr.Error("Make a still first (Still only or Prompt to video).")
-    params = _fit_zerogpu(studio, still.image, _video_params(studio, values), _model(values), still.image.size)
-    with _errors_for_user(), _run_token(studio, request) as token:
-        result = studio.animate_still(still, params, model_ref=_model(values), **_gpu_kwargs(progress, token))
-    return str(result.files.video), result.seed, _notes(result.notices), _files(result), str(still.path)
-
-
-def interpolate(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                progress: gr.Progress | None = None) -> tuple[Any, ...]:
-    """Interpolate a video by a factor or to an exact target fps (target_fps > 0 wins)."""
-    if not values.get("video"):
-        raise gr.Error("Please upload a video first (or use the last generated one).")
-    values = {**{name: spec.default for name, spec in INTERPOLATION_SPECS.items()}, **values}
-    target_fps = values["target_fps"]
-    use_fps = target_fps not in (0, None, "")
-    report = None if progress is None else lambda f, text: progress(f, desc=text)
-    with _errors_for_user(), _run_token(studio, request, INTERPOLATE_QUEUE) as token:
-        # Raw values: the interpolation module checks them and says what is wrong (2.5 is not a factor).
-        out = studio.interpolate(values["video"], factor=None if use_fps else values["factor"],
-                                 target_fps=target_fps if use_fps else None, slow_motion=bool(values["slow_motion"]),
-                                 backend=values["backend"], progress=report, cancel=token)
-    lines = [f"{out.input_frames} frames at {out.source_fps:g} fps became {out.output_frames} frames at "
-             f"{out.output_fps:g} fps in {out.seconds:.1f} s.", *out.notes]
-    if out.cut_pairs:
-        lines.append(f"{out.cut_pairs} scene cut(s): frames were repeated there instead of blended.")
-    return str(out.output_path), _notes(lines), [str(out.output_path), str(out.output_path.with_suffix(".json"))]
-
-
-def restore_settings(path: str | None, access: Access | None = None) -> list[Any]:
-    """Updates for VIDEO_INPUTS, TEXT_INPUTS, the tabs and the note, from a video or sidecar made here.
-
-    A file without our settings changes nothing and says why; a clip made from a prompt opens the text tab. With
-    `access`, models and LoRAs are held to what it offers: a model that is not on offer leaves its picker as it is.
-    """
-    unchanged = [gr.update()] * (len(VIDEO_INPUTS) + len(TEXT_INPUTS) + len(KEYFRAME_SPECS)) + [gr.Tabs()]
-    if not path:
-        return [*unchanged, ""]
-    try:
-        restored = read_settings(path, check_lora=access.lora_ref if access else None)
-    except InputError as exc:
-        return [*unchanged, _notes([str(exc)])]
-    values = restored.values()
-    models = {"svd_model": restored.svd_model, "sdxl_model": restored.sdxl_model}
-    kept = []
-    if access is not None:
-        offered = {"svd_model": access.model_name("svd", restored.svd_model),
-                   "sdxl_model": access.model_name("sdxl", restored.sdxl_model)}
-        kept = [name for name, model in models.items() if model and not offered[name]]
-        models = offered
-    names = [*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS]
-    updates = [gr.update(value=models[n]) if n in models and models[n] else
-               gr.update(value=values[n]) if n in values else gr.update() for n in names]
-    if restored.keyframes:
-        return [*updates, gr.Tabs(selected="keyframes"), _notes([_restored_keyframes_note(restored)])]
-    tab = "text_to_video" if restored.still else "image_to_video"
-    what = (f"the prompt \u201c{restored.still.prompt}\u201d, " if restored.still else "") + f"seed {values['seed']}"
-    note = (f"Restored the settings of {restored.source} ({restored.kind.replace('_', ' ')}: {what}). "
-            + ("Press Prompt to video to make it again." if restored.still else
-               "Upload its photo and press Generate to make it again."))
-    lines = [note, *(f"The file's `{name}` is not offered on this server: the current one is kept." for name in kept)]
-    gr.Info(note)  # the note sits at the foot of the sidebar, out of sight on a long page
-    return [*updates, gr.Tabs(selected=tab), _notes(lines)]
-
-
-def _restored_keyframes_note(restored: Any) -> str:
-    loop = " back to the start photo" if restored.keyframes.get("loop_to_start") else ""
-    return (f"Restored the settings of {restored.source} (keyframes{loop}: seed {restored.video.seed}). Upload its "
-            f"start{'' if loop else ' and end'} photo and press Generate between the photos to make it again.")
-
-
-def upscale(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-            progress: gr.Progress | None = None) -> tuple[Any, ...]:
-    """Upscale a video (streamed frame by frame) or a still 2x or 4x with a Real-ESRGAN network."""
-    if not values.get("media"):
-        raise gr.Error("Please upload a video or an image first (or use the last generated video).")
-    values = {**{name: spec.default for name, spec in UPSCALE_SPECS.items()}, **values}
-    with _errors_for_user(), _run_token(studio, request, UPSCALE_RUNS) as token:
-        out, record = studio.upscale(values["media"], upscale_factor=values["upscale_factor"],
-                                     model_ref=values.get("upscale_model") or None, tile=values["upscale_tile"],
-                                     **_gpu_kwargs(progress, token))
-    what = f"{out.frames} frames" if out.kind == "video" else "The still"
-    lines = [f"{what}: {out.width}x{out.height} became {out.out_width}x{out.out_height} in {out.seconds:.1f} s.",
-             *out.notes]
-    video = str(out.output_path) if out.kind == "video" else None
-    still = str(out.output_path) if out.kind == "still" else None
-    return video, still, _notes(lines), [str(out.output_path), str(record)]
-
-
-# --- Keyframes to video: a start and an end photo (engine/keyframes.py) ----------------------------------------
-
-KEYFRAME_INPUTS = ["start_image", "end_image", *KEYFRAME_SPECS]  # the Keyframes tab's own inputs, in this order
-
-
-def prepare_keyframes(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                      progress: Any = None) -> tuple[Any, Any, str]:
-    """Both photos as the model will see them (the end framed to the start's size and aspect mode), and what the
-    video will be; CPU only. Without an end photo (and no loop), only the start is shown."""
-    start, end = values.get("start_image"), values.get("end_image")
-    if not start:
-        return None, None, ""
-    resolution = values.get("resolution", SPECS["resolution"].default)
-    aspect_mode = values.get("aspect_mode", SPECS["aspect_mode"].default)
-    try:
-        loop = parse_bool(values.get("loop_to_start", False), "loop_to_start")
-        if not end and not loop:
-            shown_start, _ = studio.prepare(start, int(resolution), aspect_mode)
-            return shown_start.image, None, _notes(["Add the end photo, or switch on the loop to end on this one."])
-        photos = studio.prepare_keyframes(start, end, int(resolution), aspect_mode, loop_to_start=loop)
-    except UserFacingError as exc:
-        return None, None, f"⚠️ {page_safe(str(exc))}"
-    w, h = photos.start.image.size
-    return photos.start.image, photos.end.image, _notes([f"The video will be {w}x{h}.", *photos.start_notices,
-                                                         *photos.end_notices])
-
-
-def keyframes_to_video(studio: Studio, values: Mapping[str, Any], request: gr.Request | None = None,
-                       progress: gr.Progress | None = None) -> Iterator[tuple[Any, ...]]:
-    """A clip from `start_image` to `end_image` (or back to the start with `loop_to_start`): SVD fills in the
-    motion (ViBiDSampler, about twice the work of image to video). With `live_preview`, yields rough previews
-    first. The last update: the MP4, the seed used, notices, all files, and an empty preview."""
-    start, end = values.get("start_image"), values.get("end_image")
-    params = _fit_zerogpu(studio, start, _video_params(studio, values), _model(values))
-    method = {name: values.get(name, spec.default) for name, spec in KEYFRAME_SPECS.items()}
-    with _errors_for_user(), _run_token(studio, request) as token:
-        def run(sink: PreviewSink | None) -> VideoResult:
-            return studio.keyframes_to_video(start, end, params, model_ref=_model(values), preview=sink, **method,
-                                             **_gpu_kwargs(progress, token))
-
-        result = yield from _with_previews(studio, _live(values), run, skipped=4)
-    _warn_memory_changes(result)
-    yield str(result.files.video), result.seed, _notes(result.notices), _files(result), None
-
-
-def _keyframes_problems(values: Mapping[str, Any]) -> dict[str, str]:
-    """Both photos there (or the loop on), the method's settings and the video settings, before the queue."""
-    problems = {name: problem for name in KEYFRAME_SPECS
-                if (problem := _problem(checked, name, values.get(name, KEYFRAME_SPECS[name].default)))}
-    if not values.get("start_image"):
-        problems["start_image"] = "Please upload an image as the start photo (`start_image`)."
-    if not values.get("end_image") and "loop_to_start" not in problems and not checked(
-            "loop_to_start", values.get("loop_to_start", False)):
-        problems["end_image"] = ("Please upload an image as the end photo (`end_image`), or switch on "
-                                 "`loop_to_start` to end on the start photo.")
-    return {**problems, **_video_problems(values)}
-
-
-# Validators run before the queue: a missing file or a bad number is refused without waiting for the GPU. Each
-# check maps parameter names to the problem Gradio shows on them.
-
-
-def _validator(check: Callable[[Mapping[str, Any]], dict[str, str]], names: list[str]) -> Callable[..., list[dict]]:
-    """A Gradio validator for an event whose inputs are `names`: one gr.validate per input."""
-
-    def validate(*args: Any) -> list[dict]:
-        problems = check(dict(zip(names, args, strict=True)))
-        # Shown as plain text under the component, where Markdown's backticks would stand as they are.
-        return [gr.validate(name not in problems, problems.get(name, "").replace("`", "")) for name in names]
-
-    return validate
-
-
-def _video_problems(values: Mapping[str, Any]) -> dict[str, str]:
-    """A problem with the video parameters, put on the parameters its message names, e.g. min and max guidance,
-    not on all sixteen (on all only if it names none)."""
-    problem = _problem(lambda raw: VideoParams.from_raw({k: raw[k] for k in VIDEO_PARAMS if k in raw}), values)
-    if not problem:
-        return {}
-    blamed = set(re.findall(r"`(\w+)`", problem)) & set(VIDEO_PARAMS) or set(VIDEO_PARAMS)
-    return dict.fromkeys(blamed, problem)
-
-
-def _needs_image(values: Mapping[str, Any]) -> dict[str, str]:
-    return {} if values.get("image") else {"image": "Please upload an image first."}
-
-
-def _image_run_problems(values: Mapping[str, Any]) -> dict[str, str]:
-    return {**_needs_image(values), **_video_problems(values)}
-
-
-def _extend_problems(values: Mapping[str, Any]) -> dict[str, str]:
-    missing = {} if values.get("video") else {"video": "Generate or choose a video first: Extend continues the one "
-                                                       "shown."}
-    return {**missing, **_video_problems(values)}
-
-
-# Costs: once a request's values pass the checks above, its work is estimated from them and its input's header and
-# held to the studio's budgets (studio/budgets.py), so a request that will be refused never waits, let alone runs.
-
-
-def _with_costs(check: Callable[[Mapping[str, Any]], dict[str, str]] | None, studio: Studio,
-                cost: Callable[[Studio, Mapping[str, Any]], None]) -> Callable[[Mapping[str, Any]], dict[str, str]]:
-    """`check`, then, when it found nothing, `cost(studio, values)`, its refusal put on the parameters it names."""
-
-    def checked(values: Mapping[str, Any]) -> dict[str, str]:
-        problems = check(values) if check is not None else {}
-        if problems:
-            return problems
-        try:
-            cost(studio, values)
-        except (UserFacingError, gr.Error) as exc:
-            message = exc.message if isinstance(exc, gr.Error) else page_safe(str(exc))
-            blamed = set(re.findall(r"`(\w+)`", message)) & set(values)
-            return dict.fromkeys(blamed or [next(iter(values))], message)
-        except Exception:  # an estimate that fails must not refuse: the run itself says what is wrong
-            log.exception("Estimating a request's work failed; it is queued unchecked")
-        return {}
-
-    return checked
-
-
-def _image_cost(studio: Studio, values: Mapping[str, Any]) -> None:
-    seeds = int(values.get("num_seeds") or 1)
-    check_image_to_video(studio.budgets, values["image"], _video_params(studio, values), model_ref=_model(values),
-                         default_model=studio.settings.svd_model, seeds=seeds)
-
-
-def _extend_cost(studio: Studio, values: Mapping[str, Any]) -> None:
-    check_extend(studio.budgets, values["video"], _video_params(studio, values), model_ref=_model(values),
-                 default_model=studio.settings.svd_model)
-
-
-def _text_cost(studio: Studio, values: Mapping[str, Any]) -> None:
-    orientation = values.get("orientation", IMAGE_SPECS["orientation"].default)
-    check_text_to_video(studio.budgets, _video_params(studio, values), orientation, model_ref=_model(values),
-                        default_model=studio.settings.svd_model)
-
-
-def _interpolate_cost(studio: Studio, values: Mapping[str, Any]) -> None:
-    if not values.get("video"):
-        return
-    target_fps = values.get("target_fps")
-    use_fps = target_fps not in (0, None, "")
-    check_interpolate(studio.budgets, values["video"], factor=None if use_fps else values.get("factor"),
-                      target_fps=target_fps if use_fps else None)
-
-
-def _upscale_cost(studio: Studio, values: Mapping[str, Any]) -> None:
-    from svd_demo.engine.upscale import factor_of
-
-    if not values.get("media"):
-        return
-    tile = checked("upscale_tile", values.get("upscale_tile", UPSCALE_SPECS["upscale_tile"].default))
-    factor = factor_of(values.get("upscale_factor", UPSCALE_SPECS["upscale_factor"].default), "upscale_factor")
-    check_upscale_request(studio.budgets, values["media"], factor, tile)
-
-
-def _prompt_problems(values: Mapping[str, Any]) -> dict[str, str]:
-    problem = _problem(clean_prompt, values.get("prompt"))
-    return {"prompt": problem} if problem else {}
-
-
-def _text_problems(values: Mapping[str, Any], access: Access | None = None) -> dict[str, str]:
-    """The prompt and the LoRAs (not on offer, files that do not exist, weights out of range), before the queue."""
-    problem = _problem(parse_loras, values.get(LORAS.name), *([access.lora_ref] if access else []))
-    return {**_prompt_problems(values), **({LORAS.name: problem} if problem else {})}
-
-
-# -------------------------------------------------------------------------------------------------------- layout
-
 _GPU_PROGRESS = gr.Progress(track_tqdm=True)
 
 
@@ -829,13 +135,13 @@ def _wire(trigger: Any, handler: Callable[..., Any], studio: Studio, components:
     """`trigger` (e.g. a button's click) runs `handler` on the components `names`, stopped when Gradio drops it."""
     if "svd_model" in names and PAGE in components:  # the video settings: whether the page sent them
         names = [*names, PAGE]
-    validator = _validator(check, names) if check is not None else None
+    validator = input_validator(check, names) if check is not None else None
     outputs = event.get("outputs", [])
     notes = [out for out in (outputs if isinstance(outputs, list) else [outputs]) if isinstance(out, gr.Markdown)]
     if notes:  # at once, before the run queues: a run that fails must not leave the last run's note under its error
         trigger(lambda: "" if len(notes) == 1 else [""] * len(notes), None, notes, queue=False,
                 api_visibility="private")
-    return trigger(_stops_when_dropped(_bound(handler, studio, names, progress)),
+    return trigger(stops_when_dropped(bound(handler, studio, names, progress)),
                    inputs=[components[name] for name in names], validator=validator, **event)
 
 
@@ -847,27 +153,11 @@ class VideoControls:
     column: gr.Column
 
 
-def _source(access: Access, kind: str, ref: str) -> str:
-    """What a picker's value loads (a name's model), or the value itself where it is not on offer."""
-    try:
-        return access.model(kind, ref)[1]
-    except InputError:
-        return ref
-
-
-_SETTING = {"svd": "svd_model", "sdxl": "sdxl_model", "upscale": "upscale_model"}
-
-
-def _starting_model(access: Access, settings: Settings, kind: str) -> str:
-    """The picker's first value: the settings' model as `access` names it (its own default if not on offer)."""
-    return access.model_name(kind, getattr(settings, _SETTING[kind])) or access.defaults[kind]
-
-
 def _model_picker(access: Access, settings: Settings, kind: str, **kwargs: Any) -> gr.Dropdown:
     """A model picker offering `access`'s models; in public mode those only (no other value is taken)."""
     if access.public:
         kwargs["info"] = "The models this server offers."
-    return gr.Dropdown(choices=access.choices(kind), value=_starting_model(access, settings, kind),
+    return gr.Dropdown(choices=access.choices(kind), value=starting_model(access, settings, kind),
                        allow_custom_value=not access.public, **kwargs)
 
 
@@ -875,9 +165,9 @@ def _video_settings(access: Access, settings: Settings, quick: dict[str, int]) -
     def model_defaults(ref: str) -> dict[str, int | float]:
         """What picking `ref` sets: its frames and fps and, for a few-step model, its steps, guidance and motion,
         under the quick settings where they apply (`core.defaults.model_start`)."""
-        return model_start(_source(access, "svd", ref), quick)
+        return model_start(model_source(access, "svd", ref), quick)
 
-    initial = model_defaults(_starting_model(access, settings, "svd"))
+    initial = model_defaults(starting_model(access, settings, "svd"))
     by_name: dict[str, gr.components.Component] = {}
     with gr.Column(scale=1, min_width=320) as column:
         gr.Markdown("### Video settings")
@@ -947,18 +237,18 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Image, gr.Vi
     gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
     outputs = [video, seed_used, prepared, notices, files]
     gr.on([image.change, by_name["resolution"].release, by_name["aspect_mode"].change],
-          _bound(prepare_image, studio, ["image_path", "resolution", "aspect_mode"]),
+          bound(prepare_image, studio, ["image_path", "resolution", "aspect_mode"]),
           inputs=[image, by_name["resolution"], by_name["aspect_mode"]], outputs=[prepared, notices],
           api_name="prepare_image", concurrency_id="cpu", concurrency_limit=4, show_progress="minimal")
     events = [
         _wire(generate.click, image_to_video, studio, by_name, ["image", *VIDEO_INPUTS, LIVE_PREVIEW.name],
-              check=_with_costs(_image_run_problems, studio, _image_cost), outputs=[*outputs, live],
+              check=with_costs(image_run_problems, studio, image_cost), outputs=[*outputs, live],
               api_name="image_to_video", **gpu),
         _wire(extend.click, extend_video, studio, by_name, ["video", *VIDEO_INPUTS],
-              check=_with_costs(_extend_problems, studio, _extend_cost), outputs=outputs, api_name="extend_video",
+              check=with_costs(extend_problems, studio, extend_cost), outputs=outputs, api_name="extend_video",
               **gpu),
         _wire(compare.click, compare_seeds, studio, by_name, ["image", "num_seeds", *VIDEO_INPUTS],
-              check=_with_costs(_needs_image, studio, _image_cost), outputs=gallery, api_name="compare_seeds",
+              check=with_costs(needs_image, studio, image_cost), outputs=gallery, api_name="compare_seeds",
               **{**gpu, "show_progress_on": None}),
     ]
     gallery.select(take_seed, None, [by_name["seed"], by_name["randomize_seed"]], queue=False,
@@ -973,7 +263,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
         steps, guidance = sdxl_defaults(ref)
         return min(steps, quick.get("sdxl_steps", steps)), guidance
 
-    steps_default, guidance_default = model_defaults(_starting_model(studio.access, settings, "sdxl"))
+    steps_default, guidance_default = model_defaults(starting_model(studio.access, settings, "sdxl"))
     by_name: dict[str, Any] = dict(controls.by_name)
     with gr.Row():
         with gr.Column():
@@ -1017,20 +307,20 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
                                  api_visibility="private")
 
     gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
-    text_problems = partial(_text_problems, access=studio.access)
+    text_checks = partial(text_problems, access=studio.access)
     events = [
         _wire(still_only.click, text_to_image, studio, by_name,
-              [*TEXT_INPUTS, "seed", "randomize_seed", "resolution"], check=text_problems,
+              [*TEXT_INPUTS, "seed", "randomize_seed", "resolution"], check=text_checks,
               outputs=[still, still_seed, notices, files, last_still], api_name="text_to_image",
               **{**gpu, "show_progress_on": [still]}),
         _wire(to_video.click, text_to_video, studio, by_name, [*TEXT_INPUTS, *VIDEO_INPUTS, LIVE_PREVIEW.name],
-              check=_with_costs(text_problems, studio, _text_cost),
+              check=with_costs(text_checks, studio, text_cost),
               outputs=[still, video, still_seed, video_seed, notices, files, last_still, live],
               api_name="text_to_video", **gpu),
         _wire(animate.click, animate_this_still, studio, by_name, ["still_result", *VIDEO_INPUTS],
               outputs=[video, video_seed, notices, files, image_input], api_visibility="private", **gpu),
         _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS],
-              check=_with_costs(_extend_problems, studio, _extend_cost), outputs=[video, video_seed, notices, files],
+              check=with_costs(extend_problems, studio, extend_cost), outputs=[video, video_seed, notices, files],
               api_visibility="private", **gpu),
     ]
     _cancel_button(studio, cancel, events, notices)
@@ -1070,16 +360,16 @@ def _keyframes_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Video, d
     preview_names = ["start_image", "end_image", "resolution", "aspect_mode", "loop_to_start"]
     gr.on([by_name["start_image"].change, by_name["end_image"].change, by_name["loop_to_start"].change,
            by_name["resolution"].release, by_name["aspect_mode"].change],
-          _bound(prepare_keyframes, studio, preview_names), inputs=[by_name[n] for n in preview_names],
+          bound(prepare_keyframes, studio, preview_names), inputs=[by_name[n] for n in preview_names],
           outputs=[start_seen, end_seen, notices], concurrency_id="cpu", concurrency_limit=4,
           show_progress="minimal", api_visibility="private")
     gpu = {"concurrency_id": GPU_QUEUE, "concurrency_limit": len(studio.caches), "show_progress_on": [video]}
     events = [
         _wire(generate.click, keyframes_to_video, studio, by_name, [*KEYFRAME_INPUTS, *VIDEO_INPUTS,
                                                                     LIVE_PREVIEW.name],
-              check=_keyframes_problems, outputs=[video, seed_used, notices, files, live],
+              check=keyframes_problems, outputs=[video, seed_used, notices, files, live],
               api_name="keyframes_to_video", **gpu),
-        _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS], check=_extend_problems,
+        _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS], check=extend_problems,
               outputs=[video, seed_used, notices, files], api_visibility="private", **gpu),
     ]
     _cancel_button(studio, cancel, events, notices)
@@ -1112,7 +402,7 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> gr.Video:
     take_last.click(_newest_video, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
     factor = INTERPOLATION_SPECS["factor"]
     event = _wire(run.click, interpolate, studio, by_name, ["video", *INTERPOLATION_SPECS], progress=gr.Progress(),
-                  check=_with_costs(None, studio, _interpolate_cost), outputs=[result, notes, files],
+                  check=with_costs(None, studio, interpolate_cost), outputs=[result, notes, files],
                   api_name="interpolate",
                   api_description=f"Interpolate a video by a factor ({factor.minimum}-{factor.maximum}) or to an "
                                   "exact target fps (target_fps > 0 wins).",
@@ -1157,7 +447,7 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
             files = gr.File(label="Files", file_count="multiple", interactive=False)
 
     take_last.click(_newest_video, inputs=last_videos, outputs=source, queue=False, api_visibility="private")
-    event = _wire(run.click, upscale, studio, by_name, UPSCALE_INPUTS, check=_with_costs(None, studio, _upscale_cost),
+    event = _wire(run.click, upscale, studio, by_name, UPSCALE_INPUTS, check=with_costs(None, studio, upscale_cost),
                   outputs=[video, still, notes, files],
                   api_name="upscale", api_description="Upscale a video or a still 2x or 4x (Real-ESRGAN).",
                   concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches))
@@ -1167,16 +457,16 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
 def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Markdown, kind: str = GPU_QUEUE) -> None:
     def cancel_run(request: gr.Request) -> str:
         """Stop this session's runs of `kind`, wait for them to stop, and say so (the video box just empties)."""
-        session = _session(request)
+        session = session_of(request)
         if studio.cancels.cancel(session, kind) and not studio.cancels.wait_stopped(session, CANCEL_WAIT_S, kind):
             message = "Cancelling: the run stops at its next step."
         else:
             message = "Cancelled."
         gr.Info(message)
-        return _notes([message])
+        return as_notes([message])
 
     # First Gradio drops the events (a queued job leaves the queue; a running one is stopped by
-    # `_stops_when_dropped`): the page runs a click's listeners one after the other, and `cancel_run` waits. The
+    # `stops_when_dropped`): the page runs a click's listeners one after the other, and `cancel_run` waits. The
     # flags then stop a running job even when the page has lost track of it.
     button.click(None, None, None, cancels=events if isinstance(events, list) else [events])
     button.click(cancel_run, None, notes, queue=False, api_visibility="private")
@@ -1262,7 +552,7 @@ def build_demo(settings: Settings, studio: Studio | None = None) -> gr.Blocks:
 
         def end_session(request: gr.Request) -> None:
             """A closed or reloaded tab, or a client gone: nobody waits for its runs, so they stop."""
-            if studio.cancels.cancel(_session(request)):
+            if studio.cancels.cancel(session_of(request)):
                 log.info("A session ended: its runs stop at their next step")
 
         demo.unload(end_session)

@@ -117,14 +117,14 @@ def test_one_flag_per_run_and_cancel_reaches_all_of_a_session():
 
 
 def _dropped_while_running(handler, first=None):
-    """Run `handler` as Gradio would (through `_stops_when_dropped`), cancel its task once it has started, and
+    """Run `handler` as Gradio would (through `stops_when_dropped`), cancel its task once it has started, and
     return how the run ended (its flag, set or not)."""
     import asyncio
 
-    from svd_demo.web.ui import _stops_when_dropped
+    from svd_demo.web.runs import stops_when_dropped
 
     async def main():
-        wrapped = _stops_when_dropped(handler)
+        wrapped = stops_when_dropped(handler)
         if first is None:
             task = asyncio.ensure_future(wrapped())
         else:
@@ -140,13 +140,13 @@ def _dropped_while_running(handler, first=None):
 
 
 def test_a_cancelled_event_stops_its_run_and_removes_its_files(studio, tmp_path):
-    from svd_demo.web.ui import _run_token
+    from svd_demo.web.runs import run_token
 
     written = tmp_path / "early.mp4"
     stopped = threading.Event()
 
     def handler(request=None):
-        with _run_token(studio, request) as flag:
+        with run_token(studio, request) as flag:
             written.write_bytes(b"x")  # published before the client went away
             flag.files.append(written)
             while not flag.wait(0.01):  # the denoising loop, checking its flag at each step
@@ -161,13 +161,13 @@ def test_a_cancelled_event_stops_its_run_and_removes_its_files(studio, tmp_path)
 
 
 def test_a_cancelled_generator_stops_after_what_it_delivered(studio, tmp_path):
-    from svd_demo.web.ui import _run_token
+    from svd_demo.web.runs import run_token
 
     still = tmp_path / "still.png"
     stopped = threading.Event()
 
     def handler(request=None):
-        with _run_token(studio, request) as flag:
+        with run_token(studio, request) as flag:
             still.write_bytes(b"x")
             flag.files.append(still)
             yield "still"
@@ -292,7 +292,8 @@ def test_an_example_click_fills_the_image_and_starts_no_job(tiny_settings, studi
 def test_every_run_has_a_cancel_button_that_says_cancelled(tiny_settings, studio):
     import gradio as gr
 
-    from svd_demo.web.ui import GPU_QUEUE, INTERPOLATE_QUEUE, build_demo
+    from svd_demo.web.runs import GPU_QUEUE, INTERPOLATE_QUEUE
+    from svd_demo.web.ui import build_demo
 
     demo = build_demo(tiny_settings, studio)
     runs = [fn for fn in demo.fns.values() if fn.concurrency_id in (GPU_QUEUE, INTERPOLATE_QUEUE)]
@@ -406,21 +407,21 @@ def test_a_run_stopped_by_its_flag_ends_without_an_error(studio):
 
     import gradio as gr
 
-    from svd_demo.web.ui import _errors_for_user, _run_token, _stops_when_dropped
+    from svd_demo.web.runs import errors_for_user, run_token, stops_when_dropped
 
     def handler(request=None):
-        with _errors_for_user(), _run_token(studio, request) as flag:
+        with errors_for_user(), run_token(studio, request) as flag:
             flag.set()
             raise GenerationCancelled("Cancelled.")
 
     def updates(request=None):
-        with _errors_for_user(), _run_token(studio, request) as flag:
+        with errors_for_user(), run_token(studio, request) as flag:
             yield "still"
             flag.set()
             raise GenerationCancelled("Cancelled.")
 
     async def delivered():
-        return [item async for item in _stops_when_dropped(updates)()]
+        return [item async for item in stops_when_dropped(updates)()]
 
-    assert asyncio.run(_stops_when_dropped(handler)()) == gr.skip()
+    assert asyncio.run(stops_when_dropped(handler)()) == gr.skip()
     assert asyncio.run(delivered()) == ["still"]

@@ -249,7 +249,7 @@ def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and
         assert restored.keyframes == {"keyframe_guidance": 1.5, "loop_to_start": False}
         assert restored.values()["keyframe_guidance"] == 1.5
     from svd_demo.core.params import KEYFRAME_SPECS
-    from svd_demo.web.ui import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
+    from svd_demo.web.handlers import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
 
     *controls, tabs, note = restore_settings(str(result.files.video))
     by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS], controls, strict=True))

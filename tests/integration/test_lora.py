@@ -159,11 +159,11 @@ def test_cli_lora_flag(tiny_settings, tiny_loras, tmp_path):
 
 
 def test_ui_handler_takes_loras_as_text(studio, tiny_loras):
-    from svd_demo.web import ui
+    from svd_demo.web import handlers
 
-    still, seed, notes, files, result = ui.text_to_image(studio, {**STILL, "loras": f"{tiny_loras[0]}:0.5"})
+    still, seed, notes, files, result = handlers.text_to_image(studio, {**STILL, "loras": f"{tiny_loras[0]}:0.5"})
     assert result.params.loras == (LoraSpec(str(tiny_loras[0]), 0.5),)
-    assert ui._text_problems({"prompt": "a boat", "loras": "x/y:9"}) == {
+    assert handlers.text_problems({"prompt": "a boat", "loras": "x/y:9"}) == {
         "loras": "`loras`: the weight of 'x/y' must be between -2 and 2; got '9'."}
 
 
@@ -180,7 +180,7 @@ def test_the_offline_message_names_hf_hub_offline_only_when_it_is_set(monkeypatc
 
 
 def test_inline_messages_have_no_markdown_backticks():
-    from svd_demo.web.ui import _text_problems, _validator
+    from svd_demo.web.handlers import input_validator, text_problems
 
-    checks = _validator(_text_problems, ["prompt", "loras"])("a boat", "not a hub id!")
+    checks = input_validator(text_problems, ["prompt", "loras"])("a boat", "not a hub id!")
     assert "loras" in checks[1]["message"] and "`" not in checks[1]["message"]

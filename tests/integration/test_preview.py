@@ -23,7 +23,7 @@ from svd_demo.engine.preview import (
     latents_to_rgb,
     write_preview,
 )
-from svd_demo.web import ui
+from svd_demo.web import handlers
 
 STEPS = 2 * PREVIEW_EVERY_STEPS + 1  # previews after steps EVERY and 2*EVERY; none after the last
 
@@ -128,7 +128,7 @@ def test_a_cancel_stops_a_previewing_run(studio, photo):
 def test_ui_streams_previews_only_when_asked(studio, photo):
     values = {"image": str(photo), **FAST, "num_inference_steps": STEPS}
     updates = []
-    for update in ui.image_to_video(studio, {**values, "live_preview": True}):
+    for update in handlers.image_to_video(studio, {**values, "live_preview": True}):
         if update[-1] is not None:  # the preview file lives until the next update is asked for
             with Image.open(update[-1]) as image:
                 updates.append((image.format, image.n_frames))
@@ -139,12 +139,12 @@ def test_ui_streams_previews_only_when_asked(studio, photo):
     assert video.endswith(".mp4") and preview is None and len(updates) == 3
     assert not list(studio.settings.output_dir.glob("preview-*.webp"))  # removed once shown
 
-    off = list(ui.image_to_video(studio, values))  # the API's default: no previews, only the result
+    off = list(handlers.image_to_video(studio, values))  # the API's default: no previews, only the result
     assert len(off) == 1 and off[0][0].endswith(".mp4") and off[0][-1] is None
 
 
 def test_text_to_video_streams_previews_after_the_still(studio):
-    updates = list(ui.text_to_video(studio, {"prompt": "a boat", "sdxl_steps": 1, "resolution": 256, "seed": 3,
+    updates = list(handlers.text_to_video(studio, {"prompt": "a boat", "sdxl_steps": 1, "resolution": 256, "seed": 3,
                                              "randomize_seed": False, "num_frames": 2,
                                              "num_inference_steps": STEPS, "live_preview": True}))
     assert updates[0][0].endswith(".png") and updates[0][-1] is None  # the still first
@@ -156,7 +156,7 @@ def test_a_failing_run_with_previews_raises_its_error(studio, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image at all")
     with pytest.raises(gr.Error, match="broken.png"):  # raised on the run's thread, re-raised by the handler
-        list(ui.image_to_video(studio, {"image": str(broken), **FAST, "live_preview": True}))
+        list(handlers.image_to_video(studio, {"image": str(broken), **FAST, "live_preview": True}))
 
 
 def test_api_streams_previews_only_when_asked(tiny_settings, studio, photo, tmp_path):

@@ -100,7 +100,7 @@ def test_an_interpolated_clip_has_no_generation_settings(made, studio, tmp_path)
 
 def test_the_page_restores_every_control_and_opens_the_right_tab(made, studio, tmp_path):
     from svd_demo.core.params import KEYFRAME_SPECS
-    from svd_demo.web.ui import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
+    from svd_demo.web.handlers import TEXT_INPUTS, VIDEO_INPUTS, restore_settings
 
     clip, text = made
     *controls, tabs, note = restore_settings(str(text.files.video))
@@ -128,7 +128,7 @@ def test_a_restored_prompt_clip_passes_the_checks_of_the_button_the_note_names(m
     box takes), and the shared framing is left as the person set it: the video stage of a prompt's clip always runs
     on the still as it is (aspect native), which says nothing about how they frame photos."""
     from svd_demo.core.params import KEYFRAME_SPECS
-    from svd_demo.web.ui import TEXT_INPUTS, VIDEO_INPUTS, _text_problems, _video_problems, restore_settings
+    from svd_demo.web.handlers import TEXT_INPUTS, VIDEO_INPUTS, restore_settings, text_problems, video_problems
 
     lora = tiny_loras[0]
     still, text = studio.text_to_video(
@@ -140,7 +140,7 @@ def test_a_restored_prompt_clip_passes_the_checks_of_the_button_the_note_names(m
         *controls, _, note = restore_settings(str(source))
         by_name = dict(zip([*VIDEO_INPUTS, *TEXT_INPUTS, *KEYFRAME_SPECS], controls, strict=True))
         values = {name: update["value"] for name, update in by_name.items() if "value" in update}
-        assert _text_problems(values) == {} and _video_problems(values) == {}
+        assert text_problems(values) == {} and video_problems(values) == {}
         assert isinstance(values["loras"], str) and "value" not in by_name["aspect_mode"]
     assert values["loras"] == f"{lora}:0.5"
     assert ImageParams.from_raw({"prompt": "a kite", "loras": values["loras"]}).loras == still.params.loras

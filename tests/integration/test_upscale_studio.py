@@ -14,7 +14,7 @@ from svd_demo.core.errors import InputError
 from svd_demo.core.params import UPSCALE_SPECS, VideoParams
 from svd_demo.files.media import probe_video, read_metadata
 from svd_demo.studio.sidecar import Sidecar
-from svd_demo.web import ui
+from svd_demo.web import handlers, runs, ui
 from svd_demo_testing.tiny_models import save_tiny_upscalers
 
 
@@ -58,8 +58,8 @@ def test_a_too_large_upscale_is_refused_before_generating(upscaling_studio, phot
 
 
 def test_the_upscale_tab_handles_videos_and_stills(upscaling_studio, photo, tiny_upscalers):
-    (clip, *_), = ui.image_to_video(upscaling_studio, {"image": str(photo), **FAST})  # one update: no preview
-    video, still, notes, files = ui.upscale(upscaling_studio, {"media": clip, "upscale_factor": "4x",
+    (clip, *_), = handlers.image_to_video(upscaling_studio, {"image": str(photo), **FAST})  # one update: no preview
+    video, still, notes, files = handlers.upscale(upscaling_studio, {"media": clip, "upscale_factor": "4x",
                                                                "upscale_tile": 128})
     info = probe_video(video)
     assert (still, info.width, info.height, info.num_frames) == (None, 1024, 576, 4)
@@ -67,7 +67,7 @@ def test_the_upscale_tab_handles_videos_and_stills(upscaling_studio, photo, tiny
     record = json.loads(open(files[-1]).read())
     assert (record["kind"], record["output"]["width"], record["upscale"]["tile"]) == ("upscale", 1024, 128)
     assert Sidecar.read(files[-1]).kind == "upscale"
-    video, still, notes, files = ui.upscale(upscaling_studio, {"media": str(photo),
+    video, still, notes, files = handlers.upscale(upscaling_studio, {"media": str(photo),
                                                                "upscale_model": str(tiny_upscalers["rrdb"])})
     assert video is None and still.endswith(".png") and "400x300 became 800x600" in notes
     assert json.loads(open(files[-1]).read())["upscale"]["architecture"] == "RRDBNet"
@@ -77,16 +77,16 @@ def test_the_upscale_tab_names_a_bad_parameter(upscaling_studio, photo):
     import gradio as gr
 
     with pytest.raises(gr.Error, match="`upscale_tile` must be"):
-        ui.upscale(upscaling_studio, {"media": str(photo), "upscale_tile": 5000})
+        handlers.upscale(upscaling_studio, {"media": str(photo), "upscale_tile": 5000})
     with pytest.raises(gr.Error, match="`upscale_factor` must be one of 2x, 4x"):
-        ui.upscale(upscaling_studio, {"media": str(photo), "upscale_factor": "8x"})
+        handlers.upscale(upscaling_studio, {"media": str(photo), "upscale_factor": "8x"})
 
 
 def test_the_upscale_endpoint_takes_its_parameters_by_name(upscaling_studio, tiny_settings):
     demo = ui.build_demo(tiny_settings, upscaling_studio)
     fn = next(fn for fn in demo.fns.values() if fn.api_name == "upscale")
     assert list(fn.input_parameter_names) == ["media", *UPSCALE_SPECS, "upscale_model"]
-    assert fn.concurrency_id == ui.GPU_QUEUE
+    assert fn.concurrency_id == runs.GPU_QUEUE
 
 
 def test_the_cli_upscales_a_file(tmp_path, tiny_upscalers, photo):

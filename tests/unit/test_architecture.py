@@ -33,6 +33,7 @@ def test_the_code_keeps_every_contract():
     ("files/media.py", "def later():\n    from svd_demo.engine import hub", "Each layer imports only"),
     ("engine/hub.py", "from svd_demo.engine import pipelines", "No import cycles"),
     ("web/ui.py", "import svd_demo_testing.tiny_models", "never imports the tiny-model builder"),
+    ("web/runs.py", "def later():\n    from svd_demo.web import handlers", "Inside the web layer"),
 ])
 def test_a_planted_violation_breaks_its_contract(tmp_path, module, line, contract):
     """A copy of the package with one wrong import (inside a function too: those count) fails, naming the rule."""

@@ -57,17 +57,19 @@ def captured(studio, monkeypatch):
 
 def test_page_api_and_cli_resolve_the_same_request_alike(studio, photo, captured, tmp_path):
     from svd_demo.cli import commands
-    from svd_demo.web import ui
+    from svd_demo.web import handlers
 
     calls = captured
-    api = {**ui._api_defaults(studio), "svd_model": ANIMATELCM, "extra_formats": []}  # a client's call: model only
+    # A client's call: the model only.
+    api = {**handlers.api_defaults(studio), "svd_model": ANIMATELCM, "extra_formats": []}
     with pytest.raises(Exception):  # noqa: B017 (the page's wrapper of the stop)
-        list(ui.image_to_video(studio, {"image": str(photo), **api}))
+        list(handlers.image_to_video(studio, {"image": str(photo), **api}))
     # The page: picking the model set its values in the controls, which the page sends as shown.
-    shown = {**ui._api_defaults(studio), **model_start(ANIMATELCM, studio.quick_defaults()), "svd_model": ANIMATELCM,
-             "extra_formats": [], ui.PAGE: True}
+    shown = {**handlers.api_defaults(studio), **model_start(ANIMATELCM, studio.quick_defaults()),
+             "svd_model": ANIMATELCM,
+             "extra_formats": [], handlers.PAGE: True}
     with pytest.raises(Exception):  # noqa: B017 (the page's wrapper of the stop)
-        list(ui.image_to_video(studio, {"image": str(photo), **shown}))
+        list(handlers.image_to_video(studio, {"image": str(photo), **shown}))
     args = commands.build_parser().parse_args(["generate", "--image", str(photo), "--svd-model", ANIMATELCM,
                                                "--device", "cpu", "--out", str(tmp_path / "a.mp4")])
     calls.append(VideoParams.from_raw(commands._video_values(args, studio, [*SPECS, "extra_formats"], say=False)))
