@@ -1,8 +1,9 @@
 """Command line: `python -m svd_demo SUBCOMMAND ...`.
 
-Each subcommand imports only what it needs: the core (parameter specs, settings; no torch) is imported here, and
-the studio (torch, diffusers), the web layer (gradio), the sweep and the tiny-model builder inside the commands that
-use them, so that `--help`, a refused flag and `interpolate` answer in a fraction of a second.
+Each subcommand imports only what it needs: the parameter specs are imported here; the settings and the model
+presets (`core.settings`, `core.defaults`), the studio (torch, diffusers), the web layer (gradio), the sweep and
+the tiny-model builder inside the commands that use them, so that `--help`, a refused flag and `interpolate`
+(whose start-up its benchmark times) answer in a fraction of a second.
 
 Every generation flag is built from `params.SPECS`, so its default, range and help are the UI's and the API's.
 """
@@ -18,7 +19,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from svd_demo.core.defaults import resolve_video
 from svd_demo.core.errors import UserFacingError
 from svd_demo.core.library_logs import quiet_library_notices
 from svd_demo.core.lora_refs import MAX_LORAS
@@ -35,7 +35,6 @@ from svd_demo.core.params import (
     VideoParams,
     quick_for_unset,
 )
-from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments, settings_from_args
 
 SUBCOMMANDS = ("app", "generate", "extend", "text-to-image", "text-to-video", "sweep", "interpolate", "upscale",
                "bench", "tiny-models", "keyframes")
@@ -71,6 +70,8 @@ def _progress(fraction: float, text: str) -> None:
 
 
 def _settings(args: argparse.Namespace):
+    from svd_demo.core.settings import settings_from_args
+
     return settings_from_args(args)
 
 
@@ -124,6 +125,7 @@ def _video_values(args: argparse.Namespace, studio, names: Sequence[str], *other
     """The run's values among `names`, resolved as the page and the API resolve them (`core.defaults`): typed over
     `--settings-from` over the quick settings over the model's own (AnimateLCM: 4 steps, guidance 1/1, motion 80)
     over the parameters' defaults. Says so when quick settings apply, if `say`."""
+    from svd_demo.core.defaults import resolve_video
 
     model = getattr(args, "svd_model", None) or studio.settings.svd_model
     typed, restored = _typed(args, names), _restored(args, names)
@@ -259,6 +261,8 @@ SETTINGS_FROM_HELP = ("Start from the settings recorded in a video (.mp4/.webm) 
 
 
 def _add_generation_parsers(sub, only: str | None) -> None:
+    from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments
+
     video_commands = [
         ("generate", "--image", "Input image (PNG, JPEG, WebP, ...).", "Image to video with SVD.",
          "Animate an image with Stable Video Diffusion and write an MP4 (+ sidecar)."),
@@ -314,6 +318,8 @@ KEYFRAMES_VIDEO_SPECS = tuple(name for name in ("seed", "randomize_seed", "resol
 
 
 def _add_keyframes_parser(sub) -> None:
+    from svd_demo.core.settings import MODEL_SETTINGS, add_settings_arguments
+
     loop = KEYFRAME_SPECS["loop_to_start"]
     cmd = sub.add_parser("keyframes", help="Keyframes to video: SVD fills in the motion between two photos.",
                          description="A clip that starts on START and ends on END (ViBiDSampler on SVD-XT, about "
@@ -398,6 +404,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def _add_upscale_parser(sub) -> None:
+    from svd_demo.core.settings import add_settings_arguments
+
     parser = sub.add_parser("upscale", help="Upscale a video, a folder of frames or a still with Real-ESRGAN.",
                             description="Make a video (streamed frame by frame) or a still 2x or 4x larger with a "
                                         "Real-ESRGAN network, in overlapping tiles; at most 3840 pixels on the long "
