@@ -253,7 +253,7 @@ def _image_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Image, gr.Vi
     ]
     gallery.select(take_seed, None, [by_name["seed"], by_name["randomize_seed"]], queue=False,
                    api_visibility="private")
-    _cancel_button(studio, cancel, events, notices)
+    _cancel_button(studio, cancel, events, notices, [video, gallery])
     return image, video
 
 
@@ -323,7 +323,7 @@ def _text_tab(studio: Studio, settings: Settings, controls: VideoControls, image
               check=with_costs(extend_problems, studio, extend_cost), outputs=[video, video_seed, notices, files],
               api_visibility="private", **gpu),
     ]
-    _cancel_button(studio, cancel, events, notices)
+    _cancel_button(studio, cancel, events, notices, [still, video])
     return video, by_name
 
 
@@ -372,7 +372,7 @@ def _keyframes_tab(studio: Studio, controls: VideoControls) -> tuple[gr.Video, d
         _wire(extend.click, extend_this_video, studio, by_name, ["video", *VIDEO_INPUTS], check=extend_problems,
               outputs=[video, seed_used, notices, files], api_visibility="private", **gpu),
     ]
-    _cancel_button(studio, cancel, events, notices)
+    _cancel_button(studio, cancel, events, notices, [video])
     return video, by_name
 
 
@@ -408,7 +408,7 @@ def _interpolate_tab(studio: Studio, last_videos: list[gr.Video]) -> gr.Video:
                                   "exact target fps (target_fps > 0 wins).",
                   concurrency_id=INTERPOLATE_QUEUE,
                   concurrency_limit=2)  # CPU work: runs beside a GPU job, but two at most on a 2-core Space
-    _cancel_button(studio, cancel, event, notes, INTERPOLATE_QUEUE)
+    _cancel_button(studio, cancel, event, notes, [result, files], INTERPOLATE_QUEUE)
     return result
 
 
@@ -451,11 +451,13 @@ def _upscale_tab(studio: Studio, settings: Settings, last_videos: list[gr.Video]
                   outputs=[video, still, notes, files],
                   api_name="upscale", api_description="Upscale a video or a still 2x or 4x (Real-ESRGAN).",
                   concurrency_id=GPU_QUEUE, concurrency_limit=len(studio.caches))
-    _cancel_button(studio, cancel, event, notes, UPSCALE_RUNS)
+    _cancel_button(studio, cancel, event, notes, [video, still, files], UPSCALE_RUNS)
 
 
-def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Markdown, kind: str = GPU_QUEUE) -> None:
-    def cancel_run(request: gr.Request) -> str:
+def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Markdown, shown: list[Any],
+                   kind: str = GPU_QUEUE) -> None:
+    """Cancel for `events`, whose progress shows on the `shown` components."""
+    def cancel_run(request: gr.Request) -> tuple[Any, ...]:
         """Stop this session's runs of `kind`, wait for them to stop, and say so (the video box just empties)."""
         session = session_of(request)
         if studio.cancels.cancel(session, kind) and not studio.cancels.wait_stopped(session, CANCEL_WAIT_S, kind):
@@ -463,13 +465,16 @@ def _cancel_button(studio: Studio, button: gr.Button, events: Any, notes: gr.Mar
         else:
             message = "Cancelled."
         gr.Info(message)
-        return as_notes([message])
+        return as_notes([message]), *[gr.skip()] * len(shown)
 
     # First Gradio drops the events (a queued job leaves the queue; a running one is stopped by
     # `stops_when_dropped`): the page runs a click's listeners one after the other, and `cancel_run` waits. The
     # flags then stop a running job even when the page has lost track of it.
     button.click(None, None, None, cancels=events if isinstance(events, list) else [events])
-    button.click(cancel_run, None, notes, queue=False, api_visibility="private")
+    # `shown` among the outputs: a dropped event's status on them can end as "error" in the page (its stream
+    # closes under it), a red badge on a box that only lost a cancelled run; `cancel_run` ends after the run has
+    # stopped, so its "complete" is the last word on them, and their values stay as they are (gr.skip).
+    button.click(cancel_run, None, [notes, *shown], queue=False, api_visibility="private")
 
 
 def _mode_line(public: bool, why: str) -> str:

@@ -304,6 +304,13 @@ def test_every_run_has_a_cancel_button_that_says_cancelled(tiny_settings, studio
     image_tab = next(drop.targets for drop in drops if runs[0]._id in drop.cancels)
     assert runs[0].api_name == "image_to_video"
     [image_tab_cancel] = [fn for fn in demo.fns.values() if fn.name == "cancel_run" and fn.targets == image_tab]
+    # Every Cancel has the boxes its runs show progress on among its outputs: its answer, which comes once the run
+    # has stopped, sets their status last, so a dropped run cannot leave a red "Error" badge on them.
+    for cancel in (fn for fn in demo.fns.values() if fn.name == "cancel_run"):
+        dropped = next(drop for drop in drops if drop.targets == cancel.targets)
+        for run_fn in (demo.fns[i] for i in dropped.cancels):
+            progress_on = run_fn.show_progress_on or run_fn.outputs
+            assert {block._id for block in progress_on} <= {block._id for block in cancel.outputs}, run_fn.api_name
 
     # A video run and an interpolation of the same session; the image tab's Cancel stops the video only.
     def run(kind: str, flag_out: list) -> None:
@@ -319,7 +326,7 @@ def test_every_run_has_a_cancel_button_that_says_cancelled(tiny_settings, studio
         thread.start()
     while not (video and interpolation):
         time.sleep(0.01)
-    assert "Cancelled." in image_tab_cancel.fn(gr.Request(session_hash="session-1"))
+    assert "Cancelled." in image_tab_cancel.fn(gr.Request(session_hash="session-1"))[0]
     assert not threads[0].is_alive()  # it answers once the run has stopped
     assert not interpolation[0].is_set()
     studio.cancels.cancel("session-1")
