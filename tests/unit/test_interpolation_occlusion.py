@@ -103,3 +103,12 @@ def test_a_large_object_entering_a_still_scene_is_motion_not_a_scene_cut():
     assert not np.array_equal(middle, road) and not np.array_equal(middle, car)
     outside = np.s_[:, :100]  # the road away from the car stays the road
     assert _psnr(middle[outside], road[outside]) > 40.0
+
+
+def test_the_residual_median_equals_numpys():
+    from svd_demo.engine.interpolation.backends import _median
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 120 * 213):  # odd and even counts, and the splat grid's size
+        values = (rng.normal(size=(n, 1)) * 9).astype(np.float32)
+        assert _median(values) == float(np.median(values))
