@@ -123,6 +123,7 @@ class FlowBackend:
         self._local = threading.local()  # each worker thread's DIS object
         self._lock = threading.Lock()
         self._grids: dict[tuple, tuple] = {}
+        self._explained: tuple[np.ndarray, np.ndarray, dict] | None = None
         self.failed_pairs = 0
 
     def _new_dis(self):
@@ -308,13 +309,29 @@ class FlowBackend:
                                               state["still_difference"])
 
     def explains(self, frame0: np.ndarray, frame1: np.ndarray) -> bool:
-        """Whether the flow accounts for a change the cut test flagged (see ``CUT_CONFIRM_FRACTION``)."""
-        return self.prepare(frame0, frame1)["unexplained"] <= CUT_CONFIRM_FRACTION
+        """Whether the flow accounts for a change the cut test flagged (see ``CUT_CONFIRM_FRACTION``).
+
+        A pair it explains is interpolated next, maybe on another thread: its flows are kept for that call.
+        """
+        state = self.prepare(frame0, frame1)
+        explained = state["unexplained"] <= CUT_CONFIRM_FRACTION
+        with self._lock:
+            self._explained = (frame0, frame1, state) if explained else None
+        return explained
+
+    def _prepared(self, frame0: np.ndarray, frame1: np.ndarray) -> dict:
+        """:meth:`prepare`'s result for the pair, the one :meth:`explains` kept if it is this pair (same arrays)."""
+        with self._lock:
+            kept = self._explained
+            if kept is not None and kept[0] is frame0 and kept[1] is frame1:
+                self._explained = None
+                return kept[2]
+        return self.prepare(frame0, frame1)
 
     def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
         if not times:
             return []
-        state = self.prepare(frame0, frame1)
+        state = self._prepared(frame0, frame1)
         if state["unexplained"] > FLOW_FAIL_FRACTION:
             with self._lock:
                 self.failed_pairs += 1
