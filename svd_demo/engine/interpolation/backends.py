@@ -304,7 +304,7 @@ class FlowBackend:
         warp1 = cv2.remap(frame1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         motion = cv2.blendLinear(warp0, warp1, alpha0, alpha1)
         if state["still_difference"] is None:  # the same for every time of the pair
-            state["still_difference"] = still_difference(frame0, frame1)
+            state["still_difference"] = _difference(frame0, frame1)
         return fall_back_where_warps_disagree(frame0, frame1, warp0, warp1, motion, t, doubt,
                                               state["still_difference"])
 
@@ -352,11 +352,6 @@ def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.blur(cv2.resize(grey, small, interpolation=cv2.INTER_AREA).astype(np.float32), box)
 
 
-def still_difference(frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
-    """How much the two still frames differ, as :func:`fall_back_where_warps_disagree` weighs it (one per pair)."""
-    return _difference(frame0, frame1)
-
-
 def fall_back_where_warps_disagree(
     frame0: np.ndarray, frame1: np.ndarray, warp0: np.ndarray, warp1: np.ndarray, motion: np.ndarray, t: float,
     doubt: np.ndarray | None = None, still: np.ndarray | None = None,
@@ -372,11 +367,11 @@ def fall_back_where_warps_disagree(
     grey-level differences averaged over ``DISAGREEMENT_WINDOW`` pixels, times ``doubt`` (HxW in [0, 1]) where
     given: how little the flows' own consistency checks vouch for each pixel. Without it a pan over fine texture,
     whose warps differ by a few levels of resampling error, would be softened by the cross-fade. ``still``:
-    :func:`still_difference` of the two frames where the caller has it already (it is the same for every t).
+    the still frames' ``_difference`` where the caller has it already (it is the same for every t).
     """
     h, w = frame0.shape[:2]
     d_warp = DISAGREEMENT_GAIN * _difference(warp0, warp1)
-    d_still = still_difference(frame0, frame1) if still is None else still
+    d_still = _difference(frame0, frame1) if still is None else still
     weight = cv2.resize((d_warp / (d_warp + d_still + 4.0)).astype(np.float32), (w, h),
                         interpolation=cv2.INTER_LINEAR)
     if doubt is not None:

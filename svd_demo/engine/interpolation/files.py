@@ -36,9 +36,9 @@ quarter of a whole ``flow`` run; ultrafast took ~0.19 s at nearly the same fidel
 PSNR against the frames it was given) in a file 2.6x larger (BENCHMARKS.md, "Frame interpolation")."""
 
 PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-"""PNG frames: fast deflate with one row filter. libpng's default tries all five filters on every row: at 640x360 it
-took 17-21 ms a frame, the "up" filter alone 8-12 ms for files of the same size (163-199 KiB) (BENCHMARKS.md,
-"Interpolation on real footage"); a 33-frame output spends a quarter of its CPU time here."""
+"""PNG frames: fast deflate with one row filter. libpng's default tries all five filters on every row: at 640x360 that
+takes 17-21 ms a frame (a quarter of the CPU time of a 33-frame command), the "up" filter alone 8-12 ms for files of
+the same size, 163-199 KiB (BENCHMARKS.md, "Interpolation on real footage")."""
 
 
 @dataclass(frozen=True)
