@@ -88,6 +88,24 @@ def test_interpolate_subcommand_starts_no_idle_blas_threads():
     assert threads("other") > 1  # what the setting avoids (a BLAS without threads would fail here, not silently pass)
 
 
+def test_interpolate_subcommand_imports_no_module_it_does_not_use(tmp_path):
+    # Start-up is a large part of a short clip's run (and of what its benchmark times): numpy's masked arrays
+    # (40 ms), which `np.median` loads for its NaN check, have no use here.
+    from PIL import Image
+
+    src = tmp_path / "frames"
+    src.mkdir()
+    texture = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    for i in range(4):  # a texture moving 2 px a frame: every pair goes through the flow and the cut test
+        Image.fromarray(np.ascontiguousarray(texture[:, 2 * i:2 * i + 64])).save(src / f"f{i}.png")
+    code = ("import sys, svd_demo.cli.commands as c\n"
+            f"c.main(['interpolate', {str(src)!r}, '--factor', '3', '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
+            "print(sorted(m for m in ('numpy.ma', 'torch', 'moviepy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert len(list((tmp_path / "out").glob("*.png"))) == 10
+
+
 def test_interpolate_subcommand_folder_output(tmp_path):
     from PIL import Image
 

@@ -103,3 +103,34 @@ def test_a_large_object_entering_a_still_scene_is_motion_not_a_scene_cut():
     assert not np.array_equal(middle, road) and not np.array_equal(middle, car)
     outside = np.s_[:, :100]  # the road away from the car stays the road
     assert _psnr(middle[outside], road[outside]) > 40.0
+
+
+def test_a_pair_the_flow_explains_has_its_flows_computed_once():
+    # The cut test asks the backend (`explains`) before the pair is interpolated: both need the same flows.
+    from svd_demo.engine import interpolation as interp
+
+    class Counting(FlowBackend):
+        calls = 0
+
+        def _flows(self, g0, g1):
+            Counting.calls += 1
+            return super()._flows(g0, g1)
+
+    road = _texture(180, 320, seed=1, lo=20, hi=100)
+    car = road.copy()
+    car[30:150, 110:230] = _texture(120, 120, seed=2, lo=170, hi=250)
+    for workers in (1, 2):  # asked on the caller's thread, interpolated on a worker's
+        Counting.calls = 0
+        engine = interp.FrameInterpolator([road, car, car[:, ::-1].copy()], 8.0, factor=4, backend=Counting(),
+                                          workers=workers)
+        out = list(engine)
+        assert len(out) == 9 and engine.stats.interpolated_frames == 6
+        assert Counting.calls == 2  # one per pair
+
+def test_the_residual_median_equals_numpys():
+    from svd_demo.engine.interpolation.backends import _median
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 120 * 213):  # odd and even counts, and the splat grid's size
+        values = (rng.normal(size=(n, 1)) * 9).astype(np.float32)
+        assert _median(values) == float(np.median(values))

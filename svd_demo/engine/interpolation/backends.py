@@ -123,6 +123,7 @@ class FlowBackend:
         self._local = threading.local()  # each worker thread's DIS object
         self._lock = threading.Lock()
         self._grids: dict[tuple, tuple] = {}
+        self._explained: tuple[np.ndarray, np.ndarray, dict] | None = None
         self.failed_pairs = 0
 
     def _new_dis(self):
@@ -188,7 +189,7 @@ class FlowBackend:
         residual = wf - gain * af
         # Occluded pixels err by a lot and mostly one way (a dark subject over a light wall), which drags the means:
         # the residual's median is the still background's own brightness change, e.g. a camera re-exposing.
-        residual -= float(np.median(residual))
+        residual -= _median(residual)
         perr = cv2.blur(np.abs(residual), (3, 3))
         photo = np.exp(-np.square(perr * (1.0 / self.photo_sigma)))
         unexplained = float(np.count_nonzero(photo < 0.5)) / photo.size
@@ -213,37 +214,31 @@ class FlowBackend:
             g1 = cv2.resize(g1, (sw, sh), interpolation=cv2.INTER_AREA)
         c0, bad0 = self._confidence(g0, g1, f01, f10)
         c1, bad1 = self._confidence(g1, g0, f10, f01)
+        # What every output time of the pair splats: the same weights and motions, only moved by a different
+        # fraction of the flow (at gap 8, seven times).
+        weights = np.power(1e-3 + np.concatenate([c0.ravel(), c1.ravel()]), self.splat_power)
+        motion_u = np.concatenate([f01[..., 0].ravel(), -f10[..., 0].ravel()])
+        motion_v = np.concatenate([f01[..., 1].ravel(), -f10[..., 1].ravel()])
         return {"f01": f01, "f10": f10, "c0": c0, "c1": c1, "size": (w, h), "ssize": (sw, sh),
-                "unexplained": (bad0 + bad1) / 2}
+                "unexplained": (bad0 + bad1) / 2, "splat_w": weights, "splat_wu": weights * motion_u,
+                "splat_wv": weights * motion_v, "still_difference": None}
 
     def _splat(self, state: dict, t: float) -> np.ndarray:
         """Motion (0->1, in splat pixels) of the surface seen at time t, per splat pixel."""
         sw, sh = state["ssize"]
         xs, ys = self._grid(sw, sh)
         n = sw * sh
-        idx_parts, w_parts, u_parts, v_parts = [], [], [], []
-        sources = (
-            (state["f01"], state["c0"], t, 1.0),  # frame-0 pixels move by t*f01; motion u = f01
-            (state["f10"], state["c1"], 1.0 - t, -1.0),  # frame-1 pixels move by (1-t)*f10; motion u = -f10
-        )
-        for flow, conf, frac, sign in sources:
-            px = (xs + frac * flow[..., 0]).ravel()
-            py = (ys + frac * flow[..., 1]).ravel()
-            base_w = np.power(1e-3 + conf.ravel(), self.splat_power)
-            u = sign * flow[..., 0].ravel()
-            v = sign * flow[..., 1].ravel()
-            cx = np.rint(px).astype(np.int64)
-            cy = np.rint(py).astype(np.int64)
+        idx_parts = []
+        # Frame-0 pixels move by t*f01 (their motion is f01), frame-1 pixels by (1-t)*f10 (their motion is -f10).
+        for flow, frac in ((state["f01"], t), (state["f10"], 1.0 - t)):
+            cx = np.rint((xs + frac * flow[..., 0]).ravel()).astype(np.int64)
+            cy = np.rint((ys + frac * flow[..., 1]).ravel()).astype(np.int64)
             inside = (cx >= 0) & (cx < sw) & (cy >= 0) & (cy < sh)
             idx_parts.append(np.where(inside, cy * sw + cx, n))
-            w_parts.append(base_w)
-            u_parts.append(u)
-            v_parts.append(v)
         idx = np.concatenate(idx_parts)
-        wgt = np.concatenate(w_parts)
-        acc_w = np.bincount(idx, wgt, minlength=n + 1)[:n]
-        acc_u = np.bincount(idx, wgt * np.concatenate(u_parts), minlength=n + 1)[:n]
-        acc_v = np.bincount(idx, wgt * np.concatenate(v_parts), minlength=n + 1)[:n]
+        acc_w = np.bincount(idx, state["splat_w"], minlength=n + 1)[:n]
+        acc_u = np.bincount(idx, state["splat_wu"], minlength=n + 1)[:n]
+        acc_v = np.bincount(idx, state["splat_wv"], minlength=n + 1)[:n]
         wsum = acc_w.reshape(sh, sw).astype(np.float32)
         num = np.stack([acc_u.reshape(sh, sw), acc_v.reshape(sh, sw)], axis=2).astype(np.float32)
         return _fill_holes(num, wsum)
@@ -308,16 +303,35 @@ class FlowBackend:
         warp0 = cv2.remap(frame0, map0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warp1 = cv2.remap(frame1, map1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         motion = cv2.blendLinear(warp0, warp1, alpha0, alpha1)
-        return fall_back_where_warps_disagree(frame0, frame1, warp0, warp1, motion, t, doubt)
+        if state["still_difference"] is None:  # the same for every time of the pair
+            state["still_difference"] = _difference(frame0, frame1)
+        return fall_back_where_warps_disagree(frame0, frame1, warp0, warp1, motion, t, doubt,
+                                              state["still_difference"])
 
     def explains(self, frame0: np.ndarray, frame1: np.ndarray) -> bool:
-        """Whether the flow accounts for a change the cut test flagged (see ``CUT_CONFIRM_FRACTION``)."""
-        return self.prepare(frame0, frame1)["unexplained"] <= CUT_CONFIRM_FRACTION
+        """Whether the flow accounts for a change the cut test flagged (see ``CUT_CONFIRM_FRACTION``).
+
+        A pair it explains is interpolated next, maybe on another thread: its flows are kept for that call.
+        """
+        state = self.prepare(frame0, frame1)
+        explained = state["unexplained"] <= CUT_CONFIRM_FRACTION
+        with self._lock:
+            self._explained = (frame0, frame1, state) if explained else None
+        return explained
+
+    def _prepared(self, frame0: np.ndarray, frame1: np.ndarray) -> dict:
+        """:meth:`prepare`'s result for the pair, the one :meth:`explains` kept if it is this pair (same arrays)."""
+        with self._lock:
+            kept = self._explained
+            if kept is not None and kept[0] is frame0 and kept[1] is frame1:
+                self._explained = None
+                return kept[2]
+        return self.prepare(frame0, frame1)
 
     def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[np.ndarray]:
         if not times:
             return []
-        state = self.prepare(frame0, frame1)
+        state = self._prepared(frame0, frame1)
         if state["unexplained"] > FLOW_FAIL_FRACTION:
             with self._lock:
                 self.failed_pairs += 1
@@ -325,9 +339,22 @@ class FlowBackend:
         return [self.render(frame0, frame1, state, float(t)) for t in times]
 
 
+def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Grey-level difference of two frames averaged over ``DISAGREEMENT_WINDOW`` pixels, at a quarter of the size.
+
+    The differences are averaged over a wide box anyway: area-averaged to a quarter of the size, then a box of a
+    quarter of the window. At 1024x576 on one thread this takes 5 ms instead of 9 at full size.
+    """
+    h, w = a.shape[:2]
+    small = (max(1, round(w / 4)), max(1, round(h / 4)))
+    box = (max(1, round(DISAGREEMENT_WINDOW / 4)),) * 2
+    grey = cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY))
+    return cv2.blur(cv2.resize(grey, small, interpolation=cv2.INTER_AREA).astype(np.float32), box)
+
+
 def fall_back_where_warps_disagree(
     frame0: np.ndarray, frame1: np.ndarray, warp0: np.ndarray, warp1: np.ndarray, motion: np.ndarray, t: float,
-    doubt: np.ndarray | None = None,
+    doubt: np.ndarray | None = None, still: np.ndarray | None = None,
 ) -> np.ndarray:
     """The motion-compensated frame, mixed towards the plain cross-fade where the two warps disagree more than the
     two frames themselves differ.
@@ -339,25 +366,29 @@ def fall_back_where_warps_disagree(
     either. Weight of the cross-fade: g*d_warp / (g*d_warp + d_still + 4), with g ``DISAGREEMENT_GAIN`` and the
     grey-level differences averaged over ``DISAGREEMENT_WINDOW`` pixels, times ``doubt`` (HxW in [0, 1]) where
     given: how little the flows' own consistency checks vouch for each pixel. Without it a pan over fine texture,
-    whose warps differ by a few levels of resampling error, would be softened by the cross-fade.
+    whose warps differ by a few levels of resampling error, would be softened by the cross-fade. ``still``:
+    the still frames' ``_difference`` where the caller has it already (it is the same for every t).
     """
     h, w = frame0.shape[:2]
-    # The differences are averaged over a wide box anyway: work at a quarter of the size (area-averaged, then a box
-    # of a quarter of the window). At 1024x576 on one thread this step takes 5 ms instead of 9.
-    small = (max(1, round(w / 4)), max(1, round(h / 4)))
-    box = (max(1, round(DISAGREEMENT_WINDOW / 4)),) * 2
-
-    def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        grey = cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY))
-        return cv2.blur(cv2.resize(grey, small, interpolation=cv2.INTER_AREA).astype(np.float32), box)
-
-    d_warp = DISAGREEMENT_GAIN * difference(warp0, warp1)
-    d_still = difference(frame0, frame1)
-    still = cv2.resize((d_warp / (d_warp + d_still + 4.0)).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    d_warp = DISAGREEMENT_GAIN * _difference(warp0, warp1)
+    d_still = _difference(frame0, frame1) if still is None else still
+    weight = cv2.resize((d_warp / (d_warp + d_still + 4.0)).astype(np.float32), (w, h),
+                        interpolation=cv2.INTER_LINEAR)
     if doubt is not None:
-        still *= doubt
+        weight *= doubt
     fade = cv2.addWeighted(frame0, 1.0 - float(t), frame1, float(t), 0.0)
-    return cv2.blendLinear(fade, motion, still, 1.0 - still)
+    return cv2.blendLinear(fade, motion, weight, 1.0 - weight)
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a float array, without the NaN check that imports numpy's masked arrays (40 ms of start-up, a
+    few percent of a short clip's run); the values here are never NaN."""
+    flat = values.ravel()
+    mid = flat.size // 2
+    if flat.size % 2:
+        return float(np.partition(flat, mid)[mid])
+    low, high = np.partition(flat, (mid - 1, mid))[mid - 1:mid + 1]
+    return float((low + high) / 2)
 
 
 def _fill_holes(num: np.ndarray, wsum: np.ndarray, eps: float = 1e-4) -> np.ndarray:

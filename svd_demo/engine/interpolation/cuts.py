@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 
 import cv2
@@ -63,7 +64,7 @@ class CutDetector:
         (s0, h0), (s1, h1) = thumb0, thumb1
         diff = float(np.abs(s0 - s1).mean())
         hist = float(0.5 * np.abs(h0 - h1).sum(axis=1).mean())
-        baseline = max(CUT_BASELINE_FLOOR, float(np.median(self.history))) if self.history else CUT_FIRST_BASELINE
+        baseline = max(CUT_BASELINE_FLOOR, statistics.median(self.history)) if self.history else CUT_FIRST_BASELINE
         cut = diff >= CUT_MIN_DIFF and (diff >= CUT_ABS_DIFF or diff >= CUT_REL_FACTOR * baseline) \
             and hist >= CUT_MIN_HIST
         if not cut:
