@@ -61,6 +61,7 @@ SDXL_INDEX = {"_class_name": "StableDiffusionXLPipeline", "force_zeros_for_empty
               "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "CLIPTokenizer"],
               "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
 
+RATE = 4_000_000  # bytes/s the tests serve at: the tiny SVD (about 9.5 MB) takes 2-3 s
 LFS_FROM = 100_000  # files larger than this are "LFS": served through the CDN redirect, throttled
 CHUNK = 16_384
 

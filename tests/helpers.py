@@ -15,14 +15,37 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from svd_demo.core.params import VideoParams
+
 if TYPE_CHECKING:
     from svd_demo.core.settings import Settings
 
 # Small sizes with the real 8x latent geometry: a 4-frame 256x144 clip with 2 steps takes well under a second.
 FAST = {"resolution": 256, "num_frames": 4, "num_inference_steps": 2, "randomize_seed": False}
+# FAST's counterpart for a still from the tiny SDXL (text to image): two steps at the same size.
+FAST_STILL = {"resolution": 256, "sdxl_steps": 2, "randomize_seed": False}
+# The tiny pipelines' frame size at FAST's resolution (16:9, both multiples of 8).
+HEIGHT, WIDTH = 144, 256
 # The execution device that makes offload hooks take their CUDA branches on the CPU: torch.device("cpu:0") is
 # not the weights' torch.device("cpu"), so every move runs and copies the weights, as a move to a GPU does.
 STAND_IN = "cpu:0"
+
+
+def fast_video(studio, image, **overrides):
+    """Image to video through the studio at FAST's small sizes, with `overrides` on top."""
+    return studio.image_to_video(image, VideoParams.from_raw({**FAST, **overrides}))
+
+
+def keyframe_photo(color: tuple[int, int, int]) -> Image.Image:
+    """A 256x144 gradient whose red offset and blue level (`color`'s first and last values) tell photos apart."""
+    y, x = np.mgrid[0:144, 0:256]
+    pixels = np.stack([(x + color[0]) % 256, y * 255 // 143, np.full_like(x, color[2])], axis=-1)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def keyframe_params(**overrides) -> VideoParams:
+    """FAST with seed 11, resolved to 14 frames at 7 fps as keyframes to video runs it, with `overrides` on top."""
+    return VideoParams.from_raw({**FAST, "seed": 11, **overrides}).resolved(num_frames=14, fps=7)
 
 
 def free_port() -> int:

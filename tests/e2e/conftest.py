@@ -1,5 +1,7 @@
-"""End to end: the app as people run it (a browser on the page, the installed command, the CLI and the benchmarks
-as subprocesses). All slow: the fast tier, `pytest -m "not slow"`, leaves this folder out."""
+"""End to end: the app as people run it (a browser on the page, the installed command, the Docker image's command,
+the CLI and the benchmarks as subprocesses), and the long runs of each subject (several generations a test, a local
+Ray cluster, the whole corpus of hostile inputs). All slow: the fast tier, `pytest -m "not slow"`, leaves this folder
+out, and no test elsewhere is marked slow."""
 
 import pytest
 

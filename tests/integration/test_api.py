@@ -1,37 +1,21 @@
-"""The app as a client sees it: a launched demo on loopback, driven through gradio_client (Gradio's own style)."""
+"""The app as a client sees it: a launched demo on loopback (fixtures in conftest.py), driven through gradio_client
+(Gradio's own style). Calls that generate several clips are end to end (tests/e2e/test_api_runs.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import httpx
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError, ValidationError
-from helpers import FAST, launched
+from helpers import FAST
 
 from svd_demo.files.media import probe_video
 
 
-@pytest.fixture(scope="module")
-def gradio_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("gradio")
-
-
-@pytest.fixture(scope="module")
-def server(studio, tiny_settings, gradio_dir):
-    with launched(tiny_settings, studio, gradio_dir, max_file_size="1mb") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def client(server) -> Client:
-    return Client(server, verbose=False)
-
-
-def test_api_names_and_keyword_parameters(client):
-    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+def test_api_names_and_keyword_parameters(api_client):
+    api = api_client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     names = [p["parameter_name"] for p in api["/image_to_video"]["parameters"]]
     assert names[:1] == ["image"]
     for name in ["seed", "randomize_seed", "resolution", "num_frames", "num_inference_steps", "motion_bucket_id",
@@ -40,8 +24,8 @@ def test_api_names_and_keyword_parameters(client):
         assert name in names
 
 
-def test_image_to_video_through_the_api(client, photo, studio):
-    video, seed, prepared, notes, files, preview = client.predict(image=handle_file(str(photo)), seed=11, **FAST,
+def test_image_to_video_through_the_api(api_client, photo, studio):
+    video, seed, prepared, notes, files, preview = api_client.predict(image=handle_file(str(photo)), seed=11, **FAST,
                                                                   api_name="/image_to_video")
     assert preview is None  # live previews are off for API calls unless asked
     info = probe_video(video)
@@ -52,107 +36,58 @@ def test_image_to_video_through_the_api(client, photo, studio):
     assert "Cropped" in notes
 
 
-def test_outputs_are_served_from_where_they_are_written_and_stored_once(client, photo, studio, gradio_dir):
+def test_outputs_are_served_from_where_they_are_written_and_stored_once(api_client, photo, studio, api_gradio_dir):
     """A result is written once, to the studio's output folder, and served from there: Gradio's cache holds no copy
     (a long clip would otherwise take its disk space two or three times over)."""
-    video, _, _, _, files, _ = client.predict(image=handle_file(str(photo)), seed=5, **FAST,
+    video, _, _, _, files, _ = api_client.predict(image=handle_file(str(photo)), seed=5, **FAST,
                                               api_name="/image_to_video")
     written = {path.name: path.read_bytes() for path in studio.settings.output_dir.iterdir() if path.is_file()}
     served = [Path(video), *map(Path, files)]
     assert {path.name for path in served} <= set(written)
     assert all(path.read_bytes() == written[path.name] for path in served)  # what the client fetched is the file
-    copies = [path for path in gradio_dir.rglob("*") if path.is_file() and path.name in written]
+    copies = [path for path in api_gradio_dir.rglob("*") if path.is_file() and path.name in written]
     assert copies == []
 
 
-def test_prepare_image_preview(client, photo):
-    image, notes = client.predict(handle_file(str(photo)), 512, "native", api_name="/prepare_image")
+def test_prepare_image_preview(api_client, photo):
+    image, notes = api_client.predict(handle_file(str(photo)), 512, "native", api_name="/prepare_image")
     assert "512x384" in notes
 
 
-def test_missing_image_is_refused_before_the_queue(client):
+def test_missing_image_is_refused_before_the_queue(api_client):
     with pytest.raises(ValidationError, match="upload an image"):
-        client.predict(image=None, api_name="/image_to_video")
+        api_client.predict(image=None, api_name="/image_to_video")
 
 
-@pytest.mark.slow
-def test_out_of_range_numbers_are_refused_and_the_server_keeps_serving(client, photo, server):
-    for bad in [{"num_frames": 0}, {"num_frames": 10000}, {"num_inference_steps": -1}, {"fps": 0}]:
-        with pytest.raises((ValidationError, AppError, httpx.HTTPStatusError)):
-            client.predict(image=handle_file(str(photo)), **{**FAST, **bad}, api_name="/image_to_video")
-    # NaN cannot even be sent as JSON by the client; a raw request gets a 400, not a crash.
-    raw = '{"data": [null, "", NaN, false, 256, "crop", 4, 2, 127, 7, 0.02, 1, 3, 0, 0, "none", []]}'
-    response = httpx.post(f"{server}gradio_api/call/image_to_video", content=raw,
-                          headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422)
-    video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
-    assert probe_video(video).num_frames == 4
-
-
-def test_a_corrupt_upload_gets_a_clear_message(client, tmp_path):
+def test_a_corrupt_upload_gets_a_clear_message(api_client, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     # Refused before the queue (its header is read to estimate the work), with the loader's message.
     with pytest.raises((AppError, ValidationError), match="could not be read as an image|not a valid|cannot be read"):
-        client.predict(image=handle_file(str(bad)), **FAST, api_name="/image_to_video")
+        api_client.predict(image=handle_file(str(bad)), **FAST, api_name="/image_to_video")
 
 
-@pytest.mark.slow
-def test_interpolate_through_the_api(client, photo):
-    video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
-    out, notes, files = client.predict(video=handle_file(video), factor=3, target_fps=0,
-                                       slow_motion=False, api_name="/interpolate")
-    info = probe_video(out)
-    assert (info.num_frames, info.codec, info.pix_fmt) == (10, "h264", "yuv420p")  # (4 - 1) * 3 + 1
-    assert info.fps == pytest.approx(21)
-    assert "became 10 frames" in notes
-    out, *_ = client.predict(video=handle_file(video), factor=2, target_fps=14, slow_motion=False,
-                             api_name="/interpolate")
-    assert probe_video(out).fps == pytest.approx(14)  # an exact target fps wins over the factor
-
-
-@pytest.mark.slow
-def test_extend_video_through_the_api(client, photo):
-    video, *_ = client.predict(image=handle_file(str(photo)), **FAST, api_name="/image_to_video")
-    longer, seed, _prepared, notes, files = client.predict(video=handle_file(video), **{**FAST, "seed": 21},
-                                                           api_name="/extend_video")
-    info = probe_video(longer)
-    assert (info.num_frames, info.width, info.height) == (4 + 3, 256, 144)
-    assert seed == 21 and "Added 3 frames to the 4" in notes
-    with pytest.raises(ValidationError, match="Generate or choose a video first"):
-        client.predict(video=None, api_name="/extend_video")
-
-
-def test_extend_video_refuses_a_non_video(client, tmp_path):
+def test_extend_video_refuses_a_non_video(api_client, tmp_path):
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
     with pytest.raises((AppError, ValidationError), match="not a readable video|could not be read|not a video"):
-        client.predict(video=handle_file(str(fake)), **FAST, api_name="/extend_video")
+        api_client.predict(video=handle_file(str(fake)), **FAST, api_name="/extend_video")
 
 
-def test_interpolate_refuses_a_non_video(client, tmp_path):
+def test_interpolate_refuses_a_non_video(api_client, tmp_path):
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
     with pytest.raises((AppError, ValidationError), match="not a readable video"):
-        client.predict(video=handle_file(str(fake)), factor=2, target_fps=0, slow_motion=False,
-                       api_name="/interpolate")
+        api_client.predict(video=handle_file(str(fake)), factor=2, target_fps=0, slow_motion=False,
+                           api_name="/interpolate")
 
 
-@pytest.mark.slow
-def test_compare_seeds_through_the_api(client, photo):
-    gallery = client.predict(image=handle_file(str(photo)), num_seeds=2, seed=5, randomize_seed=False,
-                             resolution=256, num_frames=4, num_inference_steps=2, api_name="/compare_seeds")
-    assert [item["caption"] for item in gallery] == ["seed 5", "seed 6"]
-    assert all(probe_video(item["video"]["video"] if isinstance(item["video"], dict) else item["video"]).num_frames
-               == 4 for item in gallery)
-
-
-def test_keyframes_to_video_through_the_api(client, photo, tmp_path):
+def test_keyframes_to_video_through_the_api(api_client, photo, tmp_path):
     from PIL import Image
 
     end = tmp_path / "portrait_end.png"
     Image.new("RGB", (300, 400), (10, 120, 200)).save(end)
-    video, seed, notes, files, preview = client.predict(
+    video, seed, notes, files, preview = api_client.predict(
         start_image=handle_file(str(photo)), end_image=handle_file(str(end)), keyframe_guidance=1.5, seed=4, **FAST,
         api_name="/keyframes_to_video")
     assert preview is None and seed == 4
@@ -163,7 +98,7 @@ def test_keyframes_to_video_through_the_api(client, photo, tmp_path):
     assert "framed to the start photo's 256x144 with the same aspect mode (crop)" in notes
     # No end photo and no loop: refused before the queue, naming the end photo and the loop switch.
     with pytest.raises(ValidationError, match=r"end photo \(end_image\).*loop_to_start"):
-        client.predict(start_image=handle_file(str(photo)), end_image=None, **FAST, api_name="/keyframes_to_video")
-    looped = client.predict(start_image=handle_file(str(photo)), end_image=None, loop_to_start=True, seed=4, **FAST,
-                            api_name="/keyframes_to_video")
+        api_client.predict(start_image=handle_file(str(photo)), end_image=None, **FAST, api_name="/keyframes_to_video")
+    looped = api_client.predict(start_image=handle_file(str(photo)), end_image=None, loop_to_start=True, seed=4,
+                                **FAST, api_name="/keyframes_to_video")
     assert probe_video(looped[0]).num_frames == 4

@@ -10,13 +10,13 @@ import threading
 import numpy as np
 import pytest
 import torch
-from helpers import FAST
+from helpers import FAST, keyframe_params
 from PIL import Image
 
 from svd_demo.core.errors import GenerationCancelled
 from svd_demo.core.params import VideoParams
 from svd_demo.engine.image_to_video import generate_frames
-from svd_demo.engine.keyframes import Conditioning, Keyframes, bidirectional_step, denoise_keyframes, unet_denoiser
+from svd_demo.engine.keyframes import Conditioning, bidirectional_step, denoise_keyframes, unet_denoiser
 
 FRAMES, SHAPE = 5, (1, 5, 4, 3, 2)
 
@@ -130,28 +130,13 @@ def test_unet_denoiser_matches_the_euler_schedulers_prediction():
 # ------------------------------------------------------------------------------------------------- tiny models
 
 
-def _photo(color: tuple[int, int, int]) -> Image.Image:
-    y, x = np.mgrid[0:144, 0:256]
-    pixels = np.stack([(x + color[0]) % 256, y * 255 // 143, np.full_like(x, color[2])], axis=-1)
-    return Image.fromarray(pixels.astype(np.uint8))
-
-
-@pytest.fixture
-def keyframes() -> Keyframes:
-    return Keyframes(start=_photo((0, 0, 40)), end=_photo((120, 0, 200)))
-
-
-def _params(**overrides) -> VideoParams:
-    return VideoParams.from_raw({**FAST, "seed": 11, **overrides}).resolved(num_frames=14, fps=7)
-
-
 def test_sampled_latents_start_on_the_start_photos_latent_and_repeat_per_seed(studio, keyframes):
     loaded = studio.cache.get("svd", studio.settings.svd_model)
     pipe = loaded.pipe
     steps: list[str] = []
-    a = denoise_keyframes(loaded, keyframes, _params(), progress=lambda f, text: steps.append(text))
-    b = denoise_keyframes(loaded, keyframes, _params())
-    c = denoise_keyframes(loaded, keyframes, _params(seed=12))
+    a = denoise_keyframes(loaded, keyframes, keyframe_params(), progress=lambda f, text: steps.append(text))
+    b = denoise_keyframes(loaded, keyframes, keyframe_params())
+    c = denoise_keyframes(loaded, keyframes, keyframe_params(seed=12))
     assert a.shape == (1, 4, 4, 18, 32) and torch.isfinite(a).all()
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert steps == ["Step 1/2 (forward and backward)", "Step 2/2 (forward and backward)"]
@@ -164,7 +149,8 @@ def test_sampled_latents_start_on_the_start_photos_latent_and_repeat_per_seed(st
 def test_first_decoded_frame_is_the_vae_round_trip_of_the_start_photo(studio, keyframes):
     loaded = studio.cache.get("svd", studio.settings.svd_model)
     pipe = loaded.pipe
-    params = _params(decode_chunk_size=1)  # one frame per decode: frame 0 is decoded on its own, as a round trip
+    # one frame per decode: frame 0 is decoded on its own, as a round trip
+    params = keyframe_params(decode_chunk_size=1)
     frames = generate_frames(studio.cache, loaded, keyframes, params, sampler=denoise_keyframes).frames
     assert frames.shape == (4, 144, 256, 3)
     with torch.no_grad():
@@ -191,7 +177,7 @@ def test_cancel_stops_between_the_halves_of_a_step(studio, keyframes):
     unet.forward = counting
     try:
         with pytest.raises(GenerationCancelled):
-            denoise_keyframes(loaded, keyframes, _params(), cancel=cancel)
+            denoise_keyframes(loaded, keyframes, keyframe_params(), cancel=cancel)
     finally:
         del unet.forward
     assert len(calls) == 1  # the backward half never ran
@@ -200,20 +186,12 @@ def test_cancel_stops_between_the_halves_of_a_step(studio, keyframes):
 def test_previews_show_the_prediction(studio, keyframes):
     loaded = studio.cache.get("svd", studio.settings.svd_model)
     previews = []
-    denoise_keyframes(loaded, keyframes, _params(num_inference_steps=4), preview=previews.append)
+    denoise_keyframes(loaded, keyframes, keyframe_params(num_inference_steps=4), preview=previews.append)
     assert len(previews) == 1 and previews[0].shape == (4, 18, 32, 3) and previews[0].dtype == np.uint8
     assert math.isfinite(float(previews[0].std()))
 
 
 # ------------------------------------------------------------------------------------------------------- studio
-
-
-@pytest.fixture
-def photos(tmp_path):
-    start, end = tmp_path / "start.png", tmp_path / "end.png"
-    _photo((0, 0, 40)).save(start)
-    _photo((120, 0, 200)).save(end)
-    return start, end
 
 
 def _sha256(path) -> str:
@@ -222,13 +200,14 @@ def _sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and_extends(studio, photos, tmp_path):
+def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and_extends(studio, keyframe_photos,
+                                                                                         tmp_path):
     import json
 
     from svd_demo.files.media import probe_video, read_metadata
     from svd_demo.studio.restore import read_settings
 
-    start, end = photos
+    start, end = keyframe_photos
     params = VideoParams.from_raw({**FAST, "seed": 21})
     result = studio.keyframes_to_video(start, end, params, keyframe_guidance=1.5, out_stem=tmp_path / "clip")
     info = probe_video(result.files.video)
@@ -260,10 +239,10 @@ def test_studio_writes_the_clip_with_both_hashes_and_the_method_and_restores_and
     assert probe_video(extended.files.video).num_frames == 4 + 3  # the new part's first frame repeats the last
 
 
-def test_a_missing_end_photo_is_refused_naming_it_unless_loop(studio, photos):
+def test_a_missing_end_photo_is_refused_naming_it_unless_loop(studio, keyframe_photos):
     from svd_demo.core.errors import InputError
 
-    start, _ = photos
+    start, _ = keyframe_photos
     with pytest.raises(InputError, match=r"end photo \(`end_image`\).*`loop_to_start`"):
         studio.keyframes_to_video(start, None, VideoParams.from_raw(FAST))
     looped = studio.prepare_keyframes(start, None, 256, "crop", loop_to_start=True)
@@ -283,54 +262,6 @@ def test_photos_of_different_shapes_are_framed_to_the_start_photos_size(studio, 
     assert f"same aspect mode ({mode})" in notes
 
 
-@pytest.mark.slow
-def test_studio_runs_are_deterministic_per_seed_and_cancel_leaves_nothing(studio, photos, tmp_path):
-    from helpers import read_frames
-
-    start, end = photos
-    a = studio.keyframes_to_video(start, end, VideoParams.from_raw({**FAST, "seed": 5}), out_stem=tmp_path / "a")
-    b = studio.keyframes_to_video(start, end, VideoParams.from_raw({**FAST, "seed": 5}), out_stem=tmp_path / "b")
-    c = studio.keyframes_to_video(start, None, VideoParams.from_raw({**FAST, "seed": 5}), loop_to_start=True,
-                                  out_stem=tmp_path / "c")
-    assert np.array_equal(read_frames(a.files.video), read_frames(b.files.video))
-    assert not np.array_equal(read_frames(a.files.video), read_frames(c.files.video))
-    assert c.record["parameters"]["end_sha256"] == c.record["parameters"]["start_sha256"]
-    cancel = threading.Event()
-
-    def cancel_after_first_step(fraction: float, text: str) -> None:
-        if text.startswith("Step 1/"):
-            cancel.set()
-
-    with pytest.raises(GenerationCancelled):
-        studio.keyframes_to_video(start, end, VideoParams.from_raw(FAST), progress=cancel_after_first_step,
-                                  cancel=cancel, out_stem=tmp_path / "cancelled")
-    assert not list(tmp_path.glob("cancelled*"))
-
-
-@pytest.mark.slow
-def test_every_memory_profile_runs_keyframes_and_offloading_changes_no_pixel(tiny_settings, tmp_path, keyframes):
-    """The offload hooks' CUDA code paths on the CPU (helpers.STAND_IN): model offload (balanced), group offload
-    with fp8 storage (low), leaf offload with a one-frame decode (minimal)."""
-    import dataclasses
-
-    from helpers import STAND_IN
-
-    from svd_demo.engine.pipelines import PipelineCache
-
-    cache = PipelineCache(dataclasses.replace(tiny_settings, dtype="fp32", memory_profile="high",
-                                              output_dir=tmp_path), device=STAND_IN)
-    loaded = cache.get("svd", tiny_settings.svd_model)
-    frames = {}
-    for profile in ("high", "balanced", "low", "minimal"):
-        cache.use_profile(loaded, profile)
-        result = cache.run(lambda: generate_frames(cache, loaded, keyframes, _params(), sampler=denoise_keyframes))
-        assert result.memory_profile == profile and result.frames.shape == (4, 144, 256, 3)
-        frames[profile] = result.frames
-    cache.use_profile(loaded, "high")
-    assert np.array_equal(frames["high"], frames["balanced"])
-    assert not any(p.is_inference() for p in loaded.pipe.unet.parameters())
-
-
 def test_a_model_without_svds_edm_scheduler_is_refused_naming_it():
     from types import SimpleNamespace
 
@@ -342,7 +273,7 @@ def test_a_model_without_svds_edm_scheduler_is_refused_naming_it():
         check_scheduler(SimpleNamespace(scheduler=AnimateLCMScheduler()), "AnimateLCM-SVD-xt")
 
 
-def test_on_zerogpu_a_keyframes_run_asks_for_twice_the_denoising_time(tiny_settings, photos, monkeypatch):
+def test_on_zerogpu_a_keyframes_run_asks_for_twice_the_denoising_time(tiny_settings, keyframe_photos, monkeypatch):
     import sys
     import types
 
@@ -354,7 +285,7 @@ def test_on_zerogpu_a_keyframes_run_asks_for_twice_the_denoising_time(tiny_setti
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     studio = zerogpu.ZeroGPUStudio(tiny_settings, 600)  # a studio of its own; nothing runs on its models
-    start, end = photos
+    start, end = keyframe_photos
     params = VideoParams.from_raw({**FAST, "num_inference_steps": 25, "resolution": 1024})
     resolved = params.resolved(num_frames=4, fps=7)
     one = zerogpu.duration_for(zerogpu.video_seconds(resolved, 1024, 576), 600)
@@ -368,10 +299,10 @@ def test_on_zerogpu_a_keyframes_run_asks_for_twice_the_denoising_time(tiny_setti
     assert asked == [two] and two > one
 
 
-def test_a_keyframes_clip_is_looped_and_interpolated_as_it_is_written(studio, photos, tmp_path):
+def test_a_keyframes_clip_is_looped_and_interpolated_as_it_is_written(studio, keyframe_photos, tmp_path):
     """The video options after generation stream as image to video's do: ping-pong, then interpolation up to
     `interpolate_fps`, counted in the sidecar."""
-    start, end = photos
+    start, end = keyframe_photos
     params = VideoParams.from_raw({**FAST, "seed": 2, "loop": "ping-pong", "playback_fps": 4, "interpolate_fps": 8})
     result = studio.keyframes_to_video(start, end, params, out_stem=tmp_path / "smooth")
     frames = 2 * FAST["num_frames"] - 2  # ping-pong

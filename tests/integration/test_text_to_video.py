@@ -1,4 +1,5 @@
-"""Text to image to video: the SDXL still at the video size, the hand-off to SVD, prompts, and GPU residency."""
+"""Text to image to video: the SDXL still at the video size, the hand-off to SVD, and prompts. That a second
+request loads nothing again is end to end (tests/e2e/test_text_to_video_runs.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import FAST
+from helpers import FAST, FAST_STILL
 from PIL import Image
 
 from svd_demo.core.errors import InputError
@@ -16,11 +17,9 @@ from svd_demo.core.params import MAX_PROMPT_CHARS, ImageParams, VideoParams, cle
 from svd_demo.engine.text_to_image import still_size
 from svd_demo.files.media import read_metadata
 
-STILL = {"resolution": 256, "sdxl_steps": 2, "randomize_seed": False}
-
 
 def still(studio, **overrides):
-    return studio.text_to_image(ImageParams.from_raw({"prompt": "a lighthouse at dusk", **STILL, **overrides}))
+    return studio.text_to_image(ImageParams.from_raw({"prompt": "a lighthouse at dusk", **FAST_STILL, **overrides}))
 
 
 @pytest.mark.parametrize(("orientation", "size"), [("landscape", (256, 144)), ("portrait", (144, 256)),
@@ -53,7 +52,7 @@ def test_turbo_preset_runs_without_guidance(studio):
 
 
 def test_prompt_to_video_hands_the_still_to_svd(studio):
-    image_params = ImageParams.from_raw({"prompt": "waves <b>crash</b>", "negative_prompt": "blur", **STILL,
+    image_params = ImageParams.from_raw({"prompt": "waves <b>crash</b>", "negative_prompt": "blur", **FAST_STILL,
                                          "seed": 5, "orientation": "portrait"})
     still_result, video = studio.text_to_video(image_params, VideoParams.from_raw(
         {k: v for k, v in FAST.items() if k not in ("resolution", "randomize_seed")}))
@@ -66,16 +65,6 @@ def test_prompt_to_video_hands_the_still_to_svd(studio):
     assert record["parameters"]["still"] == still_result.path.name
     assert {"sdxl_s", "denoise_s", "decode_s", "encode_s"} <= set(record["timings"])
     assert json.loads(read_metadata(video.files.video)["comment"])["sdxl_steps"] == 2
-
-
-@pytest.mark.slow
-def test_a_second_text_to_video_reloads_nothing(studio):
-    image_params = ImageParams.from_raw({"prompt": "a forest", **STILL})
-    video_params = VideoParams.from_raw({k: v for k, v in FAST.items() if k != "resolution"})
-    studio.text_to_video(image_params, video_params)
-    loads = studio.cache.loads
-    studio.text_to_video(image_params, video_params)
-    assert studio.cache.loads == loads
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t ", None, "x" * (MAX_PROMPT_CHARS + 1), 42])

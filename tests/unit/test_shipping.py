@@ -1,101 +1,36 @@
-"""What ships: the Dockerfile (parsed, since there is no Docker engine here, and its CMD and HEALTHCHECK run for
-real), the Spaces front matter in README.md, the examples, and no tokens anywhere in the repository."""
+"""What ships: the Dockerfile (parsed by dockerfile_parser.py, since there is no Docker engine here; its CMD and
+HEALTHCHECK run for real in tests/e2e/test_docker_cmd.py), the Spaces front matter in README.md, the examples, and
+no tokens anywhere in the repository."""
 
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import shlex
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import pytest
 import yaml
-from helpers import free_port, stop_process
+from dockerfile_parser import (
+    DOCKERFILE,
+    env_of,
+    exec_form,
+    expand_variables,
+    healthcheck_command,
+    key_values,
+    only,
+    parse_dockerfile,
+)
 from huggingface_hub import SpaceHardware
 from PIL import Image
 
 from svd_demo.files.examples import EXAMPLES_DIR, example_images, example_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
 SVD_XT = "stabilityai/stable-video-diffusion-img2vid-xt"
 SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
 SPACES_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 TOKEN_RE = re.compile(rb"hf_[A-Za-z0-9]{30,}")
-
-
-# --- a small Dockerfile parser --------------------------------------------------------------------------------------
-
-def parse_dockerfile(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs: continuation lines joined, comment and blank lines dropped (also inside a
-    continuation, as Docker does)."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1].rstrip() + " "
-            continue
-        full = pending + line
-        pending = ""
-        keyword, _, args = full.partition(" ")
-        instructions.append((keyword.upper(), args.strip()))
-    assert not pending, "the Dockerfile ends inside a line continuation"
-    return instructions
-
-
-def _expand(value: str, variables: dict[str, str]) -> str:
-    return re.sub(r"\$(?:\{(\w+)\}|(\w+))", lambda m: variables.get(m.group(1) or m.group(2), ""), value)
-
-
-def _key_values(args: str, variables: dict[str, str]) -> dict[str, str]:
-    """ENV / ARG arguments: `K=V K2="V 2"` or the legacy `K V` form."""
-    words = shlex.split(args)
-    if words and "=" not in words[0]:
-        return {words[0]: _expand(" ".join(words[1:]), variables)}
-    pairs = {}
-    for word in words:
-        key, _, value = word.partition("=")
-        pairs[key] = _expand(value, {**variables, **pairs})
-    return pairs
-
-
-def env_of(instructions: list[tuple[str, str]]) -> dict[str, str]:
-    """The environment the image sets (ENV after the last FROM)."""
-    start = max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM")
-    env: dict[str, str] = {}
-    for keyword, args in instructions[start:]:
-        if keyword == "ENV":
-            env.update(_key_values(args, env))
-    return env
-
-
-def exec_form(args: str) -> list[str]:
-    assert args.startswith("["), f"not exec (JSON) form: {args}"
-    argv = json.loads(args)
-    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
-    return argv
-
-
-def only(instructions: list[tuple[str, str]], keyword: str) -> str:
-    found = [args for kw, args in instructions if kw == keyword]
-    assert len(found) == 1, f"expected one {keyword}, found {found}"
-    return found[0]
-
-
-def healthcheck_command(instructions: list[tuple[str, str]]) -> list[str]:
-    match = re.fullmatch(r"((?:--\S+\s+)*)CMD\s+(.+)", only(instructions, "HEALTHCHECK"), flags=re.S)
-    assert match, "HEALTHCHECK needs options followed by CMD [...]"
-    return exec_form(match.group(2))
 
 
 def test_parser_joins_continuations_and_skips_comments():
@@ -104,11 +39,6 @@ def test_parser_joins_continuations_and_skips_comments():
     assert parsed == [("FROM", "a:1"), ("ENV", 'A=1 B="two words" C=${A}x'), ("RUN", "echo hi")]
     assert env_of(parsed) == {"A": "1", "B": "two words", "C": "1x"}
     assert env_of(parse_dockerfile("FROM a\nENV LEGACY some value\n")) == {"LEGACY": "some value"}
-
-
-@pytest.fixture(scope="module")
-def dockerfile() -> list[tuple[str, str]]:
-    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
 
 
 def _pin(package: str) -> str:
@@ -124,8 +54,8 @@ def test_base_image_is_official_pytorch_cuda_runtime_with_the_pinned_torch(docke
         if keyword == "FROM":
             break
         if keyword == "ARG":
-            args.update(_key_values(value, args))
-    image = _expand(only(dockerfile, "FROM").split()[0], args)
+            args.update(key_values(value, args))
+    image = expand_variables(only(dockerfile, "FROM").split()[0], args)
     match = re.fullmatch(r"pytorch/pytorch:([\d.]+)-cuda[\d.]+-cudnn\d+-runtime", image)
     assert match, f"base image {image!r} is not an official pytorch/pytorch CUDA runtime tag"
     assert match.group(1) == _pin("torch"), "the base image's torch is not requirements.txt's: pip would reinstall it"
@@ -160,7 +90,7 @@ def test_port_environment_and_cache_volume(dockerfile):
 def test_no_secrets_baked_in(dockerfile):
     for keyword, args in dockerfile:
         if keyword in {"ARG", "ENV"}:
-            names = _key_values(args, {}).keys()
+            names = key_values(args, {}).keys()
             assert not [n for n in names if re.search(r"TOKEN|SECRET|PASSWORD|API_KEY", n, flags=re.I)], args
     assert not TOKEN_RE.search(DOCKERFILE.read_bytes())
 
@@ -189,62 +119,6 @@ def test_dockerignore_keeps_local_state_out():
     for needed in (".git", "**/__pycache__", ".pytest_cache", ".ruff_cache", "tiny-models", "outputs"):
         assert needed in entries, f".dockerignore should list {needed}"
     assert not {"examples", "svd_demo", "app.py", "requirements.txt"} & entries
-
-
-# --- the image's own command, run here -------------------------------------------------------------------------------
-
-def _local(argv: list[str], port: int) -> list[str]:
-    """The image's command on this machine: this interpreter for `python`, the test's port for 7860."""
-    return [sys.executable if a == "python" else a.replace(":7860", f":{port}") for a in argv]
-
-
-def _wait_for_http_200(url: str, proc: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the image's CMD exited with code {proc.returncode} before serving")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"nothing served HTTP 200 at {url} within the time limit")
-
-
-@pytest.mark.slow
-def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tmp_path):
-    port = free_port()
-    env = {**os.environ, **env_of(dockerfile)}
-    env.update({
-        "GRADIO_SERVER_PORT": str(port),
-        "SVD_DEMO_SVD_MODEL": str(tiny_models_dir / "svd"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf-cache"),  # /data is the image's volume; it does not exist here
-        "TMPDIR": str(tmp_path),  # outputs and Gradio's uploads go under $TMPDIR by default
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    })
-    log = (tmp_path / "app.log").open("wb")
-    proc = subprocess.Popen(_local(exec_form(only(dockerfile, "CMD")), port), cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        try:
-            _wait_for_http_200(f"http://127.0.0.1:{port}/", proc, time.monotonic() + 90)
-        except BaseException:
-            log.flush()
-            print((tmp_path / "app.log").read_text(errors="replace")[-4000:])
-            raise
-        check = subprocess.run(_local(healthcheck_command(dockerfile), port), cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stderr
-    finally:
-        stop_process(proc, 15)
-        log.close()
-    # and the health check does fail when nothing answers
-    dead = free_port()
-    check = subprocess.run(_local(healthcheck_command(dockerfile), dead), cwd=ROOT,
-                           env={**env, "GRADIO_SERVER_PORT": str(dead)}, capture_output=True, timeout=30)
-    assert check.returncode != 0
 
 
 # --- no tokens in the repository ------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ from svd_demo.core.params import VideoParams
 from svd_demo.files.media import probe_video
 from svd_demo.files.video_input import frames_of
 
-pytestmark = pytest.mark.slow  # every test here starts from a generated clip
-
 
 @pytest.fixture(scope="module")
 def clip(studio, tmp_path_factory):
