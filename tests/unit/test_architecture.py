@@ -3,6 +3,7 @@ import that points the wrong way, such as gradio in the core or the studio impor
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -45,3 +46,14 @@ def test_a_planted_violation_breaks_its_contract(tmp_path, module, line, contrac
     done = _lint_imports(tmp_path)
     assert done.returncode != 0
     assert f"{contract}" in done.stdout and "BROKEN" in done.stdout, done.stdout[-3000:]
+
+
+def test_the_tiers_are_folders_slow_tests_live_in_e2e_only():
+    """The fast tier (`-m "not slow"`) is tests/unit and tests/integration whole: a long test of a subject sits in
+    tests/e2e beside its fast file's subject, where the folder's conftest marks it, never marked one by one."""
+    tests = ROOT / "tests"
+    marked = [f"{path.relative_to(tests)}:{number}"
+              for folder in ("unit", "integration") for path in sorted((tests / folder).rglob("*.py"))
+              for number, line in enumerate(path.read_text().splitlines(), 1)
+              if re.search(r"mark\.slow\b|pytestmark\s*=.*\bslow\b", line)]
+    assert marked == []
