@@ -31,7 +31,6 @@ log = logging.getLogger("svd_demo")
 
 T = TypeVar("T")
 
-
 GPU_QUEUE = "gpu"  # the one concurrency id of every event that runs a model
 INTERPOLATE_QUEUE = "interpolate"
 UPSCALE_RUNS = "upscale"  # the Upscale tab's Cancel stops these runs only (they queue with the GPU's)

@@ -80,14 +80,7 @@ from svd_demo.web.runs import GPU_QUEUE, INTERPOLATE_QUEUE, UPSCALE_RUNS, sessio
 
 log = logging.getLogger("svd_demo")
 
-
-
-
-
-
 CANCEL_WAIT_S = 30  # the Cancel button waits this long for the run to stop (one step) before answering
-
-
 CSS = """
 .banner {padding: 0.5em 1em; border-radius: 8px; background: var(--color-accent-soft);}
 .player video {max-height: 60vh; object-fit: contain;}
