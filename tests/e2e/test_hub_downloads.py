@@ -40,7 +40,9 @@ def test_cli_shows_the_download_and_ctrl_c_leaves_it_resumable(tiny_models_dir, 
         interrupted = time.monotonic()
         process.send_signal(signal.SIGINT)
         rest = process.communicate(timeout=30)[1]
-        assert time.monotonic() - interrupted < 5 and process.returncode == 130, rest[-2000:]
+        # Stopped mid-download, not at its end: the file is still partial. The seconds are a loose bound (Python's
+        # exit on a loaded machine takes some); the partial file is what shows the download did not run on.
+        assert time.monotonic() - interrupted < 15 and process.returncode == 130, rest[-2000:]
         partial = list((tmp_path / "hf" / "hub").rglob("*.incomplete"))
         assert partial and partial[0].stat().st_size > 0
         kept = partial[0].stat().st_size
