@@ -99,11 +99,11 @@ def keyframes():
 
 
 @pytest.fixture
-def keyframe_photos(tmp_path) -> tuple[pathlib.Path, pathlib.Path]:
+def keyframe_photos(keyframes, tmp_path) -> tuple[pathlib.Path, pathlib.Path]:
     """The keyframes' start and end photos as PNG files."""
     start, end = tmp_path / "start.png", tmp_path / "end.png"
-    keyframe_photo((0, 0, 40)).save(start)
-    keyframe_photo((120, 0, 200)).save(end)
+    keyframes.start.save(start)
+    keyframes.end.save(end)
     return start, end
 
 
