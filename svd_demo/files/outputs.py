@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import platform
 import threading
 import time
@@ -26,6 +27,11 @@ from PIL import Image
 from svd_demo import __version__
 from svd_demo.core.errors import GenerationCancelled
 from svd_demo.files.media import VideoInfo, VideoWriter, atomic_write, open_video_writer, parameters_tag
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "gradio", "moviepy", "imageio-ffmpeg",
              "opencv-python-headless")
@@ -48,16 +54,57 @@ def output_stem(output_dir: Path, kind: str, seed: int | None = None) -> Path:
     return Path(output_dir) / f"{stamp}-{kind}{seed_part}-{uuid.uuid4().hex[:8]}"
 
 
+OWNER_LOCK = ".owner.lock"
+"""In each private folder: held locked (flock) by the process that made it while it runs. The kernel lets go of
+the lock however the process ends, SIGKILL included, so a folder whose lock can be taken is abandoned."""
+_held_locks: dict[Path, int] = {}  # folder -> the open lock file descriptor, kept for the life of the process
+
+
 def private_output_dir(prefix: str = "svd-demo-outputs-") -> Path:
-    """A new folder for this instance's outputs, readable by its user only, removed when the process exits: two
-    instances on one machine neither serve nor sweep each other's files."""
+    """A new folder for this instance's files, readable by its user only, removed when the process exits: two
+    instances on one machine neither serve nor sweep each other's files. Folders of this prefix that a killed
+    instance left behind are removed first."""
     import atexit
     import shutil
     import tempfile
 
+    remove_abandoned_dirs(Path(tempfile.gettempdir()), prefix)
     folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if fcntl is not None:
+        fd = os.open(folder / OWNER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _held_locks[folder] = fd
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def remove_abandoned_dirs(parent: Path, prefix: str) -> list[Path]:
+    """Remove the folders `private_output_dir` made in `parent` whose process is gone (their lock is free); a folder
+    without the lock file, another user's, or one still locked is left alone. Returns those removed."""
+    import shutil
+
+    if fcntl is None:  # no flock (Windows): nothing tells a running instance's folder from an abandoned one
+        return []
+    removed = []
+    for folder in parent.glob(f"{prefix}*"):
+        lock = folder / OWNER_LOCK
+        try:
+            if folder.is_symlink() or folder.stat().st_uid != os.getuid() or not lock.is_file():
+                continue
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its instance still runs
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
 
 
 class LoopedClip(Sequence):
@@ -186,7 +233,7 @@ def remove_old_outputs(output_dir: Path, ttl_seconds: int, now: float | None = N
     removed = 0
     for path in Path(output_dir).iterdir():
         try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
+            if path.name != OWNER_LOCK and path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed += 1
         except OSError:

@@ -7,6 +7,7 @@ imported before anything touches CUDA (`zerogpu.start`).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from svd_demo.core.library_logs import quiet_library_notices
 from svd_demo.core.settings import Settings, parse_settings
+from svd_demo.files.outputs import private_output_dir
 from svd_demo.studio import zerogpu
 
 if TYPE_CHECKING:
@@ -40,10 +42,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "app.py") -> int:
     from svd_demo.engine.hub import quiet_http_logs
 
     quiet_http_logs()
-    settings = zerogpu.start(parse_settings(argv, prog=prog))  # first: on ZeroGPU, `spaces` before any CUDA use
+    settings = parse_settings(argv, prog=prog)
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        # Gradio serves every file in its upload folder, by default /tmp/gradio for every Gradio app on the
+        # machine: one instance would serve another's uploads. Set before Gradio is imported (`spaces` imports it).
+        os.environ["GRADIO_TEMP_DIR"] = str(private_output_dir(prefix="svd-demo-gradio-"))
+    settings = zerogpu.start(settings)  # first to touch the GPU: on ZeroGPU, `spaces` before any CUDA use
     if settings.output_dir is None:
-        from svd_demo.files.outputs import private_output_dir
-
         settings = replace(settings, output_dir=private_output_dir())
     # `docker stop` and service managers send SIGTERM: end as on Ctrl+C, so the server closes and the private
     # output folder is removed at exit.
