@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from svd_demo.core import waiting
 from svd_demo.core.errors import ModelLoadError, UserFacingError
 from svd_demo.core.models import (
     SDXL_PRESETS,
@@ -108,7 +109,7 @@ class PipelineCache:
                 finally:
                     release_free_memory()  # the job's tensors, freed: back to the system (see allocator.py)
 
-        return self._worker.submit(locked).result()
+        return waiting.result(self._worker.submit(locked))
 
     def loaded(self, kind: str) -> LoadedPipeline | None:
         return self._loaded.get(kind)

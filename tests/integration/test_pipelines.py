@@ -126,3 +126,38 @@ def test_the_app_still_answers_after_a_load_error(tiny_settings):
     with pytest.raises(ModelLoadError):
         cache.get("svd", "/nonexistent")
     assert cache.get("svd", tiny_settings.svd_model).pipe is not None
+
+
+CTRL_C_ON_THE_WORKER = """
+import signal, threading
+from svd_demo.core.settings import Settings
+from svd_demo.engine.pipelines import PipelineCache
+
+stop, finished = threading.Event(), threading.Event()
+
+def job():
+    stop.wait(1)  # the caller is asleep in its wait by now
+    # The kernel gives a process's SIGINT to any of its threads; here, as it may, to the worker's.
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+    stop.wait(10)
+    finished.set()
+
+try:
+    PipelineCache(Settings(device="cpu"), device="cpu").run(job)
+    print("ran to the end")
+except KeyboardInterrupt:
+    print("interrupted after the job ended" if finished.is_set() else "interrupted while the job ran")
+finally:
+    stop.set()
+"""
+
+
+def test_ctrl_c_reaches_the_waiting_caller_whichever_thread_the_kernel_gives_it_to():
+    """The CLI waits for the device worker: Ctrl-C must stop that wait at once, not when the job (a download, a
+    whole generation) has ended. CPython runs signal handlers on the main thread only, and a main thread asleep in a
+    plain wait is not woken when the signal lands on another thread."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CTRL_C_ON_THE_WORKER], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "interrupted while the job ran", done.stdout + done.stderr[-2000:]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from svd_demo.core import waiting
 from svd_demo.core.errors import GenerationCancelled, InputError
 from svd_demo.engine.interpolation.backends import MAX_WORKERS, InterpolationBackend, make_backend
 from svd_demo.engine.interpolation.cuts import CutDetector, near_identical, thumbnail
@@ -123,7 +124,7 @@ class FrameInterpolator(Iterator[np.ndarray]):
         ``keep`` pairs are in flight."""
         while pending and (len(pending) > keep or not isinstance(pending[0], Future) or pending[0].done()):
             item = pending.popleft()
-            frames = item.result() if isinstance(item, Future) else item
+            frames = waiting.result(item) if isinstance(item, Future) else item
             self.stats.flow_failed_pairs = getattr(self.backend, "failed_pairs", 0) - self._failed_before
             for frame in frames:
                 yield self._emit(frame)

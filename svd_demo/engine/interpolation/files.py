@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from svd_demo.core import waiting
 from svd_demo.core.errors import InputError, VideoError
 from svd_demo.engine.interpolation.backends import InterpolationBackend
 from svd_demo.engine.interpolation.engine import FrameInterpolator, ProgressCallback
@@ -110,7 +111,7 @@ class _Prefetch(Iterator[np.ndarray]):
     def __next__(self) -> np.ndarray:
         if self._done:
             raise StopIteration
-        item, exc = self._queue.get()
+        item, exc = waiting.next_item(self._queue)
         if exc is not None:
             self._done = True
             raise exc
@@ -137,11 +138,11 @@ def _drain(frames: Iterator[np.ndarray], write: Callable[[np.ndarray], object], 
         try:
             for frame in frames:
                 while len(pending) >= depth:
-                    pending.popleft().result()
+                    waiting.result(pending.popleft())
                 pending.append(pool.submit(write, frame))
                 count += 1
             while pending:
-                pending.popleft().result()
+                waiting.result(pending.popleft())
         except BaseException:
             for future in pending:
                 future.cancel()
