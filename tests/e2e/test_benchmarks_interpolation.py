@@ -58,3 +58,27 @@ def test_real_footage_table_gives_flows_margin_over_the_best_other_method():
     text = real.to_markdown(rows)
     assert "| walk | 8 | 30.00 / 0.9000 | 29.50 / 0.9000 | 30.20 / 0.9000 | -0.20 |" in text
     assert "mean -0.20 dB, worst clip -0.20 dB" in text and "minterpolate / flow 3.00x" in text
+
+
+def test_learned_screens_cpu_splatting_moves_and_splits_pixels_as_the_cuda_kernel_does():
+    torch = pytest.importorskip("torch")
+    from benchmarks import interpolation_learned as learned
+
+    x = torch.rand(1, 3, 6, 8)
+    still = torch.zeros(1, 2, 6, 8)
+    assert torch.allclose(learned.softsplat(x, still, torch.zeros(1, 1, 6, 8), "soft"), x, atol=1e-5)
+    right = still.clone()
+    right[:, 0] = 1.0
+    moved = learned.splat_sum(x, right)
+    assert torch.allclose(moved[..., 1:], x[..., :-1]) and moved[..., 0].abs().max() == 0  # the last column leaves
+    half = torch.zeros(1, 2, 2, 4)
+    half[:, 0] = 0.5
+    halves = learned.splat_sum(torch.ones(1, 1, 2, 4), half)
+    assert halves[0, 0, 0].tolist() == [0.5, 1.0, 1.0, 1.0]  # each pixel split between two targets, one falls off
+
+
+def test_learned_screen_averages_frames_with_rounding():
+    from benchmarks import interpolation_learned as learned
+
+    a, b = np.full((2, 2, 3), 10, np.uint8), np.full((2, 2, 3), 21, np.uint8)
+    assert learned.mix([([a], 0.5), ([b], 0.5)])[0].tolist() == np.full((2, 2, 3), 16, np.uint8).tolist()
