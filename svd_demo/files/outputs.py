@@ -7,10 +7,13 @@ the MP4's own metadata, so a file that travels alone still says how it was made.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import platform
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -64,10 +67,6 @@ def private_output_dir(prefix: str = "svd-demo-outputs-") -> Path:
     """A new folder for this instance's files, readable by its user only, removed when the process exits: two
     instances on one machine neither serve nor sweep each other's files. Folders of this prefix that a killed
     instance left behind are removed first."""
-    import atexit
-    import shutil
-    import tempfile
-
     remove_abandoned_dirs(Path(tempfile.gettempdir()), prefix)
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     if fcntl is not None:
@@ -81,8 +80,6 @@ def private_output_dir(prefix: str = "svd-demo-outputs-") -> Path:
 def remove_abandoned_dirs(parent: Path, prefix: str) -> list[Path]:
     """Remove the folders `private_output_dir` made in `parent` whose process is gone (their lock is free); a folder
     without the lock file, another user's, or one still locked is left alone. Returns those removed."""
-    import shutil
-
     if fcntl is None:  # no flock (Windows): nothing tells a running instance's folder from an abandoned one
         return []
     removed = []
