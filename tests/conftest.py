@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import signal
 import time
 from typing import Any
 
@@ -17,6 +18,11 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach for the hub
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # A suite started in the background of a script (`pytest &`) inherits SIGINT ignored, and so would every
+    # process it starts: the tests that press Ctrl-C on the CLI would see nothing happen. A handled signal is reset
+    # to its default in a started process, so handling it here gives them the terminal's behaviour.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from dockerfile_parser import DOCKERFILE, parse_dockerfile  # noqa: E402
 from fake_hub import RATE, StandInHub  # noqa: E402
