@@ -7,6 +7,8 @@ import pathlib
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -71,6 +73,26 @@ def launched(settings: Settings, studio, gradio_dir: pathlib.Path, **overrides) 
             yield url
         finally:
             demo.close()
+
+
+def wait_until_served(url: str, process: subprocess.Popen, seconds: float, log: pathlib.Path | None = None) -> None:
+    """Return once `url` answers HTTP 200; fail the test if `process` exits first or `seconds` pass (with the end of
+    its `log`, when it writes one)."""
+    tail = (lambda: f" Its log:\n{log.read_text(errors='replace')[-3000:]}") if log else (lambda: "")
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{process.args[1]} exited with code {process.returncode} before serving.{tail()}",
+                        pytrace=False)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"nothing served HTTP 200 at {url} within {seconds} s.{tail()}", pytrace=False)
+        time.sleep(0.25)
 
 
 def save_frames(folder: pathlib.Path, frames, names=None, *, first: int = 0) -> pathlib.Path:

@@ -15,7 +15,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 POLL_S = 0.2
-"""How long Ctrl-C may wait to be noticed; waking this often costs nothing measurable."""
+"""How long Ctrl-C may wait to be noticed."""
 
 
 def result(future: Future[T]) -> T:

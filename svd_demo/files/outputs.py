@@ -60,7 +60,7 @@ def output_stem(output_dir: Path, kind: str, seed: int | None = None) -> Path:
 OWNER_LOCK = ".owner.lock"
 """In each private folder: held locked (flock) by the process that made it while it runs. The kernel lets go of
 the lock however the process ends, SIGKILL included, so a folder whose lock can be taken is abandoned."""
-_held_locks: dict[Path, int] = {}  # folder -> the open lock file descriptor, kept for the life of the process
+_held_locks: list[int] = []  # the open lock files' descriptors: a lock lasts while its descriptor is open
 
 
 def private_output_dir(prefix: str = "svd-demo-outputs-") -> Path:
@@ -72,7 +72,7 @@ def private_output_dir(prefix: str = "svd-demo-outputs-") -> Path:
     if fcntl is not None:
         fd = os.open(folder / OWNER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _held_locks[folder] = fd
+        _held_locks.append(fd)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 

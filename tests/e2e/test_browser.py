@@ -20,14 +20,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from helpers import free_port, stop_process
+from helpers import free_port, stop_process, wait_until_served
 from optional_deps import missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -100,21 +98,7 @@ def _serve(models: pathlib.Path, tmp_path: pathlib.Path, svd_model: str | None =
         process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     srv = Server(f"http://127.0.0.1:{port}/", output_dir, log_path, process)
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with code {process.returncode} before serving. Its log:\n"
-                            f"{srv.log_tail()}", pytrace=False)
-            try:
-                with urllib.request.urlopen(srv.url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not serve {srv.url} within {SERVER_START_S} s. Its log:\n{srv.log_tail()}",
-                            pytrace=False)
-            time.sleep(0.5)
+        wait_until_served(srv.url, process, SERVER_START_S, log_path)
         yield srv
     finally:
         stop_process(process, 10)

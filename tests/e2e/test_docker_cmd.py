@@ -6,14 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import pytest
 from dockerfile_parser import env_of, exec_form, healthcheck_command, only
-from helpers import free_port, stop_process
+from helpers import free_port, stop_process, wait_until_served
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,20 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def _local(argv: list[str], port: int) -> list[str]:
     """The image's command on this machine: this interpreter for `python`, the test's port for 7860."""
     return [sys.executable if a == "python" else a.replace(":7860", f":{port}") for a in argv]
-
-
-def _wait_for_http_200(url: str, proc: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the image's CMD exited with code {proc.returncode} before serving")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"nothing served HTTP 200 at {url} within the time limit")
 
 
 def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tmp_path):
@@ -52,12 +34,7 @@ def test_image_cmd_serves_and_healthcheck_passes(dockerfile, tiny_models_dir, tm
     proc = subprocess.Popen(_local(exec_form(only(dockerfile, "CMD")), port), cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        try:
-            _wait_for_http_200(f"http://127.0.0.1:{port}/", proc, time.monotonic() + 90)
-        except BaseException:
-            log.flush()
-            print((tmp_path / "app.log").read_text(errors="replace")[-4000:])
-            raise
+        wait_until_served(f"http://127.0.0.1:{port}/", proc, 90, tmp_path / "app.log")
         check = subprocess.run(_local(healthcheck_command(dockerfile), port), cwd=ROOT, env=env,
                                capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stderr

@@ -7,12 +7,11 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import httpx
-from helpers import free_port, stop_process
+from helpers import free_port, stop_process, wait_until_served
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 START_S = 90
@@ -35,16 +34,7 @@ def _app(models: pathlib.Path, tmp: pathlib.Path, work: pathlib.Path) -> Iterato
                                    cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + START_S
-        while True:
-            assert process.poll() is None, f"app.py exited early:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(url, timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"app.py did not serve in {START_S} s:\n{log.read_text()[-3000:]}"
-            time.sleep(0.5)
+        wait_until_served(url, process, START_S, log)
         yield url
     finally:
         stop_process(process, 15)
